@@ -1,0 +1,39 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Each sets up .venv from the
+# pinned set (requirements.lock) when it is missing or out of date, then runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test bench lint lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/doodleflow demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/curation.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# Re-resolve requirements.in into the full pinned set (run by a developer, never by CI).
+lock:
+	rm -rf /tmp/doodleflow-lock && $(PYTHON) -m venv /tmp/doodleflow-lock
+	/tmp/doodleflow-lock/bin/pip install -q -r requirements.in
+	/tmp/doodleflow-lock/bin/pip freeze --exclude-editable | grep -v '^doodleflow' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .doodleflow

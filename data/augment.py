@@ -1,0 +1,121 @@
+"""The reference augmentation of Paint-by-Example, on albumentations 2.0.8.
+
+PbE pinned albumentations 0.4.3: `Resize(224,224) -> HorizontalFlip(0.5) -> Rotate(20) -> Blur(0.3) ->
+ElasticTransform(0.3)`. Two defaults changed since then and are restored explicitly here:
+- `Rotate` borders were reflect-101 (2.x defaults to a constant border);
+- 0.4.3's `ElasticTransform(alpha=1, sigma=50, alpha_affine=50)` first applied a random affine warp
+  (three points moved by up to +-50 px), then a smoothed displacement field. 2.x dropped the affine
+  part, which at alpha=1 is nearly all of the visible effect, so `LegacyElastic` re-implements 0.4.3.
+
+Every draw comes from the Compose's seeded generators, and the applied parameters are returned so
+that each stored sample records what was done to its reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # otherwise every import tries the network
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from data.config import SampleConfig
+
+
+class LegacyElastic(A.ImageOnlyTransform):
+    """albumentations 0.4.3's ElasticTransform: random affine warp, then a smoothed displacement."""
+
+    def __init__(self, alpha: float = 1.0, sigma: float = 50.0, alpha_affine: float = 50.0,
+                 approximate: bool = False, p: float = 0.5) -> None:
+        super().__init__(p=p)
+        self.alpha, self.sigma, self.alpha_affine, self.approximate = alpha, sigma, alpha_affine, approximate
+
+    def get_params(self) -> dict[str, Any]:
+        shift = self.random_generator.uniform(-self.alpha_affine, self.alpha_affine, size=(3, 2))
+        return {"affine_shift": shift.astype(np.float32), "field_seed": int(self.random_generator.integers(2**31))}
+
+    def apply(self, img: np.ndarray, affine_shift: np.ndarray, field_seed: int, **_: Any) -> np.ndarray:
+        h, w = img.shape[:2]
+        center = np.float32((h, w)) // 2  # (h, w) order, as 0.4.3 wrote it
+        size = min(h, w) // 3
+        pts1 = np.float32([center + size, [center[0] + size, center[1] - size], center - size])
+        matrix = cv2.getAffineTransform(pts1, pts1 + affine_shift)
+        img = cv2.warpAffine(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        field = np.random.default_rng(field_seed)
+        dx = field.random((h, w), dtype=np.float32) * 2 - 1
+        dy = field.random((h, w), dtype=np.float32) * 2 - 1
+        if self.approximate:  # 0.4.3's own fast path: a fixed 17x17 kernel
+            dx, dy = cv2.GaussianBlur(dx, (17, 17), self.sigma), cv2.GaussianBlur(dy, (17, 17), self.sigma)
+        else:
+            dx, dy = cv2.GaussianBlur(dx, (0, 0), self.sigma), cv2.GaussianBlur(dy, (0, 0), self.sigma)
+        x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        return cv2.remap(img, x + dx * self.alpha, y + dy * self.alpha, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REFLECT_101)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("alpha", "sigma", "alpha_affine", "approximate")
+
+
+def reference_pipeline(cfg: SampleConfig) -> A.Compose:
+    size = cfg.reference_size
+    return A.Compose(
+        [
+            A.Resize(size, size, interpolation=cv2.INTER_AREA),
+            A.HorizontalFlip(p=0.5),
+            A.Rotate(limit=20, border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+            A.Blur(blur_limit=(3, 7), p=0.3),
+            LegacyElastic(alpha=1, sigma=50, alpha_affine=50, approximate=cfg.elastic_approximate, p=0.3),
+        ],
+        save_applied_params=True,
+    )
+
+
+_local = threading.local()
+
+
+def _pipeline_for(cfg: SampleConfig) -> A.Compose:
+    """One Compose per thread and config: reseeding a shared instance from two threads would race."""
+    cache = getattr(_local, "pipelines", None)
+    if cache is None:
+        cache = _local.pipelines = {}
+    if cfg not in cache:
+        cache[cfg] = reference_pipeline(cfg)
+    return cache[cfg]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return np.round(v.astype(float), 4).tolist() if v.size <= 16 else None
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float):
+        return round(v, 6)
+    return v if isinstance(v, (int, str, bool, type(None))) else None
+
+
+# Applied-parameter keys that restate the config or the image shape rather than a random draw.
+_NOISE_KEYS = {"shape", "bbox_matrix", "fill", "fill_mask", "x_min", "x_max", "y_min", "y_max", "interpolation"}
+
+
+def augment_reference(crop: np.ndarray, cfg: SampleConfig, seed: int) -> tuple[np.ndarray, str]:
+    """Resize + augment one reference crop; returns the image and the applied parameters as JSON."""
+    pipe = _pipeline_for(cfg)
+    pipe.set_random_seed(seed)
+    # Compose.set_random_seed gives every transform the same seed, which makes their `p` draws
+    # identical (all applied or none); give each transform its own stream instead.
+    for i, t in enumerate(pipe.transforms):
+        t.set_random_seed(int(np.random.SeedSequence([seed, i]).generate_state(1)[0]))
+    out = pipe(image=crop)
+    applied = [
+        {"transform": name, **{k: _jsonable(v) for k, v in params.items() if k not in _NOISE_KEYS}}
+        for name, params in out.get("applied_transforms", [])
+        if name != "Resize"
+    ]
+    return out["image"], json.dumps(applied, sort_keys=True)

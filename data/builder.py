@@ -1,0 +1,144 @@
+"""Build Paint-by-Example samples from one source image: PbE's `__getitem__`, made deterministic.
+
+For each (box, variant) job of an image: plan the geometry from the sample's own RNG (pure function
+of seed, image, box, variant), decode the image once at the smallest DCT scale every plan allows,
+then cut, resize, draw and encode. Output rows follow `data/schema.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data.augment import augment_reference
+from data.config import CurationConfig
+from data.geometry import PixelBox, box_to_pixels, extend_box, pad_box, scale_box, square_crop
+from data.imageio import decode_rgb, encode_jpeg, encode_png_gray, image_size, resize
+from data.mask import bezier_polygon, draw_mask
+from data.rng import SampleRng
+
+BUILDER_VERSION = "1"  # bump when sample bytes change for the same config; part of every shard key
+
+
+@dataclass(frozen=True)
+class BoxJob:
+    sample_id: str
+    label: str
+    label_name: str
+    box: tuple[float, float, float, float]  # normalized xmin, ymin, xmax, ymax
+    variant: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    image_id: str
+    uri: str
+    split: str
+    boxes: tuple[BoxJob, ...]
+
+
+@dataclass
+class Plan:
+    job: BoxJob
+    box: PixelBox
+    ref: PixelBox
+    ext: PixelBox
+    window: PixelBox
+    mask_kind: str
+    polygon: list = field(default_factory=list)
+    aug_seed: int = 0
+
+
+@dataclass
+class ImageResult:
+    rows: list[dict]
+    quarantined: list[tuple[BoxJob, str, str]]  # (job, reason, detail)
+    dropped: list[tuple[BoxJob, str]]  # (job, reason): valid input the filter does not want
+
+
+def plan_sample(job: BoxJob, width: int, height: int, cfg: CurationConfig) -> Plan | str:
+    """The geometry of one sample, or the reason it cannot be built."""
+    sc = cfg.sample
+    box = box_to_pixels(job.box[0], job.box[1], job.box[2], job.box[3], width, height)
+    if box.width <= 0 or box.height <= 0:
+        return "degenerate_box"
+    if min(box.width, box.height) < cfg.boxes.min_side_px:
+        return "min_side"
+    rng = SampleRng(job.seed)
+    ext = extend_box(box, width, height, sc.extend_ratio, rng)
+    kind = "bezier" if rng.uniform() < sc.bezier_mask_prob else "box"
+    polygon = bezier_polygon(box, ext, sc.bezier_jitter_px, rng) if kind == "bezier" else []
+    window = square_crop(ext, width, height, sc.crop_shrink_ratio, rng)
+    ref = pad_box(box, width, height, sc.reference_pad_px)
+    return Plan(job, box, ref, ext, window, kind, polygon, rng.child_seed())
+
+
+def decode_factor(plans: list[Plan], cfg: CurationConfig) -> float:
+    """Smallest scale at which every window still has >= image_size px and every reference crop
+    keeps min(its size, reference_size) px per side: DCT scaling then loses nothing we output."""
+    need = 0.0
+    for p in plans:
+        need = max(need, cfg.sample.image_size / p.window.width, cfg.sample.image_size / p.window.height,
+                   cfg.sample.reference_size / p.ref.width, cfg.sample.reference_size / p.ref.height)
+    return min(1.0, need)
+
+
+def render(plan: Plan, img: np.ndarray, full_size: tuple[int, int], cfg: CurationConfig) -> dict:
+    sc = cfg.sample
+    sx, sy = img.shape[1] / full_size[0], img.shape[0] / full_size[1]
+    win = scale_box(plan.window, sx, sy)
+    crop = img[win.y0:win.y1, win.x0:win.x1]
+    out = (sc.image_size, sc.image_size)
+    target = resize(crop, out)
+    mask = draw_mask(plan.mask_kind, plan.window, (sx, sy), (win.width, win.height), plan.ext, plan.polygon)
+    mask = resize(mask, out)
+    if sc.binarize_mask:
+        mask = np.where(mask >= 128, 255, 0).astype(np.uint8)
+    r = scale_box(plan.ref, sx, sy)
+    reference, aug = augment_reference(img[r.y0:r.y1, r.x0:r.x1], sc, plan.aug_seed)
+    j = plan.job
+    return {
+        "sample_id": j.sample_id, "label": j.label, "label_name": j.label_name, "variant": j.variant,
+        "seed": j.seed, "box": list(j.box), "box_px": list(plan.box), "extended_box_px": list(plan.ext),
+        "crop_window_px": list(plan.window), "reference_box_px": list(plan.ref),
+        "image_size": list(full_size), "mask_kind": plan.mask_kind, "aug_params": aug,
+        "decode_scale": round(sx, 6),
+        "target_jpeg": encode_jpeg(target, sc.jpeg_quality),
+        "mask_png": encode_png_gray(mask),
+        "reference_jpeg": encode_jpeg(reference, sc.jpeg_quality),
+    }
+
+
+def build_image(job: ImageJob, buf: bytes, cfg: CurationConfig) -> ImageResult:
+    """All samples of one image; an unreadable image quarantines each of its jobs."""
+    res = ImageResult([], [], [])
+    try:
+        width, height = image_size(buf)
+    except ValueError as e:
+        res.quarantined = [(b, "unreadable_image", str(e)[:300]) for b in job.boxes]
+        return res
+    plans = []
+    for b in job.boxes:
+        p = plan_sample(b, width, height, cfg)
+        if isinstance(p, Plan):
+            plans.append(p)
+        elif p == "min_side":
+            res.dropped.append((b, p))
+        else:
+            res.quarantined.append((b, p, f"box {b.box} on {width}x{height} image"))
+    if not plans:
+        return res
+    f = decode_factor(plans, cfg)
+    try:
+        img = decode_rgb(buf, min_width=math.ceil(width * f), min_height=math.ceil(height * f))
+    except ValueError as e:
+        res.quarantined += [(p.job, "unreadable_image", str(e)[:300]) for p in plans]
+        return res
+    for p in plans:
+        row = render(p, img, (width, height), cfg)
+        row.update(image_id=job.image_id, split=job.split)
+        res.rows.append(row)
+    return res

@@ -1,0 +1,8 @@
+"""Error types shared by the curation steps."""
+
+
+class InputError(ValueError):
+    """A structural problem with the input (missing file or column, unreadable CSV).
+
+    Raised before any work starts; the message names the file and, where it applies, the column.
+    """

@@ -1,0 +1,150 @@
+"""The versioned dataset store: immutable shards, self-contained versions, atomic commits.
+
+Layout under the store root (a local path or s3://bucket/prefix):
+
+    datasets/<name>/shards/<unit-key>.parquet   one built work unit (content-addressed, immutable)
+    datasets/<name>/shards/<unit-key>.json      its stats; written after the Parquet = "shard done"
+    datasets/<name>/versions/v000003/           one version, readable as a plain Parquet directory:
+        part-<unit-key>.parquet ...             hard links (local) / server-side copies (S3) of shards
+        _inputs.parquet _quarantine.parquet _dropped.parquet
+        _claim                                  the version number's owner (exclusive create)
+        _manifest.json                          written last: the version exists iff this file does
+
+Readers only ever list versions that have a manifest, so a crash at any point leaves the previous
+version as the latest; files of a half-made version are invisible and the next run starts anew.
+(Parquet readers skip files whose names start with '_'.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data.fsutil import atomic_write, create_exclusive, filesystem, join, link_or_copy
+from data.names import validate_name
+
+MANIFEST = "_manifest.json"
+_VERSION_DIR = re.compile(r"^v(\d{6})$")
+
+
+class DatasetStore:
+    def __init__(self, store_uri: str, name: str) -> None:
+        self.store_uri = store_uri.rstrip("/")
+        self.name = validate_name(name, "dataset name")
+        self.fs, root = filesystem(self.store_uri)
+        self.root = join(root, "datasets", name)
+        self._s3 = self.store_uri.startswith("s3://")
+
+    # -- addressing ---------------------------------------------------------------------------
+    def uri(self, path: str) -> str:
+        return f"s3://{path}" if self._s3 else path
+
+    def shard_path(self, key: str) -> str:
+        return join(self.root, "shards", f"{key}.parquet")
+
+    def version_path(self, version: int) -> str:
+        return join(self.root, "versions", f"v{version:06d}")
+
+    # -- reading ------------------------------------------------------------------------------
+    def _version_dirs(self) -> list[int]:
+        vroot = join(self.root, "versions")
+        if not self.fs.exists(vroot):
+            return []
+        out = []
+        for p in self.fs.ls(vroot, detail=False):
+            m = _VERSION_DIR.match(posixpath.basename(p.rstrip("/")))
+            if m:
+                out.append(int(m.group(1)))
+        return sorted(out)
+
+    def versions(self) -> list[int]:
+        """Committed versions, oldest first."""
+        return [v for v in self._version_dirs() if self.fs.exists(join(self.version_path(v), MANIFEST))]
+
+    def latest(self) -> int | None:
+        vs = self.versions()
+        return vs[-1] if vs else None
+
+    def resolve(self, version: int | str | None) -> int:
+        if version in (None, "latest"):
+            v = self.latest()
+            if v is None:
+                raise LookupError(f"dataset {self.name!r} has no version in {self.store_uri}")
+            return v
+        v = int(str(version).lstrip("v"))
+        if v not in self.versions():
+            raise LookupError(f"dataset {self.name!r} has no version {v} in {self.store_uri}")
+        return v
+
+    def manifest(self, version: int) -> dict:
+        return json.loads(self.fs.cat_file(join(self.version_path(version), MANIFEST)))
+
+    def part_paths(self, version: int) -> list[str]:
+        vp = self.version_path(version)
+        return [join(vp, f["path"]) for f in self.manifest(version)["files"]]
+
+    def read_table(self, version: int, columns: list[str] | None = None, name: str | None = None) -> pa.Table:
+        """The samples of a version (or one of its side tables, e.g. name='_quarantine.parquet')."""
+        if name is not None:
+            with self.fs.open(join(self.version_path(version), name), "rb") as f:
+                return pq.read_table(f, columns=columns)
+        tables = []
+        for p in self.part_paths(version):
+            with self.fs.open(p, "rb") as f:
+                tables.append(pq.read_table(f, columns=columns))
+        if not tables:
+            from data.schema import SAMPLE_SCHEMA
+
+            schema = SAMPLE_SCHEMA if columns is None else pa.schema([SAMPLE_SCHEMA.field(c) for c in columns])
+            return schema.empty_table()
+        return pa.concat_tables(tables)
+
+    # -- shards -------------------------------------------------------------------------------
+    def shard_stats(self, key: str) -> dict | None:
+        p = join(self.root, "shards", f"{key}.json")
+        return json.loads(self.fs.cat_file(p)) if self.fs.exists(p) else None
+
+    def write_shard(self, key: str, data: bytes, stats: dict) -> dict:
+        stats = {**stats, "key": key, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        atomic_write(self.fs, self.shard_path(key), data)
+        atomic_write(self.fs, join(self.root, "shards", f"{key}.json"), json.dumps(stats).encode())
+        return stats
+
+    # -- committing ---------------------------------------------------------------------------
+    def claim_next_version(self, run_id: str) -> int:
+        """Own the next free version number (create-if-absent of its _claim file)."""
+        v = max(self._version_dirs(), default=0) + 1
+        while not create_exclusive(self.fs, join(self.version_path(v), "_claim"), run_id.encode()):
+            v += 1
+        return v
+
+    def write_table(self, version: int, name: str, table: pa.Table) -> dict:
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        data = sink.getvalue()
+        atomic_write(self.fs, join(self.version_path(version), name), data)
+        return {"path": name, "rows": table.num_rows, "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest()}
+
+    def place_file(self, version: int, src: str, name: str) -> None:
+        link_or_copy(self.fs, src, join(self.version_path(version), name))
+
+    def commit(self, version: int, manifest: dict) -> None:
+        """The single step that makes a version visible."""
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        if not create_exclusive(self.fs, join(self.version_path(version), MANIFEST), data):
+            raise RuntimeError(f"version {version} of {self.name!r} was committed by another run")
+
+
+def list_datasets(store_uri: str) -> list[str]:
+    fs, root = filesystem(store_uri)
+    droot = join(root, "datasets")
+    if not fs.exists(droot):
+        return []
+    return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(droot, detail=False))

@@ -1,0 +1,77 @@
+"""The `dataset-refresh` flow: OpenImages boxes -> Paint-by-Example triples -> a new dataset version.
+
+Wiring only: plan (validates every input first), build shards in parallel (retried, cached by unit
+key, skipped when already in the store), commit atomically, attach a report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import get_run_context
+from prefect.futures import as_completed
+
+from data.config import CurationConfig
+from data.fsutil import filesystem
+from data.report import artifact_key, label_counts, markdown, reason_table, throughput
+from data.store import DatasetStore
+from flows import runtime
+from tasks.curation import build_shard, commit, plan_refresh
+
+
+def resolve_store(store: str | None) -> str:
+    uri = store or runtime.default_store()
+    return uri if uri.startswith("s3://") else filesystem(uri)[1]
+
+
+def _build_all(units, cfg, store, dataset, logger) -> list[dict]:
+    futures = build_shard.map(units, unmapped(cfg), unmapped(store), unmapped(dataset))
+    total = sum(u.n_samples for u in units)
+    t0, done_samples, results = time.perf_counter(), 0, {}
+    for i, fut in enumerate(as_completed(futures), start=1):
+        s = fut.result()
+        results[s["key"]] = s
+        done_samples += s["rows"]
+        rate = done_samples / max(time.perf_counter() - t0, 1e-9)
+        logger.info(f"shard {i}/{len(units)} {s['key'][:12]}: {s['rows']} samples in {s['seconds']:.2f}s"
+                    f"{' (already built)' if s.get('reused') else ''}; {done_samples}/{total} "
+                    f"samples, {rate:.1f} samples/s")
+    # Prefect's cache can outlive the store (a wiped or different bucket): rebuild what is missing.
+    ds = DatasetStore(store, dataset)
+    missing = [u for u in units if ds.shard_stats(u.key) is None]
+    for u in missing:
+        logger.warning(f"shard {u.key[:12]} cached by Prefect but absent from the store: rebuilding")
+        results[u.key] = build_shard.with_options(refresh_cache=True)(u, cfg, store, dataset)
+    return [results[u.key] for u in units]
+
+
+@flow(name="dataset-refresh")
+def dataset_refresh(source: str, dataset: str, store: str | None = None, images: str | None = None,
+                    seed: int = 0, variants: int = 1, samples_per_shard: int = 512) -> dict:
+    logger = get_run_logger()
+    store = resolve_store(store)
+    cfg = CurationConfig(seed=seed, variants=variants, samples_per_shard=samples_per_shard)
+    t0 = time.perf_counter()
+    plan, diff, units = plan_refresh(source, images, cfg, store, dataset)
+    logger.info(f"planned {len(plan.jobs)} samples from {plan.inputs['images']} images; "
+                f"{len(diff.new_jobs)} new in {len(units)} shards (previous version: {diff.previous})")
+    stats = _build_all(units, cfg, store, dataset, logger)
+    run_id = str(get_run_context().flow_run.id)
+    summary = commit(store, dataset, cfg, plan, diff, stats, run_id, source)
+    speed = throughput(stats, time.perf_counter() - t0, os.cpu_count() or 1)
+    summary["throughput"] = speed
+    _publish(summary, speed, store, dataset)
+    logger.info(f"dataset {dataset} version {summary['version']}: {summary['samples_total']} samples "
+                f"({summary['samples_new']} new) at {summary['path']}")
+    return summary
+
+
+def _publish(summary: dict, speed: dict, store: str, dataset: str) -> None:
+    labels = label_counts(DatasetStore(store, dataset), summary["version"]) if summary["samples_total"] else {}
+    key = artifact_key("refresh", dataset)
+    create_markdown_artifact(markdown(summary, labels, speed), key=key, description="dataset refresh summary")
+    create_table_artifact(reason_table(summary) or [{"kind": "-", "reason": "none", "count": 0}],
+                          key=f"{key}-reasons", description="dropped and quarantined boxes by reason")

@@ -1,0 +1,27 @@
+"""Which Prefect task runner executes a flow's tasks: a local pool by default, Ray when asked."""
+
+from __future__ import annotations
+
+import os
+
+
+def ray_address(explicit: str | None = None) -> str | None:
+    return explicit or os.environ.get("RAY_ADDRESS") or None
+
+
+def make_task_runner(workers: int | None = None, ray: str | None = None):
+    """`ray` is a cluster address ('auto', 'host:port', 'ray://...') or 'local' to start one here."""
+    address = ray_address(ray)
+    if address:
+        from prefect_ray import RayTaskRunner
+
+        init = {"include_dashboard": False, "ignore_reinit_error": True}
+        if address == "local":
+            cpus = workers or os.cpu_count() or 1
+            # Cap the object store: small machines and containers have a small /dev/shm.
+            init.update(num_cpus=cpus, object_store_memory=200 * 1024**2)
+            return RayTaskRunner(init_kwargs=init)
+        return RayTaskRunner(address=address, init_kwargs=init)
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    return ProcessPoolTaskRunner(max_workers=workers or os.cpu_count() or 1)

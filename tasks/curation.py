@@ -1,0 +1,40 @@
+"""Prefect tasks of the dataset refresh: thin wrappers over data/ (no image math here)."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from data.config import CurationConfig
+from data.plan import InputPlan, WorkUnit, make_units, plan_inputs
+from data.refresh import Diff, commit_version, diff_with_latest
+from data.shard import build_unit
+from data.store import DatasetStore
+
+
+def _unit_cache_key(_ctx, params: dict) -> str:
+    # The unit key already hashes config, builder version, images and their fingerprints.
+    return f"build-shard|{params['store_uri']}|{params['dataset']}|{params['unit'].key}"
+
+
+@task(name="plan-refresh", cache_policy=NO_CACHE)
+def plan_refresh(source: str, images: str | None, cfg: CurationConfig, store_uri: str,
+                 dataset: str) -> tuple[InputPlan, Diff, list[WorkUnit]]:
+    """Read and validate every input (fails fast on structural errors), then diff with the store."""
+    plan = plan_inputs(source, images, cfg)
+    diff = diff_with_latest(DatasetStore(store_uri, dataset), plan)
+    return plan, diff, make_units(diff.new_jobs, cfg)
+
+
+@task(name="build-shard", retries=2, retry_delay_seconds=[1, 5], cache_key_fn=_unit_cache_key,
+      persist_result=True)
+def build_shard(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str) -> dict:
+    stats = build_unit(unit, cfg, store_uri, dataset)
+    # The per-row detail stays in the shard's stats file; the task result only needs the summary.
+    return stats
+
+
+@task(name="commit-version", cache_policy=NO_CACHE)
+def commit(store_uri: str, dataset: str, cfg: CurationConfig, plan: InputPlan, diff: Diff,
+           stats: list[dict], run_id: str, source: str) -> dict:
+    return commit_version(DatasetStore(store_uri, dataset), cfg, plan, diff, stats, run_id, source)
