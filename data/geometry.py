@@ -81,6 +81,6 @@ def square_crop(ext: PixelBox, width: int, height: int, shrink_ratio: float, rng
 
 def scale_box(box: PixelBox, sx: float, sy: float) -> PixelBox:
     """Map a full-resolution box onto an image decoded at a reduced scale (never empty)."""
-    x0, y0 = int(round(box.x0 * sx)), int(round(box.y0 * sy))
-    x1, y1 = max(int(round(box.x1 * sx)), x0 + 1), max(int(round(box.y1 * sy)), y0 + 1)
+    x0, y0 = round(box.x0 * sx), round(box.y0 * sy)
+    x1, y1 = max(round(box.x1 * sx), x0 + 1), max(round(box.y1 * sy), y0 + 1)
     return PixelBox(x0, y0, x1, y1)

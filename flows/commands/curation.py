@@ -1,0 +1,82 @@
+"""`doodleflow refresh | datasets | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from flows.commands.common import add_json, add_store
+
+
+def register(sub, groups) -> None:
+    r = sub.add_parser("refresh", help="OpenImages boxes -> Paint-by-Example triples, as a new dataset version")
+    r.add_argument("--source", required=True, help="directory or s3:// URI with the CSVs and images/")
+    r.add_argument("--dataset", required=True)
+    r.add_argument("--images", help="images root, if not <source>/images")
+    add_store(r)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--variants", type=int, default=1)
+    r.add_argument("--samples-per-shard", type=int, default=512)
+    r.add_argument("--workers", type=int, help="local pool size (default: all cores)")
+    r.add_argument("--ray-address", help="run shards on Ray: cluster address, 'auto', or 'local' "
+                   "(default: $RAY_ADDRESS, else a local process pool)")
+    add_json(r)
+    r.set_defaults(func=cmd_refresh)
+
+    d = sub.add_parser("datasets", help="list datasets, or the versions of one")
+    d.add_argument("name", nargs="?")
+    d.add_argument("--version", help="show one version's manifest summary")
+    add_store(d)
+    add_json(d)
+    d.set_defaults(func=cmd_datasets)
+
+    m = sub.add_parser("demo", help="run the main job on embedded defaults with a small bundled sample")
+    m.add_argument("--images", type=int, default=24, help="synthetic images to generate")
+    add_store(m)
+    add_json(m)
+    m.set_defaults(func=cmd_demo)
+
+
+def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
+    from flows.dataset_refresh import dataset_refresh
+    from flows.task_runners import make_task_runner
+
+    runner = make_task_runner(a.workers, a.ray_address)
+    s = dataset_refresh.with_options(task_runner=runner)(
+        source=a.source, dataset=a.dataset, store=a.store, images=a.images, seed=a.seed,
+        variants=a.variants, samples_per_shard=a.samples_per_shard)
+    state = "new version" if s["created"] else "no change, latest version"
+    text = (f"dataset {s['dataset']}: {state} {s['version']} with {s['samples_total']} samples "
+            f"({s['samples_new']} new)\n  path: {s['path']}\n  dropped: {s['dropped']}\n"
+            f"  quarantined: {s['quarantined']}")
+    return s, text
+
+
+def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
+    from data.store import DatasetStore, list_datasets
+    from flows.dataset_refresh import resolve_store
+
+    store = resolve_store(a.store)
+    if not a.name:
+        out = {n: {"versions": (ds := DatasetStore(store, n)).versions(), "latest": ds.latest()}
+               for n in list_datasets(store)}
+        res = {"store": store, "datasets": out}
+    else:
+        ds = DatasetStore(store, a.name)
+        if a.version:
+            m = ds.manifest(ds.resolve(a.version))
+            keys = ("dataset", "version", "created_at", "rows_total", "samples_new", "dropped", "quarantined",
+                    "config_hash", "content_hash", "parent")
+            res = {k: m[k] for k in keys} | {"path": ds.uri(ds.version_path(m["version"]))}
+        else:
+            res = {"dataset": a.name, "versions": [
+                {"version": v, "rows": (m := ds.manifest(v))["rows_total"], "new": m["samples_new"],
+                 "created_at": m["created_at"], "path": ds.uri(ds.version_path(v))} for v in ds.versions()]}
+    return res, json.dumps(res, indent=2, default=str)
+
+
+def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
+    from flows.demo import run_demo
+
+    out = run_demo(a.store, a.images)
+    return out, out.pop("text")
