@@ -84,9 +84,9 @@ def drop_checks(cfg: BoxFilterConfig) -> list[tuple[str, Check]]:
     if cfg.drop_depiction:
         checks.append(("depiction", lambda df: df.get("IsDepiction", pd.Series("0", df.index)) == "1"))
     if cfg.allow_labels:
-        checks.append(("label_not_allowed", lambda df: ~df["LabelName"].isin(cfg.allow_labels)))
+        checks.append(("label_not_allowed", lambda df: ~df["label"].isin(cfg.allow_labels)))
     if cfg.deny_labels:
-        checks.append(("label_denied", lambda df: df["LabelName"].isin(cfg.deny_labels)))
+        checks.append(("label_denied", lambda df: df["label"].isin(cfg.deny_labels)))
     checks.append(("duplicate_box", lambda df: df.duplicated(["image_id", "box_key"])))
     return checks
 

@@ -19,8 +19,14 @@ BEZIER_TS = [0.05 * i for i in range(1, 19)]
 
 
 def _quadratic(p0: Point, p1: Point, p2: Point, t: float) -> Point:
-    a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t * t
-    return (a * p0[0] + b * p1[0] + c * p2[0], a * p0[1] + b * p1[1] + c * p2[1])
+    """The `bezier` package's Horner-form evaluation, operation for operation: PbE's skip-repeated-
+    coordinate rule compares floats exactly, so the rounding must match too."""
+    s = 1.0 - t
+
+    def coord(a: float, b: float, c: float) -> float:
+        return (s * a + 2.0 * t * b) * s + t * t * c
+
+    return (coord(p0[0], p1[0], p2[0]), coord(p0[1], p1[1], p2[1]))
 
 
 def bezier_control_points(box: PixelBox, ext: PixelBox) -> list[tuple[Point, Point, Point]]:
