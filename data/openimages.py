@@ -91,11 +91,9 @@ def read_class_descriptions(uri: str) -> dict[str, str]:
 
 def split_of(csv_uri: str) -> str:
     """'oidv6-train-annotations-bbox.csv' -> 'train', 'validation-annotations-bbox.csv' -> 'validation'."""
-    stem = posixpath.basename(csv_uri)[: -len(BBOX_SUFFIX)]
-    for split in ("train", "validation", "test"):
-        if stem.endswith(split) or stem.startswith(split):
-            return split
-    return stem
+    stem = posixpath.basename(csv_uri).split("-annotations-bbox")[0]
+    tokens = stem.replace("_", "-").split("-")
+    return next((s for s in ("train", "validation", "test") if s in tokens), stem)
 
 
 def read_bbox_csv(uri: str, need: tuple[str, ...] = ()) -> pd.DataFrame:
