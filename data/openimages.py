@@ -99,8 +99,10 @@ def split_of(csv_uri: str) -> str:
 def read_bbox_csv(uri: str, need: tuple[str, ...] = ()) -> pd.DataFrame:
     """The needed columns as strings, plus `_file` and `_line` (1-based, header = line 1)."""
     fs, path = filesystem(uri)
+    raw = fs.cat_file(path)
+    if not raw.strip():
+        raise InputError(f"{uri}: empty file (expected a header row with {', '.join(REQUIRED_COLUMNS)})")
     try:
-        raw = fs.cat_file(path)
         header = next(csv.reader(io.StringIO(raw[:65536].decode("utf-8", errors="strict").split("\n")[0])))
     except (UnicodeDecodeError, StopIteration) as e:
         raise InputError(f"{uri}: unreadable CSV ({type(e).__name__}: {e})") from e

@@ -139,3 +139,10 @@ def test_area_bounds_are_inclusive_and_optional_filters():
     assert t.dropped == {"label_denied": 1}
     t = triage_boxes(df, {"/m/a": "A", "/m/b": "B"}, BoxFilterConfig(allow_labels=("/m/b",)))
     assert t.dropped == {"label_not_allowed": 2}
+
+
+def test_empty_csv_says_so(tmp_path):
+    p = tmp_path / "test-annotations-bbox.csv"
+    p.write_text("")
+    with pytest.raises(InputError, match="test-annotations-bbox.csv: empty file"):
+        read_bbox_csv(str(p))

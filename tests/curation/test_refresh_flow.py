@@ -1,0 +1,164 @@
+"""The dataset-refresh flow end to end on real Prefect runs: bad inputs, determinism, idempotent and
+incremental refreshes, crashes, the CLI, and an S3 store on moto's server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from data.store import DatasetStore
+from data.synthetic import bbox_row, make_source, write_bbox_csv
+from flows.dataset_refresh import dataset_refresh
+from flows.task_runners import make_task_runner
+from tests.curation.trees import BAD_EXPECTED, bad_tree, good_tree
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+
+
+def _content(store: str, name: str, version: int | None = None) -> dict[str, tuple]:
+    ds = DatasetStore(store, name)
+    t = ds.read_table(ds.resolve(version))
+    return {r["sample_id"]: tuple(r.values()) for r in t.to_pylist()}
+
+
+def test_bad_inputs_are_quarantined_and_good_ones_written(tmp_path):
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    expected = bad_tree(src)
+    s = dataset_refresh(source=src, dataset="bad", store=store, samples_per_shard=8)
+    assert s["version"] == 1 and s["created"]
+    assert s["samples_total"] == s["samples_new"] == expected
+    assert s["quarantined"] == BAD_EXPECTED
+    assert s["dropped"] == {"area_too_small": 1}
+    # the version folder is a plain Parquet dataset any reader can open
+    t = pads.dataset(s["path"], format="parquet").to_table()
+    assert t.num_rows == expected and len(set(t["sample_id"].to_pylist())) == expected
+    # the manifest describes the files exactly
+    ds = DatasetStore(store, "bad")
+    m = ds.manifest(1)
+    assert sum(f["rows"] for f in m["files"]) == m["rows_total"] == expected
+    for f in m["files"]:
+        data = open(os.path.join(s["path"], f["path"]), "rb").read()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"] and len(data) == f["bytes"]
+    q = ds.read_table(1, name="_quarantine.parquet").to_pandas()
+    assert q["reason"].value_counts().to_dict() == BAD_EXPECTED
+    row = q[q["reason"] == "box_unparseable"].iloc[0]
+    assert row["file"] == "validation-annotations-bbox.csv" and row["line"] == 10 and "0.1x" in row["detail"]
+    trunc = q[q["image_id"] == "truncated0000001"].iloc[0]
+    assert trunc["reason"] == "unreadable_image" and trunc["sample_id"]
+    assert m["inputs"]["images"] == 12 + 2 + 3 and len(m["inputs"]["annotations"]) == 2
+
+
+def test_rerun_is_idempotent_and_content_is_deterministic(tmp_path):
+    src = str(tmp_path / "src")
+    good_tree(src, n=10)
+    a = dataset_refresh(source=src, dataset="d", store=str(tmp_path / "a"), samples_per_shard=4)
+    again = dataset_refresh(source=src, dataset="d", store=str(tmp_path / "a"), samples_per_shard=4)
+    assert again["version"] == 1 and not again["created"] and again["samples_new"] == 0
+    assert DatasetStore(str(tmp_path / "a"), "d").versions() == [1]
+    # a fresh store, one worker, another shard size: byte-identical samples
+    b = dataset_refresh.with_options(task_runner=make_task_runner(workers=1))(
+        source=src, dataset="d", store=str(tmp_path / "b"), samples_per_shard=7)
+    assert a["samples_total"] == b["samples_total"] > 0
+    assert _content(str(tmp_path / "a"), "d") == _content(str(tmp_path / "b"), "d")
+    ma = DatasetStore(str(tmp_path / "a"), "d").manifest(1)
+    mb = DatasetStore(str(tmp_path / "b"), "d").manifest(1)
+    assert ma["config_hash"] == mb["config_hash"]
+
+
+def test_incremental_refresh_processes_only_what_is_new(tmp_path):
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    good_tree(src, n=8, real=False)
+    v1 = dataset_refresh(source=src, dataset="inc", store=store, samples_per_shard=4)
+    new_rows = make_source(src, 3, seed=7, size=(640, 480), boxes_per_image=(1, 1), salt="new")
+    v2 = dataset_refresh(source=src, dataset="inc", store=store, samples_per_shard=4)
+    assert v2["version"] == 2 and v2["samples_new"] == len(new_rows)
+    assert v2["samples_total"] == v1["samples_total"] + len(new_rows)
+    assert v2["throughput"]["samples_built"] == len(new_rows)
+    old, new = _content(store, "inc", 1), _content(store, "inc", 2)
+    assert all(new[k] == v for k, v in old.items())  # old samples untouched
+    ds = DatasetStore(store, "inc")
+    v1_parts = {os.stat(p).st_ino for p in ds.part_paths(1)}
+    assert v1_parts <= {os.stat(p).st_ino for p in ds.part_paths(2)}  # carried by hard link, not rewritten
+    # removing an annotation row removes its sample, without re-decoding anything
+    csv_path = os.path.join(src, "annotations", "oidv6-train-annotations-bbox.csv")
+    lines = open(csv_path).read().splitlines()
+    open(csv_path, "w").write("\n".join(lines[:1] + lines[2:]) + "\n")
+    v3 = dataset_refresh(source=src, dataset="inc", store=store, samples_per_shard=4)
+    assert v3["version"] == 3 and v3["samples_total"] == v2["samples_total"] - 1
+    assert v3["samples_new"] == 0 and v3["throughput"]["samples_built"] == 0
+    assert set(_content(store, "inc", 3)) < set(new)
+    # readers of older versions are unaffected
+    assert _content(store, "inc", 1) == old
+
+
+def test_changed_image_bytes_rebuild_its_samples(tmp_path):
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    good_tree(src, n=4, real=False)
+    dataset_refresh(source=src, dataset="chg", store=store)
+    img_dir = os.path.join(src, "images", "train_0")
+    victim = sorted(os.listdir(img_dir))[0]
+    from PIL import Image
+
+    Image.open(os.path.join(img_dir, victim)).rotate(180).save(os.path.join(img_dir, victim), quality=80)
+    s = dataset_refresh(source=src, dataset="chg", store=store)
+    n_victim = sum(1 for k in _content(store, "chg", 1) if k.startswith(victim[:-4]))
+    assert s["version"] == 2 and s["samples_new"] == n_victim > 0
+    assert s["samples_total"] == len(_content(store, "chg", 1))
+
+
+def test_s3_source_and_store_on_a_real_s3_endpoint(tmp_path, bucket):
+    from data.fsutil import filesystem
+
+    local_src = str(tmp_path / "src")
+    expected = bad_tree(local_src, n=6)
+    fs, _ = filesystem(bucket)
+    fs.put(local_src + "/", f"{bucket[5:]}/src/", recursive=True)
+    store = f"{bucket}/store"
+    s = dataset_refresh(source=f"{bucket}/src", dataset="s3ds", store=store, samples_per_shard=4)
+    assert s["path"].startswith(f"{bucket}/store/datasets/s3ds/versions/v000001")
+    assert s["samples_total"] == expected and s["quarantined"] == BAD_EXPECTED
+    again = dataset_refresh(source=f"{bucket}/src", dataset="s3ds", store=store, samples_per_shard=4)
+    assert not again["created"] and again["version"] == 1
+    ds = DatasetStore(store, "s3ds")
+    with ds.fs.open(ds.part_paths(1)[0], "rb") as f:
+        assert pq.read_table(f).num_rows > 0
+    assert not os.path.exists(os.path.join(os.environ["DOODLEFLOW_HOME"], "store", "datasets", "s3ds"))
+    # same inputs, local store: same content
+    local = dataset_refresh(source=local_src, dataset="s3ds", store=str(tmp_path / "store"), samples_per_shard=4)
+    assert local["samples_total"] == expected
+    assert _content(store, "s3ds") == _content(str(tmp_path / "store"), "s3ds")
+
+
+def test_refresh_on_ray(tmp_path):
+    src = str(tmp_path / "src")
+    good_tree(src, n=4, real=False)
+    ray_run = dataset_refresh.with_options(task_runner=make_task_runner(workers=2, ray="local"))
+    s = ray_run(source=src, dataset="ray", store=str(tmp_path / "r"), samples_per_shard=3)
+    p = dataset_refresh(source=src, dataset="ray", store=str(tmp_path / "p"), samples_per_shard=3)
+    assert s["samples_total"] == p["samples_total"] > 0
+    assert _content(str(tmp_path / "r"), "ray") == _content(str(tmp_path / "p"), "ray")
+    import ray
+
+    ray.shutdown()
+
+
+def test_structural_error_fails_fast_and_writes_nothing(tmp_path):
+    from data.errors import InputError
+
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    good_tree(src, n=2, real=False)
+    write_bbox_csv(os.path.join(src, "annotations", "test-annotations-bbox.csv"),
+                   [bbox_row("x", "/m/05z6w", (0.1, 0.1, 0.5, 0.5), v6=False)], v6=False)
+    p = os.path.join(src, "annotations", "test-annotations-bbox.csv")
+    text = open(p).read()
+    open(p, "w").write(text.replace("YMax", "Ymax"))
+    with pytest.raises(InputError, match=r"test-annotations-bbox.csv: required column 'YMax' missing"):
+        dataset_refresh(source=src, dataset="s", store=store)
+    assert not os.path.exists(os.path.join(store, "datasets", "s", "shards"))
+    shutil.rmtree(src)
