@@ -1,0 +1,119 @@
+"""One Paint-by-Example optimisation step, and the state a checkpoint needs to continue it.
+
+Pure torch: the Ray job wraps `model.denoiser` in DDP through `wrap`, nothing else changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from training.common.schedule import linear_warmup
+from training.pbe.config import TrainConfig
+from training.pbe.data import PixelBatch
+from training.pbe.loss import EncodedBatch, diffusion_loss, encode_batch
+from training.pbe.model import PbEModel
+
+
+def step_generator(device: torch.device, seed: int, rank: int, step: int) -> torch.Generator:
+    """All of a step's randomness (noise, timesteps, latent samples, condition drop) from
+    (seed, rank, step): a resumed run draws exactly what the uninterrupted one would have."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63))
+    return g
+
+
+class PbETrainer:
+    def __init__(
+        self,
+        model: PbEModel,
+        cfg: TrainConfig,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    ) -> None:
+        from diffusers import DDPMScheduler
+
+        self.model, self.cfg, self.rank = model, cfg, rank
+        self.device = torch.device(device)
+        cuda = self.device.type == "cuda"
+        self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
+        if cfg.model.gradient_checkpointing if cfg.model.gradient_checkpointing is not None else cuda:
+            model.unet.enable_gradient_checkpointing()
+        model.to(self.device)
+        model.denoiser.train()
+        self.denoiser = wrap(model.denoiser) if wrap else model.denoiser
+        d = cfg.diffusion
+        self.noise_scheduler = DDPMScheduler(
+            num_train_timesteps=d.num_train_timesteps,
+            beta_start=d.beta_start,
+            beta_end=d.beta_end,
+            beta_schedule=d.beta_schedule,
+        )
+        self.names = {id(p): n for n, p in model.denoiser.named_parameters()}
+        self.params = list(model.denoiser.parameters())
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, foreach=cuda
+        )
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, linear_warmup(o.warmup_steps, o.warmup_start_factor)
+        )
+        self.step = 0
+
+    def autocast(self):
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def encode(self, batch: PixelBatch | EncodedBatch) -> EncodedBatch:
+        if isinstance(batch, EncodedBatch):
+            return batch
+        with self.autocast():
+            return encode_batch(self.model, batch)
+
+    def loss(self, enc: EncodedBatch, step: int) -> torch.Tensor:
+        g = step_generator(self.device, self.cfg.run.seed, self.rank, step)
+        with self.autocast():
+            return diffusion_loss(
+                self.model, self.denoiser, enc, self.noise_scheduler, g, self.cfg.diffusion.cond_drop_prob
+            )
+
+    def train_step(self, batch: PixelBatch | EncodedBatch) -> dict:
+        """Forward, backward, clip, AdamW, LR schedule; returns this step's loss, lr, grad norm."""
+        enc = self.encode(batch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        loss = self.loss(enc, self.step)
+        loss.backward()
+        clip = self.cfg.optim.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else float("inf"))
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": float(norm)}
+
+    # -- checkpoint state ---------------------------------------------------------------------
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
+        """(trainable weights, optimizer tensors, JSON state) - see docs/training-pbe.md."""
+        opt, meta = optimizer_to_tensors(self.optimizer, self.names)
+        return self.model.trainable_state_dict(), opt, {"optimizer": meta}
+
+    def load_state(
+        self, model: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor], state: dict
+    ) -> None:
+        self.model.load_trainable_state_dict({k: v.to(self.device) for k, v in model.items()})
+        optimizer_from_tensors(self.optimizer, self.names, optimizer, state["optimizer"])
+        self.step = int(state["step"])
+        # The schedule is a pure function of the step: set it instead of storing it.
+        sched = self.lr_schedule
+        sched.last_epoch = self.step
+        sched._last_lr = []
+        for group, base, fn in zip(
+            self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * fn(self.step)
+            sched._last_lr.append(group["lr"])
