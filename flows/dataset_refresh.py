@@ -33,6 +33,8 @@ def _build_all(units, cfg, store, dataset, logger) -> list[dict]:
     t0, done_samples, results = time.perf_counter(), 0, {}
     for i, fut in enumerate(as_completed(futures), start=1):
         s = fut.result()
+        if fut.state.name == "Cached":  # Prefect's cache answered: nothing was built this run
+            s = {**s, "reused": True}
         results[s["key"]] = s
         done_samples += s["rows"]
         rate = done_samples / max(time.perf_counter() - t0, 1e-9)
