@@ -87,3 +87,21 @@ def test_sigkill_during_build_then_rerun_reuses_finished_shards(tmp_path):
     a = ds.read_table(1).sort_by("sample_id")
     b = DatasetStore(clean, "c").read_table(1).sort_by("sample_id")
     assert a.equals(b)
+
+
+def test_crash_and_rerun_on_s3(tmp_path, bucket):
+    """The same guarantees with the store on a real S3 endpoint (moto's server on loopback)."""
+    src, store = str(tmp_path / "src"), f"{bucket}/store"
+    good_tree(src, n=4, real=False)
+    p = _cli("refresh", "--source", src, "--dataset", "c", "--store", store,
+             env={"DOODLEFLOW_FAILPOINT": "refresh.before_manifest"})
+    assert _wait_killing_leftovers(p) == 137
+    ds = DatasetStore(store, "c")
+    assert ds.versions() == [] and ds.fs.exists(ds.version_path(1) + "/_claim")
+    done = _refresh_json(src, store)
+    assert done["version"] == 2 and done["created"] and done["throughput"]["samples_built"] == 0
+    assert ds.versions() == [2]
+    ids = ds.read_table(2, columns=["sample_id"])["sample_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == done["samples_total"] > 0
+    again = _refresh_json(src, store)
+    assert not again["created"] and again["version"] == 2

@@ -52,6 +52,17 @@ def test_bad_inputs_are_quarantined_and_good_ones_written(tmp_path):
     trunc = q[q["image_id"] == "truncated0000001"].iloc[0]
     assert trunc["reason"] == "unreadable_image" and trunc["sample_id"]
     assert m["inputs"]["images"] == 12 + 2 + 3 and len(m["inputs"]["annotations"]) == 2
+    # the run carries its report as Prefect artifacts
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["refresh-bad"])))
+        table = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["refresh-bad-reasons"])))
+    assert arts and "box_unparseable | 1" in arts[0].data and "samples/s per core" in arts[0].data
+    assert arts[0].flow_run_id is not None
+    assert table and "unreadable_image" in str(table[0].data)
 
 
 def test_rerun_is_idempotent_and_content_is_deterministic(tmp_path):
