@@ -13,6 +13,7 @@ that each stored sample records what was done to its reference.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -25,6 +26,15 @@ import cv2
 import numpy as np
 
 from data.config import SampleConfig
+from data.imageio import halve_to_within_2x
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The identity sampling grid of an h x w image (always 224 x 224 here: built once, not per call)."""
+    x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 class LegacyElastic(A.ImageOnlyTransform):
@@ -53,7 +63,7 @@ class LegacyElastic(A.ImageOnlyTransform):
             dx, dy = cv2.GaussianBlur(dx, (17, 17), self.sigma), cv2.GaussianBlur(dy, (17, 17), self.sigma)
         else:
             dx, dy = cv2.GaussianBlur(dx, (0, 0), self.sigma), cv2.GaussianBlur(dy, (0, 0), self.sigma)
-        x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        x, y = _grid(h, w)
         return cv2.remap(img, x + dx * self.alpha, y + dy * self.alpha, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT_101)
 
@@ -65,7 +75,9 @@ def reference_pipeline(cfg: SampleConfig) -> A.Compose:
     size = cfg.reference_size
     return A.Compose(
         [
-            A.Resize(size, size, interpolation=cv2.INTER_AREA),
+            # Bilinear, as PbE's albumentations default; `augment_reference` first box-halves the crop
+            # to within 2x of `size`, so this stays anti-aliased (see data.imageio.resize).
+            A.Resize(size, size, interpolation=cv2.INTER_LINEAR),
             A.HorizontalFlip(p=0.5),
             A.Rotate(limit=20, border_mode=cv2.BORDER_REFLECT_101, p=0.5),
             A.Blur(blur_limit=(3, 7), p=0.3),
@@ -104,15 +116,26 @@ def _jsonable(v: Any) -> Any:
 _NOISE_KEYS = {"shape", "bbox_matrix", "fill", "fill_mask", "x_min", "x_max", "y_min", "y_max", "interpolation"}
 
 
+def _reseed(pipe: A.Compose, seed: int) -> None:
+    """Give each random transform its own stream derived from the sample's seed.
+
+    Compose.set_random_seed gives every transform the same seed, which makes their `p` draws
+    identical (all applied or none). The Compose itself is not reseeded: its generator only draws
+    `random() < p` with p = 1, which never changes the outcome. Resize draws nothing. Reseeding
+    costs ~25 us per transform (two generators), so only what draws is reseeded.
+    """
+    states = np.random.SeedSequence(seed).generate_state(len(pipe.transforms))
+    for t, s in zip(pipe.transforms, states.tolist(), strict=True):
+        if not isinstance(t, A.Resize):
+            t.set_random_seed(s)
+
+
 def augment_reference(crop: np.ndarray, cfg: SampleConfig, seed: int) -> tuple[np.ndarray, str]:
     """Resize + augment one reference crop; returns the image and the applied parameters as JSON."""
     pipe = _pipeline_for(cfg)
-    pipe.set_random_seed(seed)
-    # Compose.set_random_seed gives every transform the same seed, which makes their `p` draws
-    # identical (all applied or none); give each transform its own stream instead.
-    for i, t in enumerate(pipe.transforms):
-        t.set_random_seed(int(np.random.SeedSequence([seed, i]).generate_state(1)[0]))
-    out = pipe(image=crop)
+    _reseed(pipe, seed)
+    size = (cfg.reference_size, cfg.reference_size)
+    out = pipe(image=halve_to_within_2x(crop, size))
     applied = [
         {"transform": name, **{k: _jsonable(v) for k, v in params.items() if k not in _NOISE_KEYS}}
         for name, params in out.get("applied_transforms", [])

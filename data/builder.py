@@ -1,8 +1,9 @@
 """Build Paint-by-Example samples from one source image: PbE's `__getitem__`, made deterministic.
 
 For each (box, variant) job of an image: plan the geometry from the sample's own RNG (pure function
-of seed, image, box, variant), decode the image once at the smallest DCT scale every plan allows,
-then cut, resize, draw and encode. Output rows follow `data/schema.py`.
+of seed, image, box, variant), decode at the sample's own smallest lossless DCT scale (once per
+distinct scale, so usually once per image), then cut, resize, draw and encode. Output rows follow
+`data/schema.py`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import numpy as np
 from data.augment import augment_reference
 from data.config import CurationConfig
 from data.geometry import PixelBox, box_to_pixels, extend_box, pad_box, scale_box, square_crop
-from data.imageio import decode_rgb, encode_jpeg, encode_png_gray, image_size, resize
-from data.mask import bezier_polygon, draw_mask
+from data.imageio import dct_divisor, decode_rgb, encode_jpeg, encode_png_gray, image_size, resize
+from data.mask import bezier_polygon, output_mask
 from data.rng import SampleRng
 
-BUILDER_VERSION = "1"  # bump when sample bytes change for the same config; part of every shard key
+BUILDER_VERSION = "2"  # bump when sample bytes change for the same config; part of every shard key
+# 2: bilinear after 2x2-box halving instead of INTER_AREA, power-of-two DCT scales only, per-sample scale.
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ def decode_factor(plans: list[Plan], cfg: CurationConfig) -> float:
     return min(1.0, need)
 
 
+def dct_divisor_of(plan: Plan, width: int, height: int, cfg: CurationConfig) -> int:
+    """The sample's own DCT scale 1/k. Per sample, not per image: a sample's bytes must not depend on
+    which other boxes of its image are built with it (an incremental refresh builds it alone)."""
+    f = decode_factor([plan], cfg)
+    return dct_divisor(width, height, math.ceil(width * f), math.ceil(height * f))
+
+
 def render(plan: Plan, img: np.ndarray, full_size: tuple[int, int], cfg: CurationConfig) -> dict:
     sc = cfg.sample
     sx, sy = img.shape[1] / full_size[0], img.shape[0] / full_size[1]
@@ -93,8 +102,8 @@ def render(plan: Plan, img: np.ndarray, full_size: tuple[int, int], cfg: Curatio
     crop = img[win.y0:win.y1, win.x0:win.x1]
     out = (sc.image_size, sc.image_size)
     target = resize(crop, out)
-    mask = draw_mask(plan.mask_kind, plan.window, (sx, sy), (win.width, win.height), plan.ext, plan.polygon)
-    mask = resize(mask, out)
+    mask = output_mask(plan.mask_kind, plan.window, (sx, sy), (win.width, win.height), plan.ext,
+                       plan.polygon, out)
     if sc.binarize_mask:
         mask = np.where(mask >= 128, 255, 0).astype(np.uint8)
     r = scale_box(plan.ref, sx, sy)
@@ -129,15 +138,19 @@ def build_image(job: ImageJob, buf: bytes, cfg: CurationConfig) -> ImageResult:
             res.dropped.append((b, p))
         else:
             res.quarantined.append((b, p, f"box {b.box} on {width}x{height} image"))
-    if not plans:
-        return res
-    f = decode_factor(plans, cfg)
-    try:
-        img = decode_rgb(buf, min_width=math.ceil(width * f), min_height=math.ceil(height * f))
-    except ValueError as e:
-        res.quarantined += [(p.job, "unreadable_image", str(e)[:300]) for p in plans]
-        return res
+    # One decode per distinct DCT scale (usually one per image), reused by every sample that needs it.
+    decoded: dict[int, np.ndarray | ValueError] = {}
     for p in plans:
+        k = dct_divisor_of(p, width, height, cfg)
+        if k not in decoded:
+            try:
+                decoded[k] = decode_rgb(buf, min_width=-(-width // k), min_height=-(-height // k))
+            except ValueError as e:
+                decoded[k] = e
+        img = decoded[k]
+        if isinstance(img, ValueError):
+            res.quarantined.append((p.job, "unreadable_image", str(img)[:300]))
+            continue
         row = render(p, img, (width, height), cfg)
         row.update(image_id=job.image_id, split=job.split)
         res.rows.append(row)
