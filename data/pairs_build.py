@@ -1,0 +1,115 @@
+"""Build one unit of pairs into one Parquet shard: read, verify, normalise to JPEG, quarantine.
+
+A unit's key hashes the builder version and every pair's fingerprint, so a shard is built once: a
+rerun (or a retried task) finds its stats file in the store and returns at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from data.fsutil import filesystem
+from data.imageio import UnreadableImage, decode_rgb, encode_jpeg
+from data.pairs_schema import PAIRS_BUILDER_VERSION, pairs_table, parquet_bytes
+from data.pairs_source import PairJob, reject_row
+from data.store import DatasetStore
+
+JPEG_QUALITY = 95  # only for inputs that are not JPEG already (PNG); JPEGs are stored as read
+ASPECT_TOLERANCE = 0.02  # target and source must show the same frame, give or take a resize
+
+
+@dataclass(frozen=True)
+class PairUnit:
+    key: str
+    jobs: tuple[PairJob, ...]
+
+
+def make_units(jobs: list[PairJob], pairs_per_shard: int) -> list[PairUnit]:
+    units = []
+    for i in range(0, len(jobs), max(1, pairs_per_shard)):
+        chunk = tuple(jobs[i : i + pairs_per_shard])
+        ident = [PAIRS_BUILDER_VERSION] + [[j.pair_id, j.fingerprint] for j in chunk]
+        units.append(PairUnit(hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24], chunk))
+    return units
+
+
+def _read(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    return fs.cat_file(path)
+
+
+def _as_jpeg(buf: bytes) -> tuple[bytes, tuple[int, int]]:
+    """(JPEG bytes, (w, h)); decoding fully also rejects truncated files."""
+    rgb = decode_rgb(buf)
+    size = (int(rgb.shape[1]), int(rgb.shape[0]))
+    return (buf if buf[:3] == b"\xff\xd8\xff" else encode_jpeg(rgb, JPEG_QUALITY)), size
+
+
+def build_pair(job: PairJob) -> tuple[dict | None, dict | None]:
+    """(row, None) for a good pair, (None, quarantine row) for a bad one."""
+    images = {}
+    for kind, uri, rel in (
+        ("source", job.source_uri, job.source_rel),
+        ("target", job.target_uri, job.target_rel),
+    ):
+        try:
+            images[kind] = _as_jpeg(_read(uri))
+        except FileNotFoundError:
+            return None, reject_row(
+                rel, 0, job.pair_id, job.artist, f"missing_{kind}", f"{rel} vanished after planning"
+            )
+        except UnreadableImage as e:
+            return None, reject_row(rel, 0, job.pair_id, job.artist, "unreadable_image", f"{kind}: {e}")
+    (src, (w, h)), (tgt, (tw, th)) = images["source"], images["target"]
+    if abs(w / h - tw / th) > ASPECT_TOLERANCE * (w / h):
+        return None, reject_row(
+            job.target_rel,
+            0,
+            job.pair_id,
+            job.artist,
+            "size_mismatch",
+            f"source {w}x{h}, target {tw}x{th}: not the same frame",
+        )
+    row = {
+        "pair_id": job.pair_id,
+        "artist": job.artist,
+        "trigger": job.trigger,
+        "captions": list(job.captions),
+        "source_jpeg": src,
+        "target_jpeg": tgt,
+        "width": w,
+        "height": h,
+        "target_size": [tw, th],
+        "source_path": job.source_rel,
+        "target_path": job.target_rel,
+    }
+    return row, None
+
+
+def build_pairs_unit(unit: PairUnit, store_uri: str, dataset: str) -> dict:
+    """Build (or find already built) the shard of `unit`; returns its stats. Transient read errors
+    (OSError other than a missing file) propagate so the orchestrator retries the unit."""
+    ds = DatasetStore(store_uri, dataset)
+    done = ds.shard_stats(unit.key)
+    if done is not None:
+        return {**done, "reused": True}
+    t0 = time.perf_counter()
+    rows, quarantined = [], []
+    for job in unit.jobs:
+        row, bad = build_pair(job)
+        if row is not None:
+            rows.append(row)
+        else:
+            quarantined.append(bad)
+    stats = {
+        "rows": len(rows),
+        "pairs": len(unit.jobs),
+        "quarantined": quarantined,
+        "artists": dict(Counter(r["artist"] for r in rows)),
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+    return {**ds.write_shard(unit.key, parquet_bytes(pairs_table(rows)), stats), "reused": False}

@@ -1,0 +1,81 @@
+"""The Parquet schemas of a PhotoDoodle pair dataset version (documented in docs/training-photodoodle.md).
+
+One row per (source, target) editing pair. JPEG bytes are stored as read when the input already is a
+baseline-decodable JPEG, otherwise re-encoded once at quality 95 (PNG inputs), so a training run never
+touches the original files again.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PAIRS_SCHEMA_VERSION = 1
+PAIRS_BUILDER_VERSION = "pairs-1"
+
+PAIR_SCHEMA = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("artist", pa.string(), nullable=False),  # the style / artist the pair belongs to
+        pa.field("trigger", pa.string(), nullable=False),  # e.g. "sksmagiceffects"; captions end with it
+        pa.field("captions", pa.list_(pa.string()), nullable=False),  # one is drawn per step
+        pa.field("source_jpeg", pa.binary(), nullable=False),  # the "before" image (the condition)
+        pa.field("target_jpeg", pa.binary(), nullable=False),  # the "after" image (what is learned)
+        pa.field("width", pa.int32(), nullable=False),  # of the source
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("target_size", pa.list_(pa.int32(), 2)),  # (w, h); same aspect as the source
+        pa.field("source_path", pa.string()),  # relative to the ingest source root
+        pa.field("target_path", pa.string()),
+    ],
+    metadata={"doodleflow.schema": f"photodoodle-pairs/{PAIRS_SCHEMA_VERSION}"},
+)
+
+PAIR_QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("file", pa.string()),  # meta.jsonl or the image file that failed
+        pa.field("line", pa.int64()),  # 1-based line in meta.jsonl, 0 for the plain-folder layout
+        pa.field("pair_id", pa.string()),
+        pa.field("artist", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+    ]
+)
+QUARANTINE_COLUMNS = [f.name for f in PAIR_QUARANTINE_SCHEMA]
+
+PAIR_INPUTS_SCHEMA = pa.schema(
+    [
+        pa.field("pair_id", pa.string()),
+        pa.field("source_uri", pa.string()),
+        pa.field("target_uri", pa.string()),
+        pa.field("fingerprint", pa.string()),
+    ]
+)
+
+BINARY_COLUMNS = ("source_jpeg", "target_jpeg")
+
+
+def pairs_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(sorted(rows, key=lambda r: r["pair_id"]), schema=PAIR_SCHEMA)
+
+
+def quarantine_table(rows: list[dict]) -> pa.Table:
+    rows = sorted(rows, key=lambda r: (r["reason"], r["file"], r["line"], r["pair_id"]))
+    return pa.Table.from_pylist(rows, schema=PAIR_QUARANTINE_SCHEMA)
+
+
+def parquet_bytes(table: pa.Table, row_group_size: int = 16) -> bytes:
+    """Image columns uncompressed (JPEG does not compress), the rest zstd; deterministic bytes for
+    the same rows, which is what makes a rerun on unchanged inputs produce no new version."""
+    compression = {c: ("none" if c in BINARY_COLUMNS else "zstd") for c in table.column_names}
+    sink = io.BytesIO()
+    pq.write_table(
+        table,
+        sink,
+        row_group_size=row_group_size,
+        compression=compression,
+        use_dictionary=[c for c in table.column_names if c not in BINARY_COLUMNS],
+        write_statistics=[c for c in table.column_names if c not in BINARY_COLUMNS],
+    )
+    return sink.getvalue()
