@@ -43,3 +43,13 @@ def example_triple(k: int):
         Image.open(os.path.join(FIXTURES, "mask", f"example_{k}.png")),
         Image.open(os.path.join(FIXTURES, "reference", f"example_{k}.jpg")),
     )
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the session, sized like the CI machine (stack.md)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, ignore_reinit_error=True)
+    yield
+    ray.shutdown()

@@ -6,6 +6,7 @@ Pure torch: the Ray job wraps `model.denoiser` in DDP through `wrap`, nothing el
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -24,6 +25,11 @@ def step_generator(device: torch.device, seed: int, rank: int, step: int) -> tor
     g = torch.Generator(device=device)
     g.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63))
     return g
+
+
+def first(batch: PixelBatch | EncodedBatch, n: int) -> PixelBatch | EncodedBatch:
+    """The first `n` samples of a batch."""
+    return type(batch)(**{f.name: getattr(batch, f.name)[:n] for f in dataclasses.fields(batch)})
 
 
 class PbETrainer:

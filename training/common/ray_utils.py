@@ -1,0 +1,70 @@
+"""Joining or starting a Ray cluster, and sizing training workers so Ray Data keeps CPU.
+
+Imported only by the Ray entry modules (e.g. training/pbe/ray_job.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def ray_address(explicit: str | None = None) -> str | None:
+    return explicit or os.environ.get("RAY_ADDRESS") or None
+
+
+def object_store_bytes() -> int:
+    """Enough for a few decoded 512px batches, small enough for containers with little /dev/shm."""
+    env = os.environ.get("DOODLEFLOW_RAY_OBJECT_STORE_MB")
+    if env:
+        return int(env) * 2**20
+    return int(min(2 * 2**30, max(200 * 2**20, 0.05 * _ram_bytes())))
+
+
+def _ram_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def init_ray(address: str | None = None) -> str:
+    """Join `address` / $RAY_ADDRESS, or start a local cluster sized to this machine. Returns which."""
+    import ray
+
+    if ray.is_initialized():
+        return "already connected"
+    addr = ray_address(address)
+    if addr and addr != "local":
+        ray.init(address=addr, ignore_reinit_error=True)
+        return addr
+    ray.init(
+        num_cpus=os.cpu_count() or 1,
+        include_dashboard=False,
+        object_store_memory=object_store_bytes(),
+        ignore_reinit_error=True,
+    )
+    return "local"
+
+
+def cpus_per_worker(num_workers: int, use_gpu: bool) -> float:
+    """CPUs each training worker reserves. Ray Data runs in what is left; if the workers reserve
+    everything the data pipeline has no budget and training stalls (stack.md). Keep a quarter of
+    the cluster (at least one CPU) for it; with 2 cores and 2 workers that is 0.5 CPU each."""
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    spare = total - max(1.0, 0.25 * total)
+    share = spare / max(num_workers, 1)
+    if use_gpu:
+        share = min(share, 8.0)  # a GPU step needs a few cores for the host side, not the whole node
+    return max(0.1, round(share * 20) / 20)  # Ray accepts fractions; 0.05 steps read better in logs
+
+
+def arrow_filesystem(store_uri: str, uris: list[str]):
+    """(pyarrow filesystem or None, paths) for Ray Data readers: S3 goes through the same fsspec
+    filesystem as the store (so AWS_ENDPOINT_URL and friends apply); local paths need none."""
+    if not store_uri.startswith("s3://"):
+        return None, uris
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    from data.fsutil import filesystem
+
+    fs, _ = filesystem(store_uri)
+    return PyFileSystem(FSSpecHandler(fs)), [u.removeprefix("s3://") for u in uris]

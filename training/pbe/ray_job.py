@@ -1,0 +1,202 @@
+"""Ray Train entry for Paint-by-Example: the dataset stream, the per-worker function, the launch.
+
+The only module of training/pbe that imports Ray. The driver resolves the dataset version and the
+run directory, refuses to overwrite an existing run unless asked to resume, and starts a
+`TorchTrainer`: DDP over NCCL on GPUs, gloo on CPU. Workers resume from the run's latest checkpoint
+in the store, which is also how `FailureConfig` restarts continue after a worker dies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+
+from data.store import DatasetStore
+from training.common.ray_utils import arrow_filesystem, cpus_per_worker, init_ray
+from training.common.rundir import RunDir
+from training.pbe.config import TrainConfig
+
+FAMILY = "pbe"
+
+
+def _logger() -> logging.Logger:
+    # stderr: with --json the CLI's stdout must end with its JSON line, and Ray forwards worker
+    # stdout to the driver's stdout asynchronously. Own handler, no propagation: Ray configures
+    # the root logger in workers and would print every line twice.
+    log = logging.getLogger("doodleflow.train")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s | %(message)s", "%H:%M:%S"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
+def _log(msg: str) -> None:
+    _logger().info(msg)
+
+
+@dataclass
+class JobPlan:
+    cfg: TrainConfig  # with the dataset version and model locations resolved
+    run: RunDir
+    parts: list[str]
+    cache: dict | None  # the latent cache manifest used, if any
+
+
+def clip_image_size(cfg: TrainConfig) -> int:
+    """The CLIP tower's input size, read from its config file (the driver never loads weights)."""
+    from training.pbe.model import resolve_source_dir
+
+    src = cfg.model.source
+    path = (
+        os.path.join(src.clip, "config.json")
+        if src.kind == "sd1"
+        else os.path.join(resolve_source_dir(src), "image_encoder", "config.json")
+    )
+    with open(path) as f:
+        c = json.load(f)
+    return int(c.get("vision_config", c).get("image_size", 224))
+
+
+def plan_job(cfg: TrainConfig, log=_log) -> JobPlan:
+    """Resolve version, model paths and run directory; decide fresh start vs resume."""
+    from training.pbe.model import default_tiny_root
+
+    ds = DatasetStore(cfg.run.store, cfg.run.dataset)
+    version = ds.resolve(cfg.run.version or None)
+    src = cfg.model.source
+    tiny_root = os.path.abspath(src.tiny_root or default_tiny_root()) if src.kind == "tiny" else None
+    cfg = cfg.replace(
+        run={"version": version}, model={"source": dataclasses.replace(src, tiny_root=tiny_root)}
+    )
+    run = RunDir(cfg.run.store, FAMILY, cfg.run_id())
+    latest = run.latest()
+    if latest is not None and not cfg.run.resume:
+        raise ValueError(
+            f"run {run.run_id} already has checkpoints (latest step {latest}) in {run.uri()}: "
+            "pass --resume to continue it, or --run-name for a new run"
+        )
+    if cfg.run.resume:
+        log(
+            f"run {run.run_id}: "
+            + (
+                f"resuming from step {latest}"
+                if latest is not None
+                else "no checkpoint yet, starting from scratch"
+            )
+        )
+    if run.read_json("run.json") is None:
+        run.write_json(
+            "run.json",
+            {
+                "run_id": run.run_id,
+                "config": cfg.to_dict(),
+                "dataset": {"name": ds.name, "version": version, "store": ds.store_uri},
+            },
+        )
+    return JobPlan(cfg, run, [ds.uri(p) for p in ds.part_paths(version)], None)
+
+
+def sample_dataset(plan: JobPlan):
+    """The version's Parquet parts as a Ray Data stream of decoded uint8 arrays."""
+    import ray.data
+
+    from training.pbe.data import SAMPLE_COLUMNS, decode_rows
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # per-epoch bars flood the logs
+
+    fs, paths = arrow_filesystem(plan.cfg.run.store, plan.parts)
+    ds = ray.data.read_parquet(paths, filesystem=fs, columns=SAMPLE_COLUMNS)
+    return ds.map_batches(
+        decode_rows,
+        batch_format="numpy",
+        batch_size=8,
+        fn_kwargs={"resolution": plan.cfg.data.resolution, "ref_size": clip_image_size(plan.cfg)},
+    )
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """What each Ray Train worker runs: build the model, wrap it in DDP, stream its shard, train."""
+    import ray.train
+    import ray.train.torch
+
+    from training.pbe.data import pixel_batch
+    from training.pbe.loop import WorkerContext, train
+    from training.pbe.model import load_model
+    from training.pbe.trainer import PbETrainer
+
+    cfg = TrainConfig.from_dict(config["train"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    wrap = (lambda m: ray.train.torch.prepare_model(m, move_to_device=False)) if world > 1 else None
+    trainer = PbETrainer(load_model(cfg.model.source), cfg, device, rank, wrap)
+    shard = ray.train.get_dataset_shard("train")
+    to_batch = (
+        _cached_batch if config.get("cache") else lambda b, dev: pixel_batch(b, dev, cfg.data.binarize_mask)
+    )
+
+    def epoch_batches(epoch: int):
+        bs = cfg.data.batch_size
+        for b in shard.iter_batches(
+            batch_size=bs,
+            batch_format="numpy",
+            drop_last=True,
+            local_shuffle_buffer_size=max(cfg.data.shuffle_buffer, bs),
+            local_shuffle_seed=cfg.run.seed * 100_003 + epoch * 1_009 + rank,
+        ):
+            yield to_batch(b, device)
+
+    def report(metrics: dict) -> None:
+        ray.train.report({k: v for k, v in metrics.items() if v is not None})
+
+    run = RunDir(cfg.run.store, FAMILY, cfg.run_id())
+    log = _log if rank == 0 else (lambda msg: None)
+    train(trainer, run, epoch_batches, WorkerContext(rank, world, report, log))
+
+
+def _cached_batch(b, device):
+    from training.pbe.cache import encoded_batch
+
+    return encoded_batch(b, device)
+
+
+def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int = 2, log=_log) -> dict:
+    """Run the job to `cfg.run.steps` and return its result.json (checkpoint URI, steps, final loss...)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    plan = plan_job(cfg, log)
+    where = init_ray(ray_address)
+    workers = plan.cfg.run.workers
+    res = {"CPU": cpus_per_worker(workers, plan.cfg.run.use_gpu)} if workers > 0 else None
+    log(
+        f"run {plan.run.run_id}: {workers or 'local-mode'} worker(s) {res or ''} on Ray ({where}); "
+        f"{len(plan.parts)} Parquet part(s) of {plan.cfg.run.dataset} v{plan.cfg.run.version}"
+    )
+    home = os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow"))
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"train": plan.cfg.to_dict(), "cache": plan.cache},
+        scaling_config=ScalingConfig(
+            num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res
+        ),
+        run_config=RunConfig(
+            name=f"{plan.run.run_id}-{uuid.uuid4().hex[:8]}",
+            storage_path=os.path.join(home, "ray_results"),
+            failure_config=FailureConfig(max_failures=max_failures),
+        ),
+        datasets={"train": sample_dataset(plan)},
+    )
+    trainer.fit()
+    result = plan.run.read_json("result.json")
+    if result is None or result["steps"] != plan.cfg.run.steps:
+        raise RuntimeError(f"run {plan.run.run_id} ended without reaching step {plan.cfg.run.steps}")
+    return result
