@@ -6,3 +6,7 @@ class InputError(ValueError):
 
     Raised before any work starts; the message names the file and, where it applies, the column.
     """
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot do what was asked (a service missing or unreachable); says how to fix it."""

@@ -7,13 +7,14 @@ With --json, the last line of stdout is one JSON object (logs go to stderr).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
 
 from flows import runtime  # noqa: F401  (environment defaults first)
 
-COMMAND_MODULES = ["flows.commands.curation"]
+COMMAND_MODULES = ["flows.commands.curation", "flows.commands.inspect"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,16 +31,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    from data.errors import InputError
+    from data.errors import ConfigError, InputError
 
     try:
-        result, text = a.func(a)
-    except (InputError, LookupError, ValueError) as e:
+        result, text, *then = a.func(a)
+    except (InputError, ConfigError, LookupError, ValueError) as e:
         print(f"doodleflow {a.command}: error: {e}", file=sys.stderr)
         return 2
     print(text)
     if getattr(a, "json", False):
-        print(json.dumps(result, sort_keys=True, default=str))
+        print(json.dumps(result, sort_keys=True, default=str), flush=True)
+    for wait in then:  # e.g. a served App: runs after the result is printed, until interrupted
+        with contextlib.suppress(KeyboardInterrupt):
+            wait()
     return 0
 
 

@@ -52,7 +52,8 @@ def _build_all(units, cfg, store, dataset, logger) -> list[dict]:
 
 @flow(name="dataset-refresh")
 def dataset_refresh(source: str, dataset: str, store: str | None = None, images: str | None = None,
-                    seed: int = 0, variants: int = 1, samples_per_shard: int = 512) -> dict:
+                    seed: int = 0, variants: int = 1, samples_per_shard: int = 512,
+                    update_fiftyone: bool = False) -> dict:
     logger = get_run_logger()
     store = resolve_store(store)
     cfg = CurationConfig(seed=seed, variants=variants, samples_per_shard=samples_per_shard)
@@ -66,6 +67,10 @@ def dataset_refresh(source: str, dataset: str, store: str | None = None, images:
     speed = throughput(stats, time.perf_counter() - t0, os.cpu_count() or 1)
     summary["throughput"] = speed
     _publish(summary, speed, store, dataset)
+    if update_fiftyone:  # last step: users look at the data before they spend GPU hours on it
+        from tasks.inspection import update_fiftyone as update_fo
+
+        summary["fiftyone"] = update_fo(store, dataset, summary["version"], runtime.home())
     logger.info(f"dataset {dataset} version {summary['version']}: {summary['samples_total']} samples "
                 f"({summary['samples_new']} new) at {summary['path']}")
     return summary

@@ -30,6 +30,9 @@ def configure() -> None:
         "PREFECT_LOGGING_LEVEL": "INFO",
         "NO_ALBUMENTATIONS_UPDATE": "1",
         "FIFTYONE_DO_NOT_TRACK": "true",
+        "FIFTYONE_DATABASE_DIR": os.path.join(h, "fiftyone", "db"),
+        # FiftyOne warns that the bundled MongoDB 6.0 is its oldest supported version; it works.
+        "FIFTYONE_DATABASE_VALIDATION": "false",
         "RAY_USAGE_STATS_ENABLED": "0",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

@@ -20,6 +20,7 @@ def register(sub, groups) -> None:
     r.add_argument("--workers", type=int, help="local pool size (default: all cores)")
     r.add_argument("--ray-address", help="run shards on Ray: cluster address, 'auto', or 'local' "
                    "(default: $RAY_ADDRESS, else a local process pool)")
+    r.add_argument("--fiftyone", action="store_true", help="update the version's FiftyOne dataset as the last step")
     add_json(r)
     r.set_defaults(func=cmd_refresh)
 
@@ -44,7 +45,7 @@ def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
     runner = make_task_runner(a.workers, a.ray_address)
     s = dataset_refresh.with_options(task_runner=runner)(
         source=a.source, dataset=a.dataset, store=a.store, images=a.images, seed=a.seed,
-        variants=a.variants, samples_per_shard=a.samples_per_shard)
+        variants=a.variants, samples_per_shard=a.samples_per_shard, update_fiftyone=a.fiftyone)
     state = "new version" if s["created"] else "no change, latest version"
     text = (f"dataset {s['dataset']}: {state} {s['version']} with {s['samples_total']} samples "
             f"({s['samples_new']} new)\n  path: {s['path']}\n  dropped: {s['dropped']}\n"

@@ -3,6 +3,7 @@ completes the work without duplicates, reusing the shards that were finished."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,10 +30,8 @@ def _wait_killing_leftovers(p: subprocess.Popen, timeout: float = 300) -> int:
     """Wait for the CLI process, then kill whatever it left in its process group (a crashed parent
     leaves its pool workers holding the output pipes)."""
     code = p.wait(timeout=timeout)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     p.communicate()
     return code
 

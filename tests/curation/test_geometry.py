@@ -76,7 +76,7 @@ def test_geometry_invariants_on_random_boxes(size):
         win = square_crop(ext, w, h, 0.6, rng)
         assert 0 <= ext.x0 <= box.x0 and 0 <= ext.y0 <= box.y0 and box.x1 <= ext.x1 <= w and box.y1 <= ext.y1 <= h
         assert win.x0 <= ext.x0 and win.y0 <= ext.y0 and ext.x1 <= win.x1 and ext.y1 <= win.y1
-        assert 0 <= win.x0 and 0 <= win.y0 and win.x1 <= w and win.y1 <= h
+        assert win.x0 >= 0 and win.y0 >= 0 and win.x1 <= w and win.y1 <= h
         assert win == (0, 0, w, h) or win.width == win.height
 
 

@@ -4,7 +4,6 @@ incremental refreshes, crashes, the CLI, and an S3 store on moto's server."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 

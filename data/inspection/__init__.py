@@ -1,0 +1,1 @@
+"""Looking at datasets in FiftyOne: media materialised from Parquet, grouped FiftyOne datasets."""

@@ -1,0 +1,38 @@
+"""`doodleflow inspect`: put a dataset version into FiftyOne and open the App."""
+
+from __future__ import annotations
+
+import argparse
+
+from flows.commands.common import add_json, add_store
+
+
+def register(sub, groups) -> None:
+    p = sub.add_parser("inspect", help="build or update the FiftyOne dataset of a version and launch the App")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--version", help="default: latest")
+    add_store(p)
+    p.add_argument("--port", type=int, default=5151)
+    p.add_argument("--address", default="127.0.0.1", help="where the App listens (0.0.0.0 to share)")
+    p.add_argument("--no-launch", action="store_true", help="build or update only")
+    add_json(p)
+    p.set_defaults(func=cmd_inspect)
+
+
+def cmd_inspect(a: argparse.Namespace):
+    from data.inspection.fo_build import sync_version
+    from flows import runtime
+    from flows.dataset_refresh import resolve_store
+
+    out = sync_version(resolve_store(a.store), a.dataset, a.version, runtime.home(),
+                       log=lambda m: print(f"fiftyone: {m}", flush=True))
+    text = (f"FiftyOne dataset {out['name']}: {out['samples']} samples ({out['added']} added, {out['removed']} "
+            f"removed), {out['quarantined']} quarantined rows in the saved view 'quarantined'")
+    if a.no_launch:
+        return out, text
+    import fiftyone as fo
+
+    session = fo.launch_app(fo.load_dataset(out["name"]), remote=True, port=a.port, address=a.address)
+    out["url"] = f"http://{a.address}:{a.port}/datasets/{out['name']}"
+    text += f"\nFiftyOne App: {out['url']}  (Ctrl-C to stop)"
+    return out, text, session.wait
