@@ -130,7 +130,7 @@ def test_unreachable_database_is_a_clear_error(built):
     _, store, _ = built
     p = _cli("inspect", "--dataset", "fo", "--store", store, "--no-launch",
              env={"FIFTYONE_DATABASE_URI": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=1500"})
-    out, err = p.communicate(timeout=300)
+    _out, err = p.communicate(timeout=300)
     assert p.returncode == 2, err[-2000:]
     assert "cannot reach FiftyOne's database via FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:9" in err
     assert "Traceback" not in err
@@ -142,7 +142,7 @@ def _chromium() -> str | None:
 
 @pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (make test installs it)")
 def test_app_in_headless_chromium_shows_the_dataset(built, artifacts_dir, tmp_path):
-    _, store, s = built
+    _, store, _s = built
     port = 5170 + os.getpid() % 200
     p = _cli("inspect", "--dataset", "fo", "--version", "1", "--store", store, "--port", str(port), "--json")
     try:
