@@ -1,0 +1,30 @@
+"""A local directory for a store URI: diffusers and transformers load from local paths only.
+
+Local paths are used in place. An s3:// directory is copied once into $DOODLEFLOW_HOME/cache/ under a
+name derived from its URI and published atomically (a half-finished copy is never picked up).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from data.fsutil import filesystem
+from training.common.publish import publish_dir
+
+
+def cache_root() -> str:
+    return os.path.join(os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow")), "cache", "store")
+
+
+def local_dir(uri: str, marker: str = "config.json") -> str:
+    """`uri` itself when local; otherwise a local copy of the directory (made once per URI)."""
+    if not uri.startswith("s3://"):
+        return filesystem(uri)[1]
+    fs, path = filesystem(uri)
+
+    def build(tmp: str) -> None:
+        fs.get(path.rstrip("/") + "/", tmp + "/", recursive=True)
+
+    name = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    return publish_dir(build, os.path.join(cache_root(), name), marker)

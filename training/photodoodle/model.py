@@ -1,0 +1,129 @@
+"""The PhotoDoodle model: diffusers' FLUX parts held in a `FluxPipeline`, and how they are loaded.
+
+Everything is frozen here; the trainable part is the LoRA that `training.photodoodle.lora` adds to
+the transformer. Keeping the parts in a real `FluxPipeline` means prompts are encoded by diffusers'
+own `encode_prompt`, and LoRA files go through diffusers' own `load_lora_weights`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from training.photodoodle.config import ModelSource
+
+
+def quiet_hf() -> None:
+    """Loading is logged by us; silence per-file progress bars and notices."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+class PhotoDoodleModel:
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.transformer = pipe.transformer
+        self.vae = pipe.vae
+        for m in (pipe.transformer, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+            m.requires_grad_(False)
+        for m in (pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+            m.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def guidance_embeds(self) -> bool:
+        return bool(self.transformer.config.guidance_embeds)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PhotoDoodleModel:
+        """Move every part; `dtype` casts the frozen weights (bf16 base on GPU). LoRA weights added
+        afterwards keep their own dtype."""
+        for m in (self.transformer, self.vae, self.pipe.text_encoder, self.pipe.text_encoder_2):
+            m.to(device=device, dtype=dtype)
+        return self
+
+    def release_encoders(self) -> None:
+        """Send the text encoders to the CPU once every caption is cached (T5-XXL is ~9.5 GB)."""
+        for m in (self.pipe.text_encoder, self.pipe.text_encoder_2):
+            m.to("cpu")
+
+    # -- frozen encoders --------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_text(self, captions: list[str], max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(T5 sequence (B, L, D), pooled CLIP (B, P)) by diffusers' FLUX `encode_prompt`."""
+        device = next(self.pipe.text_encoder_2.parameters()).device
+        embeds, pooled, _ = self.pipe.encode_prompt(
+            prompt=captions, prompt_2=None, device=device, max_sequence_length=max_sequence_length
+        )
+        return embeds, pooled
+
+    @torch.no_grad()
+    def vae_moments(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] -> the posterior (mean, logvar) stacked on channels, (B, 32, h, w).
+        Caching the posterior rather than one sample keeps `latent_dist.sample()` per step (C4)."""
+        dist = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist
+        return torch.cat([dist.mean, dist.logvar], dim=1)
+
+    def sample_latents(self, moments: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A posterior sample, shifted and scaled as FLUX trains on: (z - shift) * scale."""
+        mean, logvar = moments.float().chunk(2, dim=1)
+        eps = torch.randn(
+            mean.shape, generator=generator, device=generator.device if generator else mean.device
+        )
+        z = mean + torch.exp(0.5 * logvar) * eps.to(mean.device)
+        return (z - self.vae.config.shift_factor) * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        z = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
+        return self.vae.decode(z.to(self.vae.dtype)).sample.float().clamp(-1, 1)
+
+
+# -- loading ------------------------------------------------------------------------------------
+def default_tiny_root() -> str:
+    return os.path.join(os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow")), "models")
+
+
+def resolve_source_dir(source: ModelSource) -> str:
+    """The FLUX directory a source loads from (writing the tiny preset first if needed)."""
+    if source.preset == "tiny":
+        from training.photodoodle.presets import save_tiny_flux
+
+        return save_tiny_flux(source.tiny_root or default_tiny_root(), source.seed)
+    path = source.pretrained or ""
+    if not os.path.exists(os.path.join(path, "model_index.json")):
+        raise ValueError(f"{path!r} is not a local diffusers FLUX directory (no model_index.json)")
+    return path
+
+
+def load_transformer(uri: str, dtype: torch.dtype | None = None):
+    from diffusers import FluxTransformer2DModel
+
+    from training.common.localize import local_dir
+
+    return FluxTransformer2DModel.from_pretrained(local_dir(uri), torch_dtype=dtype)
+
+
+def load_model(source: ModelSource, dtype: torch.dtype | None = None) -> PhotoDoodleModel:
+    """FLUX parts from the source's directory; the transformer from `base_transformer` when given."""
+    from diffusers import FluxPipeline
+
+    quiet_hf()
+    extra = (
+        {"transformer": load_transformer(source.base_transformer, dtype)} if source.base_transformer else {}
+    )
+    return PhotoDoodleModel(
+        FluxPipeline.from_pretrained(resolve_source_dir(source), torch_dtype=dtype, **extra)
+    )
