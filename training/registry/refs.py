@@ -1,0 +1,27 @@
+"""Model references: `NAME` (latest version), `NAME@alias`, `NAME:version`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_REF = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,99})(?:@(?P<alias>[A-Za-z][A-Za-z0-9_-]{0,63})|:(?P<version>\d+))?$"
+)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    alias: str | None = None
+    version: int | None = None
+
+    def __str__(self) -> str:
+        return self.name + (f"@{self.alias}" if self.alias else f":{self.version}" if self.version else "")
+
+
+def parse_ref(text: str) -> ModelRef:
+    m = _REF.match(text or "")
+    if not m:
+        raise ValueError(f"invalid model reference {text!r}: use NAME, NAME@alias or NAME:version")
+    return ModelRef(m["name"], m["alias"], int(m["version"]) if m["version"] else None)

@@ -1,0 +1,174 @@
+"""MLflow's model registry as doodleflow's artifact registry.
+
+Weights stay in the project's store (local or S3); a registered version's `source` is their URI.
+Each version gets its own MLflow run (or joins the training run) holding the params, metrics,
+sample images and `lineage-<name>.json`: every file's sha256, the dataset version and manifest hash,
+the full config, the code version, the parent artifact and the Prefect flow run. Searchable facts
+are also version tags. Loading by reference re-hashes the files: a modified artifact is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from training.registry.lineage import code_version, file_digests, verify_files
+from training.registry.refs import ModelRef, parse_ref
+
+KINDS = ("pbe-checkpoint", "omnieditor-lora", "merged-base", "editlora")
+
+
+class TamperedArtifact(RuntimeError):
+    """A registered file is missing or its bytes no longer match the registered sha256."""
+
+
+@dataclass
+class Registered:
+    name: str
+    version: int
+    kind: str
+    uri: str
+    run_id: str
+    lineage: dict = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "kind": self.kind, "uri": self.uri,
+                "run_id": self.run_id, "aliases": self.aliases, **self.lineage}
+
+
+def default_tracking_uri(home: str) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.join(home, 'mlflow', 'mlflow.db')}"
+
+
+def _digest(files: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+class Registry:
+    def __init__(self, home: str, artifact_root: str | None = None, tracking_uri: str | None = None) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri or default_tracking_uri(home)
+        if self.tracking_uri.startswith("sqlite:///"):
+            os.makedirs(os.path.dirname(self.tracking_uri[len("sqlite:///"):]), exist_ok=True)
+        self.artifact_root = artifact_root or os.path.join(home, "mlflow", "artifacts")
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    # -- writing ---------------------------------------------------------------------------
+    def experiment_id(self, kind: str) -> str:
+        name = f"doodleflow-{kind}"
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        return self.client.create_experiment(name, artifact_location=f"{self.artifact_root.rstrip('/')}/{kind}")
+
+    def start_run(self, kind: str, run_name: str, params: dict | None = None) -> str:
+        run = self.client.create_run(self.experiment_id(kind), run_name=run_name)
+        for k, v in _flatten(params or {}).items():
+            self.client.log_param(run.info.run_id, k, str(v)[:6000])
+        return run.info.run_id
+
+    def register(self, name: str, kind: str, uri: str, *, config: dict, dataset: dict | None = None,
+                 parent: str | None = None, flow_run_id: str | None = None, metrics: dict | None = None,
+                 images: list[str] = (), run_id: str | None = None) -> Registered:
+        """Register the artifact at `uri` (a folder or file in the store) as a new version of `name`."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown artifact kind {kind!r}; one of {', '.join(KINDS)}")
+        files = file_digests(uri)
+        lineage = {"kind": kind, "uri": uri, "files": files, "dataset": dataset, "config": config,
+                   "parent": parent, "prefect_flow_run_id": flow_run_id, "metrics": metrics or {},
+                   **code_version()}
+        run_id = run_id or self.start_run(kind, f"register-{name}", config)
+        for k, v in (metrics or {}).items():
+            self.client.log_metric(run_id, k, float(v))
+        self.client.log_dict(run_id, lineage, f"lineage-{name}.json")
+        for img in images:
+            self.client.log_artifact(run_id, img, "images")
+        if not self._exists(name):
+            self.client.create_registered_model(name, tags={"kind": kind})
+        tags = {"kind": kind, "uri": uri, "files_sha256": _digest(files), "git_commit": lineage["git_commit"],
+                "git_dirty": str(lineage["git_dirty"]).lower(), "parent": parent or "",
+                "prefect_flow_run_id": flow_run_id or "", "metrics": json.dumps(metrics or {})[:4000]}
+        if dataset:
+            tags.update({f"dataset_{k}": str(v) for k, v in dataset.items()})
+        mv = self.client.create_model_version(name, source=uri, run_id=run_id, tags=tags)
+        return Registered(name, int(mv.version), kind, uri, run_id, lineage)
+
+    def promote(self, name: str, version: int, alias: str) -> Registered:
+        self.client.get_model_version(name, str(version))  # raises if absent
+        self.client.set_registered_model_alias(name, alias, str(version))
+        return self.show(name, version)
+
+    # -- reading ---------------------------------------------------------------------------
+    def _exists(self, name: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+            return True
+        except MlflowException:
+            return False
+
+    def _load(self, mv) -> Registered:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.client.download_artifacts(mv.run_id, f"lineage-{mv.name}.json", tmp)
+            with open(path) as f:
+                lineage = json.load(f)
+        if _digest(lineage["files"]) != mv.tags.get("files_sha256"):
+            raise TamperedArtifact(f"{mv.name}:{mv.version}: lineage file list does not match its registered digest")
+        return Registered(mv.name, int(mv.version), mv.tags.get("kind", ""), mv.source, mv.run_id, lineage,
+                          list(getattr(mv, "aliases", []) or []))
+
+    def show(self, name: str, version: int | None = None) -> Registered:
+        return self.resolve(ModelRef(name, version=version), verify=False)
+
+    def versions(self, name: str) -> list[Registered]:
+        mvs = self.client.search_model_versions(f"name='{name}'")
+        return [self._load(mv) for mv in sorted(mvs, key=lambda m: int(m.version))]
+
+    def list(self, kind: str | None = None) -> list[dict]:
+        out = []
+        for rm in self.client.search_registered_models():
+            if kind and rm.tags.get("kind") != kind:
+                continue
+            latest = max((int(v.version) for v in self.client.search_model_versions(f"name='{rm.name}'")), default=0)
+            out.append({"name": rm.name, "kind": rm.tags.get("kind", ""), "latest_version": latest,
+                        "aliases": dict(getattr(rm, "aliases", {}) or {})})
+        return sorted(out, key=lambda r: r["name"])
+
+    def resolve(self, ref: str | ModelRef, verify: bool = True) -> Registered:
+        """The registered version a reference names; with verify, its files are re-hashed first."""
+        from mlflow.exceptions import MlflowException
+
+        ref = parse_ref(ref) if isinstance(ref, str) else ref
+        try:
+            if ref.alias:
+                mv = self.client.get_model_version_by_alias(ref.name, ref.alias)
+            elif ref.version:
+                mv = self.client.get_model_version(ref.name, str(ref.version))
+            else:
+                mvs = self.client.search_model_versions(f"name='{ref.name}'")
+                if not mvs:
+                    raise LookupError(f"no registered model {ref.name!r}")
+                mv = max(mvs, key=lambda m: int(m.version))
+        except MlflowException as e:
+            raise LookupError(f"no registered model version {ref}: {e.message}") from e
+        reg = self._load(mv)
+        if verify:
+            verify_files(reg.uri, reg.lineage["files"])
+        return reg
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
