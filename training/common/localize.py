@@ -28,3 +28,18 @@ def local_dir(uri: str, marker: str = "config.json") -> str:
 
     name = hashlib.sha256(uri.encode()).hexdigest()[:16]
     return publish_dir(build, os.path.join(cache_root(), name), marker)
+
+
+def local_file(uri: str) -> str:
+    """`uri` itself when local; otherwise a local copy of the file (made once per URI)."""
+    if not uri.startswith("s3://"):
+        return filesystem(uri)[1]
+    fs, path = filesystem(uri)
+    name = os.path.basename(path)
+
+    def build(tmp: str) -> None:
+        os.makedirs(tmp, exist_ok=True)
+        fs.get(path, os.path.join(tmp, name))
+
+    d = publish_dir(build, os.path.join(cache_root(), hashlib.sha256(uri.encode()).hexdigest()[:16]), name)
+    return os.path.join(d, name)

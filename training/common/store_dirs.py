@@ -1,0 +1,59 @@
+"""Directories of model files in the store (local path or s3://), published with a marker file.
+
+A directory counts as present iff its marker (a small JSON written last) exists, so readers never
+pick up a half-uploaded model: locally the files are moved in by one rename of a temp sibling; on S3
+they are uploaded first (multipart, streamed from disk) and the marker is one PUT afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shutil
+import uuid
+
+from data.fsutil import atomic_write, filesystem, is_local, join
+
+
+def publish_local_dir(src: str, store_uri: str, rel: str, marker: str, meta: dict) -> str:
+    """Place the files of local dir `src` at `<store>/<rel>/` plus `marker` = meta; returns the URI."""
+    fs, root = filesystem(store_uri)
+    dest = join(root, rel)
+    if is_local(fs):
+        tmp = f"{dest}.tmp-{uuid.uuid4().hex}"
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        shutil.copytree(src, tmp)
+        if os.path.exists(dest):  # a retried publish of the same run replaces its earlier files
+            shutil.rmtree(dest)
+        os.rename(tmp, dest)
+    else:
+        fs.put(src.rstrip("/") + "/", dest + "/", recursive=True)
+    atomic_write(fs, join(dest, marker), json.dumps(meta, indent=2, sort_keys=True, default=str).encode())
+    return f"s3://{dest}" if store_uri.startswith("s3://") else dest
+
+
+def read_marker(store_uri: str, rel: str, marker: str) -> dict | None:
+    fs, root = filesystem(store_uri)
+    p = join(root, rel, marker)
+    return json.loads(fs.cat_file(p)) if fs.exists(p) else None
+
+
+def list_published(store_uri: str, rel: str, marker: str) -> list[dict]:
+    """The markers of every published directory directly under `<store>/<rel>/`, each with its
+    `_uri` and `_name`, oldest `created_at` first."""
+    fs, root = filesystem(store_uri)
+    base = join(root, rel)
+    if not fs.exists(base):
+        return []
+    out = []
+    for p in fs.ls(base, detail=False):
+        name = posixpath.basename(p.rstrip("/"))
+        m = join(base, name, marker)
+        if ".tmp-" not in name and fs.exists(m):
+            meta = json.loads(fs.cat_file(m))
+            uri = join(base, name)
+            out.append(
+                {**meta, "_name": name, "_uri": f"s3://{uri}" if store_uri.startswith("s3://") else uri}
+            )
+    return sorted(out, key=lambda d: (str(d.get("created_at", "")), d["_name"]))

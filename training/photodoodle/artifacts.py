@@ -1,0 +1,77 @@
+"""Where PhotoDoodle's outputs live in the store, and how they are published and found again.
+
+    loras/<artist>/<run>/pytorch_lora_weights.safetensors   an EditLoRA (diffusers LoRA format)
+    loras/<artist>/<run>/lora.json                           its card: base, rank, trigger, steps; written last
+    runs/omnieditor/<run>/lora/...                           the OmniEditor LoRA, same two files
+    models/photodoodle/merged-base/<run>/transformer/        OmniEditor fused into the base (diffusers layout)
+    models/photodoodle/merged-base/<run>/merged.json         written last
+
+Artist names are validated before they become a path component.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+
+from data.names import validate_name
+from training.common.store_dirs import list_published, publish_local_dir
+from training.photodoodle.config import LoraSettings
+from training.photodoodle.lora import WEIGHT_NAME, save_lora_dir
+
+LORA_CARD = "lora.json"
+MERGED_CARD = "merged.json"
+MERGED_ROOT = "models/photodoodle/merged-base"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def artist_lora_rel(artist: str, run_id: str) -> str:
+    return f"loras/{validate_name(artist, 'artist name')}/{validate_name(run_id, 'run id')}"
+
+
+def omnieditor_lora_rel(run_id: str) -> str:
+    return f"runs/omnieditor/{validate_name(run_id, 'run id')}/lora"
+
+
+def publish_lora(store: str, rel: str, transformer, settings: LoraSettings, card: dict) -> dict:
+    """Write the adapter of `transformer` to `<store>/<rel>/` with its card; returns the card."""
+    with tempfile.TemporaryDirectory() as d:
+        save_lora_dir(transformer, settings, d)
+        card = {**card, "created_at": now(), "rank": settings.rank, "alpha": settings.alpha,
+                "targets": list(settings.targets), "weight_name": WEIGHT_NAME}  # fmt: skip
+        uri = publish_local_dir(d, store, rel, LORA_CARD, card)
+    return {**card, "uri": f"{uri}/{WEIGHT_NAME}", "dir": uri}
+
+
+def find_lora(store: str, artist: str, run_id: str | None = None) -> dict:
+    """The card (with `uri` of the weights file) of the artist's newest LoRA, or of `run_id`."""
+    cards = list_published(store, f"loras/{validate_name(artist, 'artist name')}", LORA_CARD)
+    if run_id is not None:
+        cards = [c for c in cards if c["_name"] == run_id]
+    if not cards:
+        raise LookupError(f"no LoRA for artist {artist!r}{f' run {run_id!r}' if run_id else ''} in {store}")
+    c = cards[-1]
+    return {**c, "dir": c["_uri"], "uri": f"{c['_uri']}/{c.get('weight_name', WEIGHT_NAME)}"}
+
+
+def publish_merged_base(store: str, run_id: str, transformer, card: dict) -> dict:
+    """Save the (fused) transformer in diffusers' layout under models/photodoodle/merged-base/<run>/."""
+    with tempfile.TemporaryDirectory() as d:
+        transformer.save_pretrained(f"{d}/transformer")
+        card = {**card, "created_at": now()}
+        uri = publish_local_dir(
+            d, store, f"{MERGED_ROOT}/{validate_name(run_id, 'run id')}", MERGED_CARD, card
+        )
+    return {**card, "dir": uri, "transformer": f"{uri}/transformer"}
+
+
+def find_merged_base(store: str, base_identity: dict) -> dict | None:
+    """The newest merged base made from the same base weights (preset, pretrained dir), or None."""
+    cards = [c for c in list_published(store, MERGED_ROOT, MERGED_CARD) if c.get("base") == base_identity]
+    if not cards:
+        return None
+    c = cards[-1]
+    return {**c, "dir": c["_uri"], "transformer": f"{c['_uri']}/transformer"}

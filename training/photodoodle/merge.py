@@ -1,0 +1,53 @@
+"""The step between the stages: fuse the OmniEditor LoRA into the base transformer and store the
+result as the EditLoRA base (PhotoDoodle's merge_pretrain.py: load_lora_weights, fuse_lora, unload).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from training.common.localize import local_file
+from training.photodoodle.artifacts import publish_merged_base
+from training.photodoodle.config import ModelSource
+from training.photodoodle.model import load_transformer, quiet_hf, resolve_source_dir
+
+
+def base_identity(source: ModelSource) -> dict:
+    """What names the base weights a merged transformer was made from (not where they sit)."""
+    return {
+        "preset": source.preset,
+        "pretrained": source.pretrained,
+        "seed": source.seed if source.preset == "tiny" else None,
+    }
+
+
+def fuse_lora_file(transformer, lora_uri: str):
+    """Fuse a diffusers-format LoRA file into `transformer` in place, through diffusers' loader."""
+    from diffusers import FluxPipeline
+
+    parts = dict(
+        scheduler=None, vae=None, text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None
+    )
+    pipe = FluxPipeline(transformer=transformer, **parts)
+    pipe.load_lora_weights(local_file(lora_uri), adapter_name="omnieditor")
+    pipe.fuse_lora(adapter_names=["omnieditor"])
+    pipe.unload_lora_weights()  # the fused weights stay; the LoRA modules go
+    return transformer
+
+
+def merge_omnieditor(
+    store: str, run_id: str, source: ModelSource, lora_uri: str, dtype: torch.dtype | None = None
+) -> dict:
+    """Base transformer + OmniEditor LoRA -> models/photodoodle/merged-base/<run_id>/ (diffusers layout)."""
+    from diffusers import FluxTransformer2DModel
+
+    quiet_hf()
+    if source.base_transformer:
+        transformer = load_transformer(source.base_transformer, dtype)
+    else:
+        transformer = FluxTransformer2DModel.from_pretrained(resolve_source_dir(source), subfolder="transformer",
+                                                             torch_dtype=dtype)  # fmt: skip
+    fuse_lora_file(transformer, lora_uri)
+    card = {"base": base_identity(source), "base_transformer": source.base_transformer, "lora": lora_uri,
+            "omnieditor_run": run_id}  # fmt: skip
+    return publish_merged_base(store, run_id, transformer, card)
