@@ -65,18 +65,19 @@ def clip_image_size(cfg: TrainConfig) -> int:
     return int(c.get("vision_config", c).get("image_size", 224))
 
 
-def plan_job(cfg: TrainConfig, log=_log) -> JobPlan:
-    """Resolve version, model paths and run directory; decide fresh start vs resume."""
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Pin what "latest" and defaults mean now: the dataset version and the tiny preset's root."""
     from training.pbe.model import default_tiny_root
 
-    ds = DatasetStore(cfg.run.store, cfg.run.dataset)
-    version = ds.resolve(cfg.run.version or None)
+    version = DatasetStore(cfg.run.store, cfg.run.dataset).resolve(cfg.run.version or None)
     src = cfg.model.source
     tiny_root = os.path.abspath(src.tiny_root or default_tiny_root()) if src.kind == "tiny" else None
-    cfg = cfg.replace(
+    return cfg.replace(
         run={"version": version}, model={"source": dataclasses.replace(src, tiny_root=tiny_root)}
     )
-    run = RunDir(cfg.run.store, FAMILY, cfg.run_id())
+
+
+def _check_run(cfg: TrainConfig, run: RunDir, log) -> None:
     latest = run.latest()
     if latest is not None and not cfg.run.resume:
         raise ValueError(
@@ -86,32 +87,42 @@ def plan_job(cfg: TrainConfig, log=_log) -> JobPlan:
     if cfg.run.resume:
         log(
             f"run {run.run_id}: "
-            + (
-                f"resuming from step {latest}"
-                if latest is not None
-                else "no checkpoint yet, starting from scratch"
-            )
+            + (f"resuming from step {latest}" if latest is not None else "nothing to resume")
         )
     if run.read_json("run.json") is None:
-        run.write_json(
-            "run.json",
-            {
-                "run_id": run.run_id,
-                "config": cfg.to_dict(),
-                "dataset": {"name": ds.name, "version": version, "store": ds.store_uri},
-            },
-        )
-    return JobPlan(cfg, run, [ds.uri(p) for p in ds.part_paths(version)], None)
+        dataset = {"name": cfg.run.dataset, "version": cfg.run.version, "store": cfg.run.store}
+        run.write_json("run.json", {"run_id": run.run_id, "config": cfg.to_dict(), "dataset": dataset})
 
 
-def sample_dataset(plan: JobPlan):
-    """The version's Parquet parts as a Ray Data stream of decoded uint8 arrays."""
+def plan_job(cfg: TrainConfig, log=_log) -> JobPlan:
+    """Resolve the config, check the run directory (fresh start vs resume), find the latent cache."""
+    cfg = resolve(cfg)
+    run = RunDir(cfg.run.store, FAMILY, cfg.run_id())
+    _check_run(cfg, run, log)
+    cache = None
+    if cfg.data.latent_cache != "off":
+        from training.pbe.cache import find_cache
+
+        cache = find_cache(cfg)
+        log(f"latent cache: {cache['rows']} samples" if cache else "latent cache: none for this version")
+    ds = DatasetStore(cfg.run.store, cfg.run.dataset)
+    return JobPlan(cfg, run, [ds.uri(p) for p in ds.part_paths(cfg.run.version)], cache)
+
+
+def train_dataset(plan: JobPlan):
+    """The training stream: the version's Parquet decoded to uint8 arrays, or its latent cache."""
     import ray.data
 
+    from training.pbe.cache import FIELDS, decode_cached
     from training.pbe.data import SAMPLE_COLUMNS, decode_rows
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # per-epoch bars flood the logs
-
+    if plan.cache:
+        fs, paths = arrow_filesystem(plan.cfg.run.store, plan.cache["parts"])
+        ds = ray.data.read_parquet(paths, filesystem=fs, columns=list(FIELDS))
+        return ds.map_batches(
+            decode_cached, batch_format="numpy", batch_size=32, fn_kwargs={"manifest": plan.cache}
+        )
     fs, paths = arrow_filesystem(plan.cfg.run.store, plan.parts)
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=SAMPLE_COLUMNS)
     return ds.map_batches(
@@ -127,6 +138,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
+    from training.pbe.cache import encoded_batch
     from training.pbe.data import pixel_batch
     from training.pbe.loop import WorkerContext, train
     from training.pbe.model import load_model
@@ -140,7 +152,7 @@ def train_loop_per_worker(config: dict) -> None:
     trainer = PbETrainer(load_model(cfg.model.source), cfg, device, rank, wrap)
     shard = ray.train.get_dataset_shard("train")
     to_batch = (
-        _cached_batch if config.get("cache") else lambda b, dev: pixel_batch(b, dev, cfg.data.binarize_mask)
+        encoded_batch if config.get("cache") else lambda b, dev: pixel_batch(b, dev, cfg.data.binarize_mask)
     )
 
     def epoch_batches(epoch: int):
@@ -162,17 +174,15 @@ def train_loop_per_worker(config: dict) -> None:
     train(trainer, run, epoch_batches, WorkerContext(rank, world, report, log))
 
 
-def _cached_batch(b, device):
-    from training.pbe.cache import encoded_batch
-
-    return encoded_batch(b, device)
-
-
 def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int = 2, log=_log) -> dict:
     """Run the job to `cfg.run.steps` and return its result.json (checkpoint URI, steps, final loss...)."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    if cfg.data.latent_cache == "build":
+        from training.pbe.ray_cache import build_cache
+
+        build_cache(cfg, ray_address, log)
     plan = plan_job(cfg, log)
     where = init_ray(ray_address)
     workers = plan.cfg.run.workers
@@ -180,6 +190,7 @@ def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int =
     log(
         f"run {plan.run.run_id}: {workers or 'local-mode'} worker(s) {res or ''} on Ray ({where}); "
         f"{len(plan.parts)} Parquet part(s) of {plan.cfg.run.dataset} v{plan.cfg.run.version}"
+        f"{', trained from its latent cache' if plan.cache else ''}"
     )
     home = os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow"))
     trainer = TorchTrainer(
@@ -193,7 +204,7 @@ def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int =
             storage_path=os.path.join(home, "ray_results"),
             failure_config=FailureConfig(max_failures=max_failures),
         ),
-        datasets={"train": sample_dataset(plan)},
+        datasets={"train": train_dataset(plan)},
     )
     trainer.fit()
     result = plan.run.read_json("result.json")
