@@ -13,7 +13,9 @@ def test_grid_png_size_and_text_cell(tmp_path):
     red = Image.new("RGB", (80, 40), (255, 0, 0))
     arr = np.zeros((32, 32, 3), np.uint8)
     rows = [[red, "add a hat to the cat please", arr, red], [arr, red, red, "x"]]
-    path = sample_grid(rows, ["source", "prompt", "output", "target"], str(tmp_path / "g" / "grid.png"), layout)
+    path = sample_grid(
+        rows, ["source", "prompt", "output", "target"], str(tmp_path / "g" / "grid.png"), layout
+    )
     img = Image.open(path)
     assert img.format == "PNG"
     assert img.size == (4 * 66 + 2, 16 + 2 * 66 + 2)

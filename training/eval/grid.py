@@ -84,7 +84,9 @@ def image_tile(image: Image.Image | np.ndarray, tile: int) -> Image.Image:
     return out
 
 
-def sample_grid(rows: list[list[Cell]], labels: list[str], path: str, layout: GridLayout | None = None) -> str:
+def sample_grid(
+    rows: list[list[Cell]], labels: list[str], path: str, layout: GridLayout | None = None
+) -> str:
     """Write the grid of `rows` (each as long as `labels`) to `path` as PNG; returns `path`."""
     layout = layout or GridLayout()
     if any(len(r) != len(labels) for r in rows):
@@ -98,8 +100,10 @@ def sample_grid(rows: list[list[Cell]], labels: list[str], path: str, layout: Gr
         draw.text((layout.pad + j * step + 2, 4), label, fill="black", font=font)
     for i, row in enumerate(rows):
         for j, cell in enumerate(row):
-            tile = text_tile(cell, layout.tile, layout.font_size) if isinstance(cell, str) else image_tile(
-                cell, layout.tile
+            tile = (
+                text_tile(cell, layout.tile, layout.font_size)
+                if isinstance(cell, str)
+                else image_tile(cell, layout.tile)
             )
             canvas.paste(tile, (layout.pad + j * step, layout.header + layout.pad + i * step))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
