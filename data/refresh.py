@@ -133,6 +133,12 @@ def _prospective_hash(diff: Diff, unit_stats: list[dict], q: pd.DataFrame, d: pd
     return content_hash(files, q, d)
 
 
+def _unchanged(ds: DatasetStore, version: int, base: dict) -> dict:
+    m = ds.manifest(version)
+    return {**base, "version": version, "created": False, "path": ds.uri(ds.version_path(version)),
+            "samples_total": m["rows_total"], "samples_new": 0}
+
+
 def commit_version(ds: DatasetStore, cfg: CurationConfig, plan: InputPlan, diff: Diff,
                    unit_stats: list[dict], run_id: str, source: str) -> dict:
     """Write the new version (or find that nothing changed) and return the refresh summary."""
@@ -142,12 +148,17 @@ def commit_version(ds: DatasetStore, cfg: CurationConfig, plan: InputPlan, diff:
     base = {"dataset": ds.name, "store": ds.store_uri, "boxes_kept": len(plan.triage.kept),
             "dropped": dict(sorted(dropped.items())), "quarantined": _counts(quarantine)}
     new_rows = sum(s["rows"] for s in unit_stats)
-    if diff.previous is not None and new_rows == 0:
-        prev = ds.manifest(diff.previous)
-        if _prospective_hash(diff, unit_stats, quarantine, dropped_rows) == prev["content_hash"]:
-            return {**base, "version": diff.previous, "created": False, "path": ds.uri(ds.version_path(diff.previous)),
-                    "samples_total": prev["rows_total"], "samples_new": 0}
+    prospective = _prospective_hash(diff, unit_stats, quarantine, dropped_rows)
+    if diff.previous is not None and new_rows == 0 and prospective == ds.manifest(diff.previous)["content_hash"]:
+        return _unchanged(ds, diff.previous, base)
     version = ds.claim_next_version(run_id)
+    # A concurrent refresh may have claimed a lower number: let it commit first, then skip ours if it
+    # made exactly what we would (two refreshes of the same inputs give one version, not two).
+    ds.wait_for_earlier_claims(version)
+    latest = ds.latest()
+    if latest is not None and latest != diff.previous and prospective == ds.manifest(latest)["content_hash"]:
+        ds.release_claim(version)
+        return _unchanged(ds, latest, base)
     files = _place_parts(ds, version, diff, unit_stats)
     side = [
         ds.write_table(version, "_inputs.parquet",

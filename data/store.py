@@ -20,8 +20,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import posixpath
 import re
+import socket
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -119,10 +122,43 @@ class DatasetStore:
     # -- committing ---------------------------------------------------------------------------
     def claim_next_version(self, run_id: str) -> int:
         """Own the next free version number (create-if-absent of its _claim file)."""
+        claim = json.dumps({"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
+                            "time": time.time()}).encode()
         v = max(self._version_dirs(), default=0) + 1
-        while not create_exclusive(self.fs, join(self.version_path(v), "_claim"), run_id.encode()):
+        while not create_exclusive(self.fs, join(self.version_path(v), "_claim"), claim):
             v += 1
         return v
+
+    def release_claim(self, version: int) -> None:
+        """Give up an uncommitted version (nothing to commit after all); its number can be reused."""
+        if not self.fs.exists(join(self.version_path(version), MANIFEST)):
+            self.fs.rm(self.version_path(version), recursive=True)
+
+    def _claim_is_live(self, version: int, stale_after: float) -> bool:
+        try:
+            c = json.loads(self.fs.cat_file(join(self.version_path(version), "_claim")))
+        except (FileNotFoundError, ValueError):
+            return False
+        if c.get("host") == socket.gethostname():  # same machine: a dead process holds nothing
+            try:
+                os.kill(int(c["pid"]), 0)
+            except (ProcessLookupError, ValueError):
+                return False
+            except PermissionError:
+                pass
+        return time.time() - float(c.get("time", 0)) < stale_after
+
+    def wait_for_earlier_claims(self, version: int, stale_after: float = 900.0, poll: float = 0.5) -> None:
+        """Block until every lower version is committed or its claim is dead (a crashed run), so that
+        concurrent refreshes commit in claim order and the later one can see what the earlier made."""
+        deadline = time.time() + stale_after
+        while time.time() < deadline:
+            committed = set(self.versions())
+            pending = [v for v in self._version_dirs() if v < version and v not in committed
+                       and self._claim_is_live(v, stale_after)]
+            if not pending:
+                return
+            time.sleep(poll)
 
     def write_table(self, version: int, name: str, table: pa.Table) -> dict:
         sink = io.BytesIO()

@@ -104,3 +104,21 @@ def test_crash_and_rerun_on_s3(tmp_path, bucket):
     assert len(ids) == len(set(ids)) == done["samples_total"] > 0
     again = _refresh_json(src, store)
     assert not again["created"] and again["version"] == 2
+
+
+def test_two_refreshes_at_once_make_one_version(tmp_path):
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    good_tree(src, n=10, real=False)
+    args = ("refresh", "--source", src, "--dataset", "c", "--store", store, "--json", "--samples-per-shard", "3",
+            "--workers", "1")
+    procs = [_cli(*args) for _ in range(2)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    ds = DatasetStore(store, "c")
+    assert ds.versions() == [1] and [o["version"] for o in outs] == [1, 1]
+    assert sorted(o["created"] for o in outs) == [False, True]
+    ids = ds.read_table(1, columns=["sample_id"])["sample_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == outs[0]["samples_total"] > 0
