@@ -1,0 +1,53 @@
+"""`doodleflow registry list | show | promote`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from flows.commands.common import add_json
+
+
+def register(sub, groups) -> None:
+    r = sub.add_parser("registry", help="registered models: list, show, promote")
+    rs = r.add_subparsers(dest="action", required=True)
+    ls = rs.add_parser("list", help="registered models with their latest version and aliases")
+    ls.add_argument("--kind", help="pbe-checkpoint, omnieditor-lora, merged-base or editlora")
+    add_json(ls)
+    ls.set_defaults(func=cmd_list)
+    sh = rs.add_parser("show", help="one version's lineage (default: latest)")
+    sh.add_argument("name")
+    sh.add_argument("version", nargs="?", type=int)
+    add_json(sh)
+    sh.set_defaults(func=cmd_show)
+    pr = rs.add_parser("promote", help="point an alias (e.g. production) at a version")
+    pr.add_argument("name")
+    pr.add_argument("version", type=int)
+    pr.add_argument("--alias", default="production")
+    add_json(pr)
+    pr.set_defaults(func=cmd_promote)
+
+
+def open_registry():
+    from flows import runtime
+    from training.registry import Registry
+
+    return Registry(home=runtime.home())
+
+
+def cmd_list(a: argparse.Namespace):
+    rows = open_registry().list(kind=a.kind)
+    lines = [f"{r['name']:<40} {r['kind']:<16} v{r['latest_version']:<4} "
+             + " ".join(f"@{k}=v{v}" for k, v in r["aliases"].items()) for r in rows]
+    return {"models": rows}, "\n".join(lines) or "no registered models"
+
+
+def cmd_show(a: argparse.Namespace):
+    reg = open_registry().show(a.name, a.version)
+    d = reg.to_dict()
+    return d, json.dumps({k: v for k, v in d.items() if k != "config"}, indent=2, default=str)
+
+
+def cmd_promote(a: argparse.Namespace):
+    reg = open_registry().promote(a.name, a.version, a.alias)
+    return reg.to_dict(), f"{a.name}@{a.alias} -> version {a.version}"
