@@ -14,7 +14,12 @@ import sys
 
 from flows import runtime  # noqa: F401  (environment defaults first)
 
-COMMAND_MODULES = ["flows.commands.curation", "flows.commands.inspect"]
+COMMAND_MODULES = [
+    "flows.commands.curation",
+    "flows.commands.inspect",
+    "flows.commands.registry",
+    "flows.commands.pbe",
+]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -145,3 +145,34 @@ class TrainConfig:
 
     def run_id(self) -> str:
         return self.run.run_name or f"{self.run.dataset}-v{self.run.version}-{self.config_hash()}"
+
+
+def model_source(
+    preset: str | None = None,
+    pretrained: str | None = None,
+    clip: str | None = None,
+    tiny_root: str | None = None,
+) -> ModelSource:
+    """The CLI's `--preset/--pretrained/--clip` as a source: a CLIP dir means start from SD v1 (sd1),
+    a lone --pretrained is a diffusers Paint-by-Example dir (pbe), nothing means the tiny preset."""
+    if preset == "sd1" or clip:
+        return ModelSource(kind="sd1", pretrained=pretrained, clip=clip)
+    if pretrained:
+        if preset == "tiny":
+            raise ValueError("--preset tiny builds its own weights: drop --pretrained, or use --preset sd1")
+        return ModelSource(kind="pbe", pretrained=pretrained)
+    return ModelSource(kind="tiny", tiny_root=tiny_root)
+
+
+def build_config(overrides: dict | None = None, **run) -> TrainConfig:
+    """Defaults + `overrides` by section ({"optim": {"lr": 1e-4}, ...}) + run fields as keywords."""
+    base = TrainConfig().to_dict()
+    for section, values in (overrides or {}).items():
+        if section not in base:
+            raise ValueError(f"unknown config section {section!r} (one of {sorted(base)})")
+        unknown = set(values) - set(base[section])
+        if unknown:
+            raise ValueError(f"unknown {section} setting(s): {sorted(unknown)}")
+        base[section].update(values)
+    base["run"].update({k: v for k, v in run.items() if v is not None})
+    return TrainConfig.from_dict(base)

@@ -1,0 +1,139 @@
+"""Inference: classifier-free guidance with the learned unconditional vector (seed-algorithms.md B4).
+
+`paint` computes exactly what diffusers' `PaintByExamplePipeline` does (same random draws in the
+same order, PLMS/PNDM by default, 50 steps, scale 5; tests compare the two), but takes its mask
+through `repaint_to_keep` like training does, so only one function in the package knows the
+mask convention.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from training.pbe.mask import repaint_to_keep
+from training.pbe.model import PbEModel
+
+
+def load_for_inference(checkpoint: str) -> PbEModel:
+    """A run checkpoint (…/checkpoints/step-NNNNNN, local or s3://) applied to the base model it
+    was trained from, or a diffusers Paint-by-Example directory used as is."""
+    from training.common.rundir import read_checkpoint_uri
+    from training.pbe.config import TrainConfig
+    from training.pbe.model import load_model, load_pbe_dir
+
+    if os.path.exists(os.path.join(checkpoint, "model_index.json")):
+        return load_pbe_dir(checkpoint)
+    weights, _, state = read_checkpoint_uri(checkpoint)
+    model = load_model(TrainConfig.from_dict(state["config"]).model.source)
+    model.load_trainable_state_dict(weights)
+    return model
+
+
+def prepare(
+    image: Image.Image, mask: Image.Image, reference: Image.Image, size: int = 512, clip_size: int = 224
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PIL inputs -> (image (1,3,S,S) in [-1,1], repaint mask uint8 (1,S,S), CLIP-normalized reference).
+
+    The reference is resized straight to the CLIP size with no crop, as PbE's inference script."""
+    from training.pbe.data import normalize_reference
+
+    img = np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC))
+    m = np.asarray(mask.convert("L").resize((size, size), Image.NEAREST))
+    ref = np.asarray(reference.convert("RGB").resize((clip_size, clip_size), Image.BICUBIC))
+    x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    return x, torch.from_numpy(m.copy())[None], normalize_reference(torch.from_numpy(ref.copy())[None])
+
+
+def default_scheduler():
+    from diffusers import PNDMScheduler
+
+    from training.pbe.presets import SCHEDULER
+
+    return PNDMScheduler(**SCHEDULER)
+
+
+@torch.no_grad()
+def paint(
+    model: PbEModel,
+    image: torch.Tensor,
+    repaint_mask: torch.Tensor,
+    reference: torch.Tensor,
+    steps: int = 50,
+    guidance: float = 5.0,
+    seed: int = 0,
+    scheduler=None,
+) -> torch.Tensor:
+    """One image (batch of 1): repaint the white region of `repaint_mask` with the reference.
+    Returns the decoded image (1, 3, H, W) in [0, 1]."""
+    device = model.device
+    sched = scheduler or default_scheduler()
+    keep = repaint_to_keep(repaint_mask, binarize=True).to(device)
+    masked = image.to(device) * keep
+    gen = torch.Generator(device=device).manual_seed(seed)
+    cond = model.image_encoder(reference.to(device))
+    cfg = guidance > 1.0
+    ctx = torch.cat([model.image_encoder.uncond_vector.expand_as(cond), cond]) if cfg else cond
+    sched.set_timesteps(steps, device=device)
+    sf = model.scaling_factor
+    f = 2 ** (len(model.vae.config.block_out_channels) - 1)
+    h, w = image.shape[-2] // f, image.shape[-1] // f
+    # Draw order as the pipeline: initial noise first, then the masked image's posterior sample.
+    latents = torch.randn((1, model.vae.config.latent_channels, h, w), generator=gen, device=device)
+    latents = latents * sched.init_noise_sigma
+    masked_latents = model.vae.encode(masked).latent_dist.sample(gen) * sf
+    mask_latents = F.interpolate(keep, size=(h, w))  # nearest, as diffusers' pipeline
+    n = 2 if cfg else 1
+    for t in sched.timesteps:
+        x = sched.scale_model_input(torch.cat([latents] * n), t)
+        x = torch.cat([x, masked_latents.repeat(n, 1, 1, 1), mask_latents.repeat(n, 1, 1, 1)], dim=1)
+        eps = model.unet(x, t, encoder_hidden_states=ctx).sample
+        if cfg:
+            uncond, text = eps.chunk(2)
+            eps = uncond + guidance * (text - uncond)
+        latents = sched.step(eps, t, latents).prev_sample
+    out = model.vae.decode(latents / sf).sample
+    return (out / 2 + 0.5).clamp(0, 1)
+
+
+def to_png(img: torch.Tensor) -> bytes:
+    arr = (img[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def generate(
+    checkpoint: str,
+    image: str,
+    mask: str,
+    reference: str,
+    out: str,
+    steps: int = 50,
+    guidance: float = 5.0,
+    seed: int = 0,
+    size: int = 512,
+) -> dict:
+    """Files in, PNG out (the `doodleflow generate pbe` command)."""
+    model = load_for_inference(checkpoint)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    with Image.open(image) as im, Image.open(mask) as m, Image.open(reference) as ref:
+        x, rm, r = prepare(im, m, ref, size, model.clip_size)
+    png = to_png(paint(model, x, rm, r, steps, guidance, seed))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "wb") as f:
+        f.write(png)
+    return {
+        "out": os.path.abspath(out),
+        "size": [size, size],
+        "steps": steps,
+        "guidance": guidance,
+        "seed": seed,
+        "checkpoint": checkpoint,
+        "repaint_fraction": float((rm > 127).float().mean()),
+    }
