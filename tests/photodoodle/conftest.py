@@ -7,13 +7,9 @@ import os
 import pytest
 import torch
 
-FIXTURES = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "photodoodle"
-)
-PHOTO = os.path.join(FIXTURES, "1.png")
-
-# Two cores: more intra-op threads than cores only adds contention.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One intra-op thread: tiny tensors gain nothing from more, and on 2 shared cores extra
+# OpenMP threads spin against Ray workers and other processes.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +30,14 @@ def tiny_model(tiny_dir):
     from training.photodoodle.model import load_model
 
     return load_model(ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir)))
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One small local Ray for the session (fractional-CPU workers keep 2 cores from deadlocking)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20)
+    yield
+    ray.shutdown()

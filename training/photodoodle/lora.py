@@ -26,12 +26,15 @@ def lora_config(settings: LoraSettings):
 
 
 def add_lora(
-    transformer, settings: LoraSettings, dtype: torch.dtype = torch.float32
+    transformer, settings: LoraSettings, dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> list[torch.nn.Parameter]:
     """Insert the adapter on the frozen transformer; returns its (trainable) parameters. LoRA
-    weights stay fp32 by default: the bf16 base is cast under autocast, the optimizer state is not."""
+    weights stay fp32 by default: the bf16 base is cast under autocast, the optimizer state is not.
+    The gaussian init of lora_A draws from `seed`, so equal configs start from equal weights."""
     transformer.requires_grad_(False)
-    transformer.add_adapter(lora_config(settings), adapter_name=ADAPTER)
+    with torch.random.fork_rng(devices=[]):  # the init is a function of the run's seed alone
+        torch.manual_seed(seed)
+        transformer.add_adapter(lora_config(settings), adapter_name=ADAPTER)
     params = [p for n, p in transformer.named_parameters() if "lora_" in n]
     for p in params:
         p.data = p.data.to(dtype)

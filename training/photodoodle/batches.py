@@ -1,0 +1,53 @@
+"""Batches of a cached (small) pair set, without Ray: load or build the encoded pairs, then serve
+each epoch as a seeded permutation split evenly across the workers."""
+
+from __future__ import annotations
+
+import torch
+
+from training.photodoodle.config import TrainConfig
+
+
+def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
+    """The encoded pairs from the store's cache; built here (rank 0 stores it) when absent."""
+    from data.store import DatasetStore
+    from training.photodoodle.cache import build_cache, load_cache, save_cache
+    from training.photodoodle.data import PAIR_COLUMNS, decode_pairs
+
+    cache = load_cache(cfg.run.store, plan["cache_dir"])
+    if cache is None:
+        rows = DatasetStore(cfg.run.store, cfg.run.dataset).read_table(cfg.run.version, columns=PAIR_COLUMNS)
+        arrays = decode_pairs(rows.to_pydict(), cfg.data.height, cfg.data.width, plan["artist_filter"])
+        cache = build_cache(model, arrays, cfg.data.max_sequence_length, device)
+        if rank == 0:
+            save_cache(
+                cfg.run.store,
+                plan["cache_dir"],
+                cache,
+                {"dataset": cfg.run.dataset, "version": cfg.run.version},
+            )
+    model.release_encoders()  # every caption is encoded: T5 and CLIP leave the GPU
+    return cache
+
+
+def cached_epochs(cache, trainer, rank: int, world: int):
+    """Per epoch a seeded permutation split evenly across workers. The position is derived from the
+    trainer's step, so a resumed run continues mid-epoch exactly where the checkpoint left off.
+    Batches are functions of the step's generator (latent samples and caption are drawn per step)."""
+    bs = trainer.cfg.data.batch_size
+    per_epoch = len(cache) // world // bs
+    if per_epoch == 0:
+        raise ValueError(f"{len(cache)} cached pairs are fewer than workers x batch size = {world * bs}")
+
+    def order(epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(trainer.cfg.run.seed * 100_003 + epoch)
+        perm = torch.randperm(len(cache), generator=g).tolist()
+        mine = perm[: len(perm) // world * world][rank::world]
+        return [mine[i : i + bs] for i in range(0, per_epoch * bs, bs)]
+
+    def epoch_batches(_loop_epoch: int):
+        epoch, start = divmod(trainer.step, per_epoch)  # evaluated lazily, at the first batch
+        for idx in order(epoch)[start:]:
+            yield lambda gen, idx=idx: cache.batch(idx, trainer.model, gen, trainer.device)
+
+    return epoch_batches

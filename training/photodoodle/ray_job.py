@@ -1,0 +1,142 @@
+"""Ray Train entry for PhotoDoodle: the pair stream, the per-worker function, the launch.
+
+The only module of training/photodoodle that imports Ray. One job trains one LoRA (the OmniEditor, or
+one artist's EditLoRA) with DDP over its workers: NCCL on GPUs, gloo on CPU. Small artist sets are
+encoded once into the store's cache and served from memory; larger sets (OmniEditor) stream through
+Ray Data and are encoded per step. Workers resume from the run's latest checkpoint in the store,
+which is also how `FailureConfig` restarts continue after a worker dies.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import torch
+
+from training.common.ray_utils import arrow_filesystem, cpus_per_worker, init_ray
+from training.common.rundir import RunDir
+from training.photodoodle.config import TrainConfig
+from training.photodoodle.job import JobPlan, log_stderr, plan_job, publish_run_lora
+
+
+def pair_stream(plan: JobPlan):
+    """The version's Parquet parts as a Ray Data stream of decoded uint8 pairs."""
+    import ray.data
+
+    from training.photodoodle.data import PAIR_COLUMNS, decode_pairs
+
+    fs, paths = arrow_filesystem(plan.cfg.run.store, plan.parts)
+    ds = ray.data.read_parquet(paths, filesystem=fs, columns=PAIR_COLUMNS)
+    kw = {"height": plan.cfg.data.height, "width": plan.cfg.data.width, "artist": plan.artist_filter}
+    return ds.map_batches(decode_pairs, batch_format="numpy", batch_size=8, fn_kwargs=kw)
+
+
+def streamed_epochs(trainer, rank: int):
+    import ray.train
+
+    from training.photodoodle.data import pixel_pairs
+
+    shard = ray.train.get_dataset_shard("train")
+    cfg = trainer.cfg
+
+    def epoch_batches(epoch: int):
+        bs = cfg.data.batch_size
+        for b in shard.iter_batches(
+            batch_size=bs,
+            batch_format="numpy",
+            drop_last=True,
+            local_shuffle_buffer_size=max(cfg.data.shuffle_buffer, bs),
+            local_shuffle_seed=cfg.run.seed * 100_003 + epoch * 1_009 + rank,
+        ):
+            yield pixel_pairs(b, trainer.device)
+
+    return epoch_batches
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """What each Ray Train worker runs: load FLUX, add the LoRA, wrap in DDP, train, publish."""
+    import ray.train
+    import ray.train.torch
+
+    from training.photodoodle.batches import cached_epochs, cached_pairs
+    from training.photodoodle.loop import WorkerContext, train
+    from training.photodoodle.model import load_model
+    from training.photodoodle.trainer import PhotoDoodleTrainer
+
+    cfg, plan = TrainConfig.from_dict(config["train"]), config["plan"]
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    wrap = (lambda m: ray.train.torch.prepare_model(m, move_to_device=False)) if world > 1 else None
+    model = load_model(cfg.model.source)
+    trainer = PhotoDoodleTrainer(model, cfg, device, rank, wrap)
+    if plan["cache_dir"]:
+        batches = cached_epochs(cached_pairs(cfg, plan, model, device, rank), trainer, rank, world)
+    else:
+        batches = streamed_epochs(trainer, rank)
+
+    def report(metrics: dict) -> None:
+        ray.train.report({k: v for k, v in metrics.items() if v is not None})
+
+    def publish(t, info: dict) -> dict:
+        return publish_run_lora(cfg, plan["trigger"], t.model.transformer, info)
+
+    log = log_stderr if rank == 0 else (lambda msg: None)
+    run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
+    train(trainer, run, batches, WorkerContext(rank, world, report, log, publish))
+
+
+def _resources(cfg: TrainConfig, cpus: float | None) -> dict:
+    res = {"CPU": cpus if cpus is not None else cpus_per_worker(cfg.run.workers, cfg.run.use_gpu)}
+    if cfg.run.use_gpu:
+        res["GPU"] = 1
+    return res
+
+
+def launch(
+    cfg: TrainConfig,
+    ray_address: str | None = None,
+    max_failures: int = 2,
+    cpus: float | None = None,
+    log=log_stderr,
+) -> dict:
+    """Run one LoRA job to `cfg.run.steps` and return its result.json (LoRA URI, steps, final loss...).
+    `cpus` per worker: None sizes it to the cluster (ray_utils.cpus_per_worker)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    plan = plan_job(cfg, log)
+    where = init_ray(ray_address)
+    workers = max(plan.cfg.run.workers, 1)
+    res = _resources(plan.cfg, cpus)
+    mode = f"cached ({plan.cache_dir})" if plan.cache_dir else "streamed"
+    log(
+        f"run {plan.run.run_id}: {workers} worker(s) {res} on Ray ({where}); {plan.pairs} pairs of "
+        f"{plan.cfg.run.dataset} v{plan.cfg.run.version}, {mode}"
+    )
+    home = os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow"))
+    plan_info = {"cache_dir": plan.cache_dir, "artist_filter": plan.artist_filter, "trigger": plan.trigger}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "train": plan.cfg.to_dict(),
+            "plan": plan_info,
+            "threads": max(1, round(res["CPU"])),
+        },
+        scaling_config=ScalingConfig(
+            num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res
+        ),
+        run_config=RunConfig(
+            name=f"{plan.run.run_id}-{uuid.uuid4().hex[:8]}",
+            storage_path=os.path.join(home, "ray_results"),
+            failure_config=FailureConfig(max_failures=max_failures),
+        ),
+        datasets=None if plan.cache_dir else {"train": pair_stream(plan)},
+    )
+    trainer.fit()
+    result = plan.run.read_json("result.json")
+    if result is None or result["steps"] != plan.cfg.run.steps:
+        raise RuntimeError(f"run {plan.run.run_id} ended without reaching step {plan.cfg.run.steps}")
+    return result
