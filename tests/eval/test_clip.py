@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tests.eval.conftest import random_images
+from tests.eval.helpers import random_images
 from training.eval.clip import (
     clip_img_score,
     clip_text_score,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.eval.conftest import random_images
+from tests.eval.helpers import random_images
 from training.eval.fid import activation_stats, fid, frechet_distance
 
 METHODS = ["scipy", "eigh"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.eval.conftest import random_images
+from tests.eval.helpers import random_images
 from training.eval.convert_inception import convert, convert_state_dict
 from training.eval.inception import TINY_INCEPTION, InceptionConfig, InceptionV3FID
 

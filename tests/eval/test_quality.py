@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.eval.conftest import random_images
+from tests.eval.helpers import random_images
 from training.eval.quality import GaussianMixture, gmm_log_likelihood, load_gmm, quality_score, scaled_scores
 
 

@@ -94,7 +94,7 @@ class Clip:
                 attention_mask=tok["attention_mask"].to(self.device),
             ).pooler_output
             out.append(self.model.text_projection(pooled).float().cpu())
-        return torch.cat(out)
+        return torch.cat(out) if out else torch.zeros(0, self.model.config.projection_dim)
 
     def features(self, images: Sequence[ImageLike]) -> np.ndarray:
         """(N, P) float64 un-normalized image embeddings: the features PbE's released FID / QS code
