@@ -1,0 +1,60 @@
+"""The `train-pbe` flow: a Paint-by-Example Ray Train job on a dataset version.
+
+Wiring only: resolve the config, optionally build the latent cache, run the job (waits for it),
+and record the run (summary + loss curve + metrics artifacts, flow run id in the run directory).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect import flow, get_run_logger
+
+from flows import runtime
+from flows.dataset_refresh import resolve_store
+from tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
+from training.pbe.config import build_config, model_source
+
+
+@flow(name="train-pbe")
+def train_pbe(
+    dataset: str,
+    version: int | None = None,
+    store: str | None = None,
+    preset: str | None = None,
+    pretrained: str | None = None,
+    clip: str | None = None,
+    steps: int = 100,
+    workers: int = 1,
+    use_gpu: bool = False,
+    resume: bool = False,
+    run_name: str | None = None,
+    ray_address: str | None = None,
+    config: dict | None = None,
+) -> dict:
+    """`config` overrides settings by section, e.g. {"optim": {"lr": 1e-4}, "data": {"resolution": 256}}
+    (sections and defaults: training/pbe/config.py, docs/training-pbe.md)."""
+    logger = get_run_logger()
+    store = resolve_store(store)
+    cfg = build_config(
+        config,
+        store=store,
+        dataset=dataset,
+        version=version,
+        steps=steps,
+        workers=workers,
+        use_gpu=use_gpu,
+        resume=resume,
+        run_name=run_name,
+    )
+    source = model_source(preset, pretrained, clip, tiny_root=os.path.join(runtime.home(), "models"))
+    cfg = cfg.replace(model={"source": source})
+    if cfg.data.latent_cache == "build":
+        build_pbe_cache(cfg, ray_address)
+    result = run_pbe_job(cfg, ray_address)
+    publish_pbe_run(store, result)
+    logger.info(
+        f"run {result['run_id']}: {result['steps']} steps, final loss {result['final_loss']:.4f}, "
+        f"checkpoint {result['checkpoint']}"
+    )
+    return result

@@ -1,0 +1,74 @@
+"""Prefect tasks of the training flows: thin wrappers over training/ (no model code here)."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run, task_run
+
+from data.report import artifact_key
+from training.common.metrics import MetricsLog
+from training.common.report import metrics_table, run_markdown
+from training.common.rundir import RunDir
+from training.pbe.config import TrainConfig
+
+
+@task(name="build-pbe-latent-cache", cache_policy=NO_CACHE, retries=1)
+def build_pbe_cache(cfg: TrainConfig, ray_address: str | None) -> dict:
+    from training.pbe.ray_cache import build_cache
+
+    return build_cache(cfg, ray_address)
+
+
+def _retry_unless_user_error(task, task_run, state) -> bool:
+    """Retry crashes of the job, not refusals (bad input, a run that exists without --resume)."""
+    try:
+        state.result()
+    except (ValueError, LookupError):
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    name="train-pbe-job",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_unless_user_error,
+)
+def run_pbe_job(cfg: TrainConfig, ray_address: str | None, max_failures: int = 2) -> dict:
+    """The Ray Train job; a retry of this task continues the same run from its latest checkpoint."""
+    from training.pbe.ray_job import launch
+
+    if task_run.run_count > 1:
+        cfg = cfg.replace(run={"resume": True})
+    return launch(cfg, ray_address, max_failures=max_failures)
+
+
+@task(name="publish-pbe-run", cache_policy=NO_CACHE)
+def publish_pbe_run(store: str, result: dict) -> None:
+    """Loss curve + summary (markdown), metrics (table), and the flow run noted in the run directory."""
+    run = RunDir(store, "pbe", result["run_id"])
+    key = artifact_key("train-pbe", result["run_id"])
+    create_markdown_artifact(
+        run_markdown(f"Paint-by-Example run {result['run_id']}", result, run.read_bytes("loss.png")),
+        key=key,
+        description="training run summary and loss curve",
+    )
+    create_table_artifact(
+        metrics_table(MetricsLog.load(run)) or [{"step": 0}],
+        key=f"{key}-metrics",
+        description="logged steps (subsampled to 200 rows)",
+    )
+    run.write_json(
+        f"prefect/{flow_run.id}.json",
+        {
+            "flow_run_id": flow_run.id,
+            "flow_run_name": flow_run.name,
+            "steps": result["steps"],
+            "checkpoint": result["checkpoint"],
+        },
+    )
