@@ -123,3 +123,21 @@ def test_checkpoint_files_layout_and_integrity(tiny_dir, tmp_path):
     run.fs.pipe_file(f"{run.checkpoint_path(2)}/model.safetensors", b"garbage")
     with pytest.raises(ValueError, match="sha256"):
         run.read_checkpoint(2)
+
+
+def test_model_flops_count_three_times_the_denoiser_plus_the_encoders(tiny_dir, four_samples):
+    from training.common.mfu import count_flops
+    from training.pbe.trainer import first
+
+    t = PbETrainer(load_pbe_dir(tiny_dir), TrainConfig().replace(**FAST))
+    px = pixel_batch(four_samples)
+    enc = t.encode(px)
+    cached, uncached = t.flops_per_sample(enc), t.flops_per_sample(px)
+    one = first(enc, 1)
+    with torch.no_grad():
+        fwd = count_flops(
+            lambda: t.model.denoiser(torch.zeros(1, 9, 16, 16), torch.tensor([1]), one.clip_pooled)
+        )
+    assert cached == 3 * fwd > 0
+    encoders = count_flops(lambda: t.encode(first(px, 1)))
+    assert uncached == cached + encoders and encoders > 0

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from training.common.mfu import count_flops
 from training.common.schedule import linear_warmup
 from training.pbe.config import TrainConfig
 from training.pbe.data import PixelBatch
@@ -81,12 +82,27 @@ class PbETrainer:
         with self.autocast():
             return encode_batch(self.model, batch)
 
-    def loss(self, enc: EncodedBatch, step: int) -> torch.Tensor:
+    def loss(self, enc: EncodedBatch, step: int, denoiser: torch.nn.Module | None = None) -> torch.Tensor:
         g = step_generator(self.device, self.cfg.run.seed, self.rank, step)
         with self.autocast():
             return diffusion_loss(
-                self.model, self.denoiser, enc, self.noise_scheduler, g, self.cfg.diffusion.cond_drop_prob
+                self.model,
+                denoiser or self.denoiser,
+                enc,
+                self.noise_scheduler,
+                g,
+                self.cfg.diffusion.cond_drop_prob,
             )
+
+    def flops_per_sample(self, batch: PixelBatch | EncodedBatch) -> int:
+        """Model FLOPs of one training sample: 3x the denoiser's forward (forward + the two backward
+        GEMMs), plus the frozen encoders' forward when they run in the step (no latent cache)."""
+        one = first(batch, 1)
+        enc_flops = 0 if isinstance(one, EncodedBatch) else count_flops(lambda: self.encode(one))
+        enc = self.encode(one)
+        with torch.no_grad():  # the unwrapped module: a DDP forward outside backward confuses its reducer
+            fwd = count_flops(lambda: self.loss(enc, 0, denoiser=self.model.denoiser))
+        return 3 * fwd + enc_flops
 
     def train_step(self, batch: PixelBatch | EncodedBatch) -> dict:
         """Forward, backward, clip, AdamW, LR schedule; returns this step's loss, lr, grad norm."""
