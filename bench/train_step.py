@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -89,6 +90,41 @@ def pbe_cases(
     ]
 
 
+def pbe_flops(size: str, resolution: int) -> dict:
+    """Model FLOPs per training sample counted on the meta device (no memory, no GPU needed)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
+    from transformers import CLIPVisionConfig
+
+    from training.common.mfu import count_flops
+    from training.pbe.model import Denoiser
+    from training.pbe.presets import CLIP_L14, SD1_UNET, SD1_VAE, TINY_CLIP, TINY_UNET, TINY_VAE
+
+    unet_cfg, vae_cfg, clip_cfg = (
+        (SD1_UNET, SD1_VAE, CLIP_L14) if size == "full" else (TINY_UNET, TINY_VAE, TINY_CLIP)
+    )
+    with torch.device("meta"):
+        vae, enc = AutoencoderKL(**vae_cfg), PaintByExampleImageEncoder(CLIPVisionConfig(**clip_cfg))
+        den = Denoiser(UNet2DConditionModel(**unet_cfg), enc)
+        h = resolution // 2 ** (len(vae_cfg["block_out_channels"]) - 1)
+        x, t = torch.zeros(1, 9, h, h), torch.ones(1, dtype=torch.long)
+        img, ref = (
+            torch.zeros(1, 3, resolution, resolution),
+            torch.zeros(1, 3, clip_cfg["image_size"], clip_cfg["image_size"]),
+        )
+        denoiser = count_flops(lambda: den(x, t, torch.zeros(1, clip_cfg["hidden_size"])))
+        vae_enc = count_flops(lambda: vae.encode(img))
+        clip = count_flops(lambda: enc.model(pixel_values=ref))
+    cached = 3 * denoiser
+    return {
+        "denoiser_forward": denoiser,
+        "vae_encode": vae_enc,
+        "clip_forward": clip,
+        "train_cached": cached,
+        "train_uncached": cached + 2 * vae_enc + clip,
+    }
+
+
 # A PhotoDoodle entry adds its own `<name>_cases(size, batch_size, resolution, device, checkpointing)`.
 MODELS: dict[str, Callable[..., list[Case]]] = {"pbe": pbe_cases}
 DEFAULT_BATCH = {("pbe", "full"): 32, ("pbe", "tiny"): 4}  # when not searched ('auto' on CUDA)
@@ -122,27 +158,59 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(case: Case, device: torch.device, warmup: int, steps: int) -> dict:
-    for _ in range(warmup):
-        case.step()
+def _time(case: Case, device: torch.device, steps: int) -> float:
     _sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         case.step()
     _sync(device)
-    dt = time.perf_counter() - t0
-    sps = case.batch_size * steps / dt
-    return {
-        "case": case.name,
-        "batch_size": case.batch_size,
-        "samples_per_s": sps,
-        "step_s": dt / steps,
-        "train_tflops_per_sample": case.flops_per_sample / 1e12,
-        "mfu": mfu(case.flops_per_sample, sps, peak_flops(device)),
-        "peak_mem_gib": peak_memory_gib(device),
-    }
+    return case.batch_size * steps / (time.perf_counter() - t0)
+
+
+def measure(cases: list[Case], device: torch.device, warmup: int, steps: int, rounds: int) -> list[dict]:
+    """Cases interleaved over `rounds` (shared machines drift): median samples/s per case, and the
+    median of the per-round ratios to the first case."""
+    for c in cases:
+        for _ in range(warmup):
+            c.step()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sps = [[_time(c, device, steps) for c in cases] for _ in range(rounds)]
+    out = []
+    for i, c in enumerate(cases):
+        med = statistics.median(r[i] for r in sps)
+        out.append(
+            {
+                "case": c.name,
+                "batch_size": c.batch_size,
+                "samples_per_s": med,
+                "step_s": c.batch_size / med,
+                "vs_first": statistics.median(r[i] / r[0] for r in sps),
+                "train_tflops_per_sample": c.flops_per_sample / 1e12,
+                "mfu": mfu(c.flops_per_sample, med, peak_flops(device)),
+                "peak_mem_gib": peak_memory_gib(device),
+            }
+        )
+    return out
+
+
+def _flops_report(model: str, size: str, resolution: int) -> int:
+    if model != "pbe":
+        raise SystemExit(f"--flops-only is not implemented for {model}")
+    f = pbe_flops(size, resolution)
+    for k, v in f.items():
+        print(f"{k:>18}: {v / 1e12:.4f} TFLOP/sample")
+    print(
+        f"latent cache saves {1 - f['train_cached'] / f['train_uncached']:.0%} of the model FLOPs "
+        f"(ideal speed-up {f['train_uncached'] / f['train_cached']:.2f}x)"
+    )
+    for name, peak in (("H100 SXM", 989.4e12), ("H100 PCIe", 756e12)):
+        for mfu_ in (0.25, 0.40):
+            print(
+                f"{name} at {mfu_:.0%} MFU: {mfu_ * peak / f['train_cached']:.0f} samples/s cached, "
+                f"{mfu_ * peak / f['train_uncached']:.0f} uncached"
+            )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,17 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resolution", type=int, default=512)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are reported")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument(
+        "--flops-only", action="store_true", help="count model FLOPs per sample (meta device) and stop"
+    )
     a = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     size = a.size or ("full" if device.type == "cuda" else "tiny")
+    if a.flops_only:
+        return _flops_report(a.model, size, a.resolution)
     ckpt = None if a.grad_checkpointing is None else a.grad_checkpointing == "on"
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     bs_arg = a.batch_size or ("auto" if device.type == "cuda" else str(DEFAULT_BATCH[(a.model, size)]))
     bs = auto_batch(a.model, size, a.resolution, device, ckpt) if bs_arg == "auto" else int(bs_arg)
     cases = MODELS[a.model](size, bs, a.resolution, device, ckpt)
-    results = [measure(c, device, a.warmup, a.steps) for c in cases]
+    results = measure(cases, device, a.warmup, a.steps, a.rounds)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{os.cpu_count()}"
     out = {
         "model": a.model,
@@ -178,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     if len(results) == 2:
-        out["speedup"] = results[1]["samples_per_s"] / results[0]["samples_per_s"]
+        out["speedup"] = results[1]["vs_first"]  # median of per-round ratios
     for r in results:
         extra = (
             f" | MFU {100 * r['mfu']:.1f}% | peak {r['peak_mem_gib']:.1f} GiB" if r["mfu"] is not None else ""
@@ -189,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['train_tflops_per_sample']:.4f} TFLOP/sample{extra}"
         )
     if "speedup" in out:
-        print(f"{results[1]['case']} / {results[0]['case']}: {out['speedup']:.2f}x samples/s on {name}")
+        print(
+            f"{results[1]['case']} / {results[0]['case']}: {out['speedup']:.2f}x samples/s on {name} (median of {a.rounds} interleaved rounds)"
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

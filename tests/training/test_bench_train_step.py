@@ -20,7 +20,20 @@ def test_bench_pbe_reports_both_cases(tmp_path):
     out = tmp_path / "bench.json"
     assert (
         bench.main(
-            ["--model", "pbe", "--resolution", "128", "--steps", "1", "--warmup", "1", "--json", str(out)]
+            [
+                "--model",
+                "pbe",
+                "--resolution",
+                "128",
+                "--steps",
+                "1",
+                "--warmup",
+                "1",
+                "--rounds",
+                "2",
+                "--json",
+                str(out),
+            ]
         )
         == 0
     )
