@@ -18,7 +18,7 @@ def _read(uri: str) -> bytes:
     return fs.cat_file(path)
 
 
-def build_unit(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str) -> dict:
+def build_unit(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str, worker: str = "") -> dict:
     """Build (or find already built) the shard of `unit`; returns its stats.
 
     Idempotent: a shard whose stats file exists is complete (stats are written after the Parquet),
@@ -52,6 +52,7 @@ def build_unit(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str
         "dropped": dropped,
         "labels": dict(Counter(r["label_name"] for r in rows)),
         "seconds": round(time.perf_counter() - t0, 4),
+        "worker": worker,
     }
     return {**ds.write_shard(unit.key, parquet_bytes(table, cfg.row_group_size), stats), "reused": False}
 

@@ -27,8 +27,20 @@ def resolve_store(store: str | None) -> str:
     return uri if uri.startswith("s3://") else filesystem(uri)[1]
 
 
+def _submit_shards(units, cfg, store, dataset):
+    """On Ray, spread shards over the nodes: submission is slower than a shard, so the default
+    (prefer the driver's node) would keep a cluster's other nodes idle."""
+    runner = get_run_context().task_runner
+    if type(runner).__name__ != "RayTaskRunner":
+        return build_shard.map(units, unmapped(cfg), unmapped(store), unmapped(dataset))
+    from prefect_ray.context import remote_options
+
+    with remote_options(scheduling_strategy="SPREAD"):
+        return build_shard.map(units, unmapped(cfg), unmapped(store), unmapped(dataset))
+
+
 def _build_all(units, cfg, store, dataset, logger) -> list[dict]:
-    futures = build_shard.map(units, unmapped(cfg), unmapped(store), unmapped(dataset))
+    futures = _submit_shards(units, cfg, store, dataset)
     total = sum(u.n_samples for u in units)
     t0, done_samples, results = time.perf_counter(), 0, {}
     for i, fut in enumerate(as_completed(futures), start=1):

@@ -29,9 +29,21 @@ def plan_refresh(source: str, images: str | None, cfg: CurationConfig, store_uri
 @task(name="build-shard", retries=2, retry_delay_seconds=[1, 5], cache_key_fn=_unit_cache_key,
       persist_result=True)
 def build_shard(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str) -> dict:
-    stats = build_unit(unit, cfg, store_uri, dataset)
-    # The per-row detail stays in the shard's stats file; the task result only needs the summary.
-    return stats
+    return build_unit(unit, cfg, store_uri, dataset, worker=_worker_name())
+
+
+def _worker_name() -> str:
+    """Where the shard was built: the Ray node id on a cluster, else host:pid (recorded in its stats)."""
+    import os
+    import socket
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            return f"ray:{ray.get_runtime_context().get_node_id()}"
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @task(name="commit-version", cache_policy=NO_CACHE)

@@ -1,0 +1,74 @@
+"""A real two-node Ray cluster on this machine (loopback), with Ray 2.60's token authentication."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+RAY = os.path.join(os.path.dirname(sys.executable), "ray")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TwoNodeCluster:
+    """`ray start --head` plus a second `ray start --address` node, both on 127.0.0.1.
+
+    The second node runs with --block in its own process group, so killing that group takes the node
+    down the way a lost machine would (raylet, object store and its workers all at once).
+    """
+
+    def __init__(self, cpus_per_node: int = 1) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                    "RAY_USAGE_STATS_ENABLED": "0"}
+        self.cpus = cpus_per_node
+        self.worker: subprocess.Popen | None = None
+
+    def _common(self) -> list[str]:
+        return ["--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}", "--object-store-memory=150000000",
+                "--disable-usage-stats"]
+
+    def start(self) -> TwoNodeCluster:
+        subprocess.run([RAY, "start", "--head", f"--port={self.port}", "--include-dashboard=false",
+                        f"--temp-dir={self.temp}", *self._common()], env=self.env, check=True,
+                       capture_output=True, timeout=180)
+        self.worker = subprocess.Popen([RAY, "start", f"--address={self.address}", "--block",
+                                        '--resources={"second_node": 1}', *self._common()], env=self.env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.wait_nodes(2)
+        return self
+
+    def alive_nodes(self) -> int:
+        code = (f"import ray; ray.init(address='{self.address}', logging_level='ERROR'); "
+                "print(sum(n['Alive'] for n in ray.nodes()))")
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120)
+        return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+
+    def wait_nodes(self, n: int, timeout: float = 120) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.alive_nodes() >= n:
+                return
+            time.sleep(1)
+        raise TimeoutError(f"Ray cluster at {self.address} did not reach {n} nodes")
+
+    def kill_second_node(self) -> None:
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait()
+
+    def stop(self) -> None:
+        if self.worker and self.worker.poll() is None:
+            self.kill_second_node()
+        subprocess.run([RAY, "stop", "--force"], env=self.env, capture_output=True, timeout=120)
