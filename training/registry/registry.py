@@ -36,8 +36,15 @@ class Registered:
     aliases: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "kind": self.kind, "uri": self.uri,
-                "run_id": self.run_id, "aliases": self.aliases, **self.lineage}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "uri": self.uri,
+            "run_id": self.run_id,
+            "aliases": self.aliases,
+            **self.lineage,
+        }
 
 
 def default_tracking_uri(home: str) -> str:
@@ -54,7 +61,7 @@ class Registry:
 
         self.tracking_uri = tracking_uri or default_tracking_uri(home)
         if self.tracking_uri.startswith("sqlite:///"):
-            os.makedirs(os.path.dirname(self.tracking_uri[len("sqlite:///"):]), exist_ok=True)
+            os.makedirs(os.path.dirname(self.tracking_uri[len("sqlite:///") :]), exist_ok=True)
         self.artifact_root = artifact_root or os.path.join(home, "mlflow", "artifacts")
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
@@ -64,7 +71,9 @@ class Registry:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        return self.client.create_experiment(name, artifact_location=f"{self.artifact_root.rstrip('/')}/{kind}")
+        return self.client.create_experiment(
+            name, artifact_location=f"{self.artifact_root.rstrip('/')}/{kind}"
+        )
 
     def start_run(self, kind: str, run_name: str, params: dict | None = None) -> str:
         run = self.client.create_run(self.experiment_id(kind), run_name=run_name)
@@ -72,16 +81,35 @@ class Registry:
             self.client.log_param(run.info.run_id, k, str(v)[:6000])
         return run.info.run_id
 
-    def register(self, name: str, kind: str, uri: str, *, config: dict, dataset: dict | None = None,
-                 parent: str | None = None, flow_run_id: str | None = None, metrics: dict | None = None,
-                 images: list[str] = (), run_id: str | None = None) -> Registered:
+    def register(
+        self,
+        name: str,
+        kind: str,
+        uri: str,
+        *,
+        config: dict,
+        dataset: dict | None = None,
+        parent: str | None = None,
+        flow_run_id: str | None = None,
+        metrics: dict | None = None,
+        images: list[str] = (),
+        run_id: str | None = None,
+    ) -> Registered:
         """Register the artifact at `uri` (a folder or file in the store) as a new version of `name`."""
         if kind not in KINDS:
             raise ValueError(f"unknown artifact kind {kind!r}; one of {', '.join(KINDS)}")
         files = file_digests(uri)
-        lineage = {"kind": kind, "uri": uri, "files": files, "dataset": dataset, "config": config,
-                   "parent": parent, "prefect_flow_run_id": flow_run_id, "metrics": metrics or {},
-                   **code_version()}
+        lineage = {
+            "kind": kind,
+            "uri": uri,
+            "files": files,
+            "dataset": dataset,
+            "config": config,
+            "parent": parent,
+            "prefect_flow_run_id": flow_run_id,
+            "metrics": metrics or {},
+            **code_version(),
+        }
         run_id = run_id or self.start_run(kind, f"register-{name}", config)
         for k, v in (metrics or {}).items():
             self.client.log_metric(run_id, k, float(v))
@@ -90,9 +118,16 @@ class Registry:
             self.client.log_artifact(run_id, img, "images")
         if not self._exists(name):
             self.client.create_registered_model(name, tags={"kind": kind})
-        tags = {"kind": kind, "uri": uri, "files_sha256": _digest(files), "git_commit": lineage["git_commit"],
-                "git_dirty": str(lineage["git_dirty"]).lower(), "parent": parent or "",
-                "prefect_flow_run_id": flow_run_id or "", "metrics": json.dumps(metrics or {})[:4000]}
+        tags = {
+            "kind": kind,
+            "uri": uri,
+            "files_sha256": _digest(files),
+            "git_commit": lineage["git_commit"],
+            "git_dirty": str(lineage["git_dirty"]).lower(),
+            "parent": parent or "",
+            "prefect_flow_run_id": flow_run_id or "",
+            "metrics": json.dumps(metrics or {})[:4000],
+        }
         if dataset:
             tags.update({f"dataset_{k}": str(v) for k, v in dataset.items()})
         mv = self.client.create_model_version(name, source=uri, run_id=run_id, tags=tags)
@@ -119,9 +154,18 @@ class Registry:
             with open(path) as f:
                 lineage = json.load(f)
         if _digest(lineage["files"]) != mv.tags.get("files_sha256"):
-            raise TamperedArtifact(f"{mv.name}:{mv.version}: lineage file list does not match its registered digest")
-        return Registered(mv.name, int(mv.version), mv.tags.get("kind", ""), mv.source, mv.run_id, lineage,
-                          list(getattr(mv, "aliases", []) or []))
+            raise TamperedArtifact(
+                f"{mv.name}:{mv.version}: lineage file list does not match its registered digest"
+            )
+        return Registered(
+            mv.name,
+            int(mv.version),
+            mv.tags.get("kind", ""),
+            mv.source,
+            mv.run_id,
+            lineage,
+            list(getattr(mv, "aliases", []) or []),
+        )
 
     def show(self, name: str, version: int | None = None) -> Registered:
         return self.resolve(ModelRef(name, version=version), verify=False)
@@ -135,9 +179,17 @@ class Registry:
         for rm in self.client.search_registered_models():
             if kind and rm.tags.get("kind") != kind:
                 continue
-            latest = max((int(v.version) for v in self.client.search_model_versions(f"name='{rm.name}'")), default=0)
-            out.append({"name": rm.name, "kind": rm.tags.get("kind", ""), "latest_version": latest,
-                        "aliases": dict(getattr(rm, "aliases", {}) or {})})
+            latest = max(
+                (int(v.version) for v in self.client.search_model_versions(f"name='{rm.name}'")), default=0
+            )
+            out.append(
+                {
+                    "name": rm.name,
+                    "kind": rm.tags.get("kind", ""),
+                    "latest_version": latest,
+                    "aliases": dict(getattr(rm, "aliases", {}) or {}),
+                }
+            )
         return sorted(out, key=lambda r: r["name"])
 
     def resolve(self, ref: str | ModelRef, verify: bool = True) -> Registered:
