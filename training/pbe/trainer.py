@@ -47,6 +47,9 @@ class PbETrainer:
         self.model, self.cfg, self.rank = model, cfg, rank
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
+        if cuda:  # whatever still runs in fp32 under bf16 autocast (norms, the optimizer) may use TF32
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
         if cfg.model.gradient_checkpointing if cfg.model.gradient_checkpointing is not None else cuda:
             model.unet.enable_gradient_checkpointing()
@@ -64,7 +67,7 @@ class PbETrainer:
         self.params = list(model.denoiser.parameters())
         o = cfg.optim
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, foreach=cuda
+            self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, fused=cuda or None
         )
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_warmup(o.warmup_steps, o.warmup_start_factor)
