@@ -1,5 +1,5 @@
-"""Training: exact resume from a checkpoint, and the OmniEditor job on Ray Train (DDP over two CPU
-workers, pairs streamed through Ray Data), then the merge that the EditLoRA stage builds on."""
+"""Training without Ray: exact resume from a checkpoint, fail-fast on a damaged dataset. (The Ray Train
+jobs run in tests/photodoodle/test_flows.py.)"""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from data.store import DatasetStore
 from tests.photodoodle.helpers import make_pair_dataset
 from training.common.rundir import RunDir
 from training.photodoodle.batches import cached_epochs, cached_pairs
@@ -65,30 +66,13 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(tiny_dir, tmp_pa
     assert os.path.exists(os.path.join(store, "cache", "photodoodle", "magic"))
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("ray_local")
-def test_omnieditor_on_ray_train_with_ddp_then_merge(tiny_dir, tmp_path):
-    from diffusers import FluxTransformer2DModel
-
-    from training.photodoodle.artifacts import find_merged_base
-    from training.photodoodle.merge import base_identity, merge_omnieditor
-    from training.photodoodle.ray_job import launch
-
+def test_a_damaged_part_fails_before_any_worker_starts(tiny_dir, tmp_path):
     store = str(tmp_path / "store")
-    make_pair_dataset(str(tmp_path), store, "edits", 6)
-    cfg = TrainConfig.for_stage(
-        "omnieditor", "tiny", store=store, dataset="edits", steps=4, checkpoint_every=2, workers=2
-    )
-    cfg = cfg.replace(
-        model={"source": cfg.model.source.__class__(preset="tiny", tiny_root=os.path.dirname(tiny_dir))},
-        data={"cache": "off"},
-    )  # the OmniEditor path: pairs streamed through Ray Data
-    result = launch(cfg, cpus=0.5)
-    assert result["steps"] == 4 and result["world_size"] == 2 and result["replicas_agree"]
-    assert result["lora"].endswith(
-        "runs/omnieditor/" + result["run_id"] + "/lora/pytorch_lora_weights.safetensors"
-    )
-    assert result["lora_card"]["rank"] == 128 and result["lora_card"]["stage"] == "omnieditor"
-    merged = merge_omnieditor(store, result["run_id"], cfg.model.source, result["lora"])
-    assert FluxTransformer2DModel.from_pretrained(merged["transformer"]).config.num_layers == 1
-    assert find_merged_base(store, base_identity(cfg.model.source))["transformer"] == merged["transformer"]
+    make_pair_dataset(str(tmp_path), store, "magic", 2)
+    ds = DatasetStore(store, "magic")
+    part = ds.part_paths(1)[0]
+    os.unlink(part)  # a hard link to the shard: replace it, do not write through
+    with open(part, "wb") as f:
+        f.write(b"PAR1 garbage")
+    with pytest.raises(ValueError, match="not readable Parquet"):
+        plan_job(_cfg(store, tiny_dir, steps=2), log=lambda m: None)

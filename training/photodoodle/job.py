@@ -24,7 +24,7 @@ from training.photodoodle.artifacts import (
 from training.photodoodle.cache import cache_key, cache_path
 from training.photodoodle.config import TrainConfig
 from training.photodoodle.merge import base_identity
-from training.photodoodle.model import default_tiny_root
+from training.photodoodle.model import default_tiny_root, resolve_source_dir
 
 PAIRS_KIND = "photodoodle-pairs"
 PLAIN_BASE = "plain"  # --base plain: EditLoRA on the unmerged base weights
@@ -60,6 +60,19 @@ def artist_rows(manifest: dict, artist: str | None, dataset: str) -> tuple[str |
     raise ValueError(f"dataset {dataset!r} holds no pairs of artist {artist!r} (artists: {sorted(counts)})")
 
 
+def check_parts(ds: DatasetStore, version: int) -> None:
+    """Every Parquet part of the version has a readable footer: a broken dataset fails here, in the
+    driver, before any worker starts."""
+    import pyarrow.parquet as pq
+
+    for p in ds.part_paths(version):
+        try:
+            with ds.fs.open(p, "rb") as f:
+                pq.read_metadata(f)
+        except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+            raise ValueError(f"dataset {ds.name!r} v{version}: part {p} is not readable Parquet ({e})") from e
+
+
 def resolve_base(cfg: TrainConfig, log: Callable[[str], None]) -> TrainConfig:
     src = cfg.model.source
     if src.base_transformer == PLAIN_BASE:
@@ -85,11 +98,15 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = log_stderr) -> JobPl
             f"dataset {ds.name!r} v{version} is {m.get('kind')!r}, not a PhotoDoodle pair dataset"
         )
     row_filter, pairs = artist_rows(m, cfg.run.artist, ds.name)
+    check_parts(ds, version)
     src = cfg.model.source
     tiny_root = os.path.abspath(src.tiny_root or default_tiny_root()) if src.preset == "tiny" else None
     cfg = cfg.replace(
         run={"version": version}, model={"source": dataclasses.replace(src, tiny_root=tiny_root)}
     )
+    # Write the tiny preset here, once: inside DDP workers transformers' save_pretrained writes weights
+    # on rank 0 only, so a preset built by another rank would lack its text encoders' weights.
+    resolve_source_dir(cfg.model.source)
     cfg = resolve_base(cfg, log)
     need = cfg.data.batch_size * max(cfg.run.workers, 1)
     if pairs < need:
