@@ -1,0 +1,97 @@
+"""`generate doodle`: an artist's EditLoRA applied to one image, then unloaded.
+
+The LoRA goes in through diffusers' `FluxPipeline.load_lora_weights` (the published file as any user
+would load it) and is always removed afterwards with `unload_lora_weights`: PhotoDoodle's demo app
+never unloads, so every request stacks another adapter (issue showlab/PhotoDoodle#20).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from data.fsutil import atomic_write, filesystem
+from training.common.localize import local_file
+from training.photodoodle.config import ConditionConfig, ModelSource
+from training.photodoodle.sampler import SampleConfig, sample
+
+
+def source_of(card: dict) -> ModelSource:
+    """The base weights a LoRA was trained on, from its card."""
+    b = card["base"]
+    return ModelSource(preset=b["preset"], pretrained=b.get("pretrained"), seed=b.get("seed") or 0,
+                       base_transformer=card.get("base_transformer"))  # fmt: skip
+
+
+@contextlib.contextmanager
+def lora_applied(model, lora_uri: str, adapter: str):
+    """The model with the LoRA loaded; unloaded on exit, also when sampling fails."""
+    model.pipe.load_lora_weights(local_file(lora_uri), adapter_name=adapter)
+    try:
+        yield model
+    finally:
+        model.pipe.unload_lora_weights()
+
+
+def load_condition(path: str, height: int, width: int) -> torch.Tensor:
+    """An RGB image resized to (height, width) and scaled to [-1, 1], (1, 3, H, W). (The reference
+    resizes to (width=768, height=512) first, transposing the aspect; this resizes once, correctly.)"""
+    fs, p = filesystem(path)
+    with fs.open(p, "rb") as f:
+        img = Image.open(io.BytesIO(f.read())).convert("RGB").resize((width, height), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def with_trigger(prompt: str, trigger: str | None) -> str:
+    """PhotoDoodle's captions end with "by <trigger>"; add it when the prompt lacks it."""
+    if not trigger or trigger.lower() in prompt.lower():
+        return prompt
+    return f"{prompt.rstrip(' .')} by {trigger}"
+
+
+def to_png(image: torch.Tensor) -> bytes:
+    arr = ((image[0].permute(1, 2, 0).cpu().numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def doodle(model, card: dict, image_path: str, prompt: str, sc: SampleConfig, height: int | None = None,
+           width: int | None = None, adapter: str = "artist") -> tuple[bytes, dict]:  # fmt: skip
+    """(PNG bytes, what was done) for one image with the LoRA of `card`."""
+    h, w = height or card["height"], width or card["width"]
+    cond_cfg = ConditionConfig(
+        card.get("position_mode", "clone"), tuple(card["offset"]) if card.get("offset") else None
+    )
+    text = with_trigger(prompt, card.get("trigger"))
+    condition = load_condition(image_path, h, w)
+    with lora_applied(model, card["uri"], adapter):
+        out = sample(model, condition, text, sc, cond_cfg)
+    return to_png(out), {"prompt": text, "height": h, "width": w, "lora": card["uri"], "steps": sc.steps,
+                         "guidance": sc.guidance, "seed": sc.seed}  # fmt: skip
+
+
+def generate_doodle(store: str, artist: str, image: str, prompt: str, out: str, steps: int = 20,
+                    guidance: float = 3.5, seed: int = 0, run: str | None = None, height: int | None = None,
+                    width: int | None = None) -> dict:  # fmt: skip
+    """Load the artist's newest LoRA (or `run`'s) with its base, edit `image`, write `out` (PNG)."""
+    from training.photodoodle.artifacts import find_lora
+    from training.photodoodle.model import load_model
+
+    card = find_lora(store, artist, run)
+    cuda = torch.cuda.is_available()
+    model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
+    sc = SampleConfig(
+        steps=steps, guidance=guidance, seed=seed, max_sequence_length=card.get("max_sequence_length", 512)
+    )
+    png, info = doodle(model, card, image, prompt, sc, height, width, adapter=artist)
+    fs, path = filesystem(out)
+    if os.path.dirname(path) and not out.startswith("s3://"):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_write(fs, path, png)
+    return {**info, "artist": artist, "out": out, "run_id": card.get("run_id")}
