@@ -87,6 +87,7 @@ def train_artists(artists: list[str] | str, dataset: str | None = None, store: s
     """One EditLoRA per artist, in parallel. Each artist's pairs come from the dataset named after
     the artist, unless `dataset` names one holding several artists."""
     from training.common.ray_utils import init_ray
+    from training.photodoodle.model import prepare_parallel_use
 
     logger = get_run_logger()
     names = artist_list(artists)
@@ -99,6 +100,7 @@ def train_artists(artists: list[str] | str, dataset: str | None = None, store: s
     cpus = cpus_per_worker if cpus_per_worker is not None else (4.0 if use_gpu else 1.0)
     per_job = {"CPU": cpus * workers, **({"GPU": float(workers)} if use_gpu else {})}
     init_ray(ray_address)  # in the flow's own thread, before the tasks' threads use it
+    prepare_parallel_use(cfgs[names[0]].model.source)
     slots = min(len(names), max_parallel or cluster_slots(per_job, ray_address))
     logger.info(f"{len(names)} artist(s), {slots} at a time, each {workers} worker(s) x {per_job}")
 

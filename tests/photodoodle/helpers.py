@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 FIXTURES = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "photodoodle"
 )
@@ -20,3 +22,25 @@ def make_pair_dataset(
     src = os.path.join(root, f"src-{name}")
     write_photodoodle_style(src, style or name, n, seed=seed, photo_path=PHOTO)
     return ingest_pairs(src, name, store)
+
+
+def publish_artist_lora(tiny_dir: str, store: str, artist: str = "lulu") -> dict:
+    """A LoRA with non-zero weights, published as a training run would (card included)."""
+    from training.photodoodle.artifacts import artist_lora_rel, publish_lora
+    from training.photodoodle.config import LoraSettings, ModelSource
+    from training.photodoodle.lora import add_lora
+    from training.photodoodle.merge import base_identity
+    from training.photodoodle.model import load_model
+
+    source = ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir))
+    model = load_model(source)
+    settings = LoraSettings(rank=4, alpha=4.0)
+    params = add_lora(model.transformer, settings)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in params:
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    card = {"stage": "editlora", "artist": artist, "trigger": "sksmonstercalledlulu", "base": base_identity(source),
+            "base_transformer": None, "position_mode": "clone", "offset": None, "height": 96, "width": 64,
+            "max_sequence_length": 32, "run_id": "r1"}  # fmt: skip
+    return publish_lora(store, artist_lora_rel(artist, "r1"), model.transformer, settings, card)

@@ -11,33 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.photodoodle.helpers import PHOTO
-from training.photodoodle.artifacts import artist_lora_rel, publish_lora
-from training.photodoodle.config import ConditionConfig, LoraSettings, ModelSource
+from tests.photodoodle.helpers import PHOTO, publish_artist_lora
+from training.photodoodle.config import ConditionConfig, ModelSource
 from training.photodoodle.generate import doodle, generate_doodle, load_condition, with_trigger
-from training.photodoodle.lora import add_lora
-from training.photodoodle.merge import base_identity
 from training.photodoodle.model import load_model
 from training.photodoodle.sampler import SampleConfig, sample
 
 
 def _source(tiny_dir) -> ModelSource:
     return ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir))
-
-
-def _publish_artist_lora(tiny_dir, store: str, artist: str = "lulu") -> dict:
-    """A LoRA with non-zero weights, published as a training run would (card included)."""
-    model = load_model(_source(tiny_dir))
-    settings = LoraSettings(rank=4, alpha=4.0)
-    params = add_lora(model.transformer, settings)
-    g = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for p in params:
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    card = {"stage": "editlora", "artist": artist, "trigger": "sksmonstercalledlulu", "base": base_identity(_source(tiny_dir)),
-            "base_transformer": None, "position_mode": "clone", "offset": None, "height": 96, "width": 64,
-            "max_sequence_length": 32, "run_id": "r1"}  # fmt: skip
-    return publish_lora(store, artist_lora_rel(artist, "r1"), model.transformer, settings, card)
 
 
 @pytest.mark.parametrize("mode", ["clone", "kontext"])
@@ -64,7 +46,7 @@ def test_condition_is_reinjected_after_every_step(tiny_model, mode):
 
 def test_lora_is_applied_then_unloaded(tiny_dir, tmp_path):
     store = str(tmp_path / "store")
-    card = _publish_artist_lora(tiny_dir, store)
+    card = publish_artist_lora(tiny_dir, store)
     model = load_model(_source(tiny_dir))
     before = {k: v.clone() for k, v in model.transformer.state_dict().items()}
     sc = SampleConfig(steps=2, max_sequence_length=32, seed=3)
@@ -87,7 +69,7 @@ def test_generate_doodle_on_the_real_photo(tiny_dir, tmp_path, monkeypatch):
         "DOODLEFLOW_HOME", str(tmp_path / "home")
     )  # the base is rebuilt from the card's identity
     store = str(tmp_path / "store")
-    _publish_artist_lora(tiny_dir, store)
+    publish_artist_lora(tiny_dir, store)
     out = str(tmp_path / "out" / "doodle.png")
     r = generate_doodle(store, "lulu", PHOTO, "add a halo and wings for the cat", out, steps=3, seed=1)
     img = Image.open(out)

@@ -108,6 +108,17 @@ def resolve_source_dir(source: ModelSource) -> str:
     return path
 
 
+def prepare_parallel_use(source: ModelSource) -> None:
+    """Call once before jobs start from several threads: diffusers' and transformers' lazy module
+    attributes are not thread-safe on first access (two threads importing FluxPipeline at once
+    can fail with ImportError), and the tiny preset is best written once."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel  # noqa: F401
+    from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokenizer  # noqa: F401
+
+    if source.preset == "tiny":
+        resolve_source_dir(source)
+
+
 def load_transformer(uri: str, dtype: torch.dtype | None = None):
     from diffusers import FluxTransformer2DModel
 

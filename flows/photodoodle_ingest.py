@@ -1,0 +1,52 @@
+"""The `photodoodle-ingest-pairs` flow: a folder of editing pairs -> a new pair dataset version.
+
+Wiring only, as `dataset-refresh`: plan (validates the whole source first), build shards in parallel
+(retried, cached by unit key, skipped when already in the store), commit atomically, attach a report.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import get_run_context
+
+from data.names import validate_name
+from data.report import artifact_key
+from data.store import DatasetStore
+from flows.dataset_refresh import resolve_store
+from tasks.photodoodle import build_pairs_shard, commit_pairs, plan_pairs_task
+
+
+def _markdown(s: dict) -> str:
+    head = "" if s["created"] else " (unchanged: no new version)"
+    lines = [f"# Pair dataset `{s['dataset']}` version {s['version']}{head}", "", f"- path: `{s['path']}`",
+             f"- pairs: {s['pairs_total']} ({s['layout']} layout); triggers: {s['triggers']}", "",
+             "| artist | pairs |", "|---|---|", *[f"| {a} | {n} |" for a, n in s["artists"].items()], "",
+             "| quarantined | count |", "|---|---|", *[f"| {r} | {n} |" for r, n in s["quarantined"].items()]]  # fmt: skip
+    return "\n".join(lines)
+
+
+@flow(name="photodoodle-ingest-pairs")
+def ingest_pairs(source: str, dataset: str, store: str | None = None, artist: str | None = None,
+                 trigger: str | None = None, pairs_per_shard: int = 64) -> dict:  # fmt: skip
+    logger = get_run_logger()
+    store = resolve_store(store)
+    validate_name(dataset, "dataset name")
+    plan, units = plan_pairs_task(source, artist, trigger, pairs_per_shard)
+    logger.info(
+        f"planned {len(plan.jobs)} pairs in {len(units)} shard(s); {len(plan.quarantine)} quarantined"
+    )
+    stats = [f.result() for f in build_pairs_shard.map(units, unmapped(store), unmapped(dataset))]
+    # Prefect's cache can outlive the store (a wiped or different bucket): rebuild what is missing.
+    ds = DatasetStore(store, dataset)
+    for i, u in enumerate(units):
+        if ds.shard_stats(u.key) is None:
+            stats[i] = build_pairs_shard.with_options(refresh_cache=True)(u, store, dataset)
+    summary = commit_pairs(store, dataset, plan, stats, str(get_run_context().flow_run.id))
+    create_markdown_artifact(
+        _markdown(summary), key=artifact_key("pairs", dataset), description="pair ingest"
+    )
+    logger.info(
+        f"dataset {dataset} version {summary['version']}: {summary['pairs_total']} pairs at {summary['path']}"
+    )
+    return summary
