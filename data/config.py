@@ -55,6 +55,8 @@ class CurationConfig:
     # Work is cut into units of about this many samples; each unit becomes one Parquet shard.
     samples_per_shard: int = 512
     row_group_size: int = 32
+    # Images held out for evaluation (data/split.py); recorded in the manifest, never in sample bytes.
+    heldout_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         if self.variants < 1:
@@ -82,6 +84,6 @@ class CurationConfig:
     def content_hash(self) -> str:
         """Hash of the fields that change sample bytes (sharding knobs excluded)."""
         d = self.to_dict()
-        d.pop("samples_per_shard")
-        d.pop("row_group_size")
+        for k in ("samples_per_shard", "row_group_size", "heldout_fraction"):
+            d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

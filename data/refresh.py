@@ -30,6 +30,7 @@ from data.faults import failpoint
 from data.fsutil import atomic_write, join
 from data.plan import InputPlan
 from data.schema import INPUTS_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION, parquet_bytes
+from data.split import heldout_split
 from data.store import DatasetStore
 
 
@@ -133,6 +134,17 @@ def _prospective_hash(diff: Diff, unit_stats: list[dict], q: pd.DataFrame, d: pd
     return content_hash(files, q, d)
 
 
+def _heldout(ds: DatasetStore, version: int, files: list[dict], cfg: CurationConfig) -> dict:
+    """The evaluation split: a pure function of image id, fraction and seed (data/split.py)."""
+    ids = []
+    for f in files:
+        with ds.fs.open(join(ds.version_path(version), f["path"]), "rb") as fh:
+            ids += pq.read_table(fh, columns=["image_id"])["image_id"].to_pylist()
+    held = heldout_split(set(ids), cfg.heldout_fraction, cfg.seed)
+    return {"method": "sha256(f'{seed}:{image_id}') < fraction * 2**256", "fraction": cfg.heldout_fraction,
+            "seed": cfg.seed, "images": len(held), "samples": sum(i in held for i in ids)}
+
+
 def _unchanged(ds: DatasetStore, version: int, base: dict) -> dict:
     m = ds.manifest(version)
     return {**base, "version": version, "created": False, "path": ds.uri(ds.version_path(version)),
@@ -180,6 +192,7 @@ def commit_version(ds: DatasetStore, cfg: CurationConfig, plan: InputPlan, diff:
         "rows_total": total, "samples_new": new_rows, "boxes_kept": base["boxes_kept"],
         "dropped": base["dropped"], "quarantined": base["quarantined"],
         "content_hash": content_hash(files, quarantine, dropped_rows),
+        "heldout": _heldout(ds, version, files, cfg),
     }
     ds.commit(version, manifest)
     return {**base, "version": version, "created": True, "path": ds.uri(ds.version_path(version)),

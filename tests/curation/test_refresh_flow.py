@@ -51,6 +51,10 @@ def test_bad_inputs_are_quarantined_and_good_ones_written(tmp_path):
     trunc = q[q["image_id"] == "truncated0000001"].iloc[0]
     assert trunc["reason"] == "unreadable_image" and trunc["sample_id"]
     assert m["inputs"]["images"] == 12 + 2 + 3 and len(m["inputs"]["annotations"]) == 2
+    from data.split import is_heldout
+
+    held = [i for i in t["image_id"].to_pylist() if is_heldout(i, m["heldout"]["fraction"], m["heldout"]["seed"])]
+    assert m["heldout"]["samples"] == len(held) and m["heldout"]["images"] == len(set(held))
     # the run carries its report as Prefect artifacts
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
