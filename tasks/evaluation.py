@@ -1,0 +1,40 @@
+"""Prefect tasks: evaluate a trained model on its dataset version's held-out split."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import runtime
+
+
+@task(name="evaluate-pbe", cache_policy=NO_CACHE)
+def evaluate_pbe(checkpoint: str, store: str, dataset: str, version: int | None, out_dir: str,
+                 clip_dir: str | None = None, inception_dir: str | None = None, samples: int = 8,
+                 steps: int = 50, seed: int = 0) -> dict:
+    import torch
+
+    from training.eval.models import load_eval_models
+    from training.eval.pbe import evaluate_pbe as run_eval
+    from training.eval.pbe import heldout_rows
+    from training.pbe.sample import load_for_inference
+
+    log = get_run_logger()
+    model = load_for_inference(checkpoint)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    rows, info = heldout_rows(store, dataset, version, samples)
+    models = load_eval_models(runtime.home(), clip_dir, inception_dir)
+    res = run_eval(model, rows, models, out_dir, steps=steps, seed=seed)
+    res.pop("outputs")
+    res.update(info)
+    if not info["heldout"]:
+        log.warning(f"{dataset} v{info['version']} has no held-out image: evaluated on training rows")
+    for what, note in models.notes.items():
+        log.info(f"eval {what}: {note}")
+    with open(os.path.join(out_dir, "eval.json"), "w") as f:
+        json.dump(res, f, indent=2, default=str)
+    log.info(f"eval on {res['n']} held-out samples: {res['metrics']}")
+    return res
