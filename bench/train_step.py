@@ -126,8 +126,10 @@ def pbe_flops(size: str, resolution: int) -> dict:
 
 
 # A PhotoDoodle entry adds its own `<name>_cases(size, batch_size, resolution, device, checkpointing)`.
-MODELS: dict[str, Callable[..., list[Case]]] = {"pbe": pbe_cases}
-DEFAULT_BATCH = {("pbe", "full"): 32, ("pbe", "tiny"): 4}  # when not searched ('auto' on CUDA)
+from bench.photodoodle_step import photodoodle_cases  # noqa: E402  (full size on CUDA: pass --batch-size 1)
+
+MODELS: dict[str, Callable[..., list[Case]]] = {"pbe": pbe_cases, "photodoodle": photodoodle_cases}
+DEFAULT_BATCH = {("pbe", "full"): 32, ("pbe", "tiny"): 4, ("photodoodle", "tiny"): 1}  # when not searched ('auto' on CUDA)
 
 
 # -- measuring -------------------------------------------------------------------------------------

@@ -30,10 +30,15 @@ class PhotoDoodleModel:
         self.pipe = pipe
         self.transformer = pipe.transformer
         self.vae = pipe.vae
-        for m in (pipe.transformer, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+        for m in self._parts():
             m.requires_grad_(False)
-        for m in (pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+        for m in self._parts()[1:]:
             m.eval()
+
+    def _parts(self) -> list[torch.nn.Module]:
+        """Transformer first, then the encoders present (a benchmark pipeline may carry none)."""
+        parts = (self.pipe.transformer, self.pipe.vae, self.pipe.text_encoder, self.pipe.text_encoder_2)
+        return [m for m in parts if m is not None]
 
     @property
     def device(self) -> torch.device:
@@ -50,14 +55,15 @@ class PhotoDoodleModel:
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PhotoDoodleModel:
         """Move every part; `dtype` casts the frozen weights (bf16 base on GPU). LoRA weights added
         afterwards keep their own dtype."""
-        for m in (self.transformer, self.vae, self.pipe.text_encoder, self.pipe.text_encoder_2):
+        for m in self._parts():
             m.to(device=device, dtype=dtype)
         return self
 
     def release_encoders(self) -> None:
         """Send the text encoders to the CPU once every caption is cached (T5-XXL is ~9.5 GB)."""
         for m in (self.pipe.text_encoder, self.pipe.text_encoder_2):
-            m.to("cpu")
+            if m is not None:
+                m.to("cpu")
 
     # -- frozen encoders --------------------------------------------------------------------------
     @torch.no_grad()
