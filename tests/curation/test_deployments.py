@@ -20,7 +20,7 @@ def _deployments() -> list[dict]:
 
 def test_deployments_reference_real_flows_and_valid_schedules():
     deps = _deployments()
-    assert {d["name"] for d in deps} >= {"nightly-refresh"}
+    assert {d["name"] for d in deps} >= {"nightly-refresh", "train-pbe", "omnieditor", "train-artist", "ingest-pairs"}
     for d in deps:
         path, fn = d["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
