@@ -129,7 +129,11 @@ def pbe_flops(size: str, resolution: int) -> dict:
 from bench.photodoodle_step import photodoodle_cases  # noqa: E402  (full size on CUDA: pass --batch-size 1)
 
 MODELS: dict[str, Callable[..., list[Case]]] = {"pbe": pbe_cases, "photodoodle": photodoodle_cases}
-DEFAULT_BATCH = {("pbe", "full"): 32, ("pbe", "tiny"): 4, ("photodoodle", "tiny"): 1}  # when not searched ('auto' on CUDA)
+DEFAULT_BATCH = {
+    ("pbe", "full"): 32,
+    ("pbe", "tiny"): 4,
+    ("photodoodle", "tiny"): 1,
+}  # when not searched ('auto' on CUDA)
 
 
 # -- measuring -------------------------------------------------------------------------------------
@@ -215,6 +219,24 @@ def _flops_report(model: str, size: str, resolution: int) -> int:
     return 0
 
 
+def _print_report(out: dict, rounds: int) -> None:
+    results = out["results"]
+    for r in results:
+        extra = (
+            f" | MFU {100 * r['mfu']:.1f}% | peak {r['peak_mem_gib']:.1f} GiB" if r["mfu"] is not None else ""
+        )
+        print(
+            f"{out['model']} {out['size']} {out['resolution']}px {r['case']:>12}: bs {r['batch_size']} | "
+            f"{r['samples_per_s']:.2f} samples/s | {r['step_s'] * 1000:.0f} ms/step | "
+            f"{r['train_tflops_per_sample']:.4f} TFLOP/sample{extra}"
+        )
+    if "speedup" in out:
+        print(
+            f"{results[1]['case']} / {results[0]['case']}: {out['speedup']:.2f}x samples/s on {out['device']} "
+            f"(median of {rounds} interleaved rounds)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=sorted(MODELS), required=True)
@@ -255,19 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if len(results) == 2:
         out["speedup"] = results[1]["vs_first"]  # median of per-round ratios
-    for r in results:
-        extra = (
-            f" | MFU {100 * r['mfu']:.1f}% | peak {r['peak_mem_gib']:.1f} GiB" if r["mfu"] is not None else ""
-        )
-        print(
-            f"{a.model} {size} {a.resolution}px {r['case']:>12}: bs {r['batch_size']} | "
-            f"{r['samples_per_s']:.2f} samples/s | {r['step_s'] * 1000:.0f} ms/step | "
-            f"{r['train_tflops_per_sample']:.4f} TFLOP/sample{extra}"
-        )
-    if "speedup" in out:
-        print(
-            f"{results[1]['case']} / {results[0]['case']}: {out['speedup']:.2f}x samples/s on {name} (median of {a.rounds} interleaved rounds)"
-        )
+    _print_report(out, a.rounds)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -8,7 +8,17 @@ from flows.commands.common import add_json, add_store
 
 
 def register(sub, groups) -> None:
-    t = groups["train"].add_parser("pbe", help="train Paint-by-Example on a dataset version (Ray Train job)")
+    _train_parser(
+        groups["train"].add_parser("pbe", help="train Paint-by-Example on a dataset version (Ray Train job)")
+    )
+    _generate_parser(
+        groups["generate"].add_parser(
+            "pbe", help="repaint a masked region with a reference (Paint-by-Example)"
+        )
+    )
+
+
+def _train_parser(t: argparse.ArgumentParser) -> None:
     t.add_argument("--dataset", required=True)
     t.add_argument("--version", type=int, help="dataset version (default: latest)")
     add_store(t)
@@ -45,9 +55,8 @@ def register(sub, groups) -> None:
     add_json(t)
     t.set_defaults(func=cmd_train)
 
-    g = groups["generate"].add_parser(
-        "pbe", help="repaint a masked region with a reference (Paint-by-Example)"
-    )
+
+def _generate_parser(g: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--checkpoint",
         required=True,

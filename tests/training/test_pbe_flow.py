@@ -44,6 +44,22 @@ def _kill_tree(proc: subprocess.Popen) -> None:
     psutil.wait_procs(children, timeout=30)
 
 
+def _kill_after_checkpoint(args: list[str], run: RunDir, step: int, log_path) -> subprocess.Popen:
+    """Start the CLI and SIGKILL it (and all it started) once the run has a checkpoint at `step`."""
+    with open(log_path, "w") as log:
+        # Local mode (--workers 0): the driver process itself trains, so the kill takes down the
+        # driver, Ray and the training loop at once (the worker-group path is tested with 2 workers
+        # and an injected failure in test_pbe_ray.py).
+        proc = _cli(*args, "--workers", "0", stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while (run.latest() or 0) < step:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.time() < deadline, f"no checkpoint at step {step} within 300 s"
+            time.sleep(0.5)
+        _kill_tree(proc)
+    return proc
+
+
 def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_cluster, tmp_path, capsys):
     store = str(tmp_path / "store")
     make_version(str(tmp_path), store, "kr", n_images=16)
@@ -52,17 +68,7 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
         *FAST,
     ]
     run = RunDir(store, "pbe", "kr")
-    with open(tmp_path / "killed.log", "w") as log:
-        # Local mode (--workers 0): the driver process itself trains, so the kill takes down the
-        # driver, Ray and the training loop at once (the worker-group path is tested with 2 workers
-        # and an injected failure in test_pbe_ray.py).
-        proc = _cli(*args, "--workers", "0", stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 300
-        while (run.latest() or 0) < 6:
-            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            assert time.time() < deadline, "no checkpoint at step 6 within 300 s"
-            time.sleep(0.5)
-        _kill_tree(proc)
+    proc = _kill_after_checkpoint(args, run, 6, tmp_path / "killed.log")
     killed_at = run.latest()
     assert 6 <= killed_at < 12 and proc.returncode == -signal.SIGKILL
 
