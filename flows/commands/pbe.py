@@ -101,8 +101,9 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
         config=_overrides(a),
     )
     resumed = f" (resumed from step {r['resumed_from']})" if r.get("resumed_from") else ""
+    loss = "n/a" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
     text = (
-        f"run {r['run_id']}: {r['steps']} steps, final loss {r['final_loss']:.4f}{resumed}\n"
+        f"run {r['run_id']}: {r['steps']} steps, final loss {loss}{resumed}\n"
         f"  checkpoint: {r['checkpoint']}\n  metrics:    {r['metrics']}\n  loss curve: {r['loss_curve']}"
     )
     return r, text

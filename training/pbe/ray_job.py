@@ -84,6 +84,8 @@ def _check_run(cfg: TrainConfig, run: RunDir, log) -> None:
             f"run {run.run_id} already has checkpoints (latest step {latest}) in {run.uri()}: "
             "pass --resume to continue it, or --run-name for a new run"
         )
+    if latest is not None and latest > cfg.run.steps:
+        raise ValueError(f"run {run.run_id} is already at step {latest}, past --steps {cfg.run.steps}")
     if cfg.run.resume:
         log(
             f"run {run.run_id}: "
