@@ -50,6 +50,7 @@ def ray_cluster():
     """One local Ray cluster for the session, sized like the CI machine (stack.md)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, ignore_reinit_error=True)
+    if not ray.is_initialized():  # another suite's session fixture may have started it already
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20)
     yield
     ray.shutdown()
