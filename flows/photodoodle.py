@@ -49,7 +49,8 @@ def _outcome(fut) -> dict:
     if fut.state.is_completed():
         r = fut.result()
         return {"status": "completed", "lora": r["lora"], "steps": r["steps"], "final_loss": r["final_loss"],
-                "run_id": r["run_id"], "run_dir": r["run_dir"], "trigger": r["lora_card"].get("trigger")}  # fmt: skip
+                "run_id": r["run_id"], "run_dir": r["run_dir"], "trigger": r["lora_card"].get("trigger"),
+                "_result": r}  # fmt: skip
     err = fut.result(raise_on_failure=False)
     return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
@@ -83,7 +84,7 @@ def train_artists(artists: list[str] | str, dataset: str | None = None, store: s
                   rank: int | None = None, alpha: float | None = None, position_mode: str = "clone",
                   workers: int = 1, use_gpu: bool = False, cpus_per_worker: float | None = None,
                   max_failures: int = 1, max_parallel: int | None = None, seed: int = 0, resume: bool = False,
-                  ray_address: str | None = None):  # fmt: skip
+                  ray_address: str | None = None, register_model: bool = True, evaluate: bool = True):  # fmt: skip
     """One EditLoRA per artist, in parallel. Each artist's pairs come from the dataset named after
     the artist, unless `dataset` names one holding several artists."""
     from training.common.ray_utils import init_ray
@@ -108,6 +109,10 @@ def train_artists(artists: list[str] | str, dataset: str | None = None, store: s
         return train_artist_task.submit(a, cfgs[a], ray_address, cpus, max_failures)
 
     outcomes = _run_bounded(submit, names, slots)
+    for a, o in outcomes.items():
+        r = o.pop("_result", None)
+        if r is not None and register_model:
+            o["registered"] = _register_artist(opts.store, r, cfgs[a], evaluate)
     failed = [a for a, o in outcomes.items() if o["status"] == "failed"]
     summary = {"artists": outcomes, "completed": [a for a in names if a not in failed], "failed": failed}
     logger.info(_report(outcomes, "-".join(names)[:40]))
@@ -124,13 +129,16 @@ def train_artist(artist: str, dataset: str | None = None, store: str | None = No
                  pretrained: str | None = None, base: str | None = None, steps: int = 500, rank: int | None = None,
                  alpha: float | None = None, position_mode: str = "clone", workers: int = 1, use_gpu: bool = False,
                  cpus_per_worker: float | None = None, max_failures: int = 1, seed: int = 0, resume: bool = False,
-                 ray_address: str | None = None) -> dict:  # fmt: skip
+                 ray_address: str | None = None, register_model: bool = True, evaluate: bool = True) -> dict:  # fmt: skip
     """On demand: one artist's EditLoRA (the deployment takes the artist and the dataset)."""
     name = validate_name(artist, "artist name")
     opts = _options(store, dataset or name, artist=name, preset=preset, pretrained=pretrained, base=base,
                     steps=steps, rank=rank, alpha=alpha, position_mode=position_mode, workers=workers,
                     use_gpu=use_gpu, seed=seed, resume=resume)  # fmt: skip
-    r = train_artist_task(name, build_config("editlora", opts), ray_address, cpus_per_worker, max_failures)
+    cfg = build_config("editlora", opts)
+    r = train_artist_task(name, cfg, ray_address, cpus_per_worker, max_failures)
+    if register_model:
+        r["registered"] = _register_artist(opts.store, r, cfg, evaluate)
     _report({name: {"status": "completed", **{k: r[k] for k in ("lora", "steps", "final_loss")}}}, name)
     return r
 
@@ -140,7 +148,7 @@ def omnieditor(dataset: str, store: str | None = None, preset: str = "tiny", pre
                steps: int = 1000, rank: int | None = None, alpha: float | None = None, position_mode: str = "clone",
                workers: int = 1, use_gpu: bool = False, cpus_per_worker: float | None = None, max_failures: int = 2,
                cache: str | None = None, seed: int = 0, resume: bool = False, merge: bool = True,
-               ray_address: str | None = None) -> dict:  # fmt: skip
+               ray_address: str | None = None, register_model: bool = True) -> dict:  # fmt: skip
     """Stage 1: OmniEditor LoRA on a general editing-pair dataset (Ray Train, DDP), then the merge
     into the base that EditLoRA runs train on."""
     opts = _options(store, dataset, preset=preset, pretrained=pretrained, steps=steps, rank=rank, alpha=alpha,
@@ -149,6 +157,17 @@ def omnieditor(dataset: str, store: str | None = None, preset: str = "tiny", pre
     cfg = build_config("omnieditor", opts)
     r = train_omnieditor_task(cfg, ray_address, cpus_per_worker, max_failures)
     out = {**r, "merged_base": None}
-    if merge:
-        out["merged_base"] = merge_omnieditor_task(opts.store, r["run_id"], cfg, r["lora"])["transformer"]
+    merged = merge_omnieditor_task(opts.store, r["run_id"], cfg, r["lora"]) if merge else None
+    if merged:
+        out["merged_base"] = merged["transformer"]
+    if register_model:
+        from flows.lineage import register_omnieditor
+
+        out["registered"] = register_omnieditor(opts.store, r, merged, cfg.to_dict())
     return out
+
+
+def _register_artist(store: str, result: dict, cfg, evaluate: bool) -> dict:
+    from flows.lineage import evaluate_and_register_artist
+
+    return evaluate_and_register_artist(store, result, cfg.to_dict(), evaluate)

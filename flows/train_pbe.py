@@ -31,6 +31,12 @@ def train_pbe(
     run_name: str | None = None,
     ray_address: str | None = None,
     config: dict | None = None,
+    register_model: bool = True,
+    evaluate: bool = True,
+    eval_samples: int = 4,
+    eval_steps: int = 50,
+    eval_clip: str | None = None,
+    eval_inception: str | None = None,
 ) -> dict:
     """`config` overrides settings by section, e.g. {"optim": {"lr": 1e-4}, "data": {"resolution": 256}}
     (sections and defaults: training/pbe/config.py, docs/training-pbe.md)."""
@@ -53,6 +59,13 @@ def train_pbe(
         build_pbe_cache(cfg, ray_address)
     result = run_pbe_job(cfg, ray_address)
     publish_pbe_run(store, result)
+    if register_model:  # evaluate on the held-out split, then register with lineage (flows/lineage.py)
+        from flows.lineage import evaluate_and_register_pbe
+
+        result["registered"] = evaluate_and_register_pbe(
+            store, result, dataset, cfg.run.version, cfg.to_dict(), evaluate, eval_samples, eval_steps,
+            eval_clip, eval_inception,
+        )
     logger.info(
         f"run {result['run_id']}: {result['steps']} steps, final loss {result['final_loss']:.4f}, "
         f"checkpoint {result['checkpoint']}"

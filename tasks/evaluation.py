@@ -38,3 +38,29 @@ def evaluate_pbe(checkpoint: str, store: str, dataset: str, version: int | None,
         json.dump(res, f, indent=2, default=str)
     log.info(f"eval on {res['n']} held-out samples: {res['metrics']}")
     return res
+
+
+@task(name="evaluate-doodle", cache_policy=NO_CACHE)
+def evaluate_doodle(card: dict, store: str, dataset: str, version: int | None, out_dir: str,
+                    clip_dir: str | None = None, samples: int = 2, steps: int = 20, seed: int = 0) -> dict:
+    import torch
+
+    from training.eval.models import load_eval_models
+    from training.eval.photodoodle import evaluate_doodle as run_eval
+    from training.eval.photodoodle import heldout_pairs
+    from training.photodoodle.generate import source_of
+    from training.photodoodle.model import load_model
+
+    log = get_run_logger()
+    cuda = torch.cuda.is_available()
+    model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
+    rows, info = heldout_pairs(store, dataset, version, samples)
+    models = load_eval_models(runtime.home(), clip_dir)
+    res = run_eval(model, card, rows, models, out_dir, steps=steps, seed=seed)
+    res.update(info)
+    if not info["heldout"]:
+        log.warning(f"{dataset} v{info['version']} holds no pair out: evaluated on training pairs")
+    with open(os.path.join(out_dir, "eval.json"), "w") as f:
+        json.dump(res, f, indent=2, default=str)
+    log.info(f"eval on {res['n']} pairs: {res['metrics']} ({models.notes['clip']})")
+    return res

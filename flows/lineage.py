@@ -1,0 +1,110 @@
+"""Wiring shared by the training flows: evaluate what a run produced, then register it with lineage.
+
+Registry names: `pbe-<dataset>`, `photodoodle-omnieditor`, `photodoodle-merged-base`,
+`editlora-<artist>`. Parents: EditLoRA -> the merged base it trained on -> the OmniEditor LoRA.
+"""
+
+from __future__ import annotations
+
+import os
+
+from data.store import DatasetStore
+from flows import runtime
+from tasks.evaluation import evaluate_doodle, evaluate_pbe
+from tasks.registry import register_artifact
+
+MERGED = "photodoodle-merged-base"
+OMNI = "photodoodle-omnieditor"
+
+
+def dataset_lineage(store: str, name: str, version: int | None) -> dict:
+    ds = DatasetStore(store, name)
+    v = ds.resolve(version)
+    return {"name": name, "version": v, "manifest_hash": ds.manifest(v)["content_hash"], "store": store}
+
+
+def _curve(store: str, family: str, run_id: str) -> list[dict]:
+    from training.common.metrics import MetricsLog
+    from training.common.rundir import RunDir
+
+    return MetricsLog.load(RunDir(store, family, run_id))
+
+
+def _loss_png(store: str, family: str, run_id: str) -> list[str]:
+    from training.common.rundir import RunDir
+
+    data = RunDir(store, family, run_id).read_bytes("loss.png")
+    if not data:
+        return []
+    path = os.path.join(runtime.home(), "eval", family, run_id, "loss.png")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return [path]
+
+
+def evaluate_and_register_pbe(store: str, result: dict, dataset: str, version: int | None, config: dict,
+                              evaluate: bool = True, eval_samples: int = 4, eval_steps: int = 50,
+                              clip_dir: str | None = None, inception_dir: str | None = None) -> dict:
+    from training.common.rundir import RunDir
+
+    ran = (RunDir(store, "pbe", result["run_id"]).read_json("run.json") or {}).get("dataset", {})
+    lineage = dataset_lineage(store, dataset, ran.get("version") or version or None)
+    metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
+    if evaluate:
+        out_dir = os.path.join(runtime.home(), "eval", "pbe", result["run_id"])
+        ev = evaluate_pbe(result["checkpoint"], store, dataset, lineage["version"], out_dir, clip_dir,
+                          inception_dir, eval_samples, eval_steps)
+        metrics.update(ev["metrics"])
+        images.append(ev["grid"])
+    images += _loss_png(store, "pbe", result["run_id"])
+    return register_artifact(f"pbe-{dataset}", "pbe-checkpoint", result["checkpoint"], config, lineage,
+                             metrics=metrics, images=images, curve=_curve(store, "pbe", result["run_id"]))
+
+
+def register_omnieditor(store: str, result: dict, merged: dict | None, config: dict) -> dict:
+    card = result["lora_card"]
+    lineage = dataset_lineage(store, card["dataset"], card.get("version"))
+    metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
+    omni = register_artifact(OMNI, "omnieditor-lora", card["dir"], config, lineage, metrics=metrics,
+                             images=_loss_png(store, "omnieditor", result["run_id"]),
+                             curve=_curve(store, "omnieditor", result["run_id"]))
+    out = {"omnieditor": omni}
+    if merged:
+        out["merged_base"] = register_artifact(MERGED, "merged-base", merged["dir"], config, lineage,
+                                               parent=f"{omni['name']}:{omni['version']}")
+    return out
+
+
+def _merged_parent(base_transformer: str | None) -> str | None:
+    """The registered merged base an EditLoRA trained on (matched by its transformer's URI)."""
+    if not base_transformer:
+        return None
+    from training.registry import Registry
+
+    reg = Registry(home=runtime.home())
+    try:
+        versions = reg.versions(MERGED)
+    except Exception:  # no merged base registered yet
+        return None
+    for r in reversed(versions):
+        if base_transformer.rstrip("/").startswith(r.uri.rstrip("/")):
+            return f"{r.name}:{r.version}"
+    return None
+
+
+def evaluate_and_register_artist(store: str, result: dict, config: dict, evaluate: bool = True,
+                                 eval_samples: int = 2, eval_steps: int = 20, clip_dir: str | None = None) -> dict:
+    card = result["lora_card"]
+    lineage = dataset_lineage(store, card["dataset"], card.get("version"))
+    metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
+    if evaluate:
+        out_dir = os.path.join(runtime.home(), "eval", "editlora", result["run_id"])
+        ev = evaluate_doodle(card, store, card["dataset"], lineage["version"], out_dir, clip_dir, eval_samples,
+                             eval_steps)
+        metrics.update(ev["metrics"])
+        images.append(ev["grid"])
+    images += _loss_png(store, "editlora", result["run_id"])
+    return register_artifact(f"editlora-{card['artist']}", "editlora", card["dir"], config, lineage,
+                             parent=_merged_parent(card.get("base_transformer")), metrics=metrics, images=images,
+                             curve=_curve(store, "editlora", result["run_id"]))
