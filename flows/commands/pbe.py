@@ -52,16 +52,22 @@ def _train_parser(t: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else start a local one)"
     )
+    t.add_argument("--no-register", action="store_true", help="skip evaluation and registration")
+    t.add_argument("--no-eval", action="store_true", help="register without evaluating")
+    t.add_argument("--eval-samples", type=int, default=4, help="held-out samples to evaluate")
+    t.add_argument("--eval-steps", type=int, default=50, help="sampler steps per evaluated sample")
+    t.add_argument("--eval-clip", help="CLIP ViT-B/32 dir for the region CLIP score (default: tiny random)")
+    t.add_argument("--eval-inception", help="FID Inception dir (default: tiny random)")
     add_json(t)
     t.set_defaults(func=cmd_train)
 
 
 def _generate_parser(g: argparse.ArgumentParser) -> None:
-    g.add_argument(
-        "--checkpoint",
-        required=True,
-        help="run checkpoint URI (.../checkpoints/step-N) or a diffusers Paint-by-Example dir",
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--checkpoint", help="run checkpoint URI (.../checkpoints/step-N) or a diffusers Paint-by-Example dir"
     )
+    src.add_argument("--model", help="a registered model: NAME, NAME@alias or NAME:version (sha256-verified)")
     g.add_argument("--image", required=True)
     g.add_argument("--mask", required=True, help="white = region to repaint")
     g.add_argument("--reference", required=True)
@@ -99,6 +105,12 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
         run_name=a.run_name,
         ray_address=a.ray_address,
         config=_overrides(a),
+        register_model=not a.no_register,
+        evaluate=not a.no_eval,
+        eval_samples=a.eval_samples,
+        eval_steps=a.eval_steps,
+        eval_clip=a.eval_clip,
+        eval_inception=a.eval_inception,
     )
     resumed = f" (resumed from step {r['resumed_from']})" if r.get("resumed_from") else ""
     loss = "n/a" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
@@ -106,13 +118,21 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
         f"run {r['run_id']}: {r['steps']} steps, final loss {loss}{resumed}\n"
         f"  checkpoint: {r['checkpoint']}\n  metrics:    {r['metrics']}\n  loss curve: {r['loss_curve']}"
     )
+    if r.get("registered"):
+        reg = r["registered"]
+        text += f"\n  registered: {reg['name']}:{reg['version']} (eval: {reg.get('metrics')})"
     return r, text
 
 
 def cmd_generate(a: argparse.Namespace) -> tuple[dict, str]:
     from training.pbe.sample import generate
 
-    r = generate(a.checkpoint, a.image, a.mask, a.reference, a.out, a.steps, a.guidance, a.seed)
+    checkpoint = a.checkpoint
+    if a.model:  # resolve through the registry; a modified file is refused before loading
+        from flows.commands.registry import open_registry
+
+        checkpoint = open_registry().resolve(a.model).uri
+    r = generate(checkpoint, a.image, a.mask, a.reference, a.out, a.steps, a.guidance, a.seed)
     return (
         r,
         f"wrote {r['out']} ({r['size'][0]}x{r['size'][1]}, {a.steps} steps, guidance {a.guidance}, seed {a.seed})",

@@ -77,7 +77,8 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
         plan_job(build_config(store=store, dataset="kr", run_name="kr"), log=lambda m: None)
     # Resume through the same CLI (in-process this time: a real Prefect flow run on the session's API),
     # switching to the latent cache, which the flow builds first: the run id does not depend on it.
-    assert main([*args, "--workers", "0", "--resume", "--latent-cache", "build", "--json"]) == 0
+    evals = ["--eval-samples", "2", "--eval-steps", "2"]
+    assert main([*args, "--workers", "0", "--resume", "--latent-cache", "build", *evals, "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["steps"] == 12 and result["resumed_from"] == killed_at
     assert result["checkpoint"] == run.uri(run.checkpoint_path(12)) and run.latest() == 12
@@ -105,3 +106,16 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
     assert [r["step"] for r in rows] == list(range(1, 13))
     flow_runs = run.fs.ls(run.path("prefect"))  # the killed flow run never got to record itself
     assert len(flow_runs) == 1 and json.loads(run.fs.cat_file(flow_runs[0]))["steps"] == 12
+
+    # ... then evaluated on the held-out split and registered with its lineage (issue 5).
+    reg = result["registered"]
+    assert (reg["name"], reg["version"], reg["kind"]) == ("pbe-kr", 1, "pbe-checkpoint")
+    assert reg["uri"] == result["checkpoint"] and reg["dataset"]["name"] == "kr" and reg["dataset"]["version"] == 1
+    assert set(reg["metrics"]) >= {"final_loss", "region_clip_score", "fid"}
+    assert reg["prefect_flow_run_id"] == json.loads(run.fs.cat_file(flow_runs[0]))["flow_run_id"]
+    from training.registry import Registry
+
+    full = Registry(home=os.environ["DOODLEFLOW_HOME"]).resolve("pbe-kr:1")  # files verified
+    assert {f["path"] for f in full.lineage["files"]} >= {"model.safetensors", "state.json"}
+    mlflow_curve = Registry(home=os.environ["DOODLEFLOW_HOME"]).client.get_metric_history(reg["run_id"], "loss")
+    assert [m.step for m in mlflow_curve] == list(range(1, 13))
