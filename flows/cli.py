@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "flows.commands.curation",
     "flows.commands.inspect",
     "flows.commands.registry",
+    "flows.commands.evaluate",
     "flows.commands.pbe",
     "flows.commands.photodoodle",
 ]

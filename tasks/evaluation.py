@@ -8,7 +8,23 @@ import os
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from data.report import artifact_key
 from flows import runtime
+
+
+def _publish(res: dict, title: str, key: str) -> None:
+    """The scores and the sample grid on the Prefect run (the grid inlined: artifacts hold no files)."""
+    import base64
+
+    from prefect.artifacts import create_markdown_artifact
+
+    lines = [f"# {title}", "", f"{res['n']} {'held-out' if res.get('heldout') else 'training'} samples of "
+             f"`{res.get('dataset')}` v{res.get('version')}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" for k, v in res["metrics"].items()]
+    lines += ["", *(f"- {k}: {v}" for k, v in res["models"].items())]
+    with open(res["grid"], "rb") as f:
+        lines += ["", f"![samples](data:image/png;base64,{base64.b64encode(f.read()).decode()})"]
+    create_markdown_artifact("\n".join(lines), key=artifact_key("eval", key), description=title)
 
 
 @task(name="evaluate-pbe", cache_policy=NO_CACHE)
@@ -37,6 +53,7 @@ def evaluate_pbe(checkpoint: str, store: str, dataset: str, version: int | None,
     with open(os.path.join(out_dir, "eval.json"), "w") as f:
         json.dump(res, f, indent=2, default=str)
     log.info(f"eval on {res['n']} held-out samples: {res['metrics']}")
+    _publish(res, f"Paint-by-Example evaluation of {checkpoint}", f"pbe-{dataset}")
     return res
 
 
@@ -63,4 +80,5 @@ def evaluate_doodle(card: dict, store: str, dataset: str, version: int | None, o
     with open(os.path.join(out_dir, "eval.json"), "w") as f:
         json.dump(res, f, indent=2, default=str)
     log.info(f"eval on {res['n']} pairs: {res['metrics']} ({models.notes['clip']})")
+    _publish(res, f"PhotoDoodle evaluation of {card['uri']}", f"editlora-{card.get('artist') or dataset}")
     return res

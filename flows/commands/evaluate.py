@@ -1,0 +1,33 @@
+"""`doodleflow eval`: evaluate a registered model on its dataset's held-out split."""
+
+from __future__ import annotations
+
+import argparse
+
+from flows.commands.common import add_json, add_store
+
+
+def register(sub, groups) -> None:
+    e = sub.add_parser("eval", help="evaluate a registered model (NAME, NAME@alias, NAME:version)")
+    e.add_argument("--model", required=True)
+    e.add_argument("--dataset", help="default: the dataset the model was trained on")
+    e.add_argument("--version", type=int, help="dataset version (default: the latest)")
+    add_store(e)
+    e.add_argument("--samples", type=int, default=4, help="held-out samples to evaluate")
+    e.add_argument("--steps", type=int, help="sampler steps (default: 50 for PbE, 20 for PhotoDoodle)")
+    e.add_argument("--clip", help="CLIP dir (transformers layout; default: a tiny random CLIP)")
+    e.add_argument("--inception", help="FID Inception dir (default: a tiny random one)")
+    add_json(e)
+    e.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(a: argparse.Namespace):
+    from flows.evaluate import evaluate_model
+
+    r = evaluate_model(model=a.model, dataset=a.dataset, version=a.version, store=a.store, samples=a.samples,
+                       steps=a.steps, clip=a.clip, inception=a.inception)
+    r.pop("per_sample", None)
+    notes = "; ".join(f"{k}: {v}" for k, v in r["models"].items())
+    text = (f"{r['model']} on {r['dataset']} v{r['version']} ({r['n']} {'held-out' if r['heldout'] else 'training'} "
+            f"samples): {r['metrics']}\n  grid: {r['grid']}\n  models: {notes}")
+    return r, text

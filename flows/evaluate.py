@@ -1,0 +1,45 @@
+"""The `evaluate` flow (`doodleflow eval`): score a registered model on a dataset version's held-out split."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from prefect import flow
+
+from data.fsutil import filesystem
+from flows import runtime
+from flows.dataset_refresh import resolve_store
+from tasks.evaluation import evaluate_doodle, evaluate_pbe
+
+
+def _lora_card(uri: str) -> dict:
+    from training.photodoodle.artifacts import LORA_CARD
+    from training.photodoodle.lora import WEIGHT_NAME
+
+    fs, path = filesystem(uri)
+    card = json.loads(fs.cat_file(f"{path}/{LORA_CARD}"))
+    return {**card, "dir": uri, "uri": f"{uri.rstrip('/')}/{card.get('weight_name', WEIGHT_NAME)}"}
+
+
+@flow(name="evaluate")
+def evaluate_model(model: str, dataset: str | None = None, version: int | None = None, store: str | None = None,
+                   samples: int = 4, steps: int | None = None, clip: str | None = None,
+                   inception: str | None = None) -> dict:
+    """`model` is a registry reference; the dataset defaults to the one the model was trained on."""
+    from training.registry import Registry
+
+    reg = Registry(home=runtime.home()).resolve(model)  # verifies every file's sha256
+    trained_on = reg.lineage.get("dataset") or {}
+    store = resolve_store(store or trained_on.get("store"))
+    dataset = dataset or trained_on.get("name")
+    if not dataset:
+        raise ValueError(f"{model}: no dataset recorded; pass --dataset")
+    out_dir = os.path.join(runtime.home(), "eval", reg.name, f"v{reg.version}")
+    if reg.kind == "pbe-checkpoint":
+        res = evaluate_pbe(reg.uri, store, dataset, version, out_dir, clip, inception, samples, steps or 50)
+    elif reg.kind == "editlora":
+        res = evaluate_doodle(_lora_card(reg.uri), store, dataset, version, out_dir, clip, samples, steps or 20)
+    else:
+        raise ValueError(f"{model} is a {reg.kind}: evaluation applies to pbe-checkpoint and editlora models")
+    return {"model": f"{reg.name}:{reg.version}", "kind": reg.kind, **res}
