@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "flows.commands.inspect",
     "flows.commands.registry",
     "flows.commands.evaluate",
+    "flows.commands.serve",
     "flows.commands.pbe",
     "flows.commands.photodoodle",
 ]

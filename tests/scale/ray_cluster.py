@@ -34,6 +34,7 @@ class TwoNodeCluster:
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
                     "RAY_USAGE_STATS_ENABLED": "0"}
         self.cpus = cpus_per_node
+        self.head: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
 
     def _common(self) -> list[str]:
@@ -41,9 +42,14 @@ class TwoNodeCluster:
                 "--disable-usage-stats"]
 
     def start(self) -> TwoNodeCluster:
-        subprocess.run([RAY, "start", "--head", f"--port={self.port}", "--include-dashboard=false",
-                        f"--temp-dir={self.temp}", *self._common()], env=self.env, check=True,
-                       capture_output=True, timeout=180)
+        # Both nodes run with --block in process groups of their own, so stopping the cluster kills
+        # exactly its processes (`ray stop` would also kill any other Ray on the machine, such as the
+        # one a test process started with ray.init()).
+        self.head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={self.port}",
+                                      "--include-dashboard=false", f"--temp-dir={self.temp}", *self._common()],
+                                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        self.wait_nodes(1)
         self.worker = subprocess.Popen([RAY, "start", f"--address={self.address}", "--block",
                                         '--resources={"second_node": 1}', *self._common()], env=self.env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -69,6 +75,7 @@ class TwoNodeCluster:
         self.worker.wait()
 
     def stop(self) -> None:
-        if self.worker and self.worker.poll() is None:
-            self.kill_second_node()
-        subprocess.run([RAY, "stop", "--force"], env=self.env, capture_output=True, timeout=120)
+        for p in (self.worker, self.head):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()

@@ -95,7 +95,8 @@ class RunConfig:
     workers: int = 1
     use_gpu: bool = False
     resume: bool = False
-    fail_at_step: int | None = None  # fault injection for recovery tests: one worker raises once
+    # Fault injection for recovery tests: the last rank raises once at each of these steps.
+    fail_at_step: int | list[int] | None = None
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,11 @@ def resume(trainer: PbETrainer, run: RunDir, log: Callable[[str], None]) -> dict
 
 
 def _maybe_fail(trainer: PbETrainer, run: RunDir, ctx: WorkerContext) -> None:
-    at = trainer.cfg.run.fail_at_step
-    if at is None or trainer.step != at or ctx.rank != ctx.world - 1:
+    ats = trainer.cfg.run.fail_at_step
+    ats = [ats] if isinstance(ats, int) else list(ats or [])
+    if trainer.step not in ats or ctx.rank != ctx.world - 1:
         return
+    at = trainer.step
     marker = f"faults/fail-at-step-{at:06d}"
     if run.read_bytes(marker) is None:  # once per run, so the restarted group gets past it
         run.write_bytes(marker, b"injected\n")

@@ -1,0 +1,46 @@
+"""Serve every doodleflow deployment from one process against a Prefect server (`doodleflow serve`).
+
+The same deployments as infra/prefect.yaml, for when a long-running process is simpler than a work
+pool: `prefect.serve` polls the server and runs scheduled and on-demand flow runs in subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+
+from data.errors import ConfigError
+
+
+def deployments(source: str | None = None, dataset: str = "openimages-pbe", cron: str = "0 3 * * *",
+                store: str | None = None) -> list:
+    from flows.dataset_refresh import dataset_refresh
+    from flows.photodoodle import omnieditor, train_artist, train_artists
+    from flows.photodoodle_ingest import ingest_pairs
+    from flows.pipeline import pipeline
+    from flows.train_pbe import train_pbe
+
+    store = store or os.environ.get("DOODLEFLOW_STORE")
+    common = {"store": store} if store else {}
+    out = [
+        train_pbe.to_deployment(name="train-pbe", parameters=common),
+        omnieditor.to_deployment(name="omnieditor", parameters=common),
+        train_artist.to_deployment(name="train-artist", parameters=common),
+        train_artists.to_deployment(name="train-artists", parameters=common),
+        ingest_pairs.to_deployment(name="ingest-pairs", parameters=common),
+        pipeline.to_deployment(name="pipeline", parameters=common),
+    ]
+    source = source or os.environ.get("DOODLEFLOW_OPENIMAGES_SOURCE")
+    if source:  # the nightly refresh needs to know what to refresh
+        out.append(dataset_refresh.to_deployment(name="nightly-refresh", cron=cron,
+                                                 parameters={"source": source, "dataset": dataset, **common}))
+    return out
+
+
+def serve(source: str | None = None, dataset: str = "openimages-pbe", cron: str = "0 3 * * *",
+          store: str | None = None, limit: int | None = None) -> None:
+    from prefect import serve as prefect_serve
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ConfigError("doodleflow serve needs a Prefect server: set PREFECT_API_URL "
+                           "(e.g. http://127.0.0.1:4200/api after `prefect server start`)")
+    prefect_serve(*deployments(source, dataset, cron, store), limit=limit)

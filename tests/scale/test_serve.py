@@ -1,0 +1,84 @@
+"""`doodleflow serve` against a real Prefect server on loopback: the deployments register (the
+refresh with its cron schedule), and an on-demand artist run triggered through the API completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from data.pairs import ingest_pairs
+from data.pairs_synthetic import write_photodoodle_style
+from tests.conftest import REPO
+from tests.curation.trees import good_tree
+from tests.scale.ray_cluster import free_port
+
+pytestmark = pytest.mark.slow
+PREFECT = os.path.join(os.path.dirname(sys.executable), "prefect")
+
+
+def _wait_http(url: str, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(url)
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    p = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_http(f"{url}/health")
+        yield url
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    store, src = str(tmp_path / "store"), str(tmp_path / "oi")
+    good_tree(src, n=2, real=False)
+    style = write_photodoodle_style(str(tmp_path / "pairs"), "alice", 6, seed=3)
+    ingest_pairs(style, "alice", store, artist="alice")
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "DOODLEFLOW_STORE": store}
+    serve = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--source", src, "--dataset", "nightly"],
+                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        with temporary_settings({PREFECT_API_URL: prefect_server}):
+            with get_client(sync_client=True) as client:
+                deadline = time.time() + 180
+                names = set()
+                while time.time() < deadline and not {"train-artist", "nightly-refresh"} <= names:
+                    assert serve.poll() is None, serve.stderr.read()[-3000:]
+                    names = {d.name for d in client.read_deployments()}
+                    time.sleep(1)
+                assert {"train-pbe", "omnieditor", "train-artist", "ingest-pairs", "nightly-refresh"} <= names
+                nightly = next(d for d in client.read_deployments() if d.name == "nightly-refresh")
+                assert [s.schedule.cron for s in nightly.schedules] == ["0 3 * * *"]
+            run = run_deployment("photodoodle-train-artist/train-artist", timeout=900, parameters={
+                "artist": "alice", "dataset": "alice", "steps": 2, "cpus_per_worker": 0.5, "evaluate": False})
+        assert run.state.is_completed(), run.state
+        assert os.path.isdir(os.path.join(store, "loras", "alice"))
+    finally:
+        os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait()
