@@ -55,7 +55,8 @@ def register(sub, groups) -> None:
     m.set_defaults(func=cmd_train_artists)
 
     g = groups["generate"].add_parser("doodle", help="edit an image with an artist's EditLoRA")
-    g.add_argument("--artist", required=True)
+    g.add_argument("--artist", help="use the artist's newest LoRA (or --run's)")
+    g.add_argument("--model", help="a registered EditLoRA: NAME, NAME@alias or NAME:version (sha256-verified)")
     g.add_argument("--image", required=True)
     g.add_argument(
         "--prompt", required=True, help="the edit; the artist's trigger word is appended if missing"
@@ -163,9 +164,20 @@ def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     from flows.dataset_refresh import resolve_store
     from training.photodoodle.generate import generate_doodle
 
-    print(f"generating with {a.artist}'s LoRA ...", file=sys.stderr)
-    r = generate_doodle(resolve_store(a.store), a.artist, a.image, a.prompt, a.out, steps=a.steps,
-                        guidance=a.guidance, seed=a.seed, run=a.run, height=a.height, width=a.width)  # fmt: skip
+    artist, run = a.artist, a.run
+    if a.model:  # a registered EditLoRA: its files are verified, then its run is the one loaded
+        from flows.commands.registry import open_registry
+
+        reg = open_registry().resolve(a.model)
+        if reg.kind != "editlora":
+            raise ValueError(f"{a.model} is a {reg.kind}, not an editlora")
+        parts = reg.uri.rstrip("/").split("/")
+        artist, run = parts[-2], parts[-1]  # <store>/loras/<artist>/<run>
+    if not artist:
+        raise ValueError("give --artist or --model")
+    print(f"generating with {artist}'s LoRA ...", file=sys.stderr)
+    r = generate_doodle(resolve_store(a.store), artist, a.image, a.prompt, a.out, steps=a.steps,
+                        guidance=a.guidance, seed=a.seed, run=run, height=a.height, width=a.width)  # fmt: skip
     return (
         r,
         f"wrote {r['out']} ({r['width']}x{r['height']}, {r['steps']} steps) with {r['lora']}\n  prompt: {r['prompt']}",
