@@ -25,7 +25,7 @@ def _lora_card(uri: str) -> dict:
 @flow(name="evaluate")
 def evaluate_model(model: str, dataset: str | None = None, version: int | None = None, store: str | None = None,
                    samples: int = 4, steps: int | None = None, clip: str | None = None,
-                   inception: str | None = None) -> dict:
+                   inception: str | None = None, gmm: str | None = None) -> dict:
     """`model` is a registry reference; the dataset defaults to the one the model was trained on."""
     from training.registry import Registry
 
@@ -37,7 +37,7 @@ def evaluate_model(model: str, dataset: str | None = None, version: int | None =
         raise ValueError(f"{model}: no dataset recorded; pass --dataset")
     out_dir = os.path.join(runtime.home(), "eval", reg.name, f"v{reg.version}")
     if reg.kind == "pbe-checkpoint":
-        res = evaluate_pbe(reg.uri, store, dataset, version, out_dir, clip, inception, samples, steps or 50)
+        res = evaluate_pbe(reg.uri, store, dataset, version, out_dir, clip, inception, samples, steps or 50, 0, gmm)
     elif reg.kind == "editlora":
         res = evaluate_doodle(_lora_card(reg.uri), store, dataset, version, out_dir, clip, samples, steps or 20)
     else:

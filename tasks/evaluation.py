@@ -30,7 +30,7 @@ def _publish(res: dict, title: str, key: str) -> None:
 @task(name="evaluate-pbe", cache_policy=NO_CACHE)
 def evaluate_pbe(checkpoint: str, store: str, dataset: str, version: int | None, out_dir: str,
                  clip_dir: str | None = None, inception_dir: str | None = None, samples: int = 8,
-                 steps: int = 50, seed: int = 0) -> dict:
+                 steps: int = 50, seed: int = 0, gmm: str | None = None) -> dict:
     import torch
 
     from training.eval.models import load_eval_models
@@ -43,7 +43,7 @@ def evaluate_pbe(checkpoint: str, store: str, dataset: str, version: int | None,
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     rows, info = heldout_rows(store, dataset, version, samples)
     models = load_eval_models(runtime.home(), clip_dir, inception_dir)
-    res = run_eval(model, rows, models, out_dir, steps=steps, seed=seed)
+    res = run_eval(model, rows, models, out_dir, steps=steps, seed=seed, gmm=gmm)
     res.pop("outputs")
     res.update(info)
     if not info["heldout"]:

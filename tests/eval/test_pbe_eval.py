@@ -52,3 +52,20 @@ def test_pbe_evaluation_on_the_heldout_split(tmp_path):
     assert grid.width > 4 * 200 and grid.height > len(rows) * 200
     again = evaluate_pbe(model, rows, models, str(tmp_path / "eval2"), steps=3)
     assert again["metrics"] == res["metrics"]  # seeded: the same outputs and scores
+
+
+def test_quality_score_when_gmm_weights_are_given(tmp_path):
+    import numpy as np
+
+    from training.pbe.model import load_pbe_dir
+    from training.pbe.presets import save_tiny_pbe
+
+    store = _dataset(tmp_path)
+    rows, _ = heldout_rows(store, "ev", None, limit=2)
+    models = load_eval_models(str(tmp_path / "home"))
+    d = models.inception.features([Image.new("RGB", (64, 64))]).shape[1]
+    gmm = str(tmp_path / "gmm.npz")
+    np.savez(gmm, weights=np.ones(1), means=np.zeros((1, d)), covariances=np.eye(d)[None])
+    model = load_pbe_dir(save_tiny_pbe(str(tmp_path / "models")))
+    res = evaluate_pbe(model, rows, models, str(tmp_path / "eval"), steps=2, gmm=gmm)
+    assert 0.0 <= res["metrics"]["quality_score"] <= 100.0

@@ -53,8 +53,9 @@ def repaint_all(model, rows: list[dict], steps: int, guidance: float, seed: int)
 
 
 def evaluate_pbe(model, rows: list[dict], models: EvalModels, out_dir: str, steps: int = 50,
-                 guidance: float = 5.0, seed: int = 0) -> dict:
-    """Scores + grid for `rows` repainted by `model` (a loaded PbEModel)."""
+                 guidance: float = 5.0, seed: int = 0, gmm: str | None = None) -> dict:
+    """Scores + grid for `rows` repainted by `model` (a loaded PbEModel); the quality score too when
+    `gmm` (an .npz of GMM weights over the same features, see training/eval/quality.py) is given."""
     with torch.no_grad():
         outputs = repaint_all(model, rows, steps, guidance, seed)
     targets = [_img(r["target_jpeg"]) for r in rows]
@@ -63,6 +64,10 @@ def evaluate_pbe(model, rows: list[dict], models: EvalModels, out_dir: str, step
     clip_mean, clip_each = region_clip_score(outputs, masks, refs, models.clip)
     metrics = {"region_clip_score": float(clip_mean),
                "fid": float(fid(outputs, targets, models.inception)) if len(rows) > 1 else float("nan")}
+    if gmm:
+        from training.eval.quality import load_gmm, quality_score
+
+        metrics["quality_score"] = float(quality_score(outputs, load_gmm(gmm), models.inception)[0])
     os.makedirs(out_dir, exist_ok=True)
     sources = [Image.fromarray((np.asarray(t) * (1 - m[..., None])).astype(np.uint8)) for t, m in zip(targets, masks,
                                                                                                       strict=True)]
