@@ -12,6 +12,20 @@ from data.report import artifact_key
 from flows import runtime
 
 
+def _record(res: dict, out_dir: str, title: str, key: str) -> dict:
+    """Log, write eval.json next to the grid, attach both to the Prefect run."""
+    log = get_run_logger()
+    if not res["heldout"]:
+        log.warning(f"{res['dataset']} v{res['version']} holds nothing out: evaluated on training rows")
+    for what, note in res["models"].items():
+        log.info(f"eval {what}: {note}")
+    log.info(f"eval on {res['n']} samples: {res['metrics']}")
+    with open(os.path.join(out_dir, "eval.json"), "w") as f:
+        json.dump(res, f, indent=2, default=str)
+    _publish(res, title, key)
+    return res
+
+
 def _publish(res: dict, title: str, key: str) -> None:
     """The scores and the sample grid on the Prefect run (the grid inlined: artifacts hold no files)."""
     import base64
@@ -38,23 +52,13 @@ def evaluate_pbe(checkpoint: str, store: str, dataset: str, version: int | None,
     from training.eval.pbe import heldout_rows
     from training.pbe.sample import load_for_inference
 
-    log = get_run_logger()
     model = load_for_inference(checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     rows, info = heldout_rows(store, dataset, version, samples)
     models = load_eval_models(runtime.home(), clip_dir, inception_dir)
     res = run_eval(model, rows, models, out_dir, steps=steps, seed=seed, gmm=gmm)
     res.pop("outputs")
-    res.update(info)
-    if not info["heldout"]:
-        log.warning(f"{dataset} v{info['version']} has no held-out image: evaluated on training rows")
-    for what, note in models.notes.items():
-        log.info(f"eval {what}: {note}")
-    with open(os.path.join(out_dir, "eval.json"), "w") as f:
-        json.dump(res, f, indent=2, default=str)
-    log.info(f"eval on {res['n']} held-out samples: {res['metrics']}")
-    _publish(res, f"Paint-by-Example evaluation of {checkpoint}", f"pbe-{dataset}")
-    return res
+    return _record({**res, **info}, out_dir, f"Paint-by-Example evaluation of {checkpoint}", f"pbe-{dataset}")
 
 
 @task(name="evaluate-doodle", cache_policy=NO_CACHE)
@@ -68,17 +72,10 @@ def evaluate_doodle(card: dict, store: str, dataset: str, version: int | None, o
     from training.photodoodle.generate import source_of
     from training.photodoodle.model import load_model
 
-    log = get_run_logger()
     cuda = torch.cuda.is_available()
     model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
     rows, info = heldout_pairs(store, dataset, version, samples)
     models = load_eval_models(runtime.home(), clip_dir)
     res = run_eval(model, card, rows, models, out_dir, steps=steps, seed=seed)
-    res.update(info)
-    if not info["heldout"]:
-        log.warning(f"{dataset} v{info['version']} holds no pair out: evaluated on training pairs")
-    with open(os.path.join(out_dir, "eval.json"), "w") as f:
-        json.dump(res, f, indent=2, default=str)
-    log.info(f"eval on {res['n']} pairs: {res['metrics']} ({models.notes['clip']})")
-    _publish(res, f"PhotoDoodle evaluation of {card['uri']}", f"editlora-{card.get('artist') or dataset}")
-    return res
+    return _record({**res, **info}, out_dir, f"PhotoDoodle evaluation of {card['uri']}",
+                   f"editlora-{card.get('artist') or dataset}")

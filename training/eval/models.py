@@ -19,21 +19,19 @@ class EvalModels:
     notes: dict[str, str]
 
 
+def _dir_or_tiny(given: str | None, home: str, name: str, build, what: str) -> tuple[str, str]:
+    """(directory to load, note for the report): the user's, else a tiny one built once."""
+    if given:
+        return given, given
+    path = os.path.join(home, "models", name)
+    if not os.path.exists(os.path.join(path, "config.json")):
+        build(path)
+    return path, TINY_NOTE.format(what=what)
+
+
 def load_eval_models(home: str, clip_dir: str | None = None, inception_dir: str | None = None,
                      device: str = "cpu") -> EvalModels:
-    notes = {}
-    if not clip_dir:
-        clip_dir = os.path.join(home, "models", "eval-tiny-clip")
-        if not os.path.exists(os.path.join(clip_dir, "config.json")):
-            tiny_clip(clip_dir)
-        notes["clip"] = TINY_NOTE.format(what="CLIP")
-    else:
-        notes["clip"] = clip_dir
-    if not inception_dir:
-        inception_dir = os.path.join(home, "models", "eval-tiny-inception")
-        if not os.path.exists(os.path.join(inception_dir, "config.json")):
-            tiny_inception(inception_dir)
-        notes["inception"] = TINY_NOTE.format(what="Inception-v3")
-    else:
-        notes["inception"] = inception_dir
-    return EvalModels(load_clip(clip_dir, device), InceptionV3FID.from_pretrained(inception_dir, device), notes)
+    clip_dir, clip_note = _dir_or_tiny(clip_dir, home, "eval-tiny-clip", tiny_clip, "CLIP")
+    inc_dir, inc_note = _dir_or_tiny(inception_dir, home, "eval-tiny-inception", tiny_inception, "Inception-v3")
+    return EvalModels(load_clip(clip_dir, device), InceptionV3FID.from_pretrained(inc_dir, device),
+                      {"clip": clip_note, "inception": inc_note})
