@@ -166,3 +166,28 @@ def test_app_in_headless_chromium_shows_the_dataset(built, artifacts_dir, tmp_pa
     finally:
         os.killpg(p.pid, 9)
         p.communicate()
+
+
+def test_predictions_slice_from_a_registered_model(built, tmp_path):
+    import fiftyone as fo
+
+    from training.eval.fo_predictions import add_predictions
+    from training.pbe.presets import save_tiny_pbe
+    from training.registry import Registry
+
+    _, store, _ = built
+    home = str(tmp_path / "home")
+    tiny = save_tiny_pbe(str(tmp_path / "models"))  # a diffusers Paint-by-Example dir
+    Registry(home=home).register("pbe-fo", "pbe-checkpoint", tiny, config={})
+    out = add_predictions(store, "fo", 1, "pbe-fo:1", home, samples=2, steps=2)
+    d = fo.load_dataset(out["name"])
+    view = d.select_group_slices("output")
+    assert "output" in d.group_slices and len(view) == out["outputs"] == 2
+    for smp in view:
+        assert smp["model"] == "pbe-fo:1" and -100 <= smp["region_clip_score"] <= 100
+        target = d.get_group(smp.group.id)["target"]
+        assert target["sample_id"] == smp["sample_id"]  # the output sits in its sample's group
+    worst = view.sort_by("region_clip_score").first()["region_clip_score"]
+    assert worst == min(view.values("region_clip_score"))
+    again = add_predictions(store, "fo", 1, "pbe-fo:1", home, samples=2, steps=2)
+    assert again["outputs"] == 2 and len(d.select_group_slices("output")) == 2  # replaced, not doubled
