@@ -120,6 +120,10 @@ def sync_version(store_uri: str, dataset: str, version: int | str | None, home: 
     ds = DatasetStore(store_uri, dataset)
     v = ds.resolve(version)
     manifest = ds.manifest(v)
+    if manifest.get("kind") == "photodoodle-pairs":
+        from data.inspection.fo_pairs import sync_pairs_version
+
+        return sync_pairs_version(ds, v, manifest, home, log)
     d = _open_or_seed(ds, v, manifest)
     root = cache_root(home, ds.store_uri, dataset, manifest["config_hash"])
     have = _existing_ids(d)

@@ -191,3 +191,29 @@ def test_predictions_slice_from_a_registered_model(built, tmp_path):
     assert worst == min(view.values("region_clip_score"))
     again = add_predictions(store, "fo", 1, "pbe-fo:1", home, samples=2, steps=2)
     assert again["outputs"] == 2 and len(d.select_group_slices("output")) == 2  # replaced, not doubled
+
+
+def test_pair_datasets_as_source_target_groups(tmp_path):
+    import fiftyone as fo
+
+    from data.pairs import ingest_pairs
+    from data.pairs_synthetic import write_photodoodle_style
+
+    store = str(tmp_path / "store")
+    style = write_photodoodle_style(str(tmp_path / "pairs"), "carol", 5, seed=4)
+    with open(os.path.join(style, "target", "1.jpg"), "r+b") as f:
+        f.truncate(200)  # one unreadable pair
+    ingest_pairs(style, "carol", store, artist="carol")
+    out = sync_version(store, "carol", None, HOME)
+    assert out["kind"] == "photodoodle-pairs" and out["samples"] == 4 and out["quarantined"] == 1
+    d = fo.load_dataset(out["name"])
+    assert sorted(d.group_slices) == ["source", "target"]
+    rows = {r["pair_id"]: r for r in DatasetStore(store, "carol").read_table(1).to_pylist()}
+    for smp in d.select_group_slices("target").match_tags("quarantined", bool=False):
+        r = rows[smp["pair_id"]]
+        assert smp["artist"] == "carol" and smp["captions"] == r["captions"] and smp["caption"] == r["captions"][0]
+        assert open(smp.filepath, "rb").read() == r["target_jpeg"]
+    q = d.load_saved_view("quarantined")
+    assert len(q) == 1 and q.first()["quarantine_reason"]
+    again = sync_version(store, "carol", None, HOME)
+    assert (again["added"], again["media_written"]) == (0, 0)
