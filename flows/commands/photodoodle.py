@@ -91,8 +91,22 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _base_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", help="EditLoRA base transformer: a dir/URI, or 'plain' (default: the newest merged "
+    b = p.add_mutually_exclusive_group()
+    b.add_argument("--base", help="EditLoRA base transformer: a dir/URI, or 'plain' (default: the newest merged "
                    "OmniEditor base in the store, else the plain base)")  # fmt: skip
+    b.add_argument("--base-model", help="a registered merged base to fine-tune from: NAME, NAME@alias or "
+                   "NAME:version (sha256-verified), e.g. photodoodle-merged-base@production")
+
+
+def _base(a: argparse.Namespace) -> str | None:
+    if not getattr(a, "base_model", None):
+        return a.base
+    from flows.commands.registry import open_registry
+
+    reg = open_registry().resolve(a.base_model)
+    if reg.kind != "merged-base":
+        raise ValueError(f"{a.base_model} is a {reg.kind}, not a merged-base")
+    return f"{reg.uri.rstrip('/')}/transformer"
 
 
 def _common(a: argparse.Namespace) -> dict:
@@ -133,7 +147,7 @@ def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
     from flows.photodoodle import train_artist
 
     validate_name(a.artist, "artist name")
-    r = train_artist(artist=a.artist, dataset=a.dataset, base=a.base, **_common(a))
+    r = train_artist(artist=a.artist, dataset=a.dataset, base=_base(a), **_common(a))
     o = {"status": "completed", "lora": r["lora"], "steps": r["steps"], "final_loss": r["final_loss"],
          "run_id": r["run_id"]}  # fmt: skip
     return {"artists": {a.artist: o}}, _artist_line(a.artist, o)
@@ -143,7 +157,7 @@ def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
     from flows.photodoodle import ArtistsFailed, artist_list, train_artists
 
     artist_list(a.artists)  # bad names fail here, before Prefect or Ray start
-    state = train_artists(artists=a.artists, dataset=a.dataset, base=a.base, max_parallel=a.max_parallel,
+    state = train_artists(artists=a.artists, dataset=a.dataset, base=_base(a), max_parallel=a.max_parallel,
                           return_state=True, **_common(a))  # fmt: skip
     res = state.result(raise_on_failure=False)
     if isinstance(res, ArtistsFailed):
