@@ -40,10 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     from data.errors import ConfigError, InputError
+    from training.registry.registry import TamperedArtifact
 
     try:
         result, text, *then = a.func(a)
-    except (InputError, ConfigError, LookupError, ValueError) as e:
+    except (InputError, ConfigError, LookupError, ValueError, TamperedArtifact) as e:
         print(f"doodleflow {a.command}: error: {e}", file=sys.stderr)
         return 2
     print(text)

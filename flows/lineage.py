@@ -45,7 +45,8 @@ def _loss_png(store: str, family: str, run_id: str) -> list[str]:
 
 def evaluate_and_register_pbe(store: str, result: dict, dataset: str, version: int | None, config: dict,
                               evaluate: bool = True, eval_samples: int = 4, eval_steps: int = 50,
-                              clip_dir: str | None = None, inception_dir: str | None = None) -> dict:
+                              clip_dir: str | None = None, inception_dir: str | None = None,
+                              parent: str | None = None) -> dict:
     from training.common.rundir import RunDir
 
     ran = (RunDir(store, "pbe", result["run_id"]).read_json("run.json") or {}).get("dataset", {})
@@ -59,7 +60,8 @@ def evaluate_and_register_pbe(store: str, result: dict, dataset: str, version: i
         images.append(ev["grid"])
     images += _loss_png(store, "pbe", result["run_id"])
     return register_artifact(f"pbe-{dataset}", "pbe-checkpoint", result["checkpoint"], config, lineage,
-                             metrics=metrics, images=images, curve=_curve(store, "pbe", result["run_id"]))
+                             parent=parent, metrics=metrics, images=images, curve=_curve(store, "pbe", result["run_id"]),
+                             trained=("pbe", result["run_id"]))
 
 
 def register_omnieditor(store: str, result: dict, merged: dict | None, config: dict) -> dict:
@@ -68,7 +70,8 @@ def register_omnieditor(store: str, result: dict, merged: dict | None, config: d
     metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
     omni = register_artifact(OMNI, "omnieditor-lora", card["dir"], config, lineage, metrics=metrics,
                              images=_loss_png(store, "omnieditor", result["run_id"]),
-                             curve=_curve(store, "omnieditor", result["run_id"]))
+                             curve=_curve(store, "omnieditor", result["run_id"]),
+                             trained=("omnieditor", result["run_id"]))
     out = {"omnieditor": omni}
     if merged:
         out["merged_base"] = register_artifact(MERGED, "merged-base", merged["dir"], config, lineage,
@@ -107,4 +110,5 @@ def evaluate_and_register_artist(store: str, result: dict, config: dict, evaluat
     images += _loss_png(store, "editlora", result["run_id"])
     return register_artifact(f"editlora-{card['artist']}", "editlora", card["dir"], config, lineage,
                              parent=_merged_parent(card.get("base_transformer")), metrics=metrics, images=images,
-                             curve=_curve(store, "editlora", result["run_id"]))
+                             curve=_curve(store, "editlora", result["run_id"]),
+                             trained=("editlora", result["run_id"]))

@@ -24,6 +24,7 @@ def train_pbe(
     preset: str | None = None,
     pretrained: str | None = None,
     clip: str | None = None,
+    init_model: str | None = None,
     steps: int = 100,
     workers: int = 1,
     use_gpu: bool = False,
@@ -39,7 +40,8 @@ def train_pbe(
     eval_inception: str | None = None,
 ) -> dict:
     """`config` overrides settings by section, e.g. {"optim": {"lr": 1e-4}, "data": {"resolution": 256}}
-    (sections and defaults: training/pbe/config.py, docs/training-pbe.md)."""
+    (sections and defaults: training/pbe/config.py, docs/training-pbe.md). `init_model` fine-tunes
+    from a registered PbE model (NAME, NAME@alias or NAME:version), verified before any work."""
     logger = get_run_logger()
     store = resolve_store(store)
     cfg = build_config(
@@ -53,7 +55,11 @@ def train_pbe(
         resume=resume,
         run_name=run_name,
     )
-    source = model_source(preset, pretrained, clip, tiny_root=os.path.join(runtime.home(), "models"))
+    if init_model:
+        source = registered_source(init_model, preset, pretrained, clip)
+        logger.info(f"fine-tuning from {source.init_model} ({source.init_from})")
+    else:
+        source = model_source(preset, pretrained, clip, tiny_root=os.path.join(runtime.home(), "models"))
     cfg = cfg.replace(model={"source": source})
     if cfg.data.latent_cache == "build":
         build_pbe_cache(cfg, ray_address)
@@ -64,10 +70,24 @@ def train_pbe(
 
         result["registered"] = evaluate_and_register_pbe(
             store, result, dataset, cfg.run.version, cfg.to_dict(), evaluate, eval_samples, eval_steps,
-            eval_clip, eval_inception,
+            eval_clip, eval_inception, parent=source.init_model,
         )
     logger.info(
         f"run {result['run_id']}: {result['steps']} steps, final loss {result['final_loss']:.4f}, "
         f"checkpoint {result['checkpoint']}"
     )
     return result
+
+
+def registered_source(ref: str, preset: str | None, pretrained: str | None, clip: str | None):
+    """The model source for `--model REF`: the registered checkpoint, its files re-hashed first."""
+    from training.pbe.model import init_source
+    from training.registry import Registry
+
+    if preset or pretrained or clip:
+        raise ValueError("--model fine-tunes a registered model: drop --preset/--pretrained/--clip")
+    reg = Registry(home=runtime.home()).resolve(ref)  # raises TamperedArtifact on a modified file
+    if reg.kind != "pbe-checkpoint":
+        raise ValueError(f"{reg.name}:{reg.version} is a {reg.kind!r}, not a Paint-by-Example checkpoint")
+    sha = {f["path"]: f["sha256"] for f in reg.lineage["files"]}.get("model.safetensors")
+    return init_source(reg.uri, f"{reg.name}:{reg.version}", sha)

@@ -32,6 +32,10 @@ def _train_parser(t: argparse.ArgumentParser) -> None:
         "--pretrained", help="SD v1 diffusers dir (with --clip), or a Paint-by-Example diffusers dir"
     )
     t.add_argument("--clip", help="CLIP ViT-L/14 dir (transformers layout)")
+    t.add_argument(
+        "--model",
+        help="fine-tune from a registered PbE model: NAME, NAME@alias or NAME:version (sha256-verified)",
+    )
     t.add_argument("--steps", type=int, default=100)
     t.add_argument("--workers", type=int, default=1, help="Ray Train workers (0 = in-process local mode)")
     t.add_argument("--gpus", action="store_true", help="one GPU per worker; DDP over NCCL, bf16")
@@ -98,6 +102,7 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
         preset=a.preset,
         pretrained=a.pretrained,
         clip=a.clip,
+        init_model=a.model,
         steps=a.steps,
         workers=a.workers,
         use_gpu=a.gpus,

@@ -4,6 +4,7 @@ requested step count (from the latent cache the flow builds), and the Prefect ru
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -121,7 +122,54 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
 
     full = Registry(home=os.environ["DOODLEFLOW_HOME"]).resolve("pbe-kr:1")  # files verified
     assert {f["path"] for f in full.lineage["files"]} >= {"model.safetensors", "state.json"}
-    mlflow_curve = Registry(home=os.environ["DOODLEFLOW_HOME"]).client.get_metric_history(
-        reg["run_id"], "loss"
-    )
-    assert [m.step for m in mlflow_curve] == list(range(1, 13))
+    # The version hangs off the training run's own MLflow run, which rank 0 logged step by step as
+    # it trained: both attempts (the killed one's steps after its checkpoint were trained again).
+    client = Registry(home=os.environ["DOODLEFLOW_HOME"]).client
+    mlflow_run = client.get_run(reg["run_id"])
+    assert mlflow_run.data.tags["doodleflow.run"] == "pbe/kr" and mlflow_run.info.status == "FINISHED"
+    curve = client.get_metric_history(reg["run_id"], "loss")
+    assert sorted({m.step for m in curve}) == list(range(1, 13))
+    newest = {m.step: m for m in sorted(curve, key=lambda m: m.timestamp)}
+    assert [newest[s].value for s in range(1, 13)] == pytest.approx([r["loss"] for r in recs])
+    assert [m.step for m in client.get_metric_history(reg["run_id"], "resumed_from")] == [killed_at + 1]
+    assert mlflow_run.data.params["optim.lr"] == "0.001"
+
+    _fine_tune_from_registered(store, result, capsys)
+
+
+def _fine_tune_from_registered(store: str, trained: dict, capsys) -> None:
+    """`train pbe --model NAME:V` starts from that version's verified weights and registers the new
+    run with it as parent; a modified registered file is refused before any work."""
+    import torch
+
+    from flows.train_pbe import registered_source
+    from training.common.rundir import read_checkpoint_uri
+    from training.pbe.model import load_model
+    from training.registry.registry import TamperedArtifact
+
+    src = registered_source("pbe-kr:1", None, None, None)
+    assert (src.init_from, src.init_model, src.kind) == (trained["checkpoint"], "pbe-kr:1", "tiny")
+    weights, _, _ = read_checkpoint_uri(trained["checkpoint"])
+    start = load_model(src).trainable_state_dict()
+    assert start.keys() == weights.keys() and all(torch.equal(start[k], weights[k]) for k in weights)
+    with pytest.raises(ValueError, match="refusing to fine-tune"):
+        load_model(dataclasses.replace(src, init_sha256="0" * 64))  # what a worker checks again
+
+    args = f"train pbe --dataset kr --store {store} --model pbe-kr@production --steps 2 --workers 0".split()
+    assert main([*args, *FAST, "--no-eval", "--json"]) == 2  # no such alias yet
+    assert "pbe-kr@production" in capsys.readouterr().err
+    assert main(["registry", "promote", "pbe-kr", "1", "--alias", "production"]) == 0
+    capsys.readouterr()
+    assert main([*args, *FAST, "--no-eval", "--json"]) == 0
+    ft = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ft["run_id"] != trained["run_id"] and ft["steps"] == 2 and ft["resumed_from"] is None
+    assert (ft["registered"]["name"], ft["registered"]["version"]) == ("pbe-kr", 2)
+    assert ft["registered"]["parent"] == "pbe-kr:1"
+
+    with open(os.path.join(trained["checkpoint"], "model.safetensors"), "r+b") as f:
+        f.seek(-8, os.SEEK_END)
+        f.write(b"tampered")
+    with pytest.raises(TamperedArtifact, match="model.safetensors"):
+        registered_source("pbe-kr:1", None, None, None)
+    assert main([*args, *FAST, "--json"]) == 2
+    assert "refusing to load a modified artifact" in capsys.readouterr().err

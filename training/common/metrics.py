@@ -2,7 +2,8 @@
 
 The file is rewritten whole (atomically) at each flush, which works the same on S3 (no appends).
 On resume, records after the checkpoint's step are dropped - those steps are trained again - so
-the stored curve continues without duplicates and marks where it resumed.
+the stored curve continues without duplicates and marks where it resumed. With a tracker, each
+record also goes to the run's MLflow run as it is logged.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def format_line(rec: dict, total_steps: int | None = None) -> str:
 
 
 class MetricsLog:
-    def __init__(self, run: RunDir, resume_step: int = 0) -> None:
-        self.run = run
+    def __init__(self, run: RunDir, resume_step: int = 0, tracker=None) -> None:
+        self.run, self.tracker = run, tracker
         self.records = [r for r in self.load(run) if r["step"] <= resume_step] if resume_step else []
         self._pending_resume = resume_step or None
 
@@ -48,6 +49,8 @@ class MetricsLog:
             rec = {**rec, "resumed_from": self._pending_resume}
             self._pending_resume = None
         self.records.append(rec)
+        if self.tracker is not None:  # live, as each step is logged (training/common/tracking.py)
+            self.tracker.log(rec)
 
     def flush(self) -> None:
         body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records)

@@ -68,3 +68,22 @@ def arrow_filesystem(store_uri: str, uris: list[str]):
 
     fs, _ = filesystem(store_uri)
     return PyFileSystem(FSSpecHandler(fs)), [u.removeprefix("s3://") for u in uris]
+
+
+def ray_run_config(store_uri: str, run_id: str, max_failures: int):
+    """Ray Train's RunConfig for a run: its storage (run state, worker reports) lives beside the
+    data, `<store>/ray_results`, so every node of a cluster reaches it and an s3:// store leaves
+    nothing on local disk. The name is unique per launch (a relaunch after a crash is a new Ray
+    run that resumes from the store's checkpoints)."""
+    import uuid
+
+    from ray.train import FailureConfig, RunConfig
+
+    name = f"{run_id}-{uuid.uuid4().hex[:8]}"
+    failures = FailureConfig(max_failures=max_failures)
+    fs, uris = arrow_filesystem(store_uri, [f"{store_uri.rstrip('/')}/ray_results"])
+    if fs is None:
+        path = os.path.abspath(uris[0])
+        os.makedirs(path, exist_ok=True)
+        return RunConfig(name=name, storage_path=path, failure_config=failures)
+    return RunConfig(name=name, storage_path=uris[0], storage_filesystem=fs, failure_config=failures)

@@ -22,6 +22,10 @@ class ModelSource:
     tiny: small configs built in code, saved under `tiny_root` and loaded back like `pbe`;
     sd1:  a Stable Diffusion v1 diffusers dir (`pretrained`) + a CLIP ViT-L/14 dir (`clip`);
     pbe:  a diffusers Paint-by-Example dir (`pretrained`), to fine-tune the released model.
+
+    Any kind may also name `init_from`: a run checkpoint (a registered PbE model's files) whose
+    trained weights replace the base's before step 0; the base fields are then that run's own.
+    `init_sha256` pins its model.safetensors, checked again where the weights are loaded.
     """
 
     kind: ModelKind = "tiny"
@@ -29,6 +33,9 @@ class ModelSource:
     clip: str | None = None
     tiny_root: str | None = None
     seed: int = 0  # tiny only: the init seed of the random weights
+    init_from: str | None = None
+    init_model: str | None = None  # the registry reference init_from came from (lineage parent)
+    init_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "sd1" and not (self.pretrained and self.clip):

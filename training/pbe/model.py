@@ -201,5 +201,41 @@ def resolve_source_dir(source: ModelSource) -> str | None:
 
 def load_model(source: ModelSource) -> PbEModel:
     if source.kind == "sd1":
-        return load_sd1_clip(source.pretrained, source.clip, source.seed)
-    return load_pbe_dir(resolve_source_dir(source))
+        model = load_sd1_clip(source.pretrained, source.clip, source.seed)
+    else:
+        model = load_pbe_dir(resolve_source_dir(source))
+    if source.init_from:
+        model.load_trainable_state_dict(init_weights(source))
+    return model
+
+
+def init_weights(source: ModelSource) -> dict[str, torch.Tensor]:
+    """The trained weights a fine-tune starts from, refused unless they are the pinned bytes."""
+    from training.common.rundir import read_checkpoint_uri
+
+    weights, _, state = read_checkpoint_uri(source.init_from)  # each file checked against state.json
+    have = state["files"]["model.safetensors"]["sha256"]
+    if source.init_sha256 and have != source.init_sha256:
+        raise ValueError(
+            f"{source.init_from}: model.safetensors is {have[:16]}..., but {source.init_model or 'the run'} "
+            f"registered {source.init_sha256[:16]}...: refusing to fine-tune from a modified checkpoint"
+        )
+    return weights
+
+
+def init_source(checkpoint: str, ref: str | None = None, sha256: str | None = None) -> ModelSource:
+    """A source that fine-tunes from a run checkpoint: that run's own base (so the frozen parts and
+    the architecture match), with its trained weights on top. A chain of fine-tunes collapses: the
+    checkpoint holds every trainable weight, so only the newest init matters."""
+    import dataclasses
+    import json
+
+    from data.fsutil import filesystem, join
+
+    fs, path = filesystem(checkpoint)
+    state_file = join(path, "state.json")
+    if not fs.exists(state_file):
+        raise FileNotFoundError(f"{checkpoint}: not a Paint-by-Example run checkpoint (no state.json)")
+    state = json.loads(fs.cat_file(state_file))
+    base = ModelSource(**state["config"]["model"]["source"])
+    return dataclasses.replace(base, init_from=checkpoint, init_model=ref, init_sha256=sha256)

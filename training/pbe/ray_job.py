@@ -13,12 +13,12 @@ import json
 import logging
 import os
 import sys
-import uuid
 from dataclasses import dataclass
 
 from data.store import DatasetStore
-from training.common.ray_utils import arrow_filesystem, cpus_per_worker, init_ray
+from training.common.ray_utils import arrow_filesystem, cpus_per_worker, init_ray, ray_run_config
 from training.common.rundir import RunDir
+from training.common.tracking import make_tracker, tracking_config
 from training.pbe.config import TrainConfig
 
 FAMILY = "pbe"
@@ -173,12 +173,13 @@ def train_loop_per_worker(config: dict) -> None:
 
     run = RunDir(cfg.run.store, FAMILY, cfg.run_id())
     log = _log if rank == 0 else (lambda msg: None)
-    train(trainer, run, epoch_batches, WorkerContext(rank, world, report, log))
+    tracker = make_tracker(config.get("tracking"), FAMILY, run.run_id, config["train"]) if rank == 0 else None
+    train(trainer, run, epoch_batches, WorkerContext(rank, world, report, log, tracker=tracker))
 
 
 def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int = 2, log=_log) -> dict:
     """Run the job to `cfg.run.steps` and return its result.json (checkpoint URI, steps, final loss...)."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
     if cfg.data.latent_cache == "build":
@@ -194,18 +195,13 @@ def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int =
         f"{len(plan.parts)} Parquet part(s) of {plan.cfg.run.dataset} v{plan.cfg.run.version}"
         f"{', trained from its latent cache' if plan.cache else ''}"
     )
-    home = os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow"))
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"train": plan.cfg.to_dict(), "cache": plan.cache},
+        train_loop_config={"train": plan.cfg.to_dict(), "cache": plan.cache, "tracking": tracking_config()},
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res
         ),
-        run_config=RunConfig(
-            name=f"{plan.run.run_id}-{uuid.uuid4().hex[:8]}",
-            storage_path=os.path.join(home, "ray_results"),
-            failure_config=FailureConfig(max_failures=max_failures),
-        ),
+        run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
         datasets={"train": train_dataset(plan)},
     )
     trainer.fit()

@@ -8,6 +8,7 @@ mask convention.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 
@@ -30,7 +31,9 @@ def load_for_inference(checkpoint: str) -> PbEModel:
     if os.path.exists(os.path.join(checkpoint, "model_index.json")):
         return load_pbe_dir(checkpoint)
     weights, _, state = read_checkpoint_uri(checkpoint)
-    model = load_model(TrainConfig.from_dict(state["config"]).model.source)
+    # The base only: these weights replace whatever the run itself was initialised from.
+    base = dataclasses.replace(TrainConfig.from_dict(state["config"]).model.source, init_from=None)
+    model = load_model(base)
     model.load_trainable_state_dict(weights)
     return model
 

@@ -1,165 +1,36 @@
-"""The step loop: resume, train, log, checkpoint, publish the LoRA, finish. Pure torch; the Ray job
-supplies the batches.
-
-Every worker runs this; rank 0 alone writes to the store. Collectives (loss averaging, the replica
-check) happen at steps every worker knows, so no worker waits on one that skipped them.
-"""
+"""PhotoDoodle's step loop: the shared loop (training/common/loop.py); the replicas compare the
+LoRA, MFU counts the encoded batch, and rank 0 publishes the LoRA after the last step."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 
-import torch
-
-from training.common import distributed
-from training.common.metrics import MetricsLog, format_line
-from training.common.mfu import mfu, peak_flops, peak_memory_gib
-from training.common.plot import loss_curve_png
+from training.common.loop import StepLoop, WorkerContext
+from training.common.loop import train as run_loop
 from training.common.rundir import RunDir
 from training.photodoodle.lora import trainable_state_dict
 from training.photodoodle.trainer import PhotoDoodleTrainer
 
-
-@dataclass
-class WorkerContext:
-    rank: int = 0
-    world: int = 1
-    report: Callable[[dict], None] = field(default=lambda metrics: None)  # ray.train.report in the job
-    log: Callable[[str], None] = print
-    # Rank 0, after the last step: publish the LoRA (returns its card, recorded in result.json).
-    publish: Callable[[PhotoDoodleTrainer, dict], dict] | None = None
+__all__ = ["PhotoDoodleLoop", "WorkerContext", "train"]
 
 
-class InjectedFailure(RuntimeError):
-    """Raised by `RunConfig.fail_at_step` to prove that a failed worker group recovers."""
+class PhotoDoodleLoop(StepLoop):
+    def trainable_state(self):
+        return trainable_state_dict(self.t.model.transformer)
 
+    def measure_flops(self, batch) -> int:
+        enc = batch(self.t.generator(0)) if callable(batch) else self.t.encode(batch, self.t.generator(0))
+        return self.t.flops_per_sample(enc)
 
-def epochs(epoch_batches: Callable[[int], Iterable], start: int) -> Iterator[tuple[int, object]]:
-    epoch = start
-    while True:
-        n = 0
-        for batch in epoch_batches(epoch):
-            n += 1
-            yield epoch, batch
-        if n == 0:
-            raise ValueError("an epoch produced no batch: fewer pairs than workers x batch size")
-        epoch += 1
-
-
-def _maybe_fail(t: PhotoDoodleTrainer, run: RunDir, ctx: WorkerContext) -> None:
-    at = t.cfg.run.fail_at_step
-    if at is None or t.step != at or ctx.rank != ctx.world - 1:
-        return
-    marker = f"faults/fail-at-step-{at:06d}"
-    if run.read_bytes(marker) is None:  # once per run, so the restarted group gets past it
-        run.write_bytes(marker, b"injected\n")
-        raise InjectedFailure(f"injected failure on rank {ctx.rank} at step {at}")
-
-
-class Loop:
-    def __init__(self, trainer: PhotoDoodleTrainer, run: RunDir, ctx: WorkerContext) -> None:
-        self.t, self.run, self.ctx = trainer, run, ctx
-        self.cfg = trainer.cfg.run
-        self.global_batch = trainer.cfg.data.batch_size * ctx.world
-        self.resumed = self._resume()
-        self.epoch = self.resumed["epoch"] + 1 if self.resumed else 0  # a resumed run starts a fresh epoch
-        self.metrics = MetricsLog(run, trainer.step) if ctx.rank == 0 else None
-        self.flops: int | None = None
-        self.peak = peak_flops(trainer.device)
-
-    def _resume(self) -> dict | None:
-        """The run's latest complete checkpoint, if any (also how a restarted worker group continues)."""
-        step = self.run.latest()
-        if step is None:
-            return None
-        model, optimizer, state = self.run.read_checkpoint(step)
-        self.t.load_state(model, optimizer, state)
-        self.ctx.log(f"resumed from {self.run.uri(self.run.checkpoint_path(step))} at step {step}")
-        return state
-
-    def _record(self, out: dict, data_time: float, step_time: float) -> dict:
-        sps = self.global_batch / max(data_time + step_time, 1e-9)
-        return {"step": self.t.step, "epoch": self.epoch, "loss": out["loss"], "lr": out["lr"],
-                "grad_norm": out["grad_norm"], "data_time": data_time, "step_time": step_time, "samples_per_s": sps,
-                "mfu": mfu(self.flops, sps, self.peak), "peak_mem_gib": peak_memory_gib(self.t.device),
-                "time": time.time()}  # fmt: skip
-
-    def _measure_flops(self, batch) -> None:
-        if self.flops is None and self.peak:  # MFU is only meaningful on a GPU with a known peak
-            enc = batch(self.t.generator(0)) if callable(batch) else self.t.encode(batch, self.t.generator(0))
-            self.flops = self.t.flops_per_sample(enc)
-
-    def run_steps(self, epoch_batches: Callable[[int], Iterable]) -> dict | None:
-        stream = epochs(epoch_batches, self.epoch)
-        last = None
-        while self.t.step < self.cfg.steps:
-            t0 = time.perf_counter()
-            self.epoch, batch = next(stream)
-            t1 = time.perf_counter()
-            self._measure_flops(batch)
-            out = self.t.train_step(batch)
-            if self.t.device.type == "cuda":
-                torch.cuda.synchronize(self.t.device)
-            rec = self._record(out, t1 - t0, time.perf_counter() - t1)
-            if self.t.step % self.cfg.log_every == 0 or self.t.step == self.cfg.steps:
-                rec["loss"] = distributed.mean_across_workers(rec["loss"], self.t.device)
-                last = rec
-                if self.metrics is not None:
-                    self.metrics.append(rec)
-                    self.ctx.log(format_line(rec, self.cfg.steps))
-            if self.t.step % self.cfg.checkpoint_every == 0 and self.t.step < self.cfg.steps:
-                self.checkpoint(last)
-            _maybe_fail(self.t, self.run, self.ctx)
-        return last
-
-    def checkpoint(self, last: dict | None, extra: dict | None = None) -> str | None:
-        uri = None
-        if self.ctx.rank == 0:
-            model, optimizer, state = self.t.state_tensors()
-            state.update(epoch=self.epoch, samples_seen=self.t.step * self.global_batch, world_size=self.ctx.world,
-                         run_id=self.run.run_id, config=self.t.cfg.to_dict(), **(extra or {}))  # fmt: skip
-            uri = self.run.write_checkpoint(self.t.step, model, optimizer, state)
-            self.run.prune(self.cfg.keep_checkpoints)
-            self.metrics.flush()
-            self.run.write_bytes("loss.png", loss_curve_png(self.metrics.records, self.run.run_id))
-        self.ctx.report({"step": self.t.step, "loss": last["loss"] if last else None, "checkpoint": uri})
-        return uri
-
-    def finish(self, last: dict | None) -> dict | None:
-        """Replica check, final checkpoint, LoRA artifact, result.json (rank 0)."""
-        digests = distributed.gather_strings(
-            distributed.weights_digest(trainable_state_dict(self.t.model.transformer))
-        )
-        if self.run.latest() != self.t.step:
-            self.checkpoint(last, {"replica_digests": digests})
-        if self.ctx.rank != 0:
-            return None
-        recs = self.metrics.records
-        final_loss = recs[-1]["loss"] if recs else None
-        card = (
-            self.ctx.publish(self.t, {"steps": self.t.step, "final_loss": final_loss})
-            if self.ctx.publish
-            else {}
-        )
-        speeds = sorted(r["samples_per_s"] for r in recs[1:]) or [0.0]  # step 1 includes warm-up
-        result = {"run_id": self.run.run_id, "run_dir": self.run.uri(), "stage": self.t.cfg.run.stage,
-                  "artist": self.t.cfg.run.artist, "checkpoint": self.run.uri(self.run.checkpoint_path(self.t.step)),
-                  "steps": self.t.step, "final_loss": final_loss, "lora": card.get("uri"), "lora_card": card,
-                  "resumed_from": self.resumed["step"] if self.resumed else None, "world_size": self.ctx.world,
-                  "replica_digests": digests, "replicas_agree": len(set(digests)) == 1,
-                  "median_samples_per_s": speeds[len(speeds) // 2], "flops_per_sample": self.flops,
-                  "metrics": self.run.uri(self.run.path("metrics.jsonl")),
-                  "loss_curve": self.run.uri(self.run.path("loss.png"))}  # fmt: skip
-        self.run.write_json("result.json", result)
-        return result
+    def result_extra(self, final_loss: float | None) -> dict:
+        publish = self.ctx.publish
+        card = publish(self.t, {"steps": self.t.step, "final_loss": final_loss}) if publish else {}
+        cfg = self.t.cfg.run
+        return {"stage": cfg.stage, "artist": cfg.artist, "lora": card.get("uri"), "lora_card": card}
 
 
 def train(
     trainer: PhotoDoodleTrainer, run: RunDir, epoch_batches: Callable[[int], Iterable], ctx: WorkerContext
 ):
     """Resume if the run has a checkpoint, train to `cfg.run.steps`, publish, return the result (rank 0)."""
-    loop = Loop(trainer, run, ctx)
-    last = loop.run_steps(epoch_batches)
-    return loop.finish(last)
+    return run_loop(PhotoDoodleLoop(trainer, run, ctx), epoch_batches)

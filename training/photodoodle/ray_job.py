@@ -9,13 +9,11 @@ which is also how `FailureConfig` restarts continue after a worker dies.
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import torch
 
-from training.common.ray_utils import arrow_filesystem, cpus_per_worker, init_ray
+from training.common.ray_utils import arrow_filesystem, cpus_per_worker, init_ray, ray_run_config
 from training.common.rundir import RunDir
+from training.common.tracking import make_tracker, tracking_config
 from training.photodoodle.config import TrainConfig
 from training.photodoodle.job import JobPlan, log_stderr, plan_job, publish_run_lora
 
@@ -85,7 +83,8 @@ def train_loop_per_worker(config: dict) -> None:
 
     log = log_stderr if rank == 0 else (lambda msg: None)
     run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
-    train(trainer, run, batches, WorkerContext(rank, world, report, log, publish))
+    tracker = make_tracker(config.get("tracking"), cfg.family, run.run_id, config["train"]) if rank == 0 else None
+    train(trainer, run, batches, WorkerContext(rank, world, report, log, publish, tracker))
 
 
 def _resources(cfg: TrainConfig, cpus: float | None) -> dict:
@@ -104,7 +103,7 @@ def launch(
 ) -> dict:
     """Run one LoRA job to `cfg.run.steps` and return its result.json (LoRA URI, steps, final loss...).
     `cpus` per worker: None sizes it to the cluster (ray_utils.cpus_per_worker)."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
     plan = plan_job(cfg, log)
@@ -116,7 +115,6 @@ def launch(
         f"run {plan.run.run_id}: {workers} worker(s) {res} on Ray ({where}); {plan.pairs} pairs of "
         f"{plan.cfg.run.dataset} v{plan.cfg.run.version}, {mode}"
     )
-    home = os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow"))
     plan_info = {"cache_dir": plan.cache_dir, "artist_filter": plan.artist_filter, "trigger": plan.trigger}
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -124,15 +122,12 @@ def launch(
             "train": plan.cfg.to_dict(),
             "plan": plan_info,
             "threads": max(1, round(res["CPU"])),
+            "tracking": tracking_config(),
         },
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res
         ),
-        run_config=RunConfig(
-            name=f"{plan.run.run_id}-{uuid.uuid4().hex[:8]}",
-            storage_path=os.path.join(home, "ray_results"),
-            failure_config=FailureConfig(max_failures=max_failures),
-        ),
+        run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
         datasets=None if plan.cache_dir else {"train": pair_stream(plan)},
     )
     trainer.fit()

@@ -51,6 +51,41 @@ def default_tracking_uri(home: str) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.join(home, 'mlflow', 'mlflow.db')}"
 
 
+def default_artifact_root(home: str) -> str:
+    """Where MLflow keeps run artifacts (sample grids, loss curves, lineage JSON): beside the data
+    when the store is on S3 (DOODLEFLOW_STORE=s3://...), else under DOODLEFLOW_HOME."""
+    explicit = os.environ.get("DOODLEFLOW_MLFLOW_ARTIFACTS")
+    store = os.environ.get("DOODLEFLOW_STORE", "")
+    if explicit:
+        return explicit
+    if store.startswith("s3://"):
+        return f"{store.rstrip('/')}/mlflow-artifacts"
+    return os.path.join(home, "mlflow", "artifacts")
+
+
+def ensure_experiment(client, name: str, location: str) -> str:
+    """The experiment `name` whose artifacts go to `location`, created if needed. An experiment's
+    location is fixed when it is made: one made for another artifact root (local vs S3) is left
+    alone and a sibling named `name@<hash of location>` is used. Parallel jobs may race to create
+    it: the loser reads the winner's."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for _ in range(5):
+        exp = client.get_experiment_by_name(name)
+        if exp is not None and exp.artifact_location.rstrip("/") != location.rstrip("/"):
+            name = f"{name}@{hashlib.sha256(location.encode()).hexdigest()[:8]}"
+            continue
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            time.sleep(0.5)
+    raise RuntimeError(f"could not create the MLflow experiment {name} at {location}")
+
+
 def _digest(files: list[dict]) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
@@ -62,22 +97,16 @@ class Registry:
         self.tracking_uri = tracking_uri or default_tracking_uri(home)
         if self.tracking_uri.startswith("sqlite:///"):
             os.makedirs(os.path.dirname(self.tracking_uri[len("sqlite:///") :]), exist_ok=True)
-        self.artifact_root = artifact_root or os.path.join(home, "mlflow", "artifacts")
+        self.artifact_root = artifact_root or default_artifact_root(home)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     # -- writing ---------------------------------------------------------------------------
     def experiment_id(self, kind: str) -> str:
-        name = f"doodleflow-{kind}"
-        exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        return self.client.create_experiment(
-            name, artifact_location=f"{self.artifact_root.rstrip('/')}/{kind}"
-        )
+        return ensure_experiment(self.client, f"doodleflow-{kind}", f"{self.artifact_root.rstrip('/')}/{kind}")
 
     def start_run(self, kind: str, run_name: str, params: dict | None = None) -> str:
         run = self.client.create_run(self.experiment_id(kind), run_name=run_name)
-        for k, v in _flatten(params or {}).items():
+        for k, v in flatten(params or {}).items():
             self.client.log_param(run.info.run_id, k, str(v)[:6000])
         return run.info.run_id
 
@@ -215,12 +244,12 @@ class Registry:
         return reg
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out

@@ -1,0 +1,188 @@
+"""The step loop every trainer shares: resume, train, log, checkpoint, finish. Pure torch; the Ray
+jobs supply the batches and the callbacks.
+
+Every worker runs it; rank 0 alone writes to the store and the tracker. Collectives (loss averaging,
+the replica check) happen at steps every worker knows, so no worker waits on one that skipped them.
+A trainer provides: `cfg` (`.run`: steps, log_every, checkpoint_every, keep_checkpoints,
+fail_at_step; `.data.batch_size`; `.to_dict()`), `step`, `device`, `train_step(batch)`,
+`state_tensors()`, `load_state(...)` and `flops_per_sample(batch)`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from training.common import distributed
+from training.common.metrics import MetricsLog, format_line
+from training.common.mfu import mfu, peak_flops, peak_memory_gib
+from training.common.plot import loss_curve_png
+from training.common.rundir import RunDir
+
+
+@dataclass
+class WorkerContext:
+    rank: int = 0
+    world: int = 1
+    # Called on every worker at each checkpoint and at the end (ray.train.report in the Ray jobs).
+    report: Callable[[dict], None] = field(default=lambda metrics: None)
+    log: Callable[[str], None] = print
+    # Rank 0, after the last step: publish the artifact (returns its card, recorded in result.json).
+    publish: Callable[[object, dict], dict] | None = None
+    # Rank 0: where each logged step also goes live (an MLflow run, training/common/tracking.py).
+    tracker: object | None = None
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by `fail_at_step` to prove that a failed worker group recovers."""
+
+
+def epochs(epoch_batches: Callable[[int], Iterable], start_epoch: int) -> Iterator[tuple[int, object]]:
+    """(epoch, batch) forever, asking `epoch_batches(e)` for each epoch's stream."""
+    epoch = start_epoch
+    while True:
+        n = 0
+        for batch in epoch_batches(epoch):
+            n += 1
+            yield epoch, batch
+        if n == 0:
+            raise ValueError("an epoch produced no batch: the dataset is smaller than workers x batch size")
+        epoch += 1
+
+
+def maybe_fail(step: int, fail_at, run: RunDir, ctx: WorkerContext) -> None:
+    """Kill the last rank once at each step listed in `fail_at` (an int, a list or None)."""
+    ats = [fail_at] if isinstance(fail_at, int) else list(fail_at or [])
+    if step not in ats or ctx.rank != ctx.world - 1:
+        return
+    marker = f"faults/fail-at-step-{step:06d}"
+    if run.read_bytes(marker) is None:  # once per run, so the restarted group gets past it
+        run.write_bytes(marker, b"injected\n")
+        raise InjectedFailure(f"injected failure on rank {ctx.rank} at step {step}")
+
+
+class StepLoop:
+    """Subclasses say what the replicas compare (`trainable_state`) and may add to the result."""
+
+    def __init__(self, trainer, run: RunDir, ctx: WorkerContext) -> None:
+        self.t, self.run, self.ctx = trainer, run, ctx
+        self.cfg = trainer.cfg.run
+        self.global_batch = trainer.cfg.data.batch_size * ctx.world
+        self.resumed = self._resume()
+        self.epoch = self.resumed["epoch"] + 1 if self.resumed else 0  # a resumed run starts a fresh epoch
+        self.metrics = MetricsLog(run, trainer.step, ctx.tracker) if ctx.rank == 0 else None
+        self.flops: int | None = None
+        self.peak = peak_flops(trainer.device)
+
+    # -- what subclasses change ----------------------------------------------------------------
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def measure_flops(self, batch) -> int:
+        return self.t.flops_per_sample(batch)
+
+    def result_extra(self, final_loss: float | None) -> dict:
+        return {}
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _resume(self) -> dict | None:
+        """The run's latest complete checkpoint, if any (also how a restarted worker group continues)."""
+        step = self.run.latest()
+        if step is None:
+            return None
+        model, optimizer, state = self.run.read_checkpoint(step)
+        self.t.load_state(model, optimizer, state)
+        self.ctx.log(f"resumed from {self.run.uri(self.run.checkpoint_path(step))} at step {step}")
+        return state
+
+    def _record(self, out: dict, data_time: float, step_time: float) -> dict:
+        sps = self.global_batch / max(data_time + step_time, 1e-9)
+        return {"step": self.t.step, "epoch": self.epoch, "loss": out["loss"], "lr": out["lr"],
+                "grad_norm": out["grad_norm"], "data_time": data_time, "step_time": step_time, "samples_per_s": sps,
+                "mfu": mfu(self.flops, sps, self.peak), "peak_mem_gib": peak_memory_gib(self.t.device),
+                "time": time.time()}  # fmt: skip
+
+    def run_steps(self, epoch_batches: Callable[[int], Iterable]) -> dict | None:
+        stream = epochs(epoch_batches, self.epoch)
+        last = None
+        while self.t.step < self.cfg.steps:
+            t0 = time.perf_counter()
+            self.epoch, batch = next(stream)
+            t1 = time.perf_counter()
+            if self.flops is None and self.peak:  # MFU is only meaningful on a GPU with a known peak
+                self.flops = self.measure_flops(batch)
+            out = self.t.train_step(batch)
+            if self.t.device.type == "cuda":  # honest step times: wait for the kernels
+                torch.cuda.synchronize(self.t.device)
+            rec = self._record(out, t1 - t0, time.perf_counter() - t1)
+            if self.t.step % self.cfg.log_every == 0 or self.t.step == self.cfg.steps:
+                rec["loss"] = distributed.mean_across_workers(rec["loss"], self.t.device)
+                last = rec
+                if self.metrics is not None:
+                    self.metrics.append(rec)
+                    self.ctx.log(format_line(rec, self.cfg.steps))
+            if self.t.step % self.cfg.checkpoint_every == 0 and self.t.step < self.cfg.steps:
+                self.checkpoint(last)
+            maybe_fail(self.t.step, self.cfg.fail_at_step, self.run, self.ctx)
+        return last
+
+    def checkpoint(self, last: dict | None, extra: dict | None = None) -> str | None:
+        uri = None
+        if self.ctx.rank == 0:
+            model, optimizer, state = self.t.state_tensors()
+            state.update(epoch=self.epoch, samples_seen=self.t.step * self.global_batch, world_size=self.ctx.world,
+                         run_id=self.run.run_id, config=self.t.cfg.to_dict(), **(extra or {}))  # fmt: skip
+            uri = self.run.write_checkpoint(self.t.step, model, optimizer, state)
+            self.run.prune(self.cfg.keep_checkpoints)
+            self.metrics.flush()
+            self.run.write_bytes("loss.png", loss_curve_png(self.metrics.records, self.run.run_id))
+        self.ctx.report({"step": self.t.step, "loss": last["loss"] if last else None, "checkpoint": uri})
+        return uri
+
+    def finish(self, last: dict | None) -> dict | None:
+        """Replica check, final checkpoint (unless resumed at the end already), result.json."""
+        digests = distributed.gather_strings(distributed.weights_digest(self.trainable_state()))
+        agree = len(set(digests)) == 1
+        if not agree:
+            self.ctx.log(f"ERROR: worker replicas diverged: {digests}")
+        if self.run.latest() != self.t.step:
+            self.checkpoint(last, {"replica_digests": digests})
+        else:  # every worker reports the same number of times
+            self.ctx.report({"step": self.t.step, "loss": last["loss"] if last else None, "checkpoint": None})
+        if self.ctx.rank != 0:
+            return None
+        return self._write_result(digests, agree)
+
+    def _write_result(self, digests: list[str], agree: bool) -> dict:
+        recs = self.metrics.records
+        final_loss = recs[-1]["loss"] if recs else None
+        speeds = sorted(r["samples_per_s"] for r in recs[1:]) or [0.0]  # step 1 includes warm-up
+        result = {
+            "run_id": self.run.run_id,
+            "run_dir": self.run.uri(),
+            "checkpoint": self.run.uri(self.run.checkpoint_path(self.t.step)),
+            "steps": self.t.step,
+            "final_loss": final_loss,
+            "resumed_from": self.resumed["step"] if self.resumed else None,
+            "world_size": self.ctx.world,
+            "replica_digests": digests,
+            "replicas_agree": agree,
+            "median_samples_per_s": speeds[len(speeds) // 2],
+            "flops_per_sample": self.flops,
+            "metrics": self.run.uri(self.run.path("metrics.jsonl")),
+            "loss_curve": self.run.uri(self.run.path("loss.png")),
+            **self.result_extra(final_loss),
+        }
+        if self.ctx.tracker is not None:
+            self.ctx.tracker.finish(result)
+        self.run.write_json("result.json", result)
+        return result
+
+
+def train(loop: StepLoop, epoch_batches: Callable[[int], Iterable]) -> dict | None:
+    """Train to `cfg.run.steps` (resumed if the run has a checkpoint) and return the result (rank 0)."""
+    last = loop.run_steps(epoch_batches)
+    return loop.finish(last)

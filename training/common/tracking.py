@@ -1,0 +1,126 @@
+"""Live experiment tracking: rank 0 logs each training step to an MLflow run as it happens.
+
+One MLflow run per training run, found again by its tag `doodleflow.run` = `<family>/<run id>`, so a
+resumed run or a restarted worker group continues the same MLflow run, and registration
+(training/registry) attaches the registered version to it. Steps trained again after a resume are
+logged again: MLflow keeps both values of such a step (the first attempt's were lost with the
+crash), and the metric `resumed_from` marks where it happened.
+
+Tracking never stops training: if the tracking store is unreachable or busy (SQLite under several
+parallel jobs), the records wait and go with the next call, and one warning is printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+RUN_TAG = "doodleflow.run"
+KEYS = ("loss", "lr", "grad_norm", "samples_per_s", "step_time", "data_time", "mfu", "peak_mem_gib")
+log = logging.getLogger(__name__)
+
+
+def experiment_name(family: str) -> str:
+    return f"doodleflow-train-{family}"
+
+
+def run_key(family: str, run_id: str) -> str:
+    return f"{family}/{run_id}"
+
+
+def find_run(client, family: str, run_id: str) -> str | None:
+    """The MLflow run id of a training run, or None if it was never tracked (it may sit in a
+    sibling experiment made for another artifact root: registry.ensure_experiment)."""
+    exps = client.search_experiments(filter_string=f"name LIKE '{experiment_name(family)}%'")
+    if not exps:
+        return None
+    runs = client.search_runs(
+        [e.experiment_id for e in exps],
+        filter_string=f"tags.`{RUN_TAG}` = '{run_key(family, run_id)}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+class Tracker:
+    """Rank 0's handle on the training run's MLflow run (opened lazily, on the first record)."""
+
+    def __init__(self, tracking_uri: str, family: str, run_id: str, params: dict | None = None,
+                 artifact_root: str | None = None) -> None:
+        self.uri, self.family, self.run_id = tracking_uri, family, run_id
+        self.params, self.artifact_root = params or {}, artifact_root
+        self.client = self.mlflow_run = None
+        self.pending: list = []
+        self.warned = False
+
+    def _open(self) -> None:
+        from mlflow import MlflowClient
+
+        from training.registry.registry import default_artifact_root, ensure_experiment, flatten
+
+        self.client = MlflowClient(tracking_uri=self.uri)
+        found = find_run(self.client, self.family, self.run_id)
+        if found:
+            self.mlflow_run = found
+            return
+        root = self.artifact_root or default_artifact_root(".doodleflow")
+        exp = ensure_experiment(self.client, experiment_name(self.family), f"{root.rstrip('/')}/train-{self.family}")
+        run = self.client.create_run(exp, run_name=self.run_id, tags={RUN_TAG: run_key(self.family, self.run_id)})
+        self.mlflow_run = run.info.run_id
+        from mlflow.entities import Param
+
+        params = [Param(k, str(v)[:6000]) for k, v in flatten(self.params).items()]
+        for i in range(0, len(params), 90):  # MLflow caps a batch at 100 params
+            self.client.log_batch(self.mlflow_run, params=params[i : i + 90])
+
+    def log(self, rec: dict) -> None:
+        from mlflow.entities import Metric
+
+        ms = int(rec.get("time", time.time()) * 1000)
+        self.pending += [Metric(k, float(rec[k]), ms, int(rec["step"])) for k in KEYS
+                         if isinstance(rec.get(k), (int, float))]  # fmt: skip
+        if "resumed_from" in rec:
+            self.pending.append(Metric("resumed_from", float(rec["resumed_from"]), ms, int(rec["step"])))
+        self._send()
+
+    def _send(self) -> None:
+        try:
+            if self.mlflow_run is None:
+                self._open()
+            while self.pending:
+                self.client.log_batch(self.mlflow_run, metrics=self.pending[:900])  # cap: 1000 a batch
+                del self.pending[:900]
+        except Exception as e:  # tracking must never stop training
+            if not self.warned:
+                log.warning("MLflow tracking at %s unavailable (%s): will retry with the next step", self.uri, e)
+                self.warned = True
+
+    def finish(self, result: dict) -> None:
+        """Last records, and the run's summary figures as tags; the run is ended FINISHED."""
+        self._send()
+        if self.mlflow_run is None:
+            return
+        try:
+            for k in ("steps", "final_loss", "median_samples_per_s", "checkpoint"):
+                if result.get(k) is not None:
+                    self.client.set_tag(self.mlflow_run, f"doodleflow.{k}", str(result[k]))
+            self.client.set_terminated(self.mlflow_run, "FINISHED")
+        except Exception as e:
+            log.warning("MLflow tracking at %s: could not close the run (%s)", self.uri, e)
+
+
+def tracking_config() -> dict:
+    """What the driver hands its workers: the tracking URI resolved here (MLFLOW_TRACKING_URI, else
+    the SQLite store under DOODLEFLOW_HOME), so workers on other nodes log to the same place."""
+    import os
+
+    from training.registry.registry import default_artifact_root, default_tracking_uri
+
+    home = os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow"))
+    return {"uri": default_tracking_uri(home), "artifact_root": default_artifact_root(home)}
+
+
+def make_tracker(tracking: dict | None, family: str, run_id: str, params: dict) -> Tracker | None:
+    if not tracking:
+        return None
+    return Tracker(tracking["uri"], family, run_id, params, tracking.get("artifact_root"))
