@@ -20,8 +20,9 @@ from data.imageio import dct_divisor, decode_rgb, encode_jpeg, encode_png_gray, 
 from data.mask import bezier_polygon, output_mask
 from data.rng import SampleRng
 
-BUILDER_VERSION = "2"  # bump when sample bytes change for the same config; part of every shard key
+BUILDER_VERSION = "3"  # bump when sample bytes change for the same config; part of every shard key
 # 2: bilinear after 2x2-box halving instead of INTER_AREA, power-of-two DCT scales only, per-sample scale.
+# 3: mask PNG deflated by ISA-L (level 1) instead of libpng's zlib: other bytes, the same pixels.
 
 
 @dataclass(frozen=True)

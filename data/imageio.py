@@ -9,10 +9,13 @@ and cost 1.3-2x a full decode (measured: 1024x768 q90, full 2.7 ms, 6/8 4.4 ms, 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import cv2
 import numpy as np
 import simplejpeg
+from isal import isal_zlib
 from PIL import Image
 
 
@@ -70,16 +73,28 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
                                   colorsubsampling="420")
 
 
-# No per-row filter: masks are long runs of 0/255, which deflate packs as well unfiltered, and libpng's
-# adaptive filter search was 80% of the encode (512x512: 1.9 ms with it, 0.4 ms without).
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-
-
 def encode_png_gray(mask: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", mask, _PNG_PARAMS)
-    if not ok:  # pragma: no cover
-        raise RuntimeError("PNG encode failed")
-    return buf.tobytes()
+    """A 2-D uint8 array as an 8-bit greyscale PNG, no row filter, deflated by ISA-L at level 1.
+
+    Why not libpng (cv2/Pillow): its zlib deflate was 0.39 ms of a 512x512 mask, ~7% of a sample; ISA-L
+    does the same job in 0.07 ms and packs masks (long runs of 0/255) smaller (2.4 KB vs 3.2 KB). No
+    per-row filter: unfiltered runs deflate as well, and libpng's adaptive filter search cost 1.5 ms.
+    """
+    if mask.dtype != np.uint8 or mask.ndim != 2:
+        raise ValueError(f"need a 2-D uint8 mask, got {mask.dtype} {mask.shape}")
+    h, w = mask.shape
+    raw = np.zeros((h, w + 1), np.uint8)  # each row: filter type 0 (None), then the pixels
+    raw[:, 1:] = mask
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
+    return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", isal_zlib.compress(raw, 1)) \
+        + _png_chunk(b"IEND", b"")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def halve_to_within_2x(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -169,3 +169,19 @@ def test_png_roundtrip_of_mask_is_lossless():
     m = draw_mask("box", PixelBox(0, 0, 64, 64), (1.0, 1.0), (64, 64), PixelBox(5, 5, 20, 30), [])
     back = np.asarray(Image.open(io.BytesIO(encode_png_gray(m))))
     assert back.shape == (64, 64) and np.array_equal(back, m)
+
+
+def test_png_of_mask_is_single_channel_8bit_and_reads_back_everywhere():
+    import cv2
+
+    from data.imageio import encode_png_gray
+
+    m = np.random.default_rng(0).integers(0, 256, (37, 53), dtype=np.uint8)  # odd sizes, every value
+    buf = encode_png_gray(m)
+    with Image.open(io.BytesIO(buf)) as im:
+        im.verify()  # checks the chunk CRCs
+    with Image.open(io.BytesIO(buf)) as im:
+        assert im.mode == "L" and im.size == (53, 37) and np.array_equal(np.asarray(im), m)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED), m)
+    with pytest.raises(ValueError):
+        encode_png_gray(np.zeros((4, 4, 3), np.uint8))
