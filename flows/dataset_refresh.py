@@ -19,7 +19,9 @@ from data.fsutil import filesystem
 from data.report import artifact_key, label_counts, markdown, reason_table, throughput
 from data.store import DatasetStore
 from flows import runtime
-from tasks.curation import build_shard, commit, plan_refresh
+from flows.results import on_store
+from tasks.curation import build_shard as build_shard_task
+from tasks.curation import commit, plan_refresh
 
 
 def resolve_store(store: str | None) -> str:
@@ -27,7 +29,7 @@ def resolve_store(store: str | None) -> str:
     return uri if uri.startswith("s3://") else filesystem(uri)[1]
 
 
-def _submit_shards(units, cfg, store, dataset):
+def _submit_shards(build_shard, units, cfg, store, dataset):
     """On Ray, spread shards over the nodes: submission is slower than a shard, so the default
     (prefer the driver's node) would keep a cluster's other nodes idle."""
     runner = get_run_context().task_runner
@@ -40,7 +42,8 @@ def _submit_shards(units, cfg, store, dataset):
 
 
 def _build_all(units, cfg, store, dataset, logger) -> list[dict]:
-    futures = _submit_shards(units, cfg, store, dataset)
+    build_shard = on_store(build_shard_task, store)
+    futures = _submit_shards(build_shard, units, cfg, store, dataset)
     total = sum(u.n_samples for u in units)
     t0, done_samples, results = time.perf_counter(), 0, {}
     for i, fut in enumerate(as_completed(futures), start=1):

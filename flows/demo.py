@@ -33,13 +33,14 @@ def demo_sources(n_images: int) -> dict[str, str]:
     return src
 
 
-def run_demo(store: str | None, n_images: int) -> dict:
+def run_demo(store: str | None, n_images: int, steps: int | None = None) -> dict:
+    """`steps` (per training stage) shortens every stage alike, e.g. for the end-to-end tests."""
     from flows.pipeline import pipeline
 
     src = demo_sources(n_images)
     out = pipeline(openimages_source=src["openimages"], pairs_source=src["pairs"], artists_source=src["artists"],
-                   store=store, pbe_dataset="demo", pairs_dataset="demo-pairs", preset="tiny", pbe_steps=20,
-                   omnieditor_steps=6, artist_steps=6, eval_steps=4, eval_samples=2,
+                   store=store, pbe_dataset="demo", pairs_dataset="demo-pairs", preset="tiny", pbe_steps=steps or 20,
+                   omnieditor_steps=steps or 6, artist_steps=steps or 6, eval_steps=4, eval_samples=2,
                    pbe_config={"data": {"resolution": 128, "batch_size": 2}, "optim": {"lr": 1e-4, "warmup_steps": 0}},
                    fiftyone=True, workers=0)
     return {**out, "text": summary_text(out)}
@@ -58,7 +59,7 @@ def summary_text(out: dict) -> str:
              f"at {r.get('path')}",
              f"  fiftyone:        {(r.get('fiftyone') or {}).get('name')}  (doodleflow inspect --dataset demo)",
              f"  PbE model:       {_reg(pbe)}" + ("  [skipped: unchanged]" if pbe.get("skipped") else ""),
-             f"  PbE samples:     {os.path.join(runtime.home(), 'eval', 'pbe', str(pbe.get('run_id')), 'samples.png')}"]
+             f"  PbE samples:     {(pbe.get('registered') or {}).get('eval_dir', '-')}/samples.png"]
     omni = out.get("omnieditor", {})
     for k, v in (omni.get("registered") or {}).items():
         lines.append(f"  {k + ':':<16} {v['name']}:{v['version']}")

@@ -10,6 +10,7 @@ from prefect import flow
 from data.fsutil import filesystem
 from flows import runtime
 from flows.dataset_refresh import resolve_store
+from flows.lineage import eval_outputs
 from tasks.evaluation import evaluate_doodle, evaluate_pbe
 
 
@@ -35,11 +36,14 @@ def evaluate_model(model: str, dataset: str | None = None, version: int | None =
     dataset = dataset or trained_on.get("name")
     if not dataset:
         raise ValueError(f"{model}: no dataset recorded; pass --dataset")
-    out_dir = os.path.join(runtime.home(), "eval", reg.name, f"v{reg.version}")
-    if reg.kind == "pbe-checkpoint":
-        res = evaluate_pbe(reg.uri, store, dataset, version, out_dir, clip, inception, samples, steps or 50, 0, gmm)
-    elif reg.kind == "editlora":
-        res = evaluate_doodle(_lora_card(reg.uri), store, dataset, version, out_dir, clip, samples, steps or 20)
-    else:
+    if reg.kind not in ("pbe-checkpoint", "editlora"):
         raise ValueError(f"{model} is a {reg.kind}: evaluation applies to pbe-checkpoint and editlora models")
-    return {"model": f"{reg.name}:{reg.version}", "kind": reg.kind, **res}
+    with eval_outputs(store, f"eval/registered/{reg.name}/v{reg.version}/{dataset}") as out:
+        if reg.kind == "pbe-checkpoint":
+            res = evaluate_pbe(reg.uri, store, dataset, version, out["dir"], clip, inception, samples, steps or 50,
+                               0, gmm)
+        else:
+            res = evaluate_doodle(_lora_card(reg.uri), store, dataset, version, out["dir"], clip, samples,
+                                  steps or 20)
+    grid = f"{out['uri']}/{os.path.basename(res['grid'])}"
+    return {"model": f"{reg.name}:{reg.version}", "kind": reg.kind, **res, "grid": grid, "eval_dir": out["uri"]}

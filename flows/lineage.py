@@ -7,6 +7,10 @@ Registry names: `pbe-<dataset>`, `photodoodle-omnieditor`, `photodoodle-merged-b
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
 
 from data.store import DatasetStore
 from flows import runtime
@@ -30,17 +34,31 @@ def _curve(store: str, family: str, run_id: str) -> list[dict]:
     return MetricsLog.load(RunDir(store, family, run_id))
 
 
-def _loss_png(store: str, family: str, run_id: str) -> list[str]:
+def _loss_png(store: str, family: str, run_id: str, out_dir: str) -> list[str]:
     from training.common.rundir import RunDir
 
     data = RunDir(store, family, run_id).read_bytes("loss.png")
     if not data:
         return []
-    path = os.path.join(runtime.home(), "eval", family, run_id, "loss.png")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = os.path.join(out_dir, "loss.png")
     with open(path, "wb") as f:
         f.write(data)
     return [path]
+
+
+@contextmanager
+def eval_outputs(store: str, rel: str):
+    """A scratch directory for an evaluation's files (sample grid, eval.json, loss curve), published
+    to `<store>/<rel>/` once everything in the block succeeded (the same on a local path and on S3:
+    nothing stays on local disk), then removed. Yields {"dir": scratch}; "uri" is set after."""
+    from training.common.store_dirs import publish_local_dir
+
+    out = {"dir": tempfile.mkdtemp(prefix="doodleflow-eval-")}
+    try:
+        yield out
+        out["uri"] = publish_local_dir(out["dir"], store, rel, "_published.json", {"created_at": time.time()})
+    finally:
+        shutil.rmtree(out["dir"], ignore_errors=True)
 
 
 def evaluate_and_register_pbe(store: str, result: dict, dataset: str, version: int | None, config: dict,
@@ -49,34 +67,37 @@ def evaluate_and_register_pbe(store: str, result: dict, dataset: str, version: i
                               parent: str | None = None) -> dict:
     from training.common.rundir import RunDir
 
-    ran = (RunDir(store, "pbe", result["run_id"]).read_json("run.json") or {}).get("dataset", {})
+    run_id = result["run_id"]
+    ran = (RunDir(store, "pbe", run_id).read_json("run.json") or {}).get("dataset", {})
     lineage = dataset_lineage(store, dataset, ran.get("version") or version or None)
     metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
-    if evaluate:
-        out_dir = os.path.join(runtime.home(), "eval", "pbe", result["run_id"])
-        ev = evaluate_pbe(result["checkpoint"], store, dataset, lineage["version"], out_dir, clip_dir,
-                          inception_dir, eval_samples, eval_steps)
-        metrics.update(ev["metrics"])
-        images.append(ev["grid"])
-    images += _loss_png(store, "pbe", result["run_id"])
-    return register_artifact(f"pbe-{dataset}", "pbe-checkpoint", result["checkpoint"], config, lineage,
-                             parent=parent, metrics=metrics, images=images, curve=_curve(store, "pbe", result["run_id"]),
-                             trained=("pbe", result["run_id"]))
+    with eval_outputs(store, f"eval/pbe/{run_id}") as out:
+        if evaluate:
+            ev = evaluate_pbe(result["checkpoint"], store, dataset, lineage["version"], out["dir"], clip_dir,
+                              inception_dir, eval_samples, eval_steps)
+            metrics.update(ev["metrics"])
+            images.append(ev["grid"])
+        images += _loss_png(store, "pbe", run_id, out["dir"])
+        reg = register_artifact(f"pbe-{dataset}", "pbe-checkpoint", result["checkpoint"], config, lineage,
+                                parent=parent, metrics=metrics, images=images, curve=_curve(store, "pbe", run_id),
+                                trained=("pbe", run_id), store=store)
+    return {**reg, "eval_dir": out["uri"]}
 
 
 def register_omnieditor(store: str, result: dict, merged: dict | None, config: dict) -> dict:
     card = result["lora_card"]
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
     metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
-    omni = register_artifact(OMNI, "omnieditor-lora", card["dir"], config, lineage, metrics=metrics,
-                             images=_loss_png(store, "omnieditor", result["run_id"]),
-                             curve=_curve(store, "omnieditor", result["run_id"]),
-                             trained=("omnieditor", result["run_id"]))
-    out = {"omnieditor": omni}
+    with eval_outputs(store, f"eval/omnieditor/{result['run_id']}") as out:
+        omni = register_artifact(OMNI, "omnieditor-lora", card["dir"], config, lineage, metrics=metrics,
+                                 images=_loss_png(store, "omnieditor", result["run_id"], out["dir"]),
+                                 curve=_curve(store, "omnieditor", result["run_id"]),
+                                 trained=("omnieditor", result["run_id"]), store=store)
+    registered = {"omnieditor": omni}
     if merged:
-        out["merged_base"] = register_artifact(MERGED, "merged-base", merged["dir"], config, lineage,
-                                               parent=f"{omni['name']}:{omni['version']}")
-    return out
+        registered["merged_base"] = register_artifact(MERGED, "merged-base", merged["dir"], config, lineage,
+                                                      parent=f"{omni['name']}:{omni['version']}", store=store)
+    return registered
 
 
 def _merged_parent(base_transformer: str | None) -> str | None:
@@ -98,17 +119,18 @@ def _merged_parent(base_transformer: str | None) -> str | None:
 
 def evaluate_and_register_artist(store: str, result: dict, config: dict, evaluate: bool = True,
                                  eval_samples: int = 2, eval_steps: int = 20, clip_dir: str | None = None) -> dict:
-    card = result["lora_card"]
+    card, run_id = result["lora_card"], result["run_id"]
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
     metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
-    if evaluate:
-        out_dir = os.path.join(runtime.home(), "eval", "editlora", result["run_id"])
-        ev = evaluate_doodle(card, store, card["dataset"], lineage["version"], out_dir, clip_dir, eval_samples,
-                             eval_steps)
-        metrics.update(ev["metrics"])
-        images.append(ev["grid"])
-    images += _loss_png(store, "editlora", result["run_id"])
-    return register_artifact(f"editlora-{card['artist']}", "editlora", card["dir"], config, lineage,
-                             parent=_merged_parent(card.get("base_transformer")), metrics=metrics, images=images,
-                             curve=_curve(store, "editlora", result["run_id"]),
-                             trained=("editlora", result["run_id"]))
+    with eval_outputs(store, f"eval/editlora/{run_id}") as out:
+        if evaluate:
+            ev = evaluate_doodle(card, store, card["dataset"], lineage["version"], out["dir"], clip_dir,
+                                 eval_samples, eval_steps)
+            metrics.update(ev["metrics"])
+            images.append(ev["grid"])
+        images += _loss_png(store, "editlora", run_id, out["dir"])
+        reg = register_artifact(f"editlora-{card['artist']}", "editlora", card["dir"], config, lineage,
+                                parent=_merged_parent(card.get("base_transformer")), metrics=metrics,
+                                images=images, curve=_curve(store, "editlora", run_id),
+                                trained=("editlora", run_id), store=store)
+    return {**reg, "eval_dir": out["uri"]}

@@ -14,6 +14,7 @@ from data.names import validate_name
 from data.report import artifact_key
 from data.store import DatasetStore
 from flows.dataset_refresh import resolve_store
+from flows.results import on_store
 from tasks.photodoodle import build_pairs_shard, commit_pairs, plan_pairs_task
 
 
@@ -36,12 +37,13 @@ def ingest_pairs(source: str, dataset: str, store: str | None = None, artist: st
     logger.info(
         f"planned {len(plan.jobs)} pairs in {len(units)} shard(s); {len(plan.quarantine)} quarantined"
     )
-    stats = [f.result() for f in build_pairs_shard.map(units, unmapped(store), unmapped(dataset))]
+    build = on_store(build_pairs_shard, store)
+    stats = [f.result() for f in build.map(units, unmapped(store), unmapped(dataset))]
     # Prefect's cache can outlive the store (a wiped or different bucket): rebuild what is missing.
     ds = DatasetStore(store, dataset)
     for i, u in enumerate(units):
         if ds.shard_stats(u.key) is None:
-            stats[i] = build_pairs_shard.with_options(refresh_cache=True)(u, store, dataset)
+            stats[i] = build.with_options(refresh_cache=True)(u, store, dataset)
     summary = commit_pairs(store, dataset, plan, stats, str(get_run_context().flow_run.id))
     create_markdown_artifact(
         _markdown(summary), key=artifact_key("pairs", dataset), description="pair ingest"

@@ -28,13 +28,14 @@ def _log_curve(reg, run_id: str, records: list[dict]) -> None:
 @task(name="register-artifact", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def register_artifact(name: str, kind: str, uri: str, config: dict, dataset: dict | None = None,
                       parent: str | None = None, metrics: dict | None = None, images: list[str] | None = None,
-                      curve: list[dict] | None = None, trained: tuple[str, str] | None = None) -> dict:
+                      curve: list[dict] | None = None, trained: tuple[str, str] | None = None,
+                      store: str | None = None) -> dict:
     """`trained` = (family, run id) of the training run: its live MLflow run (training/common/tracking.py)
     gets the version; a run trained without tracking gets a new MLflow run with `curve` replayed."""
     from training.common.tracking import find_run
     from training.registry import Registry
 
-    reg = Registry(home=runtime.home())
+    reg = Registry(home=runtime.home(), store=store)
     run_id = find_run(reg.client, *trained) if trained else None
     if run_id is None:
         run_id = reg.start_run(kind, f"{kind}:{name}", config)

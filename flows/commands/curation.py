@@ -33,6 +33,9 @@ def register(sub, groups) -> None:
 
     m = sub.add_parser("demo", help="run the main job on embedded defaults with a small bundled sample")
     m.add_argument("--images", type=int, default=24, help="synthetic images to generate")
+    m.add_argument(
+        "--steps", type=int, help="training steps per stage (default: PbE 20, OmniEditor and EditLoRA 6)"
+    )
     add_store(m)
     add_json(m)
     m.set_defaults(func=cmd_demo)
@@ -79,5 +82,5 @@ def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
 def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
     from flows.demo import run_demo
 
-    out = run_demo(a.store, a.images)
+    out = run_demo(a.store, a.images, a.steps)
     return out, out.pop("text")

@@ -109,7 +109,7 @@ class Tracker:
             log.warning("MLflow tracking at %s: could not close the run (%s)", self.uri, e)
 
 
-def tracking_config() -> dict:
+def tracking_config(store: str | None = None) -> dict:
     """What the driver hands its workers: the tracking URI resolved here (MLFLOW_TRACKING_URI, else
     the SQLite store under DOODLEFLOW_HOME), so workers on other nodes log to the same place."""
     import os
@@ -117,7 +117,7 @@ def tracking_config() -> dict:
     from training.registry.registry import default_artifact_root, default_tracking_uri
 
     home = os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow"))
-    return {"uri": default_tracking_uri(home), "artifact_root": default_artifact_root(home)}
+    return {"uri": default_tracking_uri(home), "artifact_root": default_artifact_root(home, store)}
 
 
 def make_tracker(tracking: dict | None, family: str, run_id: str, params: dict) -> Tracker | None:

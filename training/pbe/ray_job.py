@@ -197,7 +197,7 @@ def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int =
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"train": plan.cfg.to_dict(), "cache": plan.cache, "tracking": tracking_config()},
+        train_loop_config={"train": plan.cfg.to_dict(), "cache": plan.cache, "tracking": tracking_config(plan.cfg.run.store)},
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res
         ),

@@ -122,7 +122,7 @@ def launch(
             "train": plan.cfg.to_dict(),
             "plan": plan_info,
             "threads": max(1, round(res["CPU"])),
-            "tracking": tracking_config(),
+            "tracking": tracking_config(plan.cfg.run.store),
         },
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res

@@ -51,11 +51,12 @@ def default_tracking_uri(home: str) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.join(home, 'mlflow', 'mlflow.db')}"
 
 
-def default_artifact_root(home: str) -> str:
+def default_artifact_root(home: str, store: str | None = None) -> str:
     """Where MLflow keeps run artifacts (sample grids, loss curves, lineage JSON): beside the data
-    when the store is on S3 (DOODLEFLOW_STORE=s3://...), else under DOODLEFLOW_HOME."""
+    when the store (`store`, else DOODLEFLOW_STORE) is on S3, else under DOODLEFLOW_HOME;
+    DOODLEFLOW_MLFLOW_ARTIFACTS overrides both."""
     explicit = os.environ.get("DOODLEFLOW_MLFLOW_ARTIFACTS")
-    store = os.environ.get("DOODLEFLOW_STORE", "")
+    store = store or os.environ.get("DOODLEFLOW_STORE", "")
     if explicit:
         return explicit
     if store.startswith("s3://"):
@@ -91,13 +92,14 @@ def _digest(files: list[dict]) -> str:
 
 
 class Registry:
-    def __init__(self, home: str, artifact_root: str | None = None, tracking_uri: str | None = None) -> None:
+    def __init__(self, home: str, artifact_root: str | None = None, tracking_uri: str | None = None,
+                 store: str | None = None) -> None:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri or default_tracking_uri(home)
         if self.tracking_uri.startswith("sqlite:///"):
             os.makedirs(os.path.dirname(self.tracking_uri[len("sqlite:///") :]), exist_ok=True)
-        self.artifact_root = artifact_root or default_artifact_root(home)
+        self.artifact_root = artifact_root or default_artifact_root(home, store)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     # -- writing ---------------------------------------------------------------------------
