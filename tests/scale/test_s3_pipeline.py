@@ -22,6 +22,7 @@ LOCAL_OK = {
     "demo": "the demo's generated input sample, made once (a cache of its inputs)",
     "fiftyone": "FiftyOne's MongoDB data (a MongoDB server in a deployment)",
     "cache/media": "the decoded images FiftyOne's App shows (a cache of the dataset's bytes)",
+    "cache/store": "local copies of store files that diffusers/peft load from a directory (named by URI)",
     "mlflow/mlflow.db": "the MLflow tracking database (MLFLOW_TRACKING_URI for a server)",
     "prefect": "Prefect's client settings and memo store (the API is the session's server)",
 }
@@ -38,13 +39,15 @@ def _allowed(rel: str) -> bool:
     return any(rel == k or rel.startswith(k + "/") for k in LOCAL_OK) and not rel.startswith("prefect/storage")
 
 
-def test_demo_pipeline_on_s3_leaves_only_caches_locally(s3_endpoint, bucket, prefect_api, tmp_path):
+def test_demo_pipeline_on_s3_leaves_only_caches_locally(s3_endpoint, bucket, prefect_api, tmp_path, artifacts_dir):
     home, store = str(tmp_path / "home"), f"{bucket}/demo"
     env = {**os.environ, "DOODLEFLOW_HOME": home, "PREFECT_HOME": os.path.join(home, "prefect"),
            "DOODLEFLOW_STORE": store, "PREFECT_API_URL": prefect_api}
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--images", "6", "--steps", "2", "--json"],
                           env=env, capture_output=True, text=True, timeout=900)
+    with open(os.path.join(artifacts_dir, "s3-demo.log"), "w") as f:  # kept for CI: the whole run's log
+        f.write(proc.stdout + proc.stderr)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
 
