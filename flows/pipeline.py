@@ -1,6 +1,6 @@
 """The whole pipeline as one flow.
 
-    refresh -> Paint-by-Example training -> evaluation -> registration   (FiftyOne update optional)
+    refresh -> latent cache -> Paint-by-Example training -> evaluation -> registration   (FiftyOne optional)
     pair ingest -> OmniEditor -> merge -> EditLoRA per artist -> evaluation -> registration
 
 Each training stage is keyed by (its dataset version's content hash, its settings): a stage whose key
@@ -48,11 +48,15 @@ def pipeline(openimages_source: str | None = None, pairs_source: str | None = No
              pairs_dataset: str = "editing-pairs", preset: str = "tiny", pbe_steps: int = 100,
              omnieditor_steps: int = 100, artist_steps: int = 50, eval_steps: int = 50, eval_samples: int = 4,
              pbe_config: dict | None = None, fiftyone: bool = False, workers: int = 1,
-             ray_address: str | None = None) -> dict:
+             ray_address: str | None = None, latent_cache: bool = True) -> dict:
     """`pairs_source`: general editing pairs for OmniEditor; `artists_source`: one folder per artist
-    (30-50 before/after pairs each; default: every folder in it)."""
+    (30-50 before/after pairs each; default: every folder in it). `latent_cache`: encode the new
+    dataset version's VAE latents and CLIP tokens once (skipped when they exist) and train from them."""
     log = get_run_logger()
     store = resolve_store(store)
+    train_config = pbe_config or {}
+    if latent_cache:  # not part of the stage key: the cache changes the speed, not what is learned
+        train_config = {**train_config, "data": {**train_config.get("data", {}), "latent_cache": "build"}}
     out: dict = {"store": store}
     if openimages_source:
         out["refresh"] = dataset_refresh(source=openimages_source, dataset=pbe_dataset, store=store,
@@ -60,7 +64,7 @@ def pipeline(openimages_source: str | None = None, pairs_source: str | None = No
         settings = {"preset": preset, "steps": pbe_steps, "config": pbe_config, "eval": [eval_steps, eval_samples]}
         out["pbe"] = _stage(store, "pbe", pbe_dataset, settings, lambda: train_pbe(
             dataset=pbe_dataset, version=out["refresh"]["version"], store=store, preset=preset, steps=pbe_steps,
-            workers=workers, resume=True, ray_address=ray_address, config=pbe_config, eval_samples=eval_samples,
+            workers=workers, resume=True, ray_address=ray_address, config=train_config, eval_samples=eval_samples,
             eval_steps=eval_steps), log)
     if pairs_source:
         out["pairs"] = ingest_pairs(source=pairs_source, dataset=pairs_dataset, store=store, artist=None)

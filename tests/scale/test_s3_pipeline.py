@@ -36,31 +36,47 @@ def _local_files(home: str) -> list[str]:
 
 
 def _allowed(rel: str) -> bool:
-    return any(rel == k or rel.startswith(k + "/") for k in LOCAL_OK) and not rel.startswith("prefect/storage")
+    return any(rel == k or rel.startswith(k + "/") for k in LOCAL_OK) and not rel.startswith(
+        "prefect/storage"
+    )
 
 
-def test_demo_pipeline_on_s3_leaves_only_caches_locally(s3_endpoint, bucket, prefect_api, tmp_path, artifacts_dir):
+def test_demo_pipeline_on_s3_leaves_only_caches_locally(
+    s3_endpoint, bucket, prefect_api, tmp_path, artifacts_dir
+):
     home, store = str(tmp_path / "home"), f"{bucket}/demo"
-    env = {**os.environ, "DOODLEFLOW_HOME": home, "PREFECT_HOME": os.path.join(home, "prefect"),
-           "DOODLEFLOW_STORE": store, "PREFECT_API_URL": prefect_api}
+    env = {
+        **os.environ,
+        "DOODLEFLOW_HOME": home,
+        "PREFECT_HOME": os.path.join(home, "prefect"),
+        "DOODLEFLOW_STORE": store,
+        "PREFECT_API_URL": prefect_api,
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--images", "6", "--steps", "2", "--json"],
-                          env=env, capture_output=True, text=True, timeout=900)
-    with open(os.path.join(artifacts_dir, "s3-demo.log"), "w") as f:  # kept for CI: the whole run's log
-        f.write(proc.stdout + proc.stderr)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _demo(env, os.path.join(artifacts_dir, "s3-demo.log"))
 
     # Every result is in the bucket, and the summary points there.
     assert out["store"] == store and out["refresh"]["path"].startswith(store + "/datasets/demo/")
     fs, root = filesystem(store)
     fs.invalidate_cache()
     top = {p.rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)}
-    assert top >= {"datasets", "runs", "ray_results", "mlflow-artifacts", "prefect-results", "eval", "pipeline"}
+    assert top >= {
+        "datasets",
+        "caches",
+        "runs",
+        "ray_results",
+        "mlflow-artifacts",
+        "prefect-results",
+        "eval",
+        "pipeline",
+    }
     runs = {p.rsplit("/", 1)[-1] for p in fs.ls(f"{root}/runs", detail=False)}
     assert runs >= {"pbe", "omnieditor", "editlora"}
     pbe = out["pbe"]["registered"]
-    assert pbe["uri"].startswith(store + "/runs/pbe/") and pbe["eval_dir"] == f"{store}/eval/pbe/{out['pbe']['run_id']}"
+    assert (
+        pbe["uri"].startswith(store + "/runs/pbe/")
+        and pbe["eval_dir"] == f"{store}/eval/pbe/{out['pbe']['run_id']}"
+    )
     assert fs.exists(f"{pbe['eval_dir']}/samples.png") and fs.exists(f"{pbe['eval_dir']}/eval.json")
     artifacts = fs.find(f"{root}/mlflow-artifacts")
     assert any(p.endswith("/images/samples.png") for p in artifacts)
@@ -71,3 +87,18 @@ def test_demo_pipeline_on_s3_leaves_only_caches_locally(s3_endpoint, bucket, pre
     # ... and nothing else stayed on local disk.
     stray = [f for f in _local_files(home) if not _allowed(f)]
     assert not stray, f"results written to local disk: {sorted({f.split('/')[0] for f in stray})} {stray[:5]}"
+
+    # A rerun with nothing new (the nightly case) makes no version and skips every training stage.
+    again = _demo(env, os.path.join(artifacts_dir, "s3-demo-rerun.log"))
+    assert again["refresh"]["version"] == out["refresh"]["version"] and again["refresh"]["samples_new"] == 0
+    assert again["pbe"]["skipped"] and again["omnieditor"]["skipped"] and again["artists"]["skipped"]
+    assert again["pbe"]["registered"] == out["pbe"]["registered"]
+
+
+def _demo(env: dict, log_path: str) -> dict:
+    cmd = [sys.executable, "-m", "flows.cli", "demo", "--images", "6", "--steps", "2", "--json"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    with open(log_path, "w") as f:  # kept for CI: the whole run's log
+        f.write(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

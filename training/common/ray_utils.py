@@ -87,3 +87,21 @@ def ray_run_config(store_uri: str, run_id: str, max_failures: int):
         os.makedirs(path, exist_ok=True)
         return RunConfig(name=name, storage_path=path, failure_config=failures)
     return RunConfig(name=name, storage_path=uris[0], storage_filesystem=fs, failure_config=failures)
+
+
+def shard_epochs(shard, cfg, rank: int, convert):
+    """`epoch -> batches` over a worker's Ray Data shard: full batches only (every worker takes the
+    same number of steps), locally shuffled with a seed of (run seed, epoch, rank)."""
+
+    def epoch_batches(epoch: int):
+        bs = cfg.data.batch_size
+        for b in shard.iter_batches(
+            batch_size=bs,
+            batch_format="numpy",
+            drop_last=True,
+            local_shuffle_buffer_size=max(cfg.data.shuffle_buffer, bs),
+            local_shuffle_seed=cfg.run.seed * 100_003 + epoch * 1_009 + rank,
+        ):
+            yield convert(b)
+
+    return epoch_batches

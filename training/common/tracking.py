@@ -45,8 +45,14 @@ def find_run(client, family: str, run_id: str) -> str | None:
 class Tracker:
     """Rank 0's handle on the training run's MLflow run (opened lazily, on the first record)."""
 
-    def __init__(self, tracking_uri: str, family: str, run_id: str, params: dict | None = None,
-                 artifact_root: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        family: str,
+        run_id: str,
+        params: dict | None = None,
+        artifact_root: str | None = None,
+    ) -> None:
         self.uri, self.family, self.run_id = tracking_uri, family, run_id
         self.params, self.artifact_root = params or {}, artifact_root
         self.client = self.mlflow_run = None
@@ -64,8 +70,12 @@ class Tracker:
             self.mlflow_run = found
             return
         root = self.artifact_root or default_artifact_root(".doodleflow")
-        exp = ensure_experiment(self.client, experiment_name(self.family), f"{root.rstrip('/')}/train-{self.family}")
-        run = self.client.create_run(exp, run_name=self.run_id, tags={RUN_TAG: run_key(self.family, self.run_id)})
+        exp = ensure_experiment(
+            self.client, experiment_name(self.family), f"{root.rstrip('/')}/train-{self.family}"
+        )
+        run = self.client.create_run(
+            exp, run_name=self.run_id, tags={RUN_TAG: run_key(self.family, self.run_id)}
+        )
         self.mlflow_run = run.info.run_id
         from mlflow.entities import Param
 
@@ -92,7 +102,9 @@ class Tracker:
                 del self.pending[:900]
         except Exception as e:  # tracking must never stop training
             if not self.warned:
-                log.warning("MLflow tracking at %s unavailable (%s): will retry with the next step", self.uri, e)
+                log.warning(
+                    "MLflow tracking at %s unavailable (%s): will retry with the next step", self.uri, e
+                )
                 self.warned = True
 
     def finish(self, result: dict) -> None:

@@ -16,7 +16,13 @@ import sys
 from dataclasses import dataclass
 
 from data.store import DatasetStore
-from training.common.ray_utils import arrow_filesystem, cpus_per_worker, init_ray, ray_run_config
+from training.common.ray_utils import (
+    arrow_filesystem,
+    cpus_per_worker,
+    init_ray,
+    ray_run_config,
+    shard_epochs,
+)
 from training.common.rundir import RunDir
 from training.common.tracking import make_tracker, tracking_config
 from training.pbe.config import TrainConfig
@@ -157,16 +163,7 @@ def train_loop_per_worker(config: dict) -> None:
         encoded_batch if config.get("cache") else lambda b, dev: pixel_batch(b, dev, cfg.data.binarize_mask)
     )
 
-    def epoch_batches(epoch: int):
-        bs = cfg.data.batch_size
-        for b in shard.iter_batches(
-            batch_size=bs,
-            batch_format="numpy",
-            drop_last=True,
-            local_shuffle_buffer_size=max(cfg.data.shuffle_buffer, bs),
-            local_shuffle_seed=cfg.run.seed * 100_003 + epoch * 1_009 + rank,
-        ):
-            yield to_batch(b, device)
+    epoch_batches = shard_epochs(shard, cfg, rank, lambda b: to_batch(b, device))
 
     def report(metrics: dict) -> None:
         ray.train.report({k: v for k, v in metrics.items() if v is not None})
@@ -197,7 +194,11 @@ def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int =
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"train": plan.cfg.to_dict(), "cache": plan.cache, "tracking": tracking_config(plan.cfg.run.store)},
+        train_loop_config={
+            "train": plan.cfg.to_dict(),
+            "cache": plan.cache,
+            "tracking": tracking_config(plan.cfg.run.store),
+        },
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res
         ),

@@ -13,7 +13,7 @@ import torch
 
 from training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from training.common.mfu import count_flops
-from training.common.schedule import linear_warmup
+from training.common.schedule import linear_warmup, optimizer_step
 from training.pbe.config import TrainConfig
 from training.pbe.data import PixelBatch
 from training.pbe.loss import EncodedBatch, diffusion_loss, encode_batch
@@ -112,14 +112,9 @@ class PbETrainer:
         enc = self.encode(batch)
         lr = self.optimizer.param_groups[0]["lr"]
         loss = self.loss(enc, self.step)
-        loss.backward()
-        clip = self.cfg.optim.grad_clip
-        norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else float("inf"))
-        self.optimizer.step()
-        self.lr_schedule.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        norm = optimizer_step(self, loss)
         self.step += 1
-        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": float(norm)}
+        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": norm}
 
     # -- checkpoint state ---------------------------------------------------------------------
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:

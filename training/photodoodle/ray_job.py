@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from training.common.ray_utils import arrow_filesystem, cpus_per_worker, init_ray, ray_run_config
+from training.common.ray_utils import (
+    arrow_filesystem,
+    cpus_per_worker,
+    init_ray,
+    ray_run_config,
+    shard_epochs,
+)
 from training.common.rundir import RunDir
 from training.common.tracking import make_tracker, tracking_config
 from training.photodoodle.config import TrainConfig
@@ -36,20 +42,7 @@ def streamed_epochs(trainer, rank: int):
     from training.photodoodle.data import pixel_pairs
 
     shard = ray.train.get_dataset_shard("train")
-    cfg = trainer.cfg
-
-    def epoch_batches(epoch: int):
-        bs = cfg.data.batch_size
-        for b in shard.iter_batches(
-            batch_size=bs,
-            batch_format="numpy",
-            drop_last=True,
-            local_shuffle_buffer_size=max(cfg.data.shuffle_buffer, bs),
-            local_shuffle_seed=cfg.run.seed * 100_003 + epoch * 1_009 + rank,
-        ):
-            yield pixel_pairs(b, trainer.device)
-
-    return epoch_batches
+    return shard_epochs(shard, trainer.cfg, rank, lambda b: pixel_pairs(b, trainer.device))
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -83,7 +76,9 @@ def train_loop_per_worker(config: dict) -> None:
 
     log = log_stderr if rank == 0 else (lambda msg: None)
     run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
-    tracker = make_tracker(config.get("tracking"), cfg.family, run.run_id, config["train"]) if rank == 0 else None
+    tracker = (
+        make_tracker(config.get("tracking"), cfg.family, run.run_id, config["train"]) if rank == 0 else None
+    )
     train(trainer, run, batches, WorkerContext(rank, world, report, log, publish, tracker))
 
 

@@ -13,7 +13,7 @@ import torch
 
 from training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from training.common.mfu import count_flops
-from training.common.schedule import linear_warmup
+from training.common.schedule import linear_warmup, optimizer_step
 from training.photodoodle.config import TrainConfig
 from training.photodoodle.data import PixelPairs, pick_captions
 from training.photodoodle.forward import TextCondition
@@ -89,14 +89,9 @@ class PhotoDoodleTrainer:
         enc = batch(g) if callable(batch) else self.encode(batch, g)
         lr = self.optimizer.param_groups[0]["lr"]
         loss = self.loss(enc, g)
-        loss.backward()
-        clip = self.cfg.optim.grad_clip
-        norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else float("inf"))
-        self.optimizer.step()
-        self.lr_schedule.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        norm = optimizer_step(self, loss)
         self.step += 1
-        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": float(norm)}
+        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": norm}
 
     def flops_per_sample(self, enc: EncodedBatch) -> int:
         """Model FLOPs of one training sample (transformer forward + backward; LoRA on a frozen base
