@@ -77,9 +77,12 @@ class Rounds:
 Case = Callable[[], int]
 
 
-def run_rounds(cases: dict[str, Case | Sequence[Case]], rounds: int,
-               warmup: bool | dict[str, Case | Sequence[Case]] = True,
-               log: Callable[[str], None] | None = None) -> Rounds:
+def run_rounds(
+    cases: dict[str, Case | Sequence[Case]],
+    rounds: int,
+    warmup: bool | dict[str, Case | Sequence[Case]] = True,
+    log: Callable[[str], None] | None = None,
+) -> Rounds:
     """Time every case once per round; each call returns how many items it did.
 
     A case may be a list of pieces (e.g. the same work on consecutive slices of the inputs): the

@@ -149,8 +149,16 @@ class PbeBaseline:
 
     def __init__(self, cfg: CurationConfig) -> None:
         self.cfg = cfg
-        self.trans = A.Compose([A.Resize(224, 224), A.HorizontalFlip(), A.Rotate(limit=20), A.Blur(p=0.3),
-                                A.ElasticTransform(p=0.3)], seed=0)
+        self.trans = A.Compose(
+            [
+                A.Resize(224, 224),
+                A.HorizontalFlip(),
+                A.Rotate(limit=20),
+                A.Blur(p=0.3),
+                A.ElasticTransform(p=0.3),
+            ],
+            seed=0,
+        )
 
     def mask(self, plan: Plan, w: int, h: int) -> torch.Tensor:
         """1 x H x W float at full resolution, 1 = keep (PbE's convention)."""
@@ -160,7 +168,7 @@ class PbeBaseline:
             return to_tensor(img)[0].unsqueeze(0)
         m = np.zeros((h, w))
         e = plan.ext
-        m[e.y0:e.y1, e.x0:e.x1] = 1
+        m[e.y0 : e.y1, e.x0 : e.x1] = 1
         return 1 - to_tensor(Image.fromarray(m))
 
     def sample(self, job: BoxJob, buf: bytes) -> dict:
@@ -169,13 +177,13 @@ class PbeBaseline:
         h, w = img.shape[:2]
         plan = plan_sample(job, w, h, self.cfg)
         r = plan.ref
-        ref = self.trans(image=img[r.y0:r.y1, r.x0:r.x1])["image"]
+        ref = self.trans(image=img[r.y0 : r.y1, r.x0 : r.x1])["image"]
         ref_t = (to_tensor(Image.fromarray(ref)) - CLIP_MEAN) / CLIP_STD  # get_tensor_clip
         image_t = (to_tensor(img) - 0.5) / 0.5  # get_tensor() on the whole image
         mask_t = self.mask(plan, w, h)
         win = plan.window
-        gt = resize_tensor(image_t[:, win.y0:win.y1, win.x0:win.x1], self.cfg.sample.image_size)
-        mask = resize_tensor(mask_t[:, win.y0:win.y1, win.x0:win.x1], self.cfg.sample.image_size)
+        gt = resize_tensor(image_t[:, win.y0 : win.y1, win.x0 : win.x1], self.cfg.sample.image_size)
+        mask = resize_tensor(mask_t[:, win.y0 : win.y1, win.x0 : win.x1], self.cfg.sample.image_size)
         inpaint = gt * mask
         return self.encode(gt, mask, ref, ref_t, inpaint)
 
@@ -184,8 +192,12 @@ class PbeBaseline:
         q = self.cfg.sample.jpeg_quality
         gt8 = ((gt * 0.5 + 0.5) * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
         hole = ((1 - mask[0]) * 255).round().to(torch.uint8).numpy()  # stored convention: 255 = repaint
-        return {"target_jpeg": encode_jpeg(gt8, q), "mask_png": encode_png_gray(hole),
-                "reference_jpeg": encode_jpeg(ref, q), "shapes": (inpaint.shape, ref_t.shape)}
+        return {
+            "target_jpeg": encode_jpeg(gt8, q),
+            "mask_png": encode_png_gray(hole),
+            "reference_jpeg": encode_jpeg(ref, q),
+            "shapes": (inpaint.shape, ref_t.shape),
+        }
 
 
 # ---------------------------------------------------------------- cases
@@ -219,12 +231,14 @@ def make_cases(sources: list[Source], n_boxes: int, cfg: CurationConfig, chunk: 
         return made
 
     cut = range(0, len(sources), chunk)
-    srcs = [sources[i:i + chunk] for i in cut]
-    pairs = [list(zip(jobs[i:i + chunk], sources[i:i + chunk], strict=True)) for i in cut]
-    cases = {"floor_cv2": [functools.partial(floor_cv2, p) for p in srcs],
-             "floor_simplejpeg": [functools.partial(floor_simplejpeg, p) for p in srcs],
-             "ours": [functools.partial(ours, p) for p in pairs],
-             "baseline": [functools.partial(baseline, p) for p in pairs]}
+    srcs = [sources[i : i + chunk] for i in cut]
+    pairs = [list(zip(jobs[i : i + chunk], sources[i : i + chunk], strict=True)) for i in cut]
+    cases = {
+        "floor_cv2": [functools.partial(floor_cv2, p) for p in srcs],
+        "floor_simplejpeg": [functools.partial(floor_simplejpeg, p) for p in srcs],
+        "ours": [functools.partial(ours, p) for p in pairs],
+        "baseline": [functools.partial(baseline, p) for p in pairs],
+    }
     return cases, sum(len(j.boxes) for j in jobs)
 
 
@@ -237,7 +251,9 @@ def measure(sources: list[Source], n_boxes: int, rounds: int, cfg: CurationConfi
     res = common.run_rounds(cases, rounds, warmup=warm, log=print)
     floor = max(("floor_cv2", "floor_simplejpeg"), key=res.median)  # the faster decoder is the floor
     return {
-        "n_images": len(sources), "n_samples": n_samples, "floor_case": floor,
+        "n_images": len(sources),
+        "n_samples": n_samples,
+        "floor_case": floor,
         "rate": {k: res.median(k) for k in cases},
         "vs_baseline": {k: res.ratio(k, "baseline") for k in cases},
         "ours_vs_baseline": res.ratio("ours", "baseline"),
@@ -246,9 +262,12 @@ def measure(sources: list[Source], n_boxes: int, rounds: int, cfg: CurationConfi
     }
 
 
-CASE_NAMES = {"floor_simplejpeg": "floor: simplejpeg.decode_jpeg, full size",
-              "floor_cv2": "floor: cv2.imdecode, full size",
-              "ours": "ours: data.builder.build_image", "baseline": "baseline: PbE-style loader"}
+CASE_NAMES = {
+    "floor_simplejpeg": "floor: simplejpeg.decode_jpeg, full size",
+    "floor_cv2": "floor: cv2.imdecode, full size",
+    "ours": "ours: data.builder.build_image",
+    "baseline": "baseline: PbE-style loader",
+}
 
 
 def report(title: str, m: dict) -> str:
@@ -258,8 +277,14 @@ def report(title: str, m: dict) -> str:
     for k in CASE_NAMES:
         unit = "images" if k.startswith("floor") else "samples"
         mark = " (floor used)" if k == m["floor_case"] else ""
-        rows.append([CASE_NAMES[k] + mark, f"{rate[k]:.1f} {unit}/s", f"{1e3 / rate[k]:.2f} ms",
-                     f"{m['vs_baseline'][k]:.2f}x"])
+        rows.append(
+            [
+                CASE_NAMES[k] + mark,
+                f"{rate[k]:.1f} {unit}/s",
+                f"{1e3 / rate[k]:.2f} ms",
+                f"{m['vs_baseline'][k]:.2f}x",
+            ]
+        )
     head = f"### {title}: {m['n_images']} images, {m['n_samples']} samples"
     return head + "\n\n" + common.table(["case", "per core", "per item", "vs baseline"], rows) + "\n"
 
@@ -267,18 +292,26 @@ def report(title: str, m: dict) -> str:
 def ratios(m: dict, targets: bool = True) -> str:
     a, b = m["ours_vs_baseline"], m["floor_vs_ours"]
     if not targets:  # several samples per image: the floor is per image, ours per sample
-        return (f"ours / baseline = {a:.2f}x; floor images/s / ours samples/s = {b:.2f}x "
-                "(informational)\n")
-    return (f"ours / baseline = {a:.2f}x (target >= {TARGET_VS_BASELINE}x): "
-            f"{'PASS' if a >= TARGET_VS_BASELINE else 'FAIL'}\n"
-            f"floor / ours    = {b:.2f}x (target <= {TARGET_VS_FLOOR}x): "
-            f"{'PASS' if b <= TARGET_VS_FLOOR else 'FAIL'}\n"
-            "(medians over rounds of the ratios taken within each round)\n")
+        return f"ours / baseline = {a:.2f}x; floor images/s / ours samples/s = {b:.2f}x (informational)\n"
+    return (
+        f"ours / baseline = {a:.2f}x (target >= {TARGET_VS_BASELINE}x): "
+        f"{'PASS' if a >= TARGET_VS_BASELINE else 'FAIL'}\n"
+        f"floor / ours    = {b:.2f}x (target <= {TARGET_VS_FLOOR}x): "
+        f"{'PASS' if b <= TARGET_VS_FLOOR else 'FAIL'}\n"
+        "(medians over rounds of the ratios taken within each round)\n"
+    )
 
 
 # The builder's steps, as data.builder calls them (module globals, so wrapping them there times them).
-STAGES = ["plan_sample", "decode_rgb", "resize", "output_mask", "augment_reference", "encode_jpeg",
-          "encode_png_gray"]
+STAGES = [
+    "plan_sample",
+    "decode_rgb",
+    "resize",
+    "output_mask",
+    "augment_reference",
+    "encode_jpeg",
+    "encode_png_gray",
+]
 
 
 def stage_times(sources: list[Source], cfg: CurationConfig) -> dict[str, float]:
@@ -292,6 +325,7 @@ def stage_times(sources: list[Source], cfg: CurationConfig) -> dict[str, float]:
                 return fn(*a, **kw)
             finally:
                 spent[name] += time.perf_counter() - t0
+
         return wrapper
 
     jobs = [image_job(s, 1) for s in sources]
@@ -313,8 +347,11 @@ def stage_times(sources: list[Source], cfg: CurationConfig) -> dict[str, float]:
 
 def stage_report(st: dict[str, float]) -> str:
     rows = [[k, f"{v:.2f} ms", f"{100 * v / st['total']:.0f}%"] for k, v in st.items()]
-    return "### Where ours spends a sample (one pass, single variant)\n\n" + common.table(
-        ["step", "per sample", "share"], rows) + "\n"
+    return (
+        "### Where ours spends a sample (one pass, single variant)\n\n"
+        + common.table(["step", "per sample", "share"], rows)
+        + "\n"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -322,8 +359,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="60 generated sources, 3 rounds, headline only")
     ap.add_argument("--images", type=int, help="generated headline sources (default 300, quick 60)")
     ap.add_argument("--rounds", type=int, help="rounds (default 5, quick 3)")
-    ap.add_argument("--part", choices=["all", "headline", "multi", "large"], default="all",
-                    help="run one measurement only (the headline always prints its stage breakdown)")
+    ap.add_argument(
+        "--part",
+        choices=["all", "headline", "multi", "large"],
+        default="all",
+        help="run one measurement only (the headline always prints its stage breakdown)",
+    )
     ap.add_argument("--json", help="also write every figure here")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a single-variant target is missed")
     return ap.parse_args(argv)
@@ -333,8 +374,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     n, rounds = args.images or (60 if args.quick else 300), args.rounds or (3 if args.quick else 5)
     cpu = common.pin_one_core()
-    print(common.machine_line({"opencv": cv2.__version__, "simplejpeg": simplejpeg.__version__,
-                               "albumentations": A.__version__, "torch": torch.__version__}))
+    print(
+        common.machine_line(
+            {
+                "opencv": cv2.__version__,
+                "simplejpeg": simplejpeg.__version__,
+                "albumentations": A.__version__,
+                "torch": torch.__version__,
+            }
+        )
+    )
     print(f"pinned to cpu {cpu}, one thread; sources cached under {os.path.dirname(cache_dir('1024'))}\n")
     cfg, results = CurationConfig(), {}
     part = "headline" if args.quick else args.part
@@ -356,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
-    return 1 if args.strict and not all(meets_targets(results[k]) for k in ("single", "large") if k in results) else 0
+    return (
+        1
+        if args.strict and not all(meets_targets(results[k]) for k in ("single", "large") if k in results)
+        else 0
+    )
 
 
 def meets_targets(m: dict) -> bool:

@@ -21,8 +21,15 @@ os.environ.setdefault("DOODLEFLOW_HOME", tempfile.mkdtemp(prefix="doodleflow-rel
 from data.synthetic import bbox_row, make_source, write_bbox_csv
 from flows import runtime  # noqa: F401  (environment defaults)
 
-BAD_KINDS = ["missing_image", "unreadable_image", "box_out_of_range", "box_inverted", "box_nan",
-             "box_unparseable", "unknown_label"]
+BAD_KINDS = [
+    "missing_image",
+    "unreadable_image",
+    "box_out_of_range",
+    "box_inverted",
+    "box_nan",
+    "box_unparseable",
+    "unknown_label",
+]
 
 
 def make_tree(root: str, samples: int, bad_fraction: float, seed: int = 0) -> dict[str, int]:
@@ -42,12 +49,18 @@ def make_tree(root: str, samples: int, bad_fraction: float, seed: int = 0) -> di
                 f.write(rng.randbytes(2000))
         elif kind != "missing_image":
             iid = rows[rng.randrange(len(rows))][0]
-            box = {"box_out_of_range": (0.1, 0.1, 1.4, 0.7), "box_inverted": (0.7, 0.1, 0.2, 0.7),
-                   "box_nan": ("nan", 0.1, 0.6, 0.7), "box_unparseable": ("x1", 0.1, 0.6, 0.7)}.get(kind, ok)
+            box = {
+                "box_out_of_range": (0.1, 0.1, 1.4, 0.7),
+                "box_inverted": (0.7, 0.1, 0.2, 0.7),
+                "box_nan": ("nan", 0.1, 0.6, 0.7),
+                "box_unparseable": ("x1", 0.1, 0.6, 0.7),
+            }.get(kind, ok)
             label = "/m/notaclass" if kind == "unknown_label" else label
         bad_rows.append(bbox_row(iid, label, box))
         counts[kind] += 1
-    write_bbox_csv(os.path.join(root, "annotations", "oidv6-train-annotations-bbox.csv"), bad_rows, append=True)
+    write_bbox_csv(
+        os.path.join(root, "annotations", "oidv6-train-annotations-bbox.csv"), bad_rows, append=True
+    )
     return {"good_rows": len(rows), **counts}
 
 
@@ -74,15 +87,22 @@ def main() -> None:
         bad_expected = {k: v for k, v in expected.items() if k != "good_rows" and v}
         rows_in_csv = expected["good_rows"] + sum(bad_expected.values())
         report = {
-            "rows_in_csv": rows_in_csv, "samples_written": bad["samples_total"], "quarantined": q,
-            "dropped": bad["dropped"], "bad_rows_written": bad_expected,
+            "rows_in_csv": rows_in_csv,
+            "samples_written": bad["samples_total"],
+            "quarantined": q,
+            "dropped": bad["dropped"],
+            "bad_rows_written": bad_expected,
             # nothing lost: every row is a sample, a quarantined row or a dropped row
-            "every_row_accounted": bad["samples_total"] + sum(q.values()) + sum(bad["dropped"].values()) == rows_in_csv,
+            "every_row_accounted": bad["samples_total"] + sum(q.values()) + sum(bad["dropped"].values())
+            == rows_in_csv,
             # every good one written: the same samples as the refresh of the same tree without bad rows
             "good_samples_all_written": bad["samples_total"] == clean["samples_total"],
             "every_bad_row_quarantined_with_its_reason": q == bad_expected,
-            "seconds_bad": round(t_bad, 1), "seconds_clean": round(t_clean, 1),
-            "throughput_ratio_bad_vs_clean": round((bad["samples_total"] / t_bad) / (clean["samples_total"] / t_clean), 3),
+            "seconds_bad": round(t_bad, 1),
+            "seconds_clean": round(t_clean, 1),
+            "throughput_ratio_bad_vs_clean": round(
+                (bad["samples_total"] / t_bad) / (clean["samples_total"] / t_clean), 3
+            ),
         }
         print(json.dumps(report, indent=2))
     finally:

@@ -40,14 +40,23 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 class LegacyElastic(A.ImageOnlyTransform):
     """albumentations 0.4.3's ElasticTransform: random affine warp, then a smoothed displacement."""
 
-    def __init__(self, alpha: float = 1.0, sigma: float = 50.0, alpha_affine: float = 50.0,
-                 approximate: bool = False, p: float = 0.5) -> None:
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        sigma: float = 50.0,
+        alpha_affine: float = 50.0,
+        approximate: bool = False,
+        p: float = 0.5,
+    ) -> None:
         super().__init__(p=p)
         self.alpha, self.sigma, self.alpha_affine, self.approximate = alpha, sigma, alpha_affine, approximate
 
     def get_params(self) -> dict[str, Any]:
         shift = self.random_generator.uniform(-self.alpha_affine, self.alpha_affine, size=(3, 2))
-        return {"affine_shift": shift.astype(np.float32), "field_seed": int(self.random_generator.integers(2**31))}
+        return {
+            "affine_shift": shift.astype(np.float32),
+            "field_seed": int(self.random_generator.integers(2**31)),
+        }
 
     def apply(self, img: np.ndarray, affine_shift: np.ndarray, field_seed: int, **_: Any) -> np.ndarray:
         h, w = img.shape[:2]
@@ -64,8 +73,9 @@ class LegacyElastic(A.ImageOnlyTransform):
         else:
             dx, dy = cv2.GaussianBlur(dx, (0, 0), self.sigma), cv2.GaussianBlur(dy, (0, 0), self.sigma)
         x, y = _grid(h, w)
-        return cv2.remap(img, x + dx * self.alpha, y + dy * self.alpha, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REFLECT_101)
+        return cv2.remap(
+            img, x + dx * self.alpha, y + dy * self.alpha, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("alpha", "sigma", "alpha_affine", "approximate")
@@ -113,7 +123,17 @@ def _jsonable(v: Any) -> Any:
 
 
 # Applied-parameter keys that restate the config or the image shape rather than a random draw.
-_NOISE_KEYS = {"shape", "bbox_matrix", "fill", "fill_mask", "x_min", "x_max", "y_min", "y_max", "interpolation"}
+_NOISE_KEYS = {
+    "shape",
+    "bbox_matrix",
+    "fill",
+    "fill_mask",
+    "x_min",
+    "x_max",
+    "y_min",
+    "y_max",
+    "interpolation",
+}
 
 
 def _reseed(pipe: A.Compose, seed: int) -> None:

@@ -113,10 +113,19 @@ def triage_boxes(rows: pd.DataFrame, classes: dict[str, str], cfg: BoxFilterConf
         bad = check(df)
         if bad.any():
             q = df[bad]
-            quarantined.append(pd.DataFrame({
-                "file": q["_file"], "line": q["_line"], "image_id": q["ImageID"], "label": q["LabelName"],
-                "sample_id": "", "reason": reason, "detail": _detail(q, detail),
-            }))
+            quarantined.append(
+                pd.DataFrame(
+                    {
+                        "file": q["_file"],
+                        "line": q["_line"],
+                        "image_id": q["ImageID"],
+                        "label": q["LabelName"],
+                        "sample_id": "",
+                        "reason": reason,
+                        "detail": _detail(q, detail),
+                    }
+                )
+            )
             df = df[~bad]
     df = df.rename(columns={"ImageID": "image_id", "LabelName": "label"})
     df["image_id"] = df["image_id"].str.strip()

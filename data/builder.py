@@ -84,8 +84,13 @@ def decode_factor(plans: list[Plan], cfg: CurationConfig) -> float:
     keeps min(its size, reference_size) px per side: DCT scaling then loses nothing we output."""
     need = 0.0
     for p in plans:
-        need = max(need, cfg.sample.image_size / p.window.width, cfg.sample.image_size / p.window.height,
-                   cfg.sample.reference_size / p.ref.width, cfg.sample.reference_size / p.ref.height)
+        need = max(
+            need,
+            cfg.sample.image_size / p.window.width,
+            cfg.sample.image_size / p.window.height,
+            cfg.sample.reference_size / p.ref.width,
+            cfg.sample.reference_size / p.ref.height,
+        )
     return min(1.0, need)
 
 
@@ -100,21 +105,31 @@ def render(plan: Plan, img: np.ndarray, full_size: tuple[int, int], cfg: Curatio
     sc = cfg.sample
     sx, sy = img.shape[1] / full_size[0], img.shape[0] / full_size[1]
     win = scale_box(plan.window, sx, sy)
-    crop = img[win.y0:win.y1, win.x0:win.x1]
+    crop = img[win.y0 : win.y1, win.x0 : win.x1]
     out = (sc.image_size, sc.image_size)
     target = resize(crop, out)
-    mask = output_mask(plan.mask_kind, plan.window, (sx, sy), (win.width, win.height), plan.ext,
-                       plan.polygon, out)
+    mask = output_mask(
+        plan.mask_kind, plan.window, (sx, sy), (win.width, win.height), plan.ext, plan.polygon, out
+    )
     if sc.binarize_mask:
         mask = np.where(mask >= 128, 255, 0).astype(np.uint8)
     r = scale_box(plan.ref, sx, sy)
-    reference, aug = augment_reference(img[r.y0:r.y1, r.x0:r.x1], sc, plan.aug_seed)
+    reference, aug = augment_reference(img[r.y0 : r.y1, r.x0 : r.x1], sc, plan.aug_seed)
     j = plan.job
     return {
-        "sample_id": j.sample_id, "label": j.label, "label_name": j.label_name, "variant": j.variant,
-        "seed": j.seed, "box": list(j.box), "box_px": list(plan.box), "extended_box_px": list(plan.ext),
-        "crop_window_px": list(plan.window), "reference_box_px": list(plan.ref),
-        "image_size": list(full_size), "mask_kind": plan.mask_kind, "aug_params": aug,
+        "sample_id": j.sample_id,
+        "label": j.label,
+        "label_name": j.label_name,
+        "variant": j.variant,
+        "seed": j.seed,
+        "box": list(j.box),
+        "box_px": list(plan.box),
+        "extended_box_px": list(plan.ext),
+        "crop_window_px": list(plan.window),
+        "reference_box_px": list(plan.ref),
+        "image_size": list(full_size),
+        "mask_kind": plan.mask_kind,
+        "aug_params": aug,
         "decode_scale": round(sx, 6),
         "target_jpeg": encode_jpeg(target, sc.jpeg_quality),
         "mask_png": encode_png_gray(mask),

@@ -34,7 +34,7 @@ def _s3fs(endpoint: str | None):
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path-within-it) for a local path or an s3:// URI."""
     if uri.startswith("s3://"):
-        return _s3fs(s3_endpoint()), uri[len("s3://"):].rstrip("/")
+        return _s3fs(s3_endpoint()), uri[len("s3://") :].rstrip("/")
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"unsupported store URI {uri!r}: use a local path or s3://bucket/prefix")
     return LocalFileSystem(), os.path.abspath(uri.removeprefix("file://"))

@@ -57,8 +57,9 @@ def decode_rgb(buf: bytes, min_width: int = 0, min_height: int = 0) -> np.ndarra
         h, w, _, _ = simplejpeg.decode_jpeg_header(buf)
         k = dct_divisor(w, h, min_width, min_height)
         # simplejpeg picks the smallest M/8 scale meeting the minimum; asking for exactly 1/k gets 1/k.
-        return simplejpeg.decode_jpeg(buf, colorspace="RGB", strict=True,
-                                      min_width=-(-w // k), min_height=-(-h // k))
+        return simplejpeg.decode_jpeg(
+            buf, colorspace="RGB", strict=True, min_width=-(-w // k), min_height=-(-h // k)
+        )
     except ValueError as jpeg_error:
         try:  # CMYK JPEGs, PNGs named .jpg: let Pillow try (it also rejects truncated data)
             with Image.open(io.BytesIO(buf)) as im:
@@ -69,8 +70,9 @@ def decode_rgb(buf: bytes, min_width: int = 0, min_height: int = 0) -> np.ndarra
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    return simplejpeg.encode_jpeg(np.ascontiguousarray(rgb), quality=quality, colorspace="RGB",
-                                  colorsubsampling="420")
+    return simplejpeg.encode_jpeg(
+        np.ascontiguousarray(rgb), quality=quality, colorspace="RGB", colorsubsampling="420"
+    )
 
 
 def encode_png_gray(mask: np.ndarray) -> bytes:
@@ -86,8 +88,12 @@ def encode_png_gray(mask: np.ndarray) -> bytes:
     raw = np.zeros((h, w + 1), np.uint8)  # each row: filter type 0 (None), then the pixels
     raw[:, 1:] = mask
     header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
-    return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", isal_zlib.compress(raw, 1)) \
+    return (
+        _PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", isal_zlib.compress(raw, 1))
         + _png_chunk(b"IEND", b"")
+    )
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -105,7 +111,7 @@ def halve_to_within_2x(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """
     for _ in range(halvings((img.shape[1], img.shape[0]), size)):
         hh, ww = img.shape[0] // 2, img.shape[1] // 2
-        img = cv2.resize(img[:2 * hh, :2 * ww], (ww, hh), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(img[: 2 * hh, : 2 * ww], (ww, hh), interpolation=cv2.INTER_AREA)
     return img
 
 

@@ -123,10 +123,10 @@ def _box_profile(lo: float, hi: float, n: int, k: int, out: int) -> np.ndarray:
     """255 on [round(lo), round(hi)) of n px (draw_mask's rounding), then `resize` along one axis:
     k 2-tap box halvings ((a + b + 1) >> 1, the 2x2 box of a constant-row image) and the bilinear step."""
     p = np.zeros(n, np.uint16)
-    p[max(round(lo), 0):max(min(round(hi), n), 0)] = 255
+    p[max(round(lo), 0) : max(min(round(hi), n), 0)] = 255
     for _ in range(k):
         half = len(p) // 2
-        p = (p[0:2 * half:2] + p[1:2 * half:2] + 1) >> 1
+        p = (p[0 : 2 * half : 2] + p[1 : 2 * half : 2] + 1) >> 1
     row = p.astype(np.uint8)[None, :]
     if row.shape[1] != out:
         row = cv2.resize(row, (out, 1), interpolation=cv2.INTER_LINEAR)

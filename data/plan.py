@@ -72,7 +72,8 @@ def plan_inputs(source: str, images: str | None, cfg: CurationConfig) -> InputPl
     layout = locate_source(source, images)
     classes = read_class_descriptions(layout.class_descriptions)
     need = (("IsGroupOf",) if cfg.boxes.drop_group_of else ()) + (
-        ("IsDepiction",) if cfg.boxes.drop_depiction else ())
+        ("IsDepiction",) if cfg.boxes.drop_depiction else ()
+    )
     frames = [read_bbox_csv(uri, need) for uri in layout.bbox_csvs]  # all read before any work
     triage = triage_boxes(pd.concat(frames, ignore_index=True), classes, cfg.boxes)
     index = index_images(layout.images_root)
@@ -80,11 +81,17 @@ def plan_inputs(source: str, images: str | None, cfg: CurationConfig) -> InputPl
         raise InputError(f"images root {layout.images_root}: no *.jpg files")
     kept = triage.kept.merge(index, on="image_id", how="left")
     missing = kept["uri"].isna()
-    q_missing = pd.DataFrame({
-        "file": kept.loc[missing, "_file"], "line": kept.loc[missing, "_line"],
-        "image_id": kept.loc[missing, "image_id"], "label": kept.loc[missing, "label"], "sample_id": "",
-        "reason": "missing_image", "detail": "no <shard>/<ImageID>.jpg under " + layout.images_root,
-    })
+    q_missing = pd.DataFrame(
+        {
+            "file": kept.loc[missing, "_file"],
+            "line": kept.loc[missing, "_line"],
+            "image_id": kept.loc[missing, "image_id"],
+            "label": kept.loc[missing, "label"],
+            "sample_id": "",
+            "reason": "missing_image",
+            "detail": "no <shard>/<ImageID>.jpg under " + layout.images_root,
+        }
+    )
     jobs = _expand_variants(kept[~missing], classes, cfg)
     inputs = {
         "class_descriptions": _file_record(layout.class_descriptions),
@@ -104,8 +111,10 @@ def _expand_variants(kept: pd.DataFrame, classes: dict[str, str], cfg: CurationC
         frames.append(f)
     jobs = pd.concat(frames, ignore_index=True) if frames else kept.assign(variant=0)
     jobs["sample_id"] = jobs["image_id"] + "-" + jobs["box_key"] + "-v" + jobs["variant"].astype(str)
-    jobs["seed"] = [sample_seed(cfg.seed, i, k, v)
-                    for i, k, v in zip(jobs["image_id"], jobs["box_key"], jobs["variant"], strict=True)]
+    jobs["seed"] = [
+        sample_seed(cfg.seed, i, k, v)
+        for i, k, v in zip(jobs["image_id"], jobs["box_key"], jobs["variant"], strict=True)
+    ]
     jobs["label_name"] = jobs["label"].map(classes)
     return jobs.sort_values("sample_id").reset_index(drop=True)
 
@@ -118,7 +127,14 @@ def make_units(jobs: pd.DataFrame, cfg: CurationConfig) -> list[WorkUnit]:
     count = 0
     for image_id, g in jobs.sort_values(["image_id", "sample_id"]).groupby("image_id", sort=True):
         boxes = tuple(
-            BoxJob(r.sample_id, r.label, r.label_name, (r.xmin, r.ymin, r.xmax, r.ymax), int(r.variant), int(r.seed))
+            BoxJob(
+                r.sample_id,
+                r.label,
+                r.label_name,
+                (r.xmin, r.ymin, r.xmax, r.ymax),
+                int(r.variant),
+                int(r.seed),
+            )
             for r in g.itertuples()
         )
         first = g.iloc[0]

@@ -64,9 +64,20 @@ def diff_with_latest(ds: DatasetStore, plan: InputPlan) -> Diff:
         keep = ids & valid
         done |= keep
         if keep:
-            diff.carry.append({"src": path, "name": f["path"], "keep": None if keep == ids else keep,
-                               "rows": len(keep), "sha256": f["sha256"], "bytes": f["bytes"]})
-    for table, out in (("_quarantine.parquet", diff.carried_quarantine), ("_dropped.parquet", diff.carried_dropped)):
+            diff.carry.append(
+                {
+                    "src": path,
+                    "name": f["path"],
+                    "keep": None if keep == ids else keep,
+                    "rows": len(keep),
+                    "sha256": f["sha256"],
+                    "bytes": f["bytes"],
+                }
+            )
+    for table, out in (
+        ("_quarantine.parquet", diff.carried_quarantine),
+        ("_dropped.parquet", diff.carried_dropped),
+    ):
         rows = ds.read_table(prev, name=table).to_pylist()
         kept = [r for r in rows if r["sample_id"] and r["sample_id"] in valid]  # build-time rejects only
         out += kept
@@ -108,18 +119,27 @@ def content_hash(files: list[dict], quarantine: pd.DataFrame, dropped: pd.DataFr
     for f in sorted(files, key=lambda f: f["sha256"]):
         h.update(f["sha256"].encode())
     for df in (quarantine, dropped):
-        h.update(pd.util.hash_pandas_object(df.sort_values(list(df.columns)), index=False).to_numpy().tobytes())
+        h.update(
+            pd.util.hash_pandas_object(df.sort_values(list(df.columns)), index=False).to_numpy().tobytes()
+        )
     return h.hexdigest()
 
 
-def _rejects(plan_q: pd.DataFrame | None, carried: list[dict], unit_stats: list[dict], key: str) -> pd.DataFrame:
+def _rejects(
+    plan_q: pd.DataFrame | None, carried: list[dict], unit_stats: list[dict], key: str
+) -> pd.DataFrame:
     rows = carried + [r for s in unit_stats for r in s[key]]
     parts = [pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)]
     if plan_q is not None:
         parts.insert(0, plan_q)
     df = pd.concat(parts, ignore_index=True) if rows or plan_q is not None else parts[0]
     df["line"] = df["line"].fillna(0).astype("int64")
-    return df[QUARANTINE_COLUMNS].fillna("").sort_values(["reason", "image_id", "sample_id", "line"]).reset_index(drop=True)
+    return (
+        df[QUARANTINE_COLUMNS]
+        .fillna("")
+        .sort_values(["reason", "image_id", "sample_id", "line"])
+        .reset_index(drop=True)
+    )
 
 
 def _counts(df: pd.DataFrame) -> dict[str, int]:
@@ -130,7 +150,9 @@ def _prospective_hash(diff: Diff, unit_stats: list[dict], q: pd.DataFrame, d: pd
     """The content hash the new version would have, or None if rows were removed (always a change)."""
     if any(c["keep"] is not None for c in diff.carry):
         return None
-    files = [{"sha256": c["sha256"]} for c in diff.carry] + [{"sha256": s["sha256"]} for s in unit_stats if s["rows"]]
+    files = [{"sha256": c["sha256"]} for c in diff.carry] + [
+        {"sha256": s["sha256"]} for s in unit_stats if s["rows"]
+    ]
     return content_hash(files, q, d)
 
 
@@ -141,27 +163,54 @@ def _heldout(ds: DatasetStore, version: int, files: list[dict], cfg: CurationCon
         with ds.fs.open(join(ds.version_path(version), f["path"]), "rb") as fh:
             ids += pq.read_table(fh, columns=["image_id"])["image_id"].to_pylist()
     held = heldout_split(set(ids), cfg.heldout_fraction, cfg.seed)
-    return {"method": "sha256(f'{seed}:{image_id}') < fraction * 2**256", "fraction": cfg.heldout_fraction,
-            "seed": cfg.seed, "images": len(held), "samples": sum(i in held for i in ids)}
+    return {
+        "method": "sha256(f'{seed}:{image_id}') < fraction * 2**256",
+        "fraction": cfg.heldout_fraction,
+        "seed": cfg.seed,
+        "images": len(held),
+        "samples": sum(i in held for i in ids),
+    }
 
 
 def _unchanged(ds: DatasetStore, version: int, base: dict) -> dict:
     m = ds.manifest(version)
-    return {**base, "version": version, "created": False, "path": ds.uri(ds.version_path(version)),
-            "samples_total": m["rows_total"], "samples_new": 0}
+    return {
+        **base,
+        "version": version,
+        "created": False,
+        "path": ds.uri(ds.version_path(version)),
+        "samples_total": m["rows_total"],
+        "samples_new": 0,
+    }
 
 
-def commit_version(ds: DatasetStore, cfg: CurationConfig, plan: InputPlan, diff: Diff,
-                   unit_stats: list[dict], run_id: str, source: str) -> dict:
+def commit_version(
+    ds: DatasetStore,
+    cfg: CurationConfig,
+    plan: InputPlan,
+    diff: Diff,
+    unit_stats: list[dict],
+    run_id: str,
+    source: str,
+) -> dict:
     """Write the new version (or find that nothing changed) and return the refresh summary."""
     quarantine = _rejects(plan.quarantine, diff.carried_quarantine, unit_stats, "quarantined")
     dropped_rows = _rejects(None, diff.carried_dropped, unit_stats, "dropped")
     dropped = dict(Counter(plan.triage.dropped) + Counter(_counts(dropped_rows)))
-    base = {"dataset": ds.name, "store": ds.store_uri, "boxes_kept": len(plan.triage.kept),
-            "dropped": dict(sorted(dropped.items())), "quarantined": _counts(quarantine)}
+    base = {
+        "dataset": ds.name,
+        "store": ds.store_uri,
+        "boxes_kept": len(plan.triage.kept),
+        "dropped": dict(sorted(dropped.items())),
+        "quarantined": _counts(quarantine),
+    }
     new_rows = sum(s["rows"] for s in unit_stats)
     prospective = _prospective_hash(diff, unit_stats, quarantine, dropped_rows)
-    if diff.previous is not None and new_rows == 0 and prospective == ds.manifest(diff.previous)["content_hash"]:
+    if (
+        diff.previous is not None
+        and new_rows == 0
+        and prospective == ds.manifest(diff.previous)["content_hash"]
+    ):
         return _unchanged(ds, diff.previous, base)
     version = ds.claim_next_version(run_id)
     # A concurrent refresh may have claimed a lower number: let it commit first, then skip ours if it
@@ -173,27 +222,55 @@ def commit_version(ds: DatasetStore, cfg: CurationConfig, plan: InputPlan, diff:
         return _unchanged(ds, latest, base)
     files = _place_parts(ds, version, diff, unit_stats)
     side = [
-        ds.write_table(version, "_inputs.parquet",
-                       pa.Table.from_pandas(plan.images[["image_id", "uri", "fingerprint"]], INPUTS_SCHEMA,
-                                            preserve_index=False)),
-        ds.write_table(version, "_quarantine.parquet",
-                       pa.Table.from_pandas(quarantine, QUARANTINE_SCHEMA, preserve_index=False)),
-        ds.write_table(version, "_dropped.parquet",
-                       pa.Table.from_pandas(dropped_rows, QUARANTINE_SCHEMA, preserve_index=False)),
+        ds.write_table(
+            version,
+            "_inputs.parquet",
+            pa.Table.from_pandas(
+                plan.images[["image_id", "uri", "fingerprint"]], INPUTS_SCHEMA, preserve_index=False
+            ),
+        ),
+        ds.write_table(
+            version,
+            "_quarantine.parquet",
+            pa.Table.from_pandas(quarantine, QUARANTINE_SCHEMA, preserve_index=False),
+        ),
+        ds.write_table(
+            version,
+            "_dropped.parquet",
+            pa.Table.from_pandas(dropped_rows, QUARANTINE_SCHEMA, preserve_index=False),
+        ),
     ]
     failpoint("refresh.before_manifest")
     total = sum(f["rows"] for f in files)
     manifest = {
-        "format": f"doodleflow-dataset/{SCHEMA_VERSION}", "kind": "pbe-triples", "dataset": ds.name,
-        "version": version, "parent": diff.previous, "run_id": run_id,
+        "format": f"doodleflow-dataset/{SCHEMA_VERSION}",
+        "kind": "pbe-triples",
+        "dataset": ds.name,
+        "version": version,
+        "parent": diff.previous,
+        "run_id": run_id,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "config": cfg.to_dict(), "config_hash": cfg.content_hash(), "builder_version": BUILDER_VERSION,
-        "source": source, "inputs": plan.inputs, "files": files, "side_tables": side,
-        "rows_total": total, "samples_new": new_rows, "boxes_kept": base["boxes_kept"],
-        "dropped": base["dropped"], "quarantined": base["quarantined"],
+        "config": cfg.to_dict(),
+        "config_hash": cfg.content_hash(),
+        "builder_version": BUILDER_VERSION,
+        "source": source,
+        "inputs": plan.inputs,
+        "files": files,
+        "side_tables": side,
+        "rows_total": total,
+        "samples_new": new_rows,
+        "boxes_kept": base["boxes_kept"],
+        "dropped": base["dropped"],
+        "quarantined": base["quarantined"],
         "content_hash": content_hash(files, quarantine, dropped_rows),
         "heldout": _heldout(ds, version, files, cfg),
     }
     ds.commit(version, manifest)
-    return {**base, "version": version, "created": True, "path": ds.uri(ds.version_path(version)),
-            "samples_total": total, "samples_new": new_rows}
+    return {
+        **base,
+        "version": version,
+        "created": True,
+        "path": ds.uri(ds.version_path(version)),
+        "samples_total": total,
+        "samples_new": new_rows,
+    }

@@ -20,10 +20,13 @@ def throughput(stats: list[dict], wall_seconds: float, workers: int) -> dict:
     rows = sum(s["rows"] for s in built)
     busy = sum(s["seconds"] for s in built)
     return {
-        "shards_built": len(built), "shards_reused": len(stats) - len(built), "samples_built": rows,
+        "shards_built": len(built),
+        "shards_reused": len(stats) - len(built),
+        "samples_built": rows,
         "wall_seconds": round(wall_seconds, 2),
         "samples_per_s": round(rows / wall_seconds, 2) if wall_seconds else 0.0,
-        "samples_per_s_per_core": round(rows / busy, 2) if busy else 0.0, "workers": workers,
+        "samples_per_s_per_core": round(rows / busy, 2) if busy else 0.0,
+        "workers": workers,
     }
 
 
@@ -31,11 +34,14 @@ def markdown(summary: dict, labels: dict[str, int], speed: dict) -> str:
     lines = [
         f"# Dataset `{summary['dataset']}` version {summary['version']}"
         + ("" if summary.get("created", True) else " (unchanged: no new version)"),
-        "", f"- path: `{summary['path']}`",
+        "",
+        f"- path: `{summary['path']}`",
         f"- samples: {summary['samples_total']} total, {summary['samples_new']} new; boxes kept {summary['boxes_kept']}",
         f"- throughput: {speed['samples_per_s']} samples/s wall, {speed['samples_per_s_per_core']} samples/s per core "
         f"({speed['shards_built']} shards built, {speed['shards_reused']} reused)",
-        "", "| kind | reason | count |", "|---|---|---|",
+        "",
+        "| kind | reason | count |",
+        "|---|---|---|",
     ]
     lines += [f"| dropped | {k} | {v} |" for k, v in summary["dropped"].items()]
     lines += [f"| quarantined | {k} | {v} |" for k, v in summary["quarantined"].items()]

@@ -12,43 +12,50 @@ SCHEMA_VERSION = 1
 box4 = pa.list_(pa.float64(), 4)
 ibox4 = pa.list_(pa.int32(), 4)
 
-SAMPLE_SCHEMA = pa.schema([
-    pa.field("sample_id", pa.string(), nullable=False),
-    pa.field("image_id", pa.string(), nullable=False),
-    pa.field("label", pa.string(), nullable=False),
-    pa.field("label_name", pa.string()),
-    pa.field("split", pa.string()),
-    pa.field("variant", pa.int16()),
-    pa.field("seed", pa.int64()),
-    pa.field("box", box4),
-    pa.field("box_px", ibox4),
-    pa.field("extended_box_px", ibox4),
-    pa.field("crop_window_px", ibox4),
-    pa.field("reference_box_px", ibox4),
-    pa.field("image_size", pa.list_(pa.int32(), 2)),
-    pa.field("mask_kind", pa.string()),
-    pa.field("aug_params", pa.string()),
-    pa.field("decode_scale", pa.float32()),
-    pa.field("target_jpeg", pa.binary(), nullable=False),
-    pa.field("mask_png", pa.binary(), nullable=False),
-    pa.field("reference_jpeg", pa.binary(), nullable=False),
-], metadata={"doodleflow.schema": f"pbe-samples/{SCHEMA_VERSION}"})
+SAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("label_name", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("variant", pa.int16()),
+        pa.field("seed", pa.int64()),
+        pa.field("box", box4),
+        pa.field("box_px", ibox4),
+        pa.field("extended_box_px", ibox4),
+        pa.field("crop_window_px", ibox4),
+        pa.field("reference_box_px", ibox4),
+        pa.field("image_size", pa.list_(pa.int32(), 2)),
+        pa.field("mask_kind", pa.string()),
+        pa.field("aug_params", pa.string()),
+        pa.field("decode_scale", pa.float32()),
+        pa.field("target_jpeg", pa.binary(), nullable=False),
+        pa.field("mask_png", pa.binary(), nullable=False),
+        pa.field("reference_jpeg", pa.binary(), nullable=False),
+    ],
+    metadata={"doodleflow.schema": f"pbe-samples/{SCHEMA_VERSION}"},
+)
 
-QUARANTINE_SCHEMA = pa.schema([
-    pa.field("file", pa.string()),
-    pa.field("line", pa.int64()),
-    pa.field("image_id", pa.string()),
-    pa.field("label", pa.string()),
-    pa.field("sample_id", pa.string()),
-    pa.field("reason", pa.string()),
-    pa.field("detail", pa.string()),
-])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("file", pa.string()),
+        pa.field("line", pa.int64()),
+        pa.field("image_id", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("sample_id", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+    ]
+)
 
-INPUTS_SCHEMA = pa.schema([
-    pa.field("image_id", pa.string()),
-    pa.field("uri", pa.string()),
-    pa.field("fingerprint", pa.string()),
-])
+INPUTS_SCHEMA = pa.schema(
+    [
+        pa.field("image_id", pa.string()),
+        pa.field("uri", pa.string()),
+        pa.field("fingerprint", pa.string()),
+    ]
+)
 
 BINARY_COLUMNS = ("target_jpeg", "mask_png", "reference_jpeg")
 
@@ -63,7 +70,12 @@ def parquet_bytes(table: pa.Table, row_group_size: int = 32) -> bytes:
     (they do not compress), the rest with zstd."""
     compression = {c: ("none" if c in BINARY_COLUMNS else "zstd") for c in table.column_names}
     sink = io.BytesIO()
-    pq.write_table(table, sink, row_group_size=row_group_size, compression=compression,
-                   use_dictionary=[c for c in table.column_names if c not in BINARY_COLUMNS],
-                   write_statistics=[c for c in table.column_names if c not in BINARY_COLUMNS])
+    pq.write_table(
+        table,
+        sink,
+        row_group_size=row_group_size,
+        compression=compression,
+        use_dictionary=[c for c in table.column_names if c not in BINARY_COLUMNS],
+        write_statistics=[c for c in table.column_names if c not in BINARY_COLUMNS],
+    )
     return sink.getvalue()

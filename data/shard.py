@@ -58,5 +58,12 @@ def build_unit(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str
 
 
 def _reject(image_id: str, job, reason: str, detail: str) -> dict:
-    return {"file": "", "line": 0, "image_id": image_id, "label": job.label, "sample_id": job.sample_id,
-            "reason": reason, "detail": detail}
+    return {
+        "file": "",
+        "line": 0,
+        "image_id": image_id,
+        "label": job.label,
+        "sample_id": job.sample_id,
+        "reason": reason,
+        "detail": detail,
+    }

@@ -104,7 +104,9 @@ class DatasetStore:
         if not tables:
             from data.schema import SAMPLE_SCHEMA
 
-            schema = SAMPLE_SCHEMA if columns is None else pa.schema([SAMPLE_SCHEMA.field(c) for c in columns])
+            schema = (
+                SAMPLE_SCHEMA if columns is None else pa.schema([SAMPLE_SCHEMA.field(c) for c in columns])
+            )
             return schema.empty_table()
         return pa.concat_tables(tables)
 
@@ -122,8 +124,9 @@ class DatasetStore:
     # -- committing ---------------------------------------------------------------------------
     def claim_next_version(self, run_id: str) -> int:
         """Own the next free version number (create-if-absent of its _claim file)."""
-        claim = json.dumps({"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
-                            "time": time.time()}).encode()
+        claim = json.dumps(
+            {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        ).encode()
         v = max(self._version_dirs(), default=0) + 1
         while not create_exclusive(self.fs, join(self.version_path(v), "_claim"), claim):
             v += 1
@@ -154,8 +157,11 @@ class DatasetStore:
         deadline = time.time() + stale_after
         while time.time() < deadline:
             committed = set(self.versions())
-            pending = [v for v in self._version_dirs() if v < version and v not in committed
-                       and self._claim_is_live(v, stale_after)]
+            pending = [
+                v
+                for v in self._version_dirs()
+                if v < version and v not in committed and self._claim_is_live(v, stale_after)
+            ]
             if not pending:
                 return
             time.sleep(poll)
@@ -165,8 +171,12 @@ class DatasetStore:
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue()
         atomic_write(self.fs, join(self.version_path(version), name), data)
-        return {"path": name, "rows": table.num_rows, "bytes": len(data),
-                "sha256": hashlib.sha256(data).hexdigest()}
+        return {
+            "path": name,
+            "rows": table.num_rows,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
 
     def place_file(self, version: int, src: str, name: str) -> None:
         link_or_copy(self.fs, src, join(self.version_path(version), name))

@@ -15,12 +15,38 @@ import shutil
 import numpy as np
 from PIL import Image, ImageDraw
 
-V6_COLUMNS = ["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax", "IsOccluded",
-              "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside", "XClick1X", "XClick2X", "XClick3X",
-              "XClick4X", "XClick1Y", "XClick2Y", "XClick3Y", "XClick4Y"]
+V6_COLUMNS = [
+    "ImageID",
+    "Source",
+    "LabelName",
+    "Confidence",
+    "XMin",
+    "XMax",
+    "YMin",
+    "YMax",
+    "IsOccluded",
+    "IsTruncated",
+    "IsGroupOf",
+    "IsDepiction",
+    "IsInside",
+    "XClick1X",
+    "XClick2X",
+    "XClick3X",
+    "XClick4X",
+    "XClick1Y",
+    "XClick2Y",
+    "XClick3Y",
+    "XClick4Y",
+]
 VAL_COLUMNS = V6_COLUMNS[:13]
-CLASSES = [("/m/0cmf2", "Airplane"), ("/m/05z6w", "Penguin"), ("/m/01bfm9", "Shorts"),
-           ("/m/0k4j", "Car"), ("/m/01yrx", "Cat"), ("/m/0bt9lr", "Dog")]
+CLASSES = [
+    ("/m/0cmf2", "Airplane"),
+    ("/m/05z6w", "Penguin"),
+    ("/m/01bfm9", "Shorts"),
+    ("/m/0k4j", "Car"),
+    ("/m/01yrx", "Cat"),
+    ("/m/0bt9lr", "Dog"),
+]
 
 
 def image_id(i: int, salt: str = "") -> str:
@@ -31,7 +57,9 @@ def synthetic_image(rng: np.random.Generator, size: tuple[int, int], boxes: list
     w, h = size
     y, x = np.mgrid[0:h, 0:w]
     base = rng.integers(40, 200, size=3)
-    img = np.stack([(base[c] + 50 * np.sin(x / (37 + 11 * c)) + 40 * np.cos(y / (53 + 7 * c))) for c in range(3)], -1)
+    img = np.stack(
+        [(base[c] + 50 * np.sin(x / (37 + 11 * c)) + 40 * np.cos(y / (53 + 7 * c))) for c in range(3)], -1
+    )
     img = img + rng.normal(0, 6, img.shape)
     im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(im)
@@ -73,9 +101,16 @@ def write_bbox_csv(path: str, rows: list[list[str]], v6: bool = True, append: bo
         w.writerows(rows)
 
 
-def make_source(root: str, n_images: int, seed: int = 0, size: tuple[int, int] = (640, 480),
-                boxes_per_image: tuple[int, int] = (1, 3), split: str = "train", salt: str = "",
-                quality: int = 90) -> list[list[str]]:
+def make_source(
+    root: str,
+    n_images: int,
+    seed: int = 0,
+    size: tuple[int, int] = (640, 480),
+    boxes_per_image: tuple[int, int] = (1, 3),
+    split: str = "train",
+    salt: str = "",
+    quality: int = 90,
+) -> list[list[str]]:
     """Write `n_images` synthetic images and their bbox rows; returns the rows written."""
     rng = np.random.default_rng(seed)
     write_classes(root)
@@ -84,17 +119,26 @@ def make_source(root: str, n_images: int, seed: int = 0, size: tuple[int, int] =
     os.makedirs(img_dir, exist_ok=True)
     for i in range(n_images):
         iid = image_id(i, f"{salt}{seed}")
-        boxes = [random_box(rng) for _ in range(int(rng.integers(boxes_per_image[0], boxes_per_image[1] + 1)))]
+        boxes = [
+            random_box(rng) for _ in range(int(rng.integers(boxes_per_image[0], boxes_per_image[1] + 1)))
+        ]
         synthetic_image(rng, size, boxes).save(os.path.join(img_dir, f"{iid}.jpg"), quality=quality)
-        rows += [bbox_row(iid, CLASSES[int(rng.integers(len(CLASSES)))][0], b, split == "train") for b in boxes]
+        rows += [
+            bbox_row(iid, CLASSES[int(rng.integers(len(CLASSES)))][0], b, split == "train") for b in boxes
+        ]
     name = "oidv6-train-annotations-bbox.csv" if split == "train" else f"{split}-annotations-bbox.csv"
     write_bbox_csv(os.path.join(root, "annotations", name), rows, v6=split == "train", append=True)
     return rows
 
 
-def add_photo(root: str, photo: str, iid: str, label: str, boxes: list[tuple], split: str = "train_0") -> None:
+def add_photo(
+    root: str, photo: str, iid: str, label: str, boxes: list[tuple], split: str = "train_0"
+) -> None:
     """Ship a real photo (e.g. from shared/realdata) with its official boxes into the tree."""
     os.makedirs(os.path.join(root, "images", split), exist_ok=True)
     shutil.copyfile(photo, os.path.join(root, "images", split, f"{iid}.jpg"))
-    write_bbox_csv(os.path.join(root, "annotations", "oidv6-train-annotations-bbox.csv"),
-                   [bbox_row(iid, label, b) for b in boxes], append=True)
+    write_bbox_csv(
+        os.path.join(root, "annotations", "oidv6-train-annotations-bbox.csv"),
+        [bbox_row(iid, label, b) for b in boxes],
+        append=True,
+    )

@@ -53,9 +53,11 @@ def _build_all(units, cfg, store, dataset, logger) -> list[dict]:
         results[s["key"]] = s
         done_samples += s["rows"]
         rate = done_samples / max(time.perf_counter() - t0, 1e-9)
-        logger.info(f"shard {i}/{len(units)} {s['key'][:12]}: {s['rows']} samples in {s['seconds']:.2f}s"
-                    f"{' (already built)' if s.get('reused') else ''}; {done_samples}/{total} "
-                    f"samples, {rate:.1f} samples/s")
+        logger.info(
+            f"shard {i}/{len(units)} {s['key'][:12]}: {s['rows']} samples in {s['seconds']:.2f}s"
+            f"{' (already built)' if s.get('reused') else ''}; {done_samples}/{total} "
+            f"samples, {rate:.1f} samples/s"
+        )
     # Prefect's cache can outlive the store (a wiped or different bucket): rebuild what is missing.
     ds = DatasetStore(store, dataset)
     missing = [u for u in units if ds.shard_stats(u.key) is None]
@@ -66,16 +68,25 @@ def _build_all(units, cfg, store, dataset, logger) -> list[dict]:
 
 
 @flow(name="dataset-refresh")
-def dataset_refresh(source: str, dataset: str, store: str | None = None, images: str | None = None,
-                    seed: int = 0, variants: int = 1, samples_per_shard: int = 512,
-                    update_fiftyone: bool = False) -> dict:
+def dataset_refresh(
+    source: str,
+    dataset: str,
+    store: str | None = None,
+    images: str | None = None,
+    seed: int = 0,
+    variants: int = 1,
+    samples_per_shard: int = 512,
+    update_fiftyone: bool = False,
+) -> dict:
     logger = get_run_logger()
     store = resolve_store(store)
     cfg = CurationConfig(seed=seed, variants=variants, samples_per_shard=samples_per_shard)
     t0 = time.perf_counter()
     plan, diff, units = plan_refresh(source, images, cfg, store, dataset)
-    logger.info(f"planned {len(plan.jobs)} samples from {plan.inputs['images']} images; "
-                f"{len(diff.new_jobs)} new in {len(units)} shards (previous version: {diff.previous})")
+    logger.info(
+        f"planned {len(plan.jobs)} samples from {plan.inputs['images']} images; "
+        f"{len(diff.new_jobs)} new in {len(units)} shards (previous version: {diff.previous})"
+    )
     stats = _build_all(units, cfg, store, dataset, logger)
     run_id = str(get_run_context().flow_run.id)
     summary = commit(store, dataset, cfg, plan, diff, stats, run_id, source)
@@ -86,14 +97,21 @@ def dataset_refresh(source: str, dataset: str, store: str | None = None, images:
         from tasks.inspection import update_fiftyone as update_fo
 
         summary["fiftyone"] = update_fo(store, dataset, summary["version"], runtime.home())
-    logger.info(f"dataset {dataset} version {summary['version']}: {summary['samples_total']} samples "
-                f"({summary['samples_new']} new) at {summary['path']}")
+    logger.info(
+        f"dataset {dataset} version {summary['version']}: {summary['samples_total']} samples "
+        f"({summary['samples_new']} new) at {summary['path']}"
+    )
     return summary
 
 
 def _publish(summary: dict, speed: dict, store: str, dataset: str) -> None:
-    labels = label_counts(DatasetStore(store, dataset), summary["version"]) if summary["samples_total"] else {}
+    labels = (
+        label_counts(DatasetStore(store, dataset), summary["version"]) if summary["samples_total"] else {}
+    )
     key = artifact_key("refresh", dataset)
     create_markdown_artifact(markdown(summary, labels, speed), key=key, description="dataset refresh summary")
-    create_table_artifact(reason_table(summary) or [{"kind": "-", "reason": "none", "count": 0}],
-                          key=f"{key}-reasons", description="dropped and quarantined boxes by reason")
+    create_table_artifact(
+        reason_table(summary) or [{"kind": "-", "reason": "none", "count": 0}],
+        key=f"{key}-reasons",
+        description="dropped and quarantined boxes by reason",
+    )

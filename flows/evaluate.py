@@ -24,9 +24,17 @@ def _lora_card(uri: str) -> dict:
 
 
 @flow(name="evaluate")
-def evaluate_model(model: str, dataset: str | None = None, version: int | None = None, store: str | None = None,
-                   samples: int = 4, steps: int | None = None, clip: str | None = None,
-                   inception: str | None = None, gmm: str | None = None) -> dict:
+def evaluate_model(
+    model: str,
+    dataset: str | None = None,
+    version: int | None = None,
+    store: str | None = None,
+    samples: int = 4,
+    steps: int | None = None,
+    clip: str | None = None,
+    inception: str | None = None,
+    gmm: str | None = None,
+) -> dict:
     """`model` is a registry reference; the dataset defaults to the one the model was trained on."""
     from training.registry import Registry
 
@@ -40,10 +48,18 @@ def evaluate_model(model: str, dataset: str | None = None, version: int | None =
         raise ValueError(f"{model} is a {reg.kind}: evaluation applies to pbe-checkpoint and editlora models")
     with eval_outputs(store, f"eval/registered/{reg.name}/v{reg.version}/{dataset}") as out:
         if reg.kind == "pbe-checkpoint":
-            res = evaluate_pbe(reg.uri, store, dataset, version, out["dir"], clip, inception, samples, steps or 50,
-                               0, gmm)
+            res = evaluate_pbe(
+                reg.uri, store, dataset, version, out["dir"], clip, inception, samples, steps or 50, 0, gmm
+            )
         else:
-            res = evaluate_doodle(_lora_card(reg.uri), store, dataset, version, out["dir"], clip, samples,
-                                  steps or 20)
+            res = evaluate_doodle(
+                _lora_card(reg.uri), store, dataset, version, out["dir"], clip, samples, steps or 20
+            )
     grid = f"{out['uri']}/{os.path.basename(res['grid'])}"
-    return {"model": f"{reg.name}:{reg.version}", "kind": reg.kind, **res, "grid": grid, "eval_dir": out["uri"]}
+    return {
+        "model": f"{reg.name}:{reg.version}",
+        "kind": reg.kind,
+        **res,
+        "grid": grid,
+        "eval_dir": out["uri"],
+    }

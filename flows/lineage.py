@@ -61,10 +61,19 @@ def eval_outputs(store: str, rel: str):
         shutil.rmtree(out["dir"], ignore_errors=True)
 
 
-def evaluate_and_register_pbe(store: str, result: dict, dataset: str, version: int | None, config: dict,
-                              evaluate: bool = True, eval_samples: int = 4, eval_steps: int = 50,
-                              clip_dir: str | None = None, inception_dir: str | None = None,
-                              parent: str | None = None) -> dict:
+def evaluate_and_register_pbe(
+    store: str,
+    result: dict,
+    dataset: str,
+    version: int | None,
+    config: dict,
+    evaluate: bool = True,
+    eval_samples: int = 4,
+    eval_steps: int = 50,
+    clip_dir: str | None = None,
+    inception_dir: str | None = None,
+    parent: str | None = None,
+) -> dict:
     from training.common.rundir import RunDir
 
     run_id = result["run_id"]
@@ -73,14 +82,33 @@ def evaluate_and_register_pbe(store: str, result: dict, dataset: str, version: i
     metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
     with eval_outputs(store, f"eval/pbe/{run_id}") as out:
         if evaluate:
-            ev = evaluate_pbe(result["checkpoint"], store, dataset, lineage["version"], out["dir"], clip_dir,
-                              inception_dir, eval_samples, eval_steps)
+            ev = evaluate_pbe(
+                result["checkpoint"],
+                store,
+                dataset,
+                lineage["version"],
+                out["dir"],
+                clip_dir,
+                inception_dir,
+                eval_samples,
+                eval_steps,
+            )
             metrics.update(ev["metrics"])
             images.append(ev["grid"])
         images += _loss_png(store, "pbe", run_id, out["dir"])
-        reg = register_artifact(f"pbe-{dataset}", "pbe-checkpoint", result["checkpoint"], config, lineage,
-                                parent=parent, metrics=metrics, images=images, curve=_curve(store, "pbe", run_id),
-                                trained=("pbe", run_id), store=store)
+        reg = register_artifact(
+            f"pbe-{dataset}",
+            "pbe-checkpoint",
+            result["checkpoint"],
+            config,
+            lineage,
+            parent=parent,
+            metrics=metrics,
+            images=images,
+            curve=_curve(store, "pbe", run_id),
+            trained=("pbe", run_id),
+            store=store,
+        )
     return {**reg, "eval_dir": out["uri"]}
 
 
@@ -89,14 +117,29 @@ def register_omnieditor(store: str, result: dict, merged: dict | None, config: d
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
     metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
     with eval_outputs(store, f"eval/omnieditor/{result['run_id']}") as out:
-        omni = register_artifact(OMNI, "omnieditor-lora", card["dir"], config, lineage, metrics=metrics,
-                                 images=_loss_png(store, "omnieditor", result["run_id"], out["dir"]),
-                                 curve=_curve(store, "omnieditor", result["run_id"]),
-                                 trained=("omnieditor", result["run_id"]), store=store)
+        omni = register_artifact(
+            OMNI,
+            "omnieditor-lora",
+            card["dir"],
+            config,
+            lineage,
+            metrics=metrics,
+            images=_loss_png(store, "omnieditor", result["run_id"], out["dir"]),
+            curve=_curve(store, "omnieditor", result["run_id"]),
+            trained=("omnieditor", result["run_id"]),
+            store=store,
+        )
     registered = {"omnieditor": omni}
     if merged:
-        registered["merged_base"] = register_artifact(MERGED, "merged-base", merged["dir"], config, lineage,
-                                                      parent=f"{omni['name']}:{omni['version']}", store=store)
+        registered["merged_base"] = register_artifact(
+            MERGED,
+            "merged-base",
+            merged["dir"],
+            config,
+            lineage,
+            parent=f"{omni['name']}:{omni['version']}",
+            store=store,
+        )
     return registered
 
 
@@ -117,20 +160,44 @@ def _merged_parent(base_transformer: str | None) -> str | None:
     return None
 
 
-def evaluate_and_register_artist(store: str, result: dict, config: dict, evaluate: bool = True,
-                                 eval_samples: int = 2, eval_steps: int = 20, clip_dir: str | None = None) -> dict:
+def evaluate_and_register_artist(
+    store: str,
+    result: dict,
+    config: dict,
+    evaluate: bool = True,
+    eval_samples: int = 2,
+    eval_steps: int = 20,
+    clip_dir: str | None = None,
+) -> dict:
     card, run_id = result["lora_card"], result["run_id"]
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
     metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
     with eval_outputs(store, f"eval/editlora/{run_id}") as out:
         if evaluate:
-            ev = evaluate_doodle(card, store, card["dataset"], lineage["version"], out["dir"], clip_dir,
-                                 eval_samples, eval_steps)
+            ev = evaluate_doodle(
+                card,
+                store,
+                card["dataset"],
+                lineage["version"],
+                out["dir"],
+                clip_dir,
+                eval_samples,
+                eval_steps,
+            )
             metrics.update(ev["metrics"])
             images.append(ev["grid"])
         images += _loss_png(store, "editlora", run_id, out["dir"])
-        reg = register_artifact(f"editlora-{card['artist']}", "editlora", card["dir"], config, lineage,
-                                parent=_merged_parent(card.get("base_transformer")), metrics=metrics,
-                                images=images, curve=_curve(store, "editlora", run_id),
-                                trained=("editlora", run_id), store=store)
+        reg = register_artifact(
+            f"editlora-{card['artist']}",
+            "editlora",
+            card["dir"],
+            config,
+            lineage,
+            parent=_merged_parent(card.get("base_transformer")),
+            metrics=metrics,
+            images=images,
+            curve=_curve(store, "editlora", run_id),
+            trained=("editlora", run_id),
+            store=store,
+        )
     return {**reg, "eval_dir": out["uri"]}

@@ -25,7 +25,9 @@ from flows.train_pbe import train_pbe
 def _stage_path(store: str, stage: str, dataset: str, settings: dict) -> str:
     ds = DatasetStore(store, dataset)
     content = ds.manifest(ds.latest())["content_hash"]
-    key = hashlib.sha256(json.dumps([content, settings], sort_keys=True, default=str).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([content, settings], sort_keys=True, default=str).encode()).hexdigest()[
+        :20
+    ]
     return join(filesystem(store)[1], "pipeline", stage, f"{key}.json")
 
 
@@ -43,12 +45,26 @@ def _stage(store: str, stage: str, dataset: str, settings: dict, run, log) -> di
 
 
 @flow(name="pipeline")
-def pipeline(openimages_source: str | None = None, pairs_source: str | None = None,
-             artists_source: str | None = None, artists: list[str] | None = None, store: str | None = None, pbe_dataset: str = "openimages-pbe",
-             pairs_dataset: str = "editing-pairs", preset: str = "tiny", pbe_steps: int = 100,
-             omnieditor_steps: int = 100, artist_steps: int = 50, eval_steps: int = 50, eval_samples: int = 4,
-             pbe_config: dict | None = None, fiftyone: bool = False, workers: int = 1,
-             ray_address: str | None = None, latent_cache: bool = True) -> dict:
+def pipeline(
+    openimages_source: str | None = None,
+    pairs_source: str | None = None,
+    artists_source: str | None = None,
+    artists: list[str] | None = None,
+    store: str | None = None,
+    pbe_dataset: str = "openimages-pbe",
+    pairs_dataset: str = "editing-pairs",
+    preset: str = "tiny",
+    pbe_steps: int = 100,
+    omnieditor_steps: int = 100,
+    artist_steps: int = 50,
+    eval_steps: int = 50,
+    eval_samples: int = 4,
+    pbe_config: dict | None = None,
+    fiftyone: bool = False,
+    workers: int = 1,
+    ray_address: str | None = None,
+    latent_cache: bool = True,
+) -> dict:
     """`pairs_source`: general editing pairs for OmniEditor; `artists_source`: one folder per artist
     (30-50 before/after pairs each; default: every folder in it). `latent_cache`: encode the new
     dataset version's VAE latents and CLIP tokens once (skipped when they exist) and train from them."""
@@ -59,29 +75,81 @@ def pipeline(openimages_source: str | None = None, pairs_source: str | None = No
         train_config = {**train_config, "data": {**train_config.get("data", {}), "latent_cache": "build"}}
     out: dict = {"store": store}
     if openimages_source:
-        out["refresh"] = dataset_refresh(source=openimages_source, dataset=pbe_dataset, store=store,
-                                         update_fiftyone=fiftyone)
-        settings = {"preset": preset, "steps": pbe_steps, "config": pbe_config, "eval": [eval_steps, eval_samples]}
-        out["pbe"] = _stage(store, "pbe", pbe_dataset, settings, lambda: train_pbe(
-            dataset=pbe_dataset, version=out["refresh"]["version"], store=store, preset=preset, steps=pbe_steps,
-            workers=workers, resume=True, ray_address=ray_address, config=train_config, eval_samples=eval_samples,
-            eval_steps=eval_steps), log)
+        out["refresh"] = dataset_refresh(
+            source=openimages_source, dataset=pbe_dataset, store=store, update_fiftyone=fiftyone
+        )
+        settings = {
+            "preset": preset,
+            "steps": pbe_steps,
+            "config": pbe_config,
+            "eval": [eval_steps, eval_samples],
+        }
+        out["pbe"] = _stage(
+            store,
+            "pbe",
+            pbe_dataset,
+            settings,
+            lambda: train_pbe(
+                dataset=pbe_dataset,
+                version=out["refresh"]["version"],
+                store=store,
+                preset=preset,
+                steps=pbe_steps,
+                workers=workers,
+                resume=True,
+                ray_address=ray_address,
+                config=train_config,
+                eval_samples=eval_samples,
+                eval_steps=eval_steps,
+            ),
+            log,
+        )
     if pairs_source:
         out["pairs"] = ingest_pairs(source=pairs_source, dataset=pairs_dataset, store=store, artist=None)
-        out["omnieditor"] = _stage(store, "omnieditor", pairs_dataset, {"preset": preset, "steps": omnieditor_steps},
-                                   lambda: omnieditor(dataset=pairs_dataset, store=store, preset=preset,
-                                                      steps=omnieditor_steps, workers=workers,
-                                                      ray_address=ray_address, resume=True), log)
+        out["omnieditor"] = _stage(
+            store,
+            "omnieditor",
+            pairs_dataset,
+            {"preset": preset, "steps": omnieditor_steps},
+            lambda: omnieditor(
+                dataset=pairs_dataset,
+                store=store,
+                preset=preset,
+                steps=omnieditor_steps,
+                workers=workers,
+                ray_address=ray_address,
+                resume=True,
+            ),
+            log,
+        )
     if artists_source:
         fs, root = filesystem(artists_source)
-        artists = artists or sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)
-                                    if fs.isdir(p))
+        artists = artists or sorted(
+            p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False) if fs.isdir(p)
+        )
         for a in artists:
             out[f"pairs-{a}"] = ingest_pairs(source=join(artists_source, a), dataset=a, store=store, artist=a)
         if artists:
-            key = {"preset": preset, "steps": artist_steps, "artists": sorted(artists),
-                   "base": out.get("omnieditor", {}).get("merged_base")}
-            out["artists"] = _stage(store, "artists", artists[0], key, lambda: train_artists(
-                artists=artists, store=store, preset=preset, steps=artist_steps, workers=workers,
-                ray_address=ray_address, resume=True), log)
+            key = {
+                "preset": preset,
+                "steps": artist_steps,
+                "artists": sorted(artists),
+                "base": out.get("omnieditor", {}).get("merged_base"),
+            }
+            out["artists"] = _stage(
+                store,
+                "artists",
+                artists[0],
+                key,
+                lambda: train_artists(
+                    artists=artists,
+                    store=store,
+                    preset=preset,
+                    steps=artist_steps,
+                    workers=workers,
+                    ray_address=ray_address,
+                    resume=True,
+                ),
+                log,
+            )
     return out

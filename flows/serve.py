@@ -11,8 +11,12 @@ import os
 from data.errors import ConfigError
 
 
-def deployments(source: str | None = None, dataset: str = "openimages-pbe", cron: str = "0 3 * * *",
-                store: str | None = None) -> list:
+def deployments(
+    source: str | None = None,
+    dataset: str = "openimages-pbe",
+    cron: str = "0 3 * * *",
+    store: str | None = None,
+) -> list:
     from flows.dataset_refresh import dataset_refresh
     from flows.photodoodle import omnieditor, train_artist, train_artists
     from flows.photodoodle_ingest import ingest_pairs
@@ -31,16 +35,26 @@ def deployments(source: str | None = None, dataset: str = "openimages-pbe", cron
     ]
     source = source or os.environ.get("DOODLEFLOW_OPENIMAGES_SOURCE")
     if source:  # the nightly refresh needs to know what to refresh
-        out.append(dataset_refresh.to_deployment(name="nightly-refresh", cron=cron,
-                                                 parameters={"source": source, "dataset": dataset, **common}))
+        out.append(
+            dataset_refresh.to_deployment(
+                name="nightly-refresh", cron=cron, parameters={"source": source, "dataset": dataset, **common}
+            )
+        )
     return out
 
 
-def serve(source: str | None = None, dataset: str = "openimages-pbe", cron: str = "0 3 * * *",
-          store: str | None = None, limit: int | None = None) -> None:
+def serve(
+    source: str | None = None,
+    dataset: str = "openimages-pbe",
+    cron: str = "0 3 * * *",
+    store: str | None = None,
+    limit: int | None = None,
+) -> None:
     from prefect import serve as prefect_serve
 
     if not os.environ.get("PREFECT_API_URL"):
-        raise ConfigError("doodleflow serve needs a Prefect server: set PREFECT_API_URL "
-                           "(e.g. http://127.0.0.1:4200/api after `prefect server start`)")
+        raise ConfigError(
+            "doodleflow serve needs a Prefect server: set PREFECT_API_URL "
+            "(e.g. http://127.0.0.1:4200/api after `prefect server start`)"
+        )
     prefect_serve(*deployments(source, dataset, cron, store), limit=limit)

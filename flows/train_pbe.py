@@ -69,8 +69,17 @@ def train_pbe(
         from flows.lineage import evaluate_and_register_pbe
 
         result["registered"] = evaluate_and_register_pbe(
-            store, result, dataset, cfg.run.version, cfg.to_dict(), evaluate, eval_samples, eval_steps,
-            eval_clip, eval_inception, parent=source.init_model,
+            store,
+            result,
+            dataset,
+            cfg.run.version,
+            cfg.to_dict(),
+            evaluate,
+            eval_samples,
+            eval_steps,
+            eval_clip,
+            eval_inception,
+            parent=source.init_model,
         )
     logger.info(
         f"run {result['run_id']}: {result['steps']} steps, final loss {result['final_loss']:.4f}, "

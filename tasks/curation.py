@@ -18,16 +18,22 @@ def _unit_cache_key(_ctx, params: dict) -> str:
 
 
 @task(name="plan-refresh", cache_policy=NO_CACHE)
-def plan_refresh(source: str, images: str | None, cfg: CurationConfig, store_uri: str,
-                 dataset: str) -> tuple[InputPlan, Diff, list[WorkUnit]]:
+def plan_refresh(
+    source: str, images: str | None, cfg: CurationConfig, store_uri: str, dataset: str
+) -> tuple[InputPlan, Diff, list[WorkUnit]]:
     """Read and validate every input (fails fast on structural errors), then diff with the store."""
     plan = plan_inputs(source, images, cfg)
     diff = diff_with_latest(DatasetStore(store_uri, dataset), plan)
     return plan, diff, make_units(diff.new_jobs, cfg)
 
 
-@task(name="build-shard", retries=2, retry_delay_seconds=[1, 5], cache_key_fn=_unit_cache_key,
-      persist_result=True)
+@task(
+    name="build-shard",
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    cache_key_fn=_unit_cache_key,
+    persist_result=True,
+)
 def build_shard(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str) -> dict:
     return build_unit(unit, cfg, store_uri, dataset, worker=_worker_name())
 
@@ -47,6 +53,14 @@ def _worker_name() -> str:
 
 
 @task(name="commit-version", cache_policy=NO_CACHE)
-def commit(store_uri: str, dataset: str, cfg: CurationConfig, plan: InputPlan, diff: Diff,
-           stats: list[dict], run_id: str, source: str) -> dict:
+def commit(
+    store_uri: str,
+    dataset: str,
+    cfg: CurationConfig,
+    plan: InputPlan,
+    diff: Diff,
+    stats: list[dict],
+    run_id: str,
+    source: str,
+) -> dict:
     return commit_version(DatasetStore(store_uri, dataset), cfg, plan, diff, stats, run_id, source)

@@ -32,8 +32,15 @@ def _publish(res: dict, title: str, key: str) -> None:
 
     from prefect.artifacts import create_markdown_artifact
 
-    lines = [f"# {title}", "", f"{res['n']} {'held-out' if res.get('heldout') else 'training'} samples of "
-             f"`{res.get('dataset')}` v{res.get('version')}", "", "| metric | value |", "|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{res['n']} {'held-out' if res.get('heldout') else 'training'} samples of "
+        f"`{res.get('dataset')}` v{res.get('version')}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v:.4g} |" for k, v in res["metrics"].items()]
     lines += ["", *(f"- {k}: {v}" for k, v in res["models"].items())]
     with open(res["grid"], "rb") as f:
@@ -42,9 +49,19 @@ def _publish(res: dict, title: str, key: str) -> None:
 
 
 @task(name="evaluate-pbe", cache_policy=NO_CACHE)
-def evaluate_pbe(checkpoint: str, store: str, dataset: str, version: int | None, out_dir: str,
-                 clip_dir: str | None = None, inception_dir: str | None = None, samples: int = 8,
-                 steps: int = 50, seed: int = 0, gmm: str | None = None) -> dict:
+def evaluate_pbe(
+    checkpoint: str,
+    store: str,
+    dataset: str,
+    version: int | None,
+    out_dir: str,
+    clip_dir: str | None = None,
+    inception_dir: str | None = None,
+    samples: int = 8,
+    steps: int = 50,
+    seed: int = 0,
+    gmm: str | None = None,
+) -> dict:
     import torch
 
     from training.eval.models import load_eval_models
@@ -62,8 +79,17 @@ def evaluate_pbe(checkpoint: str, store: str, dataset: str, version: int | None,
 
 
 @task(name="evaluate-doodle", cache_policy=NO_CACHE)
-def evaluate_doodle(card: dict, store: str, dataset: str, version: int | None, out_dir: str,
-                    clip_dir: str | None = None, samples: int = 2, steps: int = 20, seed: int = 0) -> dict:
+def evaluate_doodle(
+    card: dict,
+    store: str,
+    dataset: str,
+    version: int | None,
+    out_dir: str,
+    clip_dir: str | None = None,
+    samples: int = 2,
+    steps: int = 20,
+    seed: int = 0,
+) -> dict:
     import torch
 
     from training.eval.models import load_eval_models
@@ -77,5 +103,9 @@ def evaluate_doodle(card: dict, store: str, dataset: str, version: int | None, o
     rows, info = heldout_pairs(store, dataset, version, samples)
     models = load_eval_models(runtime.home(), clip_dir)
     res = run_eval(model, card, rows, models, out_dir, steps=steps, seed=seed)
-    return _record({**res, **info}, out_dir, f"PhotoDoodle evaluation of {card['uri']}",
-                   f"editlora-{card.get('artist') or dataset}")
+    return _record(
+        {**res, **info},
+        out_dir,
+        f"PhotoDoodle evaluation of {card['uri']}",
+        f"editlora-{card.get('artist') or dataset}",
+    )

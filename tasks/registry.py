@@ -19,17 +19,30 @@ def _log_curve(reg, run_id: str, records: list[dict]) -> None:
     from mlflow.entities import Metric
 
     keys = ("loss", "lr", "samples_per_s", "step_time", "data_time", "mfu", "peak_mem_gib")
-    batch = [Metric(k, float(r[k]), 0, int(r["step"])) for r in records for k in keys
-             if isinstance(r.get(k), (int, float))]
+    batch = [
+        Metric(k, float(r[k]), 0, int(r["step"]))
+        for r in records
+        for k in keys
+        if isinstance(r.get(k), (int, float))
+    ]
     for i in range(0, len(batch), 900):  # MLflow caps a batch at 1000 metrics
-        reg.client.log_batch(run_id, metrics=batch[i:i + 900])
+        reg.client.log_batch(run_id, metrics=batch[i : i + 900])
 
 
 @task(name="register-artifact", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def register_artifact(name: str, kind: str, uri: str, config: dict, dataset: dict | None = None,
-                      parent: str | None = None, metrics: dict | None = None, images: list[str] | None = None,
-                      curve: list[dict] | None = None, trained: tuple[str, str] | None = None,
-                      store: str | None = None) -> dict:
+def register_artifact(
+    name: str,
+    kind: str,
+    uri: str,
+    config: dict,
+    dataset: dict | None = None,
+    parent: str | None = None,
+    metrics: dict | None = None,
+    images: list[str] | None = None,
+    curve: list[dict] | None = None,
+    trained: tuple[str, str] | None = None,
+    store: str | None = None,
+) -> dict:
     """`trained` = (family, run id) of the training run: its live MLflow run (training/common/tracking.py)
     gets the version; a run trained without tracking gets a new MLflow run with `curve` replayed."""
     from training.common.tracking import find_run
@@ -41,24 +54,47 @@ def register_artifact(name: str, kind: str, uri: str, config: dict, dataset: dic
         run_id = reg.start_run(kind, f"{kind}:{name}", config)
         if curve:
             _log_curve(reg, run_id, curve)
-    r = reg.register(name, kind, uri, config=config, dataset=dataset, parent=parent,
-                     flow_run_id=str(flow_run.id) if flow_run.id else None, metrics=metrics or {},
-                     images=[i for i in images or [] if os.path.exists(i)], run_id=run_id)
-    create_markdown_artifact(registration_markdown(r.to_dict(), images or []), key=artifact_key("registry", name),
-                             description=f"registered {kind} {name}:{r.version}")
+    r = reg.register(
+        name,
+        kind,
+        uri,
+        config=config,
+        dataset=dataset,
+        parent=parent,
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        metrics=metrics or {},
+        images=[i for i in images or [] if os.path.exists(i)],
+        run_id=run_id,
+    )
+    create_markdown_artifact(
+        registration_markdown(r.to_dict(), images or []),
+        key=artifact_key("registry", name),
+        description=f"registered {kind} {name}:{r.version}",
+    )
     return {k: v for k, v in r.to_dict().items() if k not in ("files", "config")}
 
 
 def registration_markdown(r: dict, images: list[str]) -> str:
-    lines = [f"# Registered `{r['name']}:{r['version']}` ({r['kind']})", "",
-             f"- load with `--model {r['name']}:{r['version']}`; files: `{r['uri']}`",
-             f"- MLflow run `{r['run_id']}`; parent `{r.get('parent') or '-'}`; code `{r.get('git_commit', '')[:12]}`"
-             + (" (dirty)" if r.get("git_dirty") else ""),
-             f"- dataset: `{r.get('dataset')}`", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-              for k, v in (r.get("metrics") or {}).items()]
+    lines = [
+        f"# Registered `{r['name']}:{r['version']}` ({r['kind']})",
+        "",
+        f"- load with `--model {r['name']}:{r['version']}`; files: `{r['uri']}`",
+        f"- MLflow run `{r['run_id']}`; parent `{r.get('parent') or '-'}`; code `{r.get('git_commit', '')[:12]}`"
+        + (" (dirty)" if r.get("git_dirty") else ""),
+        f"- dataset: `{r.get('dataset')}`",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in (r.get("metrics") or {}).items()
+    ]
     for img in images:
         if os.path.exists(img) and os.path.getsize(img) < 4_000_000:
             with open(img, "rb") as f:
-                lines += ["", f"![{os.path.basename(img)}](data:image/png;base64,{base64.b64encode(f.read()).decode()})"]
+                lines += [
+                    "",
+                    f"![{os.path.basename(img)}](data:image/png;base64,{base64.b64encode(f.read()).decode()})",
+                ]
     return "\n".join(lines) + "\n"

@@ -26,7 +26,9 @@ def bundled_mongod() -> str | None:
 def ensure_database() -> None:
     """Fail early, with the fix, when FiftyOne has no database to talk to."""
     if importlib.util.find_spec("fiftyone") is None:
-        raise DatabaseUnavailable("fiftyone is not installed: run `make` targets, which install the pinned set")
+        raise DatabaseUnavailable(
+            "fiftyone is not installed: run `make` targets, which install the pinned set"
+        )
     uri = os.environ.get("FIFTYONE_DATABASE_URI")
     if not uri and bundled_mongod() is None:
         raise DatabaseUnavailable(
@@ -40,4 +42,6 @@ def ensure_database() -> None:
         fodb.get_db_conn()
     except Exception as e:  # pymongo / FiftyOne raise many kinds; all mean "no database"
         where = f"FIFTYONE_DATABASE_URI={uri}" if uri else f"the bundled mongod ({bundled_mongod()})"
-        raise DatabaseUnavailable(f"cannot reach FiftyOne's database via {where}: {type(e).__name__}: {e}") from e
+        raise DatabaseUnavailable(
+            f"cannot reach FiftyOne's database via {where}: {type(e).__name__}: {e}"
+        ) from e

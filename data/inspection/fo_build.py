@@ -46,11 +46,18 @@ def _group_samples(row: dict, paths: dict[str, str]) -> list:
     group = fo.Group()
     meta = {k: row[k] for k in META}
     meta["box_normalized"] = list(row["box"])
-    det = fo.Detection(label=row["label_name"] or row["label"],
-                       bounding_box=detection_box(row["box_px"], row["crop_window_px"]))
+    det = fo.Detection(
+        label=row["label_name"] or row["label"],
+        bounding_box=detection_box(row["box_px"], row["crop_window_px"]),
+    )
     return [
-        fo.Sample(filepath=paths["target"], group=group.element("target"), box=det,
-                  repaint=fo.Segmentation(mask_path=paths["mask"]), **meta),
+        fo.Sample(
+            filepath=paths["target"],
+            group=group.element("target"),
+            box=det,
+            repaint=fo.Segmentation(mask_path=paths["mask"]),
+            **meta,
+        ),
         fo.Sample(filepath=paths["source"], group=group.element("source"), **meta),
         fo.Sample(filepath=paths["reference"], group=group.element("reference"), **meta),
     ]
@@ -106,13 +113,20 @@ def _add_new(d, ds: DatasetStore, version: int, root: str, have: set[str], log) 
                 samples += _group_samples(row, paths)
             d.add_samples(samples, progress=False)
             added += len(samples) // len(SLICES)
-            log(f"{os.path.basename(path)}: added {len(samples) // len(SLICES)} samples "
-                f"({len(samples) // len(SLICES) / max(time.perf_counter() - t0, 1e-9):.1f}/s)")
+            log(
+                f"{os.path.basename(path)}: added {len(samples) // len(SLICES)} samples "
+                f"({len(samples) // len(SLICES) / max(time.perf_counter() - t0, 1e-9):.1f}/s)"
+            )
     return added, written, ids
 
 
-def sync_version(store_uri: str, dataset: str, version: int | str | None, home: str,
-                 log: Callable[[str], None] = lambda m: None) -> dict:
+def sync_version(
+    store_uri: str,
+    dataset: str,
+    version: int | str | None,
+    home: str,
+    log: Callable[[str], None] = lambda m: None,
+) -> dict:
     """Build or update the FiftyOne dataset of a version; returns its name and counts."""
     ensure_database()
     from data.inspection.quarantine import replace_quarantine
@@ -134,6 +148,14 @@ def sync_version(store_uri: str, dataset: str, version: int | str | None, home: 
 
         d.delete_samples(d.select_group_slices().match(F("sample_id").is_in(sorted(gone))))
     quarantined = replace_quarantine(d, ds, v, root)
-    return {"name": d.name, "dataset": dataset, "version": v, "samples": len(ids), "added": added,
-            "removed": len(gone), "media_written": written, "quarantined": quarantined,
-            "fiftyone_samples": len(d.select_group_slices())}
+    return {
+        "name": d.name,
+        "dataset": dataset,
+        "version": v,
+        "samples": len(ids),
+        "added": added,
+        "removed": len(gone),
+        "media_written": written,
+        "quarantined": quarantined,
+        "fiftyone_samples": len(d.select_group_slices()),
+    }

@@ -58,24 +58,41 @@ def _replace_quarantine(d, rows: list[dict], root: str) -> None:
     if len(old):
         d.delete_samples(old)
     tile = _placeholder(root)
-    d.add_samples([fo.Sample(filepath=tile, group=fo.Group().element("source"), tags=["quarantined"],
-                             pair_id=r.get("pair_id") or f"quarantine-{i}", artist=r.get("artist"),
-                             quarantine_reason=r["reason"], quarantine_detail=r.get("detail", ""),
-                             quarantine_source=f"{r.get('file')}:{r.get('line')}")
-                   for i, r in enumerate(rows)], progress=False)
+    d.add_samples(
+        [
+            fo.Sample(
+                filepath=tile,
+                group=fo.Group().element("source"),
+                tags=["quarantined"],
+                pair_id=r.get("pair_id") or f"quarantine-{i}",
+                artist=r.get("artist"),
+                quarantine_reason=r["reason"],
+                quarantine_detail=r.get("detail", ""),
+                quarantine_source=f"{r.get('file')}:{r.get('line')}",
+            )
+            for i, r in enumerate(rows)
+        ],
+        progress=False,
+    )
     d.save_view("quarantined", d.select_group_slices("source").match_tags("quarantined"), overwrite=True)
 
 
 def sync_pairs_version(ds: DatasetStore, version: int, manifest: dict, home: str, log=lambda m: None) -> dict:
     d = _open(ds, version, manifest)
     root = cache_root(home, ds.store_uri, ds.name, manifest["content_hash"][:16])
-    have = (set(d.select_group_slices("source").match_tags("quarantined", bool=False).distinct("pair_id"))
-            if len(d) else set())
+    have = (
+        set(d.select_group_slices("source").match_tags("quarantined", bool=False).distinct("pair_id"))
+        if len(d)
+        else set()
+    )
     added = written = 0
     for path in ds.part_paths(version):
         with ds.fs.open(path, "rb") as f:
-            rows = [r for r in pq.read_table(f, columns=[*META, "source_jpeg", "target_jpeg"]).to_pylist()
-                    if r["pair_id"] not in have]
+            rows = [
+                r
+                for r in pq.read_table(f, columns=[*META, "source_jpeg", "target_jpeg"]).to_pylist()
+                if r["pair_id"] not in have
+            ]
         samples = []
         for r in rows:
             smp, wrote = _pair_samples(r, root)
@@ -87,6 +104,15 @@ def sync_pairs_version(ds: DatasetStore, version: int, manifest: dict, home: str
             log(f"{os.path.basename(path)}: added {len(rows)} pairs")
     q = ds.read_table(version, name="_quarantine.parquet").to_pylist()
     _replace_quarantine(d, q, root)
-    return {"name": d.name, "dataset": ds.name, "version": version, "kind": "photodoodle-pairs",
-            "samples": len(have) + added, "added": added, "removed": 0, "media_written": written,
-            "quarantined": len(q), "fiftyone_samples": len(d.select_group_slices().match_tags("quarantined", bool=False))}
+    return {
+        "name": d.name,
+        "dataset": ds.name,
+        "version": version,
+        "kind": "photodoodle-pairs",
+        "samples": len(have) + added,
+        "added": added,
+        "removed": 0,
+        "media_written": written,
+        "quarantined": len(q),
+        "fiftyone_samples": len(d.select_group_slices().match_tags("quarantined", bool=False)),
+    }

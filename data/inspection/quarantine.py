@@ -34,12 +34,19 @@ def replace_quarantine(d, ds: DatasetStore, version: int, root: str) -> int:
     for i, r in enumerate(rows):
         uri = local.get(r["image_id"])
         shown = uri if uri and r["reason"] != "unreadable_image" and os.path.exists(uri) else placeholder
-        samples.append(fo.Sample(
-            filepath=shown, group=fo.Group().element("target"), tags=["quarantined"],
-            sample_id=r["sample_id"] or f"quarantine-{i}", image_id=r["image_id"], label=r["label"],
-            quarantine_reason=r["reason"], quarantine_detail=r["detail"],
-            quarantine_source=f"{r['file']}:{r['line']}" if r["file"] else "",
-        ))
+        samples.append(
+            fo.Sample(
+                filepath=shown,
+                group=fo.Group().element("target"),
+                tags=["quarantined"],
+                sample_id=r["sample_id"] or f"quarantine-{i}",
+                image_id=r["image_id"],
+                label=r["label"],
+                quarantine_reason=r["reason"],
+                quarantine_detail=r["detail"],
+                quarantine_source=f"{r['file']}:{r['line']}" if r["file"] else "",
+            )
+        )
     if samples:
         d.add_samples(samples, progress=False)
     d.save_view("quarantined", d.select_group_slices("target").match_tags("quarantined"), overwrite=True)

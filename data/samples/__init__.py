@@ -18,9 +18,19 @@ def real_photos() -> list[dict]:
     out = []
     for iid, m in meta.items():
         w, h = m["size_wh"]
-        boxes = [((x0 + 0.5) / w, (y0 + 0.5) / h, (x1 + 0.5) / w, (y1 + 0.5) / h)
-                 for x0, y0, x1, y1 in m["crops"].values()]
-        out.append({"image_id": iid, "path": os.path.join(OPENIMAGES_DIR, f"{iid}.jpg"), "label": m["label"],
-                    "size": (w, h), "boxes": boxes, "pixel_boxes": list(m["crops"].values()),
-                    "crops": list(m["crops"].keys())})
+        boxes = [
+            ((x0 + 0.5) / w, (y0 + 0.5) / h, (x1 + 0.5) / w, (y1 + 0.5) / h)
+            for x0, y0, x1, y1 in m["crops"].values()
+        ]
+        out.append(
+            {
+                "image_id": iid,
+                "path": os.path.join(OPENIMAGES_DIR, f"{iid}.jpg"),
+                "label": m["label"],
+                "size": (w, h),
+                "boxes": boxes,
+                "pixel_boxes": list(m["crops"].values()),
+                "crops": list(m["crops"].keys()),
+            }
+        )
     return out

@@ -6,8 +6,10 @@ import argparse
 
 
 def add_store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="local path or s3://bucket/prefix (default: $DOODLEFLOW_STORE or "
-                   "$DOODLEFLOW_HOME/store)")
+    p.add_argument(
+        "--store",
+        help="local path or s3://bucket/prefix (default: $DOODLEFLOW_STORE or $DOODLEFLOW_HOME/store)",
+    )
 
 
 def add_json(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,9 @@ from flows.commands.common import add_json, add_store
 
 
 def register(sub, groups) -> None:
-    r = sub.add_parser("refresh", help="OpenImages boxes -> Paint-by-Example triples, as a new dataset version")
+    r = sub.add_parser(
+        "refresh", help="OpenImages boxes -> Paint-by-Example triples, as a new dataset version"
+    )
     r.add_argument("--source", required=True, help="directory or s3:// URI with the CSVs and images/")
     r.add_argument("--dataset", required=True)
     r.add_argument("--images", help="images root, if not <source>/images")
@@ -18,9 +20,14 @@ def register(sub, groups) -> None:
     r.add_argument("--variants", type=int, default=1)
     r.add_argument("--samples-per-shard", type=int, default=512)
     r.add_argument("--workers", type=int, help="local pool size (default: all cores)")
-    r.add_argument("--ray-address", help="run shards on Ray: cluster address, 'auto', or 'local' "
-                   "(default: $RAY_ADDRESS, else a local process pool)")
-    r.add_argument("--fiftyone", action="store_true", help="update the version's FiftyOne dataset as the last step")
+    r.add_argument(
+        "--ray-address",
+        help="run shards on Ray: cluster address, 'auto', or 'local' "
+        "(default: $RAY_ADDRESS, else a local process pool)",
+    )
+    r.add_argument(
+        "--fiftyone", action="store_true", help="update the version's FiftyOne dataset as the last step"
+    )
     add_json(r)
     r.set_defaults(func=cmd_refresh)
 
@@ -47,12 +54,21 @@ def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
 
     runner = make_task_runner(a.workers, a.ray_address)
     s = dataset_refresh.with_options(task_runner=runner)(
-        source=a.source, dataset=a.dataset, store=a.store, images=a.images, seed=a.seed,
-        variants=a.variants, samples_per_shard=a.samples_per_shard, update_fiftyone=a.fiftyone)
+        source=a.source,
+        dataset=a.dataset,
+        store=a.store,
+        images=a.images,
+        seed=a.seed,
+        variants=a.variants,
+        samples_per_shard=a.samples_per_shard,
+        update_fiftyone=a.fiftyone,
+    )
     state = "new version" if s["created"] else "no change, latest version"
-    text = (f"dataset {s['dataset']}: {state} {s['version']} with {s['samples_total']} samples "
-            f"({s['samples_new']} new)\n  path: {s['path']}\n  dropped: {s['dropped']}\n"
-            f"  quarantined: {s['quarantined']}")
+    text = (
+        f"dataset {s['dataset']}: {state} {s['version']} with {s['samples_total']} samples "
+        f"({s['samples_new']} new)\n  path: {s['path']}\n  dropped: {s['dropped']}\n"
+        f"  quarantined: {s['quarantined']}"
+    )
     return s, text
 
 
@@ -62,20 +78,42 @@ def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
 
     store = resolve_store(a.store)
     if not a.name:
-        out = {n: {"versions": (ds := DatasetStore(store, n)).versions(), "latest": ds.latest()}
-               for n in list_datasets(store)}
+        out = {
+            n: {"versions": (ds := DatasetStore(store, n)).versions(), "latest": ds.latest()}
+            for n in list_datasets(store)
+        }
         res = {"store": store, "datasets": out}
     else:
         ds = DatasetStore(store, a.name)
         if a.version:
             m = ds.manifest(ds.resolve(a.version))
-            keys = ("dataset", "version", "created_at", "rows_total", "samples_new", "dropped", "quarantined",
-                    "config_hash", "content_hash", "parent")
+            keys = (
+                "dataset",
+                "version",
+                "created_at",
+                "rows_total",
+                "samples_new",
+                "dropped",
+                "quarantined",
+                "config_hash",
+                "content_hash",
+                "parent",
+            )
             res = {k: m[k] for k in keys} | {"path": ds.uri(ds.version_path(m["version"]))}
         else:
-            res = {"dataset": a.name, "versions": [
-                {"version": v, "rows": (m := ds.manifest(v))["rows_total"], "new": m["samples_new"],
-                 "created_at": m["created_at"], "path": ds.uri(ds.version_path(v))} for v in ds.versions()]}
+            res = {
+                "dataset": a.name,
+                "versions": [
+                    {
+                        "version": v,
+                        "rows": (m := ds.manifest(v))["rows_total"],
+                        "new": m["samples_new"],
+                        "created_at": m["created_at"],
+                        "path": ds.uri(ds.version_path(v)),
+                    }
+                    for v in ds.versions()
+                ],
+            }
     return res, json.dumps(res, indent=2, default=str)
 
 

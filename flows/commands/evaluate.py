@@ -17,8 +17,10 @@ def register(sub, groups) -> None:
     e.add_argument("--steps", type=int, help="sampler steps (default: 50 for PbE, 20 for PhotoDoodle)")
     e.add_argument("--clip", help="CLIP dir (transformers layout; default: a tiny random CLIP)")
     e.add_argument("--inception", help="FID Inception dir (default: a tiny random one)")
-    e.add_argument("--gmm", help="PbE quality score: .npz GMM weights over the same features (weights, means, "
-                   "covariances)")
+    e.add_argument(
+        "--gmm",
+        help="PbE quality score: .npz GMM weights over the same features (weights, means, covariances)",
+    )
     add_json(e)
     e.set_defaults(func=cmd_eval)
 
@@ -26,10 +28,21 @@ def register(sub, groups) -> None:
 def cmd_eval(a: argparse.Namespace):
     from flows.evaluate import evaluate_model
 
-    r = evaluate_model(model=a.model, dataset=a.dataset, version=a.version, store=a.store, samples=a.samples,
-                       steps=a.steps, clip=a.clip, inception=a.inception, gmm=a.gmm)
+    r = evaluate_model(
+        model=a.model,
+        dataset=a.dataset,
+        version=a.version,
+        store=a.store,
+        samples=a.samples,
+        steps=a.steps,
+        clip=a.clip,
+        inception=a.inception,
+        gmm=a.gmm,
+    )
     r.pop("per_sample", None)
     notes = "; ".join(f"{k}: {v}" for k, v in r["models"].items())
-    text = (f"{r['model']} on {r['dataset']} v{r['version']} ({r['n']} {'held-out' if r['heldout'] else 'training'} "
-            f"samples): {r['metrics']}\n  grid: {r['grid']}\n  models: {notes}")
+    text = (
+        f"{r['model']} on {r['dataset']} v{r['version']} ({r['n']} {'held-out' if r['heldout'] else 'training'} "
+        f"samples): {r['metrics']}\n  grid: {r['grid']}\n  models: {notes}"
+    )
     return r, text

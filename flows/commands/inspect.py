@@ -15,8 +15,12 @@ def register(sub, groups) -> None:
     p.add_argument("--port", type=int, default=5151)
     p.add_argument("--address", default="127.0.0.1", help="where the App listens (0.0.0.0 to share)")
     p.add_argument("--no-launch", action="store_true", help="build or update only")
-    p.add_argument("--predictions", metavar="MODEL", help="add an `output` slice made by a registered PbE model "
-                   "(NAME, NAME@alias, NAME:version) on the held-out split, scored per sample")
+    p.add_argument(
+        "--predictions",
+        metavar="MODEL",
+        help="add an `output` slice made by a registered PbE model "
+        "(NAME, NAME@alias, NAME:version) on the held-out split, scored per sample",
+    )
     p.add_argument("--samples", type=int, default=8, help="held-out samples to predict (with --predictions)")
     p.add_argument("--steps", type=int, default=50, help="sampler steps (with --predictions)")
     add_json(p)
@@ -28,15 +32,29 @@ def cmd_inspect(a: argparse.Namespace):
     from flows import runtime
     from flows.dataset_refresh import resolve_store
 
-    out = sync_version(resolve_store(a.store), a.dataset, a.version, runtime.home(),
-                       log=lambda m: print(f"fiftyone: {m}", flush=True))
+    out = sync_version(
+        resolve_store(a.store),
+        a.dataset,
+        a.version,
+        runtime.home(),
+        log=lambda m: print(f"fiftyone: {m}", flush=True),
+    )
     if a.predictions:
         from training.eval.fo_predictions import add_predictions
 
-        out["predictions"] = add_predictions(resolve_store(a.store), a.dataset, out["version"], a.predictions,
-                                             runtime.home(), a.samples, a.steps)
-    text = (f"FiftyOne dataset {out['name']}: {out['samples']} samples ({out['added']} added, {out['removed']} "
-            f"removed), {out['quarantined']} quarantined rows in the saved view 'quarantined'")
+        out["predictions"] = add_predictions(
+            resolve_store(a.store),
+            a.dataset,
+            out["version"],
+            a.predictions,
+            runtime.home(),
+            a.samples,
+            a.steps,
+        )
+    text = (
+        f"FiftyOne dataset {out['name']}: {out['samples']} samples ({out['added']} added, {out['removed']} "
+        f"removed), {out['quarantined']} quarantined rows in the saved view 'quarantined'"
+    )
     if a.no_launch:
         return out, text
     import fiftyone as fo

@@ -56,7 +56,9 @@ def register(sub, groups) -> None:
 
     g = groups["generate"].add_parser("doodle", help="edit an image with an artist's EditLoRA")
     g.add_argument("--artist", help="use the artist's newest LoRA (or --run's)")
-    g.add_argument("--model", help="a registered EditLoRA: NAME, NAME@alias or NAME:version (sha256-verified)")
+    g.add_argument(
+        "--model", help="a registered EditLoRA: NAME, NAME@alias or NAME:version (sha256-verified)"
+    )
     g.add_argument("--image", required=True)
     g.add_argument(
         "--prompt", required=True, help="the edit; the artist's trigger word is appended if missing"
@@ -94,8 +96,11 @@ def _base_arg(p: argparse.ArgumentParser) -> None:
     b = p.add_mutually_exclusive_group()
     b.add_argument("--base", help="EditLoRA base transformer: a dir/URI, or 'plain' (default: the newest merged "
                    "OmniEditor base in the store, else the plain base)")  # fmt: skip
-    b.add_argument("--base-model", help="a registered merged base to fine-tune from: NAME, NAME@alias or "
-                   "NAME:version (sha256-verified), e.g. photodoodle-merged-base@production")
+    b.add_argument(
+        "--base-model",
+        help="a registered merged base to fine-tune from: NAME, NAME@alias or "
+        "NAME:version (sha256-verified), e.g. photodoodle-merged-base@production",
+    )
 
 
 def _base(a: argparse.Namespace) -> str | None:

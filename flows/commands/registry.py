@@ -37,8 +37,11 @@ def open_registry():
 
 def cmd_list(a: argparse.Namespace):
     rows = open_registry().list(kind=a.kind)
-    lines = [f"{r['name']:<40} {r['kind']:<16} v{r['latest_version']:<4} "
-             + " ".join(f"@{k}=v{v}" for k, v in r["aliases"].items()) for r in rows]
+    lines = [
+        f"{r['name']:<40} {r['kind']:<16} v{r['latest_version']:<4} "
+        + " ".join(f"@{k}=v{v}" for k, v in r["aliases"].items())
+        for r in rows
+    ]
     return {"models": rows}, "\n".join(lines) or "no registered models"
 
 

@@ -9,8 +9,11 @@ from flows.commands.common import add_store
 
 def register(sub, groups) -> None:
     s = sub.add_parser("serve", help="serve all deployments against the Prefect server at PREFECT_API_URL")
-    s.add_argument("--source", help="OpenImages source of the nightly refresh (default: "
-                   "$DOODLEFLOW_OPENIMAGES_SOURCE; without one, no refresh is scheduled)")
+    s.add_argument(
+        "--source",
+        help="OpenImages source of the nightly refresh (default: "
+        "$DOODLEFLOW_OPENIMAGES_SOURCE; without one, no refresh is scheduled)",
+    )
     s.add_argument("--dataset", default="openimages-pbe", help="dataset the nightly refresh writes")
     s.add_argument("--cron", default="0 3 * * *", help="schedule of the refresh (UTC)")
     add_store(s)

@@ -23,8 +23,11 @@ def _jpeg(size=(1024, 768), boxes=(), seed=0) -> bytes:
 
 
 def _job(boxes, image_id="img", variants=1, seed=0) -> ImageJob:
-    jobs = tuple(BoxJob(f"{image_id}-{i}-v{v}", "/m/a", "A", b, v, sample_seed(seed, image_id, str(i), v))
-                 for i, b in enumerate(boxes) for v in range(variants))
+    jobs = tuple(
+        BoxJob(f"{image_id}-{i}-v{v}", "/m/a", "A", b, v, sample_seed(seed, image_id, str(i), v))
+        for i, b in enumerate(boxes)
+        for v in range(variants)
+    )
     return ImageJob(image_id, "mem://", "train", jobs)
 
 
@@ -55,13 +58,18 @@ def test_mask_covers_the_box_inside_the_crop_window():
         x0, y0, x1, y1 = row["box_px"]
         j = int(np.ceil(6 * max(sx, sy))) + 2  # the Bezier jitter (5 px) at output scale, plus the soft edge
         # the box's inner part is always to be repainted ...
-        inner = m[int((y0 - wy0) * sy) + j:int((y1 - wy0) * sy) - j, int((x0 - wx0) * sx) + j:int((x1 - wx0) * sx) - j]
+        inner = m[
+            int((y0 - wy0) * sy) + j : int((y1 - wy0) * sy) - j,
+            int((x0 - wx0) * sx) + j : int((x1 - wx0) * sx) - j,
+        ]
         assert inner.min() == 255, row["mask_kind"]
         # ... and nothing outside the extended box (plus the jitter) is
         ex0, ey0, ex1, ey1 = row["extended_box_px"]
         outside = np.ones_like(m, bool)
-        outside[max(int((ey0 - wy0) * sy) - j, 0):int((ey1 - wy0) * sy) + j,
-                max(int((ex0 - wx0) * sx) - j, 0):int((ex1 - wx0) * sx) + j] = False
+        outside[
+            max(int((ey0 - wy0) * sy) - j, 0) : int((ey1 - wy0) * sy) + j,
+            max(int((ex0 - wx0) * sx) - j, 0) : int((ex1 - wx0) * sx) + j,
+        ] = False
         assert m[outside].max(initial=0) == 0
 
 
@@ -116,15 +124,18 @@ def test_reference_of_a_real_photo_is_its_padded_official_box():
     buf = open(photo["path"], "rb").read()
     full = np.asarray(Image.open(photo["path"]).convert("RGB")).astype(float)
     box = photo["boxes"][0]
-    jobs = tuple(BoxJob(f"p-{v}", photo["label"], "Penguin", box, v, sample_seed(0, photo["image_id"], "b0", v))
-                 for v in range(16))
+    jobs = tuple(
+        BoxJob(f"p-{v}", photo["label"], "Penguin", box, v, sample_seed(0, photo["image_id"], "b0", v))
+        for v in range(16)
+    )
     rows = build_image(ImageJob(photo["image_id"], photo["path"], "train", jobs), buf, CurationConfig()).rows
     plain = [r for r in rows if r["aug_params"] == "[]"]
     assert plain, "some variant draws no augmentation (p = 0.5 * 0.5 * 0.7 * 0.7)"
     x0, y0, x1, y1 = plain[0]["reference_box_px"]
     assert (x0, y0, x1, y1) == (78, 386, 252, 627)
+
     def diff(dx: int) -> float:
-        crop = full[y0:y1, x0 + dx:x1 + dx].astype(np.uint8)
+        crop = full[y0:y1, x0 + dx : x1 + dx].astype(np.uint8)
         expected = np.asarray(Image.fromarray(crop).resize((224, 224), Image.BOX)).astype(float)
         return float(np.abs(_img(plain[0]["reference_jpeg"]).astype(float) - expected).mean())
 

@@ -22,8 +22,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 
 def _cli(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def _wait_killing_leftovers(p: subprocess.Popen, timeout: float = 300) -> int:
@@ -49,8 +57,16 @@ def test_crash_before_commit_leaves_previous_version_visible(tmp_path):
     v1 = _refresh_json(src, store)
     assert v1["version"] == 1 and v1["created"]
     new = make_source(src, 2, seed=5, size=(640, 480), boxes_per_image=(1, 1), salt="late")
-    p = _cli("refresh", "--source", src, "--dataset", "c", "--store", store,
-             env={"DOODLEFLOW_FAILPOINT": "refresh.before_manifest"})
+    p = _cli(
+        "refresh",
+        "--source",
+        src,
+        "--dataset",
+        "c",
+        "--store",
+        store,
+        env={"DOODLEFLOW_FAILPOINT": "refresh.before_manifest"},
+    )
     assert _wait_killing_leftovers(p) == 137
     ds = DatasetStore(store, "c")
     assert ds.latest() == 1 and ds.read_table(1).num_rows == v1["samples_total"]
@@ -65,8 +81,19 @@ def test_crash_before_commit_leaves_previous_version_visible(tmp_path):
 def test_sigkill_during_build_then_rerun_reuses_finished_shards(tmp_path):
     src, store, clean = str(tmp_path / "src"), str(tmp_path / "store"), str(tmp_path / "clean")
     good_tree(src, n=16, real=False)
-    args = ("refresh", "--source", src, "--dataset", "c", "--store", store, "--samples-per-shard", "2",
-            "--workers", "1")
+    args = (
+        "refresh",
+        "--source",
+        src,
+        "--dataset",
+        "c",
+        "--store",
+        store,
+        "--samples-per-shard",
+        "2",
+        "--workers",
+        "1",
+    )
     p = _cli(*args)
     shards = os.path.join(store, "datasets", "c", "shards")
     deadline = time.time() + 300
@@ -92,8 +119,16 @@ def test_crash_and_rerun_on_s3(tmp_path, bucket):
     """The same guarantees with the store on a real S3 endpoint (moto's server on loopback)."""
     src, store = str(tmp_path / "src"), f"{bucket}/store"
     good_tree(src, n=4, real=False)
-    p = _cli("refresh", "--source", src, "--dataset", "c", "--store", store,
-             env={"DOODLEFLOW_FAILPOINT": "refresh.before_manifest"})
+    p = _cli(
+        "refresh",
+        "--source",
+        src,
+        "--dataset",
+        "c",
+        "--store",
+        store,
+        env={"DOODLEFLOW_FAILPOINT": "refresh.before_manifest"},
+    )
     assert _wait_killing_leftovers(p) == 137
     ds = DatasetStore(store, "c")
     assert ds.versions() == [] and ds.fs.exists(ds.version_path(1) + "/_claim")
@@ -109,8 +144,20 @@ def test_crash_and_rerun_on_s3(tmp_path, bucket):
 def test_two_refreshes_at_once_make_one_version(tmp_path):
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
     good_tree(src, n=10, real=False)
-    args = ("refresh", "--source", src, "--dataset", "c", "--store", store, "--json", "--samples-per-shard", "3",
-            "--workers", "1")
+    args = (
+        "refresh",
+        "--source",
+        src,
+        "--dataset",
+        "c",
+        "--store",
+        store,
+        "--json",
+        "--samples-per-shard",
+        "3",
+        "--workers",
+        "1",
+    )
     procs = [_cli(*args) for _ in range(2)]
     outs = []
     for p in procs:

@@ -20,7 +20,13 @@ def _deployments() -> list[dict]:
 
 def test_deployments_reference_real_flows_and_valid_schedules():
     deps = _deployments()
-    assert {d["name"] for d in deps} >= {"nightly-refresh", "train-pbe", "omnieditor", "train-artist", "ingest-pairs"}
+    assert {d["name"] for d in deps} >= {
+        "nightly-refresh",
+        "train-pbe",
+        "omnieditor",
+        "train-artist",
+        "ingest-pairs",
+    }
     for d in deps:
         path, fn = d["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
@@ -29,8 +35,11 @@ def test_deployments_reference_real_flows_and_valid_schedules():
         assert set(d.get("parameters", {})) <= accepted, (d["name"], set(d["parameters"]) - accepted)
         for sched in d.get("schedules", []):
             CronSchedule(cron=sched["cron"], timezone=sched.get("timezone", "UTC"))  # raises if invalid
-        deployment = flow.to_deployment(name=d["name"], cron=[s["cron"] for s in d.get("schedules", [])] or None,
-                                        parameters=d.get("parameters", {}))
+        deployment = flow.to_deployment(
+            name=d["name"],
+            cron=[s["cron"] for s in d.get("schedules", [])] or None,
+            parameters=d.get("parameters", {}),
+        )
         assert deployment.name == d["name"]
 
 

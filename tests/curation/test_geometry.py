@@ -74,7 +74,12 @@ def test_geometry_invariants_on_random_boxes(size):
         box = PixelBox(x0, y0, rng.randint(x0 + 10, w), rng.randint(y0 + 10, h))
         ext = extend_box(box, w, h, 0.4, rng)
         win = square_crop(ext, w, h, 0.6, rng)
-        assert 0 <= ext.x0 <= box.x0 and 0 <= ext.y0 <= box.y0 and box.x1 <= ext.x1 <= w and box.y1 <= ext.y1 <= h
+        assert (
+            0 <= ext.x0 <= box.x0
+            and 0 <= ext.y0 <= box.y0
+            and box.x1 <= ext.x1 <= w
+            and box.y1 <= ext.y1 <= h
+        )
         assert win.x0 <= ext.x0 and win.y0 <= ext.y0 and ext.x1 <= win.x1 and ext.y1 <= win.y1
         assert win.x0 >= 0 and win.y0 >= 0 and win.x1 <= w and win.y1 <= h
         assert win == (0, 0, w, h) or win.width == win.height
@@ -94,7 +99,7 @@ def test_official_boxes_cut_the_published_crops():
             crop_path = os.path.join(OPENIMAGES_DIR, "crops", name)
             if os.path.exists(crop_path):
                 expected = np.asarray(Image.open(crop_path).convert("RGB"))
-                assert np.array_equal(full[box.y0:box.y1, box.x0:box.x1], expected)
+                assert np.array_equal(full[box.y0 : box.y1, box.x0 : box.x1], expected)
                 checked += 1
     assert checked == 5
 
@@ -149,7 +154,9 @@ def test_rectangle_mask_covers_exactly_the_extended_box():
 
 
 def test_rectangle_mask_in_a_window_at_half_scale():
-    m = draw_mask("box", PixelBox(100, 100, 300, 300), (0.5, 0.5), (100, 100), PixelBox(120, 140, 160, 200), [])
+    m = draw_mask(
+        "box", PixelBox(100, 100, 300, 300), (0.5, 0.5), (100, 100), PixelBox(120, 140, 160, 200), []
+    )
     assert (m[20:50, 10:30] == 255).all() and m.sum() == 30 * 20 * 255
 
 

@@ -16,8 +16,9 @@ from data.openimages import locate_source, read_bbox_csv, read_class_description
 from data.samples import OPENIMAGES_DIR
 
 REAL = "/work/shared/realdata/openimages-official-excerpts"
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "realdata",
-                      "openimages-official-excerpts")
+SHARED = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "shared", "realdata", "openimages-official-excerpts"
+)
 EXCERPTS = SHARED if os.path.isdir(SHARED) else REAL
 HEAD_V6 = os.path.join(EXCERPTS, "gaia-readme-heads", "oidv6-train-annotations-bbox.head.csv")
 VAL_13 = os.path.join(EXCERPTS, "mmdetection-fixture", "oidv6-train-annotations-bbox.csv")
@@ -67,7 +68,9 @@ def _tree(tmp_path, with_images=True):
     root = tmp_path / "src"
     (root / "annotations").mkdir(parents=True)
     shutil.copy(os.path.join(OPENIMAGES_DIR, "class-descriptions-boxable.csv"), root / "annotations")
-    (root / "annotations" / "validation-annotations-bbox.csv").write_text("ImageID,LabelName,XMin,XMax,YMin,YMax\n")
+    (root / "annotations" / "validation-annotations-bbox.csv").write_text(
+        "ImageID,LabelName,XMin,XMax,YMin,YMax\n"
+    )
     if with_images:
         (root / "images" / "validation").mkdir(parents=True)
     return root
@@ -105,34 +108,53 @@ def _rows(rows):
 
 def test_triage_reasons_for_every_bad_row():
     classes = {"/m/a": "A"}
-    df = _rows([
-        ["ok1", "/m/a", "0.1", "0.1", "0.6", "0.6"],          # kept (area .25)
-        ["nan", "/m/a", "nan", "0.1", "0.6", "0.6"],          # box_nan
-        ["empty", "/m/a", "", "0.1", "0.6", "0.6"],           # box_nan
-        ["text", "/m/a", "abc", "0.1", "0.6", "0.6"],         # box_unparseable
-        ["out", "/m/a", "0.1", "0.1", "1.2", "0.6"],          # box_out_of_range
-        ["neg", "/m/a", "-0.1", "0.1", "0.6", "0.6"],         # box_out_of_range
-        ["inv", "/m/a", "0.6", "0.1", "0.1", "0.6"],          # box_inverted
-        ["lab", "/m/zz", "0.1", "0.1", "0.6", "0.6"],         # unknown_label
-        ["", "/m/a", "0.1", "0.1", "0.6", "0.6"],             # missing_image_id
-        ["small", "/m/a", "0.1", "0.1", "0.2", "0.2"],        # dropped: area .01
-        ["large", "/m/a", "0.0", "0.0", "1.0", "0.9"],        # dropped: area .9
-        ["ok1", "/m/a", "0.10", "0.1", "0.600", "0.6"],       # dropped: duplicate of row 1
-    ])
+    df = _rows(
+        [
+            ["ok1", "/m/a", "0.1", "0.1", "0.6", "0.6"],  # kept (area .25)
+            ["nan", "/m/a", "nan", "0.1", "0.6", "0.6"],  # box_nan
+            ["empty", "/m/a", "", "0.1", "0.6", "0.6"],  # box_nan
+            ["text", "/m/a", "abc", "0.1", "0.6", "0.6"],  # box_unparseable
+            ["out", "/m/a", "0.1", "0.1", "1.2", "0.6"],  # box_out_of_range
+            ["neg", "/m/a", "-0.1", "0.1", "0.6", "0.6"],  # box_out_of_range
+            ["inv", "/m/a", "0.6", "0.1", "0.1", "0.6"],  # box_inverted
+            ["lab", "/m/zz", "0.1", "0.1", "0.6", "0.6"],  # unknown_label
+            ["", "/m/a", "0.1", "0.1", "0.6", "0.6"],  # missing_image_id
+            ["small", "/m/a", "0.1", "0.1", "0.2", "0.2"],  # dropped: area .01
+            ["large", "/m/a", "0.0", "0.0", "1.0", "0.9"],  # dropped: area .9
+            ["ok1", "/m/a", "0.10", "0.1", "0.600", "0.6"],  # dropped: duplicate of row 1
+        ]
+    )
     t = triage_boxes(df, classes, BoxFilterConfig())
     assert list(t.kept["image_id"]) == ["ok1"]
     got = dict(zip(t.quarantine["image_id"], t.quarantine["reason"], strict=True))
-    assert got == {"nan": "box_nan", "empty": "box_nan", "text": "box_unparseable", "out": "box_out_of_range",
-                   "neg": "box_out_of_range", "inv": "box_inverted", "lab": "unknown_label", "": "missing_image_id"}
+    assert got == {
+        "nan": "box_nan",
+        "empty": "box_nan",
+        "text": "box_unparseable",
+        "out": "box_out_of_range",
+        "neg": "box_out_of_range",
+        "inv": "box_inverted",
+        "lab": "unknown_label",
+        "": "missing_image_id",
+    }
     assert t.dropped == {"area_too_small": 1, "area_too_large": 1, "duplicate_box": 1}
     q = t.quarantine.set_index("image_id")
-    assert q.loc["text", "file"] == "f.csv" and q.loc["text", "line"] == 5 and "XMin=abc" in q.loc["text", "detail"]
+    assert (
+        q.loc["text", "file"] == "f.csv"
+        and q.loc["text", "line"] == 5
+        and "XMin=abc" in q.loc["text", "detail"]
+    )
     assert len(t.kept) + len(t.quarantine) + sum(t.dropped.values()) == len(df)  # nothing lost
 
 
 def test_area_bounds_are_inclusive_and_optional_filters():
-    df = _rows([["a", "/m/a", "0", "0", "0.2", "0.1"], ["b", "/m/a", "0", "0", "0.8", "1"],
-                ["c", "/m/b", "0", "0", "0.5", "0.5"]])
+    df = _rows(
+        [
+            ["a", "/m/a", "0", "0", "0.2", "0.1"],
+            ["b", "/m/a", "0", "0", "0.8", "1"],
+            ["c", "/m/b", "0", "0", "0.5", "0.5"],
+        ]
+    )
     t = triage_boxes(df, {"/m/a": "A", "/m/b": "B"}, BoxFilterConfig())
     assert list(t.kept["image_id"]) == ["a", "b", "c"]  # areas 0.02 and 0.8 are kept, as in PbE
     t = triage_boxes(df, {"/m/a": "A", "/m/b": "B"}, BoxFilterConfig(deny_labels=("/m/b",)))

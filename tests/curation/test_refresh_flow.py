@@ -53,16 +53,21 @@ def test_bad_inputs_are_quarantined_and_good_ones_written(tmp_path):
     assert m["inputs"]["images"] == 12 + 2 + 3 and len(m["inputs"]["annotations"]) == 2
     from data.split import is_heldout
 
-    held = [i for i in t["image_id"].to_pylist() if is_heldout(i, m["heldout"]["fraction"], m["heldout"]["seed"])]
+    held = [
+        i for i in t["image_id"].to_pylist() if is_heldout(i, m["heldout"]["fraction"], m["heldout"]["seed"])
+    ]
     assert m["heldout"]["samples"] == len(held) and m["heldout"]["images"] == len(set(held))
     # the run carries its report as Prefect artifacts
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["refresh-bad"])))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["refresh-bad"]))
+        )
         table = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["refresh-bad-reasons"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["refresh-bad-reasons"]))
+        )
     assert arts and "box_unparseable | 1" in arts[0].data and "samples/s per core" in arts[0].data
     assert arts[0].flow_run_id is not None
     assert table and "unreadable_image" in str(table[0].data)
@@ -77,7 +82,8 @@ def test_rerun_is_idempotent_and_content_is_deterministic(tmp_path):
     assert DatasetStore(str(tmp_path / "a"), "d").versions() == [1]
     # a fresh store, one worker, another shard size: byte-identical samples
     b = dataset_refresh.with_options(task_runner=make_task_runner(workers=1))(
-        source=src, dataset="d", store=str(tmp_path / "b"), samples_per_shard=7)
+        source=src, dataset="d", store=str(tmp_path / "b"), samples_per_shard=7
+    )
     assert a["samples_total"] == b["samples_total"] > 0
     assert _content(str(tmp_path / "a"), "d") == _content(str(tmp_path / "b"), "d")
     ma = DatasetStore(str(tmp_path / "a"), "d").manifest(1)
@@ -144,7 +150,9 @@ def test_s3_source_and_store_on_a_real_s3_endpoint(tmp_path, bucket):
         assert pq.read_table(f).num_rows > 0
     assert not os.path.exists(os.path.join(os.environ["DOODLEFLOW_HOME"], "store", "datasets", "s3ds"))
     # same inputs, local store: same content
-    local = dataset_refresh(source=local_src, dataset="s3ds", store=str(tmp_path / "store"), samples_per_shard=4)
+    local = dataset_refresh(
+        source=local_src, dataset="s3ds", store=str(tmp_path / "store"), samples_per_shard=4
+    )
     assert local["samples_total"] == expected
     assert _content(store, "s3ds") == _content(str(tmp_path / "store"), "s3ds")
 
@@ -167,8 +175,11 @@ def test_structural_error_fails_fast_and_writes_nothing(tmp_path):
 
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
     good_tree(src, n=2, real=False)
-    write_bbox_csv(os.path.join(src, "annotations", "test-annotations-bbox.csv"),
-                   [bbox_row("x", "/m/05z6w", (0.1, 0.1, 0.5, 0.5), v6=False)], v6=False)
+    write_bbox_csv(
+        os.path.join(src, "annotations", "test-annotations-bbox.csv"),
+        [bbox_row("x", "/m/05z6w", (0.1, 0.1, 0.5, 0.5), v6=False)],
+        v6=False,
+    )
     p = os.path.join(src, "annotations", "test-annotations-bbox.csv")
     text = open(p).read()
     open(p, "w").write(text.replace("YMax", "Ymax"))

@@ -9,8 +9,13 @@ from data.synthetic import add_photo, bbox_row, make_source, write_bbox_csv
 
 # Quarantine reasons the bad tree must produce, with how many rows of each it contains.
 BAD_EXPECTED = {
-    "box_inverted": 1, "box_nan": 1, "box_out_of_range": 2, "box_unparseable": 1, "missing_image": 1,
-    "unknown_label": 1, "unreadable_image": 2,
+    "box_inverted": 1,
+    "box_nan": 1,
+    "box_out_of_range": 2,
+    "box_unparseable": 1,
+    "missing_image": 1,
+    "unknown_label": 1,
+    "unreadable_image": 2,
 }
 
 
@@ -20,7 +25,13 @@ def good_tree(root: str, n: int = 12, seed: int = 0, real: bool = True) -> int:
     kept = len(rows)
     if real:
         for p in real_photos():
-            add_photo(root, p["path"], p["image_id"], p["label"], [tuple(round(v, 6) for v in b) for b in p["boxes"]])
+            add_photo(
+                root,
+                p["path"],
+                p["image_id"],
+                p["label"],
+                [tuple(round(v, 6) for v in b) for b in p["boxes"]],
+            )
             kept += len(p["boxes"])
     return kept
 
@@ -29,8 +40,15 @@ def add_bad_inputs(root: str) -> None:
     """One row per bad case, in a 13-column validation CSV, plus broken image files."""
     img_dir = os.path.join(root, "images", "validation")
     os.makedirs(img_dir, exist_ok=True)
-    good = make_source(os.path.join(root, "_tmp"), 3, seed=99, size=(400, 300), boxes_per_image=(1, 1),
-                       split="validation", salt="bad")
+    good = make_source(
+        os.path.join(root, "_tmp"),
+        3,
+        seed=99,
+        size=(400, 300),
+        boxes_per_image=(1, 1),
+        split="validation",
+        salt="bad",
+    )
     src_imgs = os.path.join(root, "_tmp", "images", "validation")
     names = sorted(os.listdir(src_imgs))
     # a truncated JPEG and a file of garbage bytes, both named like real images

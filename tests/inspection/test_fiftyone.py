@@ -28,7 +28,9 @@ HOME = os.environ["DOODLEFLOW_HOME"]
 
 
 def test_detection_box_is_relative_to_the_crop_window():
-    assert detection_box([150, 100, 250, 300], [100, 50, 500, 450]) == pytest.approx([0.125, 0.125, 0.25, 0.5])
+    assert detection_box([150, 100, 250, 300], [100, 50, 500, 450]) == pytest.approx(
+        [0.125, 0.125, 0.25, 0.5]
+    )
     assert detection_box([0, 0, 640, 480], [0, 0, 640, 480]) == [0.0, 0.0, 1.0, 1.0]
 
 
@@ -57,10 +59,16 @@ def test_slices_counts_labels_and_boxes_match_parquet(built):
         r = rows[smp["sample_id"]]
         assert smp["label_name"] == r["label_name"] == smp["box"].label
         assert smp["box"].bounding_box == pytest.approx(detection_box(r["box_px"], r["crop_window_px"]))
-        assert (smp["image_id"], smp["variant"], smp["mask_kind"]) == (r["image_id"], r["variant"], r["mask_kind"])
+        assert (smp["image_id"], smp["variant"], smp["mask_kind"]) == (
+            r["image_id"],
+            r["variant"],
+            r["mask_kind"],
+        )
         assert Image.open(smp.filepath).size == (512, 512)
-        assert np.array_equal(np.asarray(Image.open(smp["repaint"].mask_path)) > 0,
-                              np.asarray(Image.open(io.BytesIO(r["mask_png"]))) >= 128)
+        assert np.array_equal(
+            np.asarray(Image.open(smp["repaint"].mask_path)) > 0,
+            np.asarray(Image.open(io.BytesIO(r["mask_png"]))) >= 128,
+        )
 
 
 def test_boxes_of_real_openimages_photos_land_on_the_object(built):
@@ -117,19 +125,39 @@ def test_new_version_adds_only_new_samples_and_reruns_change_nothing(built, tmp_
     again = sync_version(store, "fo", 2, HOME)
     assert (again["added"], again["removed"], again["media_written"]) == (0, 0, 0)
     assert time.perf_counter() - t0 < 10
-    assert len(fo.load_dataset(fiftyone_name("fo", 1)).select_group_slices("target").match_tags(
-        "quarantined", bool=False)) == s["samples_total"]
+    assert (
+        len(
+            fo.load_dataset(fiftyone_name("fo", 1))
+            .select_group_slices("target")
+            .match_tags("quarantined", bool=False)
+        )
+        == s["samples_total"]
+    )
 
 
 def _cli(*args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_unreachable_database_is_a_clear_error(built):
     _, store, _ = built
-    p = _cli("inspect", "--dataset", "fo", "--store", store, "--no-launch",
-             env={"FIFTYONE_DATABASE_URI": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=1500"})
+    p = _cli(
+        "inspect",
+        "--dataset",
+        "fo",
+        "--store",
+        store,
+        "--no-launch",
+        env={"FIFTYONE_DATABASE_URI": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=1500"},
+    )
     _out, err = p.communicate(timeout=300)
     assert p.returncode == 2, err[-2000:]
     assert "cannot reach FiftyOne's database via FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:9" in err
@@ -152,13 +180,25 @@ def test_app_in_headless_chromium_shows_the_dataset(built, artifacts_dir, tmp_pa
                 info = json.loads(line)
                 break
         assert info and info["url"] == f"http://127.0.0.1:{port}/datasets/{fiftyone_name('fo', 1)}"
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1400,900",
-                 f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=20000"]
-        dom = subprocess.run([_chromium(), *flags, "--dump-dom", info["url"]], capture_output=True, text=True,
-                             timeout=120).stdout
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--window-size=1400,900",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--virtual-time-budget=20000",
+        ]
+        dom = subprocess.run(
+            [_chromium(), *flags, "--dump-dom", info["url"]], capture_output=True, text=True, timeout=120
+        ).stdout
         shot = os.path.join(artifacts_dir, "fiftyone-app.png")
-        subprocess.run([_chromium(), *flags, f"--screenshot={shot}", info["url"]], capture_output=True, timeout=120)
+        subprocess.run(
+            [_chromium(), *flags, f"--screenshot={shot}", info["url"]], capture_output=True, timeout=120
+        )
         text = re.sub(r"<[^>]+>", "|", re.sub(r"<(style|script)[^>]*>.*?</\1>", "", dom, flags=re.S))
         assert fiftyone_name("fo", 1) in text
         assert re.search(rf"\|{info['fiftyone_samples']}\|\s*samples", text), text[-1500:]
@@ -211,7 +251,11 @@ def test_pair_datasets_as_source_target_groups(tmp_path):
     rows = {r["pair_id"]: r for r in DatasetStore(store, "carol").read_table(1).to_pylist()}
     for smp in d.select_group_slices("target").match_tags("quarantined", bool=False):
         r = rows[smp["pair_id"]]
-        assert smp["artist"] == "carol" and smp["captions"] == r["captions"] and smp["caption"] == r["captions"][0]
+        assert (
+            smp["artist"] == "carol"
+            and smp["captions"] == r["captions"]
+            and smp["caption"] == r["captions"][0]
+        )
         assert open(smp.filepath, "rb").read() == r["target_jpeg"]
     q = d.load_saved_view("quarantined")
     assert len(q) == 1 and q.first()["quarantine_reason"]

@@ -36,18 +36,37 @@ def test_refs_parse():
 
 
 def test_lineage_round_trip_through_sqlite(registry, tmp_path):
-    omni = registry.register("photodoodle-omnieditor", "omnieditor-lora", _artifact(tmp_path / "omni", 1),
-                             config={"rank": 128, "lr": 1e-4}, dataset={"name": "pairs", "version": 2,
-                             "manifest_hash": "abc"}, flow_run_id="run-1", metrics={"final_loss": 0.25})
-    base = registry.register("photodoodle-merged-base", "merged-base", _artifact(tmp_path / "base", 2),
-                             config={}, parent=f"{omni.name}:{omni.version}")
-    lora = registry.register("editlora-alice", "editlora", _artifact(tmp_path / "alice", 3), config={"rank": 4},
-                             parent=f"{base.name}:{base.version}", metrics={"final_loss": 0.5})
+    omni = registry.register(
+        "photodoodle-omnieditor",
+        "omnieditor-lora",
+        _artifact(tmp_path / "omni", 1),
+        config={"rank": 128, "lr": 1e-4},
+        dataset={"name": "pairs", "version": 2, "manifest_hash": "abc"},
+        flow_run_id="run-1",
+        metrics={"final_loss": 0.25},
+    )
+    base = registry.register(
+        "photodoodle-merged-base",
+        "merged-base",
+        _artifact(tmp_path / "base", 2),
+        config={},
+        parent=f"{omni.name}:{omni.version}",
+    )
+    lora = registry.register(
+        "editlora-alice",
+        "editlora",
+        _artifact(tmp_path / "alice", 3),
+        config={"rank": 4},
+        parent=f"{base.name}:{base.version}",
+        metrics={"final_loss": 0.5},
+    )
     # a fresh client on the same SQLite file sees everything
     again = Registry(home=str(tmp_path / "home"))
     got = again.show("editlora-alice")
     assert (got.version, got.kind, got.uri) == (1, "editlora", str(tmp_path / "alice"))
-    assert got.lineage["parent"] == "photodoodle-merged-base:1" and got.lineage["metrics"] == {"final_loss": 0.5}
+    assert got.lineage["parent"] == "photodoodle-merged-base:1" and got.lineage["metrics"] == {
+        "final_loss": 0.5
+    }
     assert {f["path"] for f in got.lineage["files"]} == {"weights.safetensors", "config.json"}
     assert len(got.lineage["git_commit"]) in (40, 7) or got.lineage["git_commit"] == "unknown"
     chain, ref = [], got.lineage["parent"]
@@ -55,13 +74,19 @@ def test_lineage_round_trip_through_sqlite(registry, tmp_path):
         r = again.resolve(ref)
         chain.append((r.name, r.kind))
         ref = r.lineage["parent"]
-    assert chain == [("photodoodle-merged-base", "merged-base"), ("photodoodle-omnieditor", "omnieditor-lora")]
+    assert chain == [
+        ("photodoodle-merged-base", "merged-base"),
+        ("photodoodle-omnieditor", "omnieditor-lora"),
+    ]
     o = again.show("photodoodle-omnieditor", 1)
     assert o.lineage["dataset"] == {"name": "pairs", "version": 2, "manifest_hash": "abc"}
     assert o.lineage["config"] == {"rank": 128, "lr": 1e-4} and o.lineage["prefect_flow_run_id"] == "run-1"
     kinds = {m["name"]: m["kind"] for m in again.list()}
-    assert kinds == {"editlora-alice": "editlora", "photodoodle-merged-base": "merged-base",
-                     "photodoodle-omnieditor": "omnieditor-lora"}
+    assert kinds == {
+        "editlora-alice": "editlora",
+        "photodoodle-merged-base": "merged-base",
+        "photodoodle-omnieditor": "omnieditor-lora",
+    }
     assert [m["name"] for m in again.list(kind="editlora")] == ["editlora-alice"]
     assert lora.run_id != omni.run_id
 

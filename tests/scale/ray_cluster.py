@@ -30,36 +30,73 @@ class TwoNodeCluster:
     def __init__(self, cpus_per_node: int = 1) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-                    "RAY_USAGE_STATS_ENABLED": "0"}
+        self.temp = tempfile.mkdtemp(
+            prefix="ray", dir="/tmp"
+        )  # short: Ray's socket paths have a length limit
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
         self.cpus = cpus_per_node
         self.head: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
 
     def _common(self) -> list[str]:
-        return ["--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}", "--object-store-memory=150000000",
-                "--disable-usage-stats"]
+        return [
+            "--node-ip-address=127.0.0.1",
+            f"--num-cpus={self.cpus}",
+            "--object-store-memory=150000000",
+            "--disable-usage-stats",
+        ]
 
     def start(self) -> TwoNodeCluster:
         # Both nodes run with --block in process groups of their own, so stopping the cluster kills
         # exactly its processes (`ray stop` would also kill any other Ray on the machine, such as the
         # one a test process started with ray.init()).
-        self.head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={self.port}",
-                                      "--include-dashboard=false", f"--temp-dir={self.temp}", *self._common()],
-                                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.head = subprocess.Popen(
+            [
+                RAY,
+                "start",
+                "--head",
+                "--block",
+                f"--port={self.port}",
+                "--include-dashboard=false",
+                f"--temp-dir={self.temp}",
+                *self._common(),
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.wait_nodes(1)
-        self.worker = subprocess.Popen([RAY, "start", f"--address={self.address}", "--block",
-                                        '--resources={"second_node": 1}', *self._common()], env=self.env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.worker = subprocess.Popen(
+            [
+                RAY,
+                "start",
+                f"--address={self.address}",
+                "--block",
+                '--resources={"second_node": 1}',
+                *self._common(),
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.wait_nodes(2)
         return self
 
     def alive_nodes(self) -> int:
-        code = (f"import ray; ray.init(address='{self.address}', logging_level='ERROR'); "
-                "print(sum(n['Alive'] for n in ray.nodes()))")
-        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120)
+        code = (
+            f"import ray; ray.init(address='{self.address}', logging_level='ERROR'); "
+            "print(sum(n['Alive'] for n in ray.nodes()))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120
+        )
         return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
     def wait_nodes(self, n: int, timeout: float = 120) -> None:

@@ -43,9 +43,28 @@ def _workers(shards: str) -> set[str]:
 
 def _refresh(src, store, env, *extra):
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "refresh", "--source", src, "--dataset", "r", "--store", store,
-         "--samples-per-shard", "2", "--json", *extra],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "refresh",
+            "--source",
+            src,
+            "--dataset",
+            "r",
+            "--store",
+            store,
+            "--samples-per-shard",
+            "2",
+            "--json",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_refresh_on_a_two_node_cluster_survives_losing_a_node(cluster, tmp_path):
@@ -67,10 +86,27 @@ def test_refresh_on_a_two_node_cluster_survives_losing_a_node(cluster, tmp_path)
     assert len(workers) == 2 and all(w.startswith("ray:") for w in workers)  # both nodes built shards
     assert len(_stats(shards)) > before  # and work went on after the node was lost
     ref = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "refresh", "--source", src, "--dataset", "r", "--store", clean,
-         "--samples-per-shard", "2", "--json"], cwd=REPO, env={k: v for k, v in os.environ.items()
-                                                             if k != "RAY_ADDRESS"},
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "refresh",
+            "--source",
+            src,
+            "--dataset",
+            "r",
+            "--store",
+            clean,
+            "--samples-per-shard",
+            "2",
+            "--json",
+        ],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     want = json.loads(ref.stdout.strip().splitlines()[-1])
     assert got["samples_total"] == want["samples_total"] > 0
     a = DatasetStore(store, "r").read_table(1).sort_by("sample_id")

@@ -37,10 +37,19 @@ def _wait_http(url: str, timeout: float = 180) -> None:
 @pytest.fixture
 def prefect_server(tmp_path):
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-server"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     env.pop("PREFECT_API_URL", None)
-    p = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/api"
     try:
         _wait_http(f"{url}/health")
@@ -60,9 +69,15 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
     style = write_photodoodle_style(str(tmp_path / "pairs"), "alice", 6, seed=3)
     ingest_pairs(style, "alice", store, artist="alice")
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "DOODLEFLOW_STORE": store}
-    serve = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--source", src, "--dataset", "nightly"],
-                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "--source", src, "--dataset", "nightly"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         with temporary_settings({PREFECT_API_URL: prefect_server}):
             with get_client(sync_client=True) as client:
@@ -75,8 +90,17 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
                 assert {"train-pbe", "omnieditor", "train-artist", "ingest-pairs", "nightly-refresh"} <= names
                 nightly = next(d for d in client.read_deployments() if d.name == "nightly-refresh")
                 assert [s.schedule.cron for s in nightly.schedules] == ["0 3 * * *"]
-            run = run_deployment("photodoodle-train-artist/train-artist", timeout=900, parameters={
-                "artist": "alice", "dataset": "alice", "steps": 2, "cpus_per_worker": 0.5, "evaluate": False})
+            run = run_deployment(
+                "photodoodle-train-artist/train-artist",
+                timeout=900,
+                parameters={
+                    "artist": "alice",
+                    "dataset": "alice",
+                    "steps": 2,
+                    "cpus_per_worker": 0.5,
+                    "evaluate": False,
+                },
+            )
         assert run.state.is_completed(), run.state
         assert os.path.isdir(os.path.join(store, "loras", "alice"))
     finally:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from training.eval.clip import Clip, load_clip, tiny_clip
 from training.eval.inception import InceptionV3FID, tiny_inception
 
-TINY_NOTE = ("tiny random {what} (no weights given): the code path is the real one, the numbers mean nothing")
+TINY_NOTE = "tiny random {what} (no weights given): the code path is the real one, the numbers mean nothing"
 
 
 @dataclass
@@ -29,9 +29,15 @@ def _dir_or_tiny(given: str | None, home: str, name: str, build, what: str) -> t
     return path, TINY_NOTE.format(what=what)
 
 
-def load_eval_models(home: str, clip_dir: str | None = None, inception_dir: str | None = None,
-                     device: str = "cpu") -> EvalModels:
+def load_eval_models(
+    home: str, clip_dir: str | None = None, inception_dir: str | None = None, device: str = "cpu"
+) -> EvalModels:
     clip_dir, clip_note = _dir_or_tiny(clip_dir, home, "eval-tiny-clip", tiny_clip, "CLIP")
-    inc_dir, inc_note = _dir_or_tiny(inception_dir, home, "eval-tiny-inception", tiny_inception, "Inception-v3")
-    return EvalModels(load_clip(clip_dir, device), InceptionV3FID.from_pretrained(inc_dir, device),
-                      {"clip": clip_note, "inception": inc_note})
+    inc_dir, inc_note = _dir_or_tiny(
+        inception_dir, home, "eval-tiny-inception", tiny_inception, "Inception-v3"
+    )
+    return EvalModels(
+        load_clip(clip_dir, device),
+        InceptionV3FID.from_pretrained(inc_dir, device),
+        {"clip": clip_note, "inception": inc_note},
+    )

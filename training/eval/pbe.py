@@ -44,16 +44,29 @@ def repaint_all(model, rows: list[dict], steps: int, guidance: float, seed: int)
 
     outs = []
     for i, r in enumerate(rows):
-        x, m, ref = prepare(_img(r["target_jpeg"]), _img(r["mask_png"], "L"), _img(r["reference_jpeg"]),
-                            size=_img(r["target_jpeg"]).size[0], clip_size=model.clip_size)
+        x, m, ref = prepare(
+            _img(r["target_jpeg"]),
+            _img(r["mask_png"], "L"),
+            _img(r["reference_jpeg"]),
+            size=_img(r["target_jpeg"]).size[0],
+            clip_size=model.clip_size,
+        )
         y = paint(model, x, m, ref, steps=steps, guidance=guidance, seed=seed + i)
         arr = (y[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
         outs.append(Image.fromarray(arr))
     return outs
 
 
-def evaluate_pbe(model, rows: list[dict], models: EvalModels, out_dir: str, steps: int = 50,
-                 guidance: float = 5.0, seed: int = 0, gmm: str | None = None) -> dict:
+def evaluate_pbe(
+    model,
+    rows: list[dict],
+    models: EvalModels,
+    out_dir: str,
+    steps: int = 50,
+    guidance: float = 5.0,
+    seed: int = 0,
+    gmm: str | None = None,
+) -> dict:
     """Scores + grid for `rows` repainted by `model` (a loaded PbEModel); the quality score too when
     `gmm` (an .npz of GMM weights over the same features, see training/eval/quality.py) is given."""
     with torch.no_grad():
@@ -62,18 +75,33 @@ def evaluate_pbe(model, rows: list[dict], models: EvalModels, out_dir: str, step
     masks = [np.asarray(_img(r["mask_png"], "L")) >= 128 for r in rows]
     refs = [_img(r["reference_jpeg"]) for r in rows]
     clip_mean, clip_each = region_clip_score(outputs, masks, refs, models.clip)
-    metrics = {"region_clip_score": float(clip_mean),
-               "fid": float(fid(outputs, targets, models.inception)) if len(rows) > 1 else float("nan")}
+    metrics = {
+        "region_clip_score": float(clip_mean),
+        "fid": float(fid(outputs, targets, models.inception)) if len(rows) > 1 else float("nan"),
+    }
     if gmm:
         from training.eval.quality import load_gmm, quality_score
 
         metrics["quality_score"] = float(quality_score(outputs, load_gmm(gmm), models.inception)[0])
     os.makedirs(out_dir, exist_ok=True)
-    sources = [Image.fromarray((np.asarray(t) * (1 - m[..., None])).astype(np.uint8)) for t, m in zip(targets, masks,
-                                                                                                      strict=True)]
-    grid = sample_grid([[s, r, o, t] for s, r, o, t in zip(sources, refs, outputs, targets, strict=True)],
-                       ["source", "reference", "output", "target"], os.path.join(out_dir, "samples.png"))
-    per_sample = [{"sample_id": r["sample_id"], "region_clip_score": float(c)} for r, c in zip(rows, clip_each,
-                                                                                             strict=True)]
-    return {"metrics": metrics, "grid": grid, "n": len(rows), "per_sample": per_sample, "models": models.notes,
-            "outputs": outputs}
+    sources = [
+        Image.fromarray((np.asarray(t) * (1 - m[..., None])).astype(np.uint8))
+        for t, m in zip(targets, masks, strict=True)
+    ]
+    grid = sample_grid(
+        [[s, r, o, t] for s, r, o, t in zip(sources, refs, outputs, targets, strict=True)],
+        ["source", "reference", "output", "target"],
+        os.path.join(out_dir, "samples.png"),
+    )
+    per_sample = [
+        {"sample_id": r["sample_id"], "region_clip_score": float(c)}
+        for r, c in zip(rows, clip_each, strict=True)
+    ]
+    return {
+        "metrics": metrics,
+        "grid": grid,
+        "n": len(rows),
+        "per_sample": per_sample,
+        "models": models.notes,
+        "outputs": outputs,
+    }

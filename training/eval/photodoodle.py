@@ -18,8 +18,9 @@ from training.eval.grid import sample_grid
 from training.eval.models import EvalModels
 
 
-def heldout_pairs(store: str, dataset: str, version: int | None, limit: int,
-                  fraction: float = 0.1, seed: int = 0) -> tuple[list[dict], dict]:
+def heldout_pairs(
+    store: str, dataset: str, version: int | None, limit: int, fraction: float = 0.1, seed: int = 0
+) -> tuple[list[dict], dict]:
     """Up to `limit` held-out pairs (split by pair id); an artist set too small to hold any out is
     evaluated on its training pairs, and the result says so."""
     ds = DatasetStore(store, dataset)
@@ -27,8 +28,12 @@ def heldout_pairs(store: str, dataset: str, version: int | None, limit: int,
     t = ds.read_table(v, columns=["pair_id", "artist", "captions", "source_jpeg", "target_jpeg"])
     rows = sorted(t.to_pylist(), key=lambda r: r["pair_id"])
     held = [r for r in rows if is_heldout(r["pair_id"], fraction, seed)]
-    info = {"dataset": dataset, "version": v, "manifest_hash": ds.manifest(v)["content_hash"],
-            "heldout": bool(held)}
+    info = {
+        "dataset": dataset,
+        "version": v,
+        "manifest_hash": ds.manifest(v)["content_hash"],
+        "heldout": bool(held),
+    }
     return (held or rows)[:limit], info
 
 
@@ -36,8 +41,16 @@ def _img(buf: bytes) -> Image.Image:
     return Image.open(io.BytesIO(buf)).convert("RGB")
 
 
-def evaluate_doodle(model, card: dict, rows: list[dict], models: EvalModels, out_dir: str,
-                    steps: int = 20, guidance: float = 3.5, seed: int = 0) -> dict:
+def evaluate_doodle(
+    model,
+    card: dict,
+    rows: list[dict],
+    models: EvalModels,
+    out_dir: str,
+    steps: int = 20,
+    guidance: float = 3.5,
+    seed: int = 0,
+) -> dict:
     """Edit each held-out source with the artist's LoRA (`card`), score, and save the grid."""
     from training.photodoodle.generate import doodle
     from training.photodoodle.sampler import SampleConfig
@@ -48,8 +61,12 @@ def evaluate_doodle(model, card: dict, rows: list[dict], models: EvalModels, out
             path = os.path.join(tmp, f"{i}.jpg")
             with open(path, "wb") as f:
                 f.write(r["source_jpeg"])
-            sc = SampleConfig(steps=steps, guidance=guidance, seed=seed + i,
-                              max_sequence_length=card.get("max_sequence_length", 512))
+            sc = SampleConfig(
+                steps=steps,
+                guidance=guidance,
+                seed=seed + i,
+                max_sequence_length=card.get("max_sequence_length", 512),
+            )
             png, info = doodle(model, card, path, r["captions"][0], sc)
             outputs.append(_img(png))
             prompts.append(info["prompt"])
@@ -59,7 +76,14 @@ def evaluate_doodle(model, card: dict, rows: list[dict], models: EvalModels, out
     vs_src, _ = clip_img_score(outputs, sources, models.clip)
     vs_tgt, _ = clip_img_score(outputs, targets, models.clip)
     os.makedirs(out_dir, exist_ok=True)
-    grid = sample_grid([[s, p, o, t] for s, p, o, t in zip(sources, prompts, outputs, targets, strict=True)],
-                       ["source", "prompt", "output", "target"], os.path.join(out_dir, "samples.png"))
-    metrics = {"clip_text_score": float(text), "clip_img_source": float(vs_src), "clip_img_target": float(vs_tgt)}
+    grid = sample_grid(
+        [[s, p, o, t] for s, p, o, t in zip(sources, prompts, outputs, targets, strict=True)],
+        ["source", "prompt", "output", "target"],
+        os.path.join(out_dir, "samples.png"),
+    )
+    metrics = {
+        "clip_text_score": float(text),
+        "clip_img_source": float(vs_src),
+        "clip_img_target": float(vs_tgt),
+    }
     return {"metrics": metrics, "grid": grid, "n": len(rows), "models": models.notes, "prompts": prompts}

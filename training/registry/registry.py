@@ -92,8 +92,13 @@ def _digest(files: list[dict]) -> str:
 
 
 class Registry:
-    def __init__(self, home: str, artifact_root: str | None = None, tracking_uri: str | None = None,
-                 store: str | None = None) -> None:
+    def __init__(
+        self,
+        home: str,
+        artifact_root: str | None = None,
+        tracking_uri: str | None = None,
+        store: str | None = None,
+    ) -> None:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri or default_tracking_uri(home)
@@ -104,7 +109,9 @@ class Registry:
 
     # -- writing ---------------------------------------------------------------------------
     def experiment_id(self, kind: str) -> str:
-        return ensure_experiment(self.client, f"doodleflow-{kind}", f"{self.artifact_root.rstrip('/')}/{kind}")
+        return ensure_experiment(
+            self.client, f"doodleflow-{kind}", f"{self.artifact_root.rstrip('/')}/{kind}"
+        )
 
     def start_run(self, kind: str, run_name: str, params: dict | None = None) -> str:
         run = self.client.create_run(self.experiment_id(kind), run_name=run_name)
