@@ -76,39 +76,31 @@ def evaluate_and_register_pbe(
 ) -> dict:
     from training.common.rundir import RunDir
 
-    run_id = result["run_id"]
-    ran = (RunDir(store, "pbe", run_id).read_json("run.json") or {}).get("dataset", {})
+    ran = (RunDir(store, "pbe", result["run_id"]).read_json("run.json") or {}).get("dataset", {})
     lineage = dataset_lineage(store, dataset, ran.get("version") or version or None)
+
+    def run_eval(out_dir: str) -> dict:
+        return evaluate_pbe(result["checkpoint"], store, dataset, lineage["version"], out_dir, clip_dir,
+                            inception_dir, eval_samples, eval_steps)  # fmt: skip
+
+    return _evaluate_and_register(store, "pbe", result, f"pbe-{dataset}", "pbe-checkpoint", result["checkpoint"],
+                                  config, lineage, parent, run_eval if evaluate else None)  # fmt: skip
+
+
+def _evaluate_and_register(store: str, family: str, result: dict, name: str, kind: str, uri: str, config: dict,
+                           lineage: dict, parent: str | None, run_eval) -> dict:  # fmt: skip
+    """Evaluate (`run_eval(out_dir)`, unless None), then register with the metrics, the sample grid
+    and the loss curve; the evaluation files are published to `<store>/eval/<family>/<run id>/`."""
+    run_id = result["run_id"]
     metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
-    with eval_outputs(store, f"eval/pbe/{run_id}") as out:
-        if evaluate:
-            ev = evaluate_pbe(
-                result["checkpoint"],
-                store,
-                dataset,
-                lineage["version"],
-                out["dir"],
-                clip_dir,
-                inception_dir,
-                eval_samples,
-                eval_steps,
-            )
+    with eval_outputs(store, f"eval/{family}/{run_id}") as out:
+        if run_eval is not None:
+            ev = run_eval(out["dir"])
             metrics.update(ev["metrics"])
             images.append(ev["grid"])
-        images += _loss_png(store, "pbe", run_id, out["dir"])
-        reg = register_artifact(
-            f"pbe-{dataset}",
-            "pbe-checkpoint",
-            result["checkpoint"],
-            config,
-            lineage,
-            parent=parent,
-            metrics=metrics,
-            images=images,
-            curve=_curve(store, "pbe", run_id),
-            trained=("pbe", run_id),
-            store=store,
-        )
+        images += _loss_png(store, family, run_id, out["dir"])
+        reg = register_artifact(name, kind, uri, config, lineage, parent=parent, metrics=metrics, images=images,
+                                curve=_curve(store, family, run_id), trained=(family, run_id), store=store)  # fmt: skip
     return {**reg, "eval_dir": out["uri"]}
 
 
@@ -169,35 +161,13 @@ def evaluate_and_register_artist(
     eval_steps: int = 20,
     clip_dir: str | None = None,
 ) -> dict:
-    card, run_id = result["lora_card"], result["run_id"]
+    card = result["lora_card"]
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
-    metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
-    with eval_outputs(store, f"eval/editlora/{run_id}") as out:
-        if evaluate:
-            ev = evaluate_doodle(
-                card,
-                store,
-                card["dataset"],
-                lineage["version"],
-                out["dir"],
-                clip_dir,
-                eval_samples,
-                eval_steps,
-            )
-            metrics.update(ev["metrics"])
-            images.append(ev["grid"])
-        images += _loss_png(store, "editlora", run_id, out["dir"])
-        reg = register_artifact(
-            f"editlora-{card['artist']}",
-            "editlora",
-            card["dir"],
-            config,
-            lineage,
-            parent=_merged_parent(card.get("base_transformer")),
-            metrics=metrics,
-            images=images,
-            curve=_curve(store, "editlora", run_id),
-            trained=("editlora", run_id),
-            store=store,
-        )
-    return {**reg, "eval_dir": out["uri"]}
+
+    def run_eval(out_dir: str) -> dict:
+        return evaluate_doodle(card, store, card["dataset"], lineage["version"], out_dir, clip_dir, eval_samples,
+                               eval_steps)  # fmt: skip
+
+    return _evaluate_and_register(store, "editlora", result, f"editlora-{card['artist']}", "editlora", card["dir"],
+                                  config, lineage, _merged_parent(card.get("base_transformer")),
+                                  run_eval if evaluate else None)  # fmt: skip
