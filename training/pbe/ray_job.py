@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
-import sys
 from dataclasses import dataclass
 
 from data.store import DatasetStore
+from training.common.logs import log as _log
 from training.common.ray_utils import (
     arrow_filesystem,
     cpus_per_worker,
@@ -28,24 +27,6 @@ from training.common.tracking import make_tracker, tracking_config
 from training.pbe.config import TrainConfig
 
 FAMILY = "pbe"
-
-
-def _logger() -> logging.Logger:
-    # stderr: with --json the CLI's stdout must end with its JSON line, and Ray forwards worker
-    # stdout to the driver's stdout asynchronously. Own handler, no propagation: Ray configures
-    # the root logger in workers and would print every line twice.
-    log = logging.getLogger("doodleflow.train")
-    if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(asctime)s | %(message)s", "%H:%M:%S"))
-        log.addHandler(h)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    return log
-
-
-def _log(msg: str) -> None:
-    _logger().info(msg)
 
 
 @dataclass

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from data.store import DatasetStore
+from training.common.logs import log as train_log
 from training.common.rundir import RunDir
 from training.photodoodle.artifacts import (
     artist_lora_rel,
@@ -28,11 +28,6 @@ from training.photodoodle.model import default_tiny_root, resolve_source_dir
 
 PAIRS_KIND = "photodoodle-pairs"
 PLAIN_BASE = "plain"  # --base plain: EditLoRA on the unmerged base weights
-
-
-def log_stderr(msg: str) -> None:
-    # stderr: with --json the CLI's stdout must end with its JSON line.
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -89,7 +84,7 @@ def resolve_base(cfg: TrainConfig, log: Callable[[str], None]) -> TrainConfig:
     return cfg.replace(model={"source": dataclasses.replace(src, base_transformer=merged["transformer"])})
 
 
-def plan_job(cfg: TrainConfig, log: Callable[[str], None] = log_stderr) -> JobPlan:
+def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPlan:
     ds = DatasetStore(cfg.run.store, cfg.run.dataset)
     version = ds.resolve(cfg.run.version or None)
     m = ds.manifest(version)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from training.common.logs import log as train_log
 from training.common.ray_utils import (
     arrow_filesystem,
     cpus_per_worker,
@@ -21,7 +22,7 @@ from training.common.ray_utils import (
 from training.common.rundir import RunDir
 from training.common.tracking import make_tracker, tracking_config
 from training.photodoodle.config import TrainConfig
-from training.photodoodle.job import JobPlan, log_stderr, plan_job, publish_run_lora
+from training.photodoodle.job import JobPlan, plan_job, publish_run_lora
 
 
 def pair_stream(plan: JobPlan):
@@ -74,7 +75,7 @@ def train_loop_per_worker(config: dict) -> None:
     def publish(t, info: dict) -> dict:
         return publish_run_lora(cfg, plan["trigger"], t.model.transformer, info)
 
-    log = log_stderr if rank == 0 else (lambda msg: None)
+    log = train_log if rank == 0 else (lambda msg: None)
     run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
     tracker = (
         make_tracker(config.get("tracking"), cfg.family, run.run_id, config["train"]) if rank == 0 else None
@@ -94,7 +95,7 @@ def launch(
     ray_address: str | None = None,
     max_failures: int = 2,
     cpus: float | None = None,
-    log=log_stderr,
+    log=train_log,
 ) -> dict:
     """Run one LoRA job to `cfg.run.steps` and return its result.json (LoRA URI, steps, final loss...).
     `cpus` per worker: None sizes it to the cluster (ray_utils.cpus_per_worker)."""
