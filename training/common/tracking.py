@@ -6,18 +6,22 @@ resumed run or a restarted worker group continues the same MLflow run, and regis
 logged again: MLflow keeps both values of such a step (the first attempt's were lost with the
 crash), and the metric `resumed_from` marks where it happened.
 
-Tracking never stops training: if the tracking store is unreachable or busy (SQLite under several
-parallel jobs), the records wait and go with the next call, and one warning is printed.
+Tracking never slows or stops training: records are queued and a background thread sends them
+(batched, one call for whatever arrived meanwhile). If the tracking store is unreachable or busy
+(SQLite under several parallel jobs), the records wait for the next send, and one warning is printed.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 
 RUN_TAG = "doodleflow.run"
 KEYS = ("loss", "lr", "grad_norm", "samples_per_s", "step_time", "data_time", "mfu", "peak_mem_gib")
 log = logging.getLogger(__name__)
+_STOP = object()
 
 
 def experiment_name(family: str) -> str:
@@ -58,6 +62,8 @@ class Tracker:
         self.client = self.mlflow_run = None
         self.pending: list = []
         self.warned = False
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
 
     def _open(self) -> None:
         from mlflow import MlflowClient
@@ -84,14 +90,26 @@ class Tracker:
             self.client.log_batch(self.mlflow_run, params=params[i : i + 90])
 
     def log(self, rec: dict) -> None:
+        """Queue the record; the tracker's thread sends it, so a logged step never waits on MLflow."""
+        ms, step = int(rec.get("time", time.time()) * 1000), int(rec["step"])
+        keys = [*KEYS, "resumed_from"]
+        self.queue.put([(k, float(rec[k]), ms, step) for k in keys if isinstance(rec.get(k), (int, float))])
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._drain, name="mlflow-tracker", daemon=True)
+            self.thread.start()
+
+    def _drain(self) -> None:
+        """Send what has arrived in one batch; on failure keep it for the next arrival (or finish)."""
         from mlflow.entities import Metric
 
-        ms = int(rec.get("time", time.time()) * 1000)
-        self.pending += [Metric(k, float(rec[k]), ms, int(rec["step"])) for k in KEYS
-                         if isinstance(rec.get(k), (int, float))]  # fmt: skip
-        if "resumed_from" in rec:
-            self.pending.append(Metric("resumed_from", float(rec["resumed_from"]), ms, int(rec["step"])))
-        self._send()
+        stop = False
+        while not stop:
+            items = [self.queue.get()]
+            while not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            stop = _STOP in items
+            self.pending += [Metric(*m) for item in items if item is not _STOP for m in item]
+            self._send()
 
     def _send(self) -> None:
         try:
@@ -109,7 +127,10 @@ class Tracker:
 
     def finish(self, result: dict) -> None:
         """Last records, and the run's summary figures as tags; the run is ended FINISHED."""
-        self._send()
+        if self.thread is None:
+            return
+        self.queue.put(_STOP)
+        self.thread.join(timeout=120)
         if self.mlflow_run is None:
             return
         try:
