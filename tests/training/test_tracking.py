@@ -46,6 +46,15 @@ def test_steps_reach_mlflow_and_a_restart_continues_the_same_run(tmp_path):
     assert {m.step: m.value for m in hist}[8] == pytest.approx(1 / 8)
     assert find_run(client, "pbe", "other") is None
 
+    # A worker killed before its thread sent anything: the resumed run backfills the checkpointed
+    # steps (from metrics.jsonl) that MLflow lacks, then goes on live.
+    resumed = Tracker(uri, "pbe", "r2", params)
+    resumed.backfill(_records(range(1, 4)))
+    for rec in _records(range(4, 6), resumed_from=3):
+        resumed.log(rec)
+    resumed.finish({"steps": 5})
+    assert sorted(m.step for m in client.get_metric_history(resumed.mlflow_run, "loss")) == [1, 2, 3, 4, 5]
+
 
 def test_an_unreachable_server_never_blocks_a_step(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -38,6 +38,8 @@ class MetricsLog:
         self.run, self.tracker = run, tracker
         self.records = [r for r in self.load(run) if r["step"] <= resume_step] if resume_step else []
         self._pending_resume = resume_step or None
+        if tracker is not None and self.records:
+            tracker.backfill(self.records)
 
     @staticmethod
     def load(run: RunDir) -> list[dict]:

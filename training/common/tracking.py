@@ -91,12 +91,28 @@ class Tracker:
 
     def log(self, rec: dict) -> None:
         """Queue the record; the tracker's thread sends it, so a logged step never waits on MLflow."""
-        ms, step = int(rec.get("time", time.time()) * 1000), int(rec["step"])
-        keys = [*KEYS, "resumed_from"]
-        self.queue.put([(k, float(rec[k]), ms, step) for k in keys if isinstance(rec.get(k), (int, float))])
+        self.queue.put(_metrics(rec))
+        self._start()
+
+    def backfill(self, records: list[dict]) -> None:
+        """On resume: the checkpointed steps the MLflow run does not have yet (a killed worker's
+        thread may not have sent them) are sent first, so the MLflow curve has every step."""
+        self.queue.put(("backfill", records))
+        self._start()
+
+    def _start(self) -> None:
         if self.thread is None:
             self.thread = threading.Thread(target=self._drain, name="mlflow-tracker", daemon=True)
             self.thread.start()
+
+    def _missing(self, records: list[dict]) -> list[tuple]:
+        try:
+            if self.mlflow_run is None:
+                self._open()
+            have = {m.step for m in self.client.get_metric_history(self.mlflow_run, "loss")}
+        except Exception:  # unreachable: _send warns and keeps them
+            have = set()
+        return [m for r in records if int(r["step"]) not in have for m in _metrics(r)]
 
     def _drain(self) -> None:
         """Send what has arrived in one batch; on failure keep it for the next arrival (or finish)."""
@@ -108,7 +124,10 @@ class Tracker:
             while not self.queue.empty():
                 items.append(self.queue.get_nowait())
             stop = _STOP in items
-            self.pending += [Metric(*m) for item in items if item is not _STOP for m in item]
+            for item in items:
+                if isinstance(item, tuple):  # ("backfill", records)
+                    item = self._missing(item[1])
+                self.pending += [Metric(*m) for m in item] if item is not _STOP else []
             self._send()
 
     def _send(self) -> None:
@@ -140,6 +159,14 @@ class Tracker:
             self.client.set_terminated(self.mlflow_run, "FINISHED")
         except Exception as e:
             log.warning("MLflow tracking at %s: could not close the run (%s)", self.uri, e)
+
+
+def _metrics(rec: dict) -> list[tuple]:
+    """(key, value, timestamp ms, step) of a record's numeric metrics."""
+    ms, step = int(rec.get("time", time.time()) * 1000), int(rec["step"])
+    return [
+        (k, float(rec[k]), ms, step) for k in (*KEYS, "resumed_from") if isinstance(rec.get(k), (int, float))
+    ]
 
 
 def tracking_config(store: str | None = None) -> dict:
