@@ -15,16 +15,13 @@ from flows import runtime
 
 
 def _log_curve(reg, run_id: str, records: list[dict]) -> None:
-    """Replay the run's per-step metrics (rank 0 wrote them) into its MLflow run, step by step."""
+    """Replay a run's per-step metrics (from its metrics.jsonl) into an MLflow run: only for runs
+    trained without live tracking (training/common/tracking.py)."""
     from mlflow.entities import Metric
 
-    keys = ("loss", "lr", "samples_per_s", "step_time", "data_time", "mfu", "peak_mem_gib")
-    batch = [
-        Metric(k, float(r[k]), 0, int(r["step"]))
-        for r in records
-        for k in keys
-        if isinstance(r.get(k), (int, float))
-    ]
+    from training.common.tracking import record_metrics
+
+    batch = [Metric(*m) for r in records for m in record_metrics(r)]
     for i in range(0, len(batch), 900):  # MLflow caps a batch at 1000 metrics
         reg.client.log_batch(run_id, metrics=batch[i : i + 900])
 

@@ -91,7 +91,7 @@ class Tracker:
 
     def log(self, rec: dict) -> None:
         """Queue the record; the tracker's thread sends it, so a logged step never waits on MLflow."""
-        self.queue.put(_metrics(rec))
+        self.queue.put(record_metrics(rec))
         self._start()
 
     def backfill(self, records: list[dict]) -> None:
@@ -112,7 +112,7 @@ class Tracker:
             have = {m.step for m in self.client.get_metric_history(self.mlflow_run, "loss")}
         except Exception:  # unreachable: _send warns and keeps them
             have = set()
-        return [m for r in records if int(r["step"]) not in have for m in _metrics(r)]
+        return [m for r in records if int(r["step"]) not in have for m in record_metrics(r)]
 
     def _drain(self) -> None:
         """Send what has arrived in one batch; on failure keep it for the next arrival (or finish)."""
@@ -161,7 +161,7 @@ class Tracker:
             log.warning("MLflow tracking at %s: could not close the run (%s)", self.uri, e)
 
 
-def _metrics(rec: dict) -> list[tuple]:
+def record_metrics(rec: dict) -> list[tuple]:
     """(key, value, timestamp ms, step) of a record's numeric metrics."""
     ms, step = int(rec.get("time", time.time()) * 1000), int(rec["step"])
     return [
