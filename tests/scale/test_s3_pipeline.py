@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -89,7 +90,9 @@ def test_demo_pipeline_on_s3_leaves_only_caches_locally(
     assert not stray, f"results written to local disk: {sorted({f.split('/')[0] for f in stray})} {stray[:5]}"
 
     # A rerun with nothing new (the nightly case) makes no version and skips every training stage.
+    t0 = time.monotonic()
     again = _demo(env, os.path.join(artifacts_dir, "s3-demo-rerun.log"))
+    assert time.monotonic() - t0 < 120  # seconds of flow time (~8 s here) plus the CLI's start-up
     assert again["refresh"]["version"] == out["refresh"]["version"] and again["refresh"]["samples_new"] == 0
     assert again["pbe"]["skipped"] and again["omnieditor"]["skipped"] and again["artists"]["skipped"]
     assert again["pbe"]["registered"] == out["pbe"]["registered"]
