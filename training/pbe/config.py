@@ -6,11 +6,10 @@ everything that changes what is learned, so `--resume` finds the same run direct
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+from training.common.config import SectionedConfig, short_hash
 
 ModelKind = Literal["tiny", "sd1", "pbe"]
 
@@ -107,15 +106,12 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(SectionedConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -132,11 +128,6 @@ class TrainConfig:
             run=RunConfig(**d.get("run", {})),
         )
 
-    def replace(self, **sections) -> TrainConfig:
-        """Copy with some fields changed, e.g. `cfg.replace(run={"steps": 10})`."""
-        out = {k: dataclasses.replace(getattr(self, k), **v) for k, v in sections.items()}
-        return dataclasses.replace(self, **out)
-
     def config_hash(self) -> str:
         """Hash of what changes the learned weights; steps, workers and logging are left out so a
         resumed run may train longer or on another cluster size."""
@@ -149,7 +140,7 @@ class TrainConfig:
             "optim": asdict(self.optim),
             "data": {k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask")},
         }
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+        return short_hash(ident)
 
     def run_id(self) -> str:
         return self.run.run_name or f"{self.run.dataset}-v{self.run.version}-{self.config_hash()}"

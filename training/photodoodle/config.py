@@ -9,11 +9,10 @@ Rank per stage: OmniEditor high (128, the rank of the released `pretrain.safeten
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+from training.common.config import SectionedConfig, short_hash
 
 Stage = Literal["omnieditor", "editlora"]
 Preset = Literal["tiny", "flux-dev"]
@@ -126,7 +125,7 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(SectionedConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -144,9 +143,6 @@ class TrainConfig:
             data=DataConfig(**PRESET_DATA[preset]),
             run=RunConfig(stage=stage, **run),
         )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -170,11 +166,6 @@ class TrainConfig:
             run=RunConfig(**d.get("run", {})),
         )
 
-    def replace(self, **sections) -> TrainConfig:
-        """Copy with some fields changed, e.g. `cfg.replace(run={"steps": 10})`."""
-        out = {k: dataclasses.replace(getattr(self, k), **v) for k, v in sections.items()}
-        return dataclasses.replace(self, **out)
-
     def config_hash(self) -> str:
         """Hash of what changes the learned weights (not steps, workers or logging), so a resumed
         run may train longer or on another cluster size."""
@@ -195,7 +186,7 @@ class TrainConfig:
             "optim": asdict(self.optim),
             "data": data,
         }
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+        return short_hash(ident)
 
     @property
     def family(self) -> str:
