@@ -10,11 +10,12 @@ import hashlib
 import os
 
 from data.fsutil import filesystem
+from training.common.home import home
 from training.common.publish import publish_dir
 
 
 def cache_root() -> str:
-    return os.path.join(os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow")), "cache", "store")
+    return os.path.join(home(), "cache", "store")
 
 
 def local_dir(uri: str, marker: str = "config.json") -> str:

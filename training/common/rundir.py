@@ -118,11 +118,20 @@ def _read_tensors(fs, d: str, name: str, state: dict) -> dict[str, torch.Tensor]
     return tensors_from_bytes(data)
 
 
+def read_checkpoint_state(uri: str) -> dict:
+    """A checkpoint's state.json (step, config, file hashes) without its tensors."""
+    fs, path = filesystem(uri)
+    try:
+        return json.loads(fs.cat_file(join(path, STATE)))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{uri}: not a run checkpoint (no {STATE})") from e
+
+
 def read_checkpoint_uri(uri: str, optimizer: bool = False) -> tuple[dict, dict | None, dict]:
     """Read a checkpoint given its directory URI (.../runs/<family>/<run>/checkpoints/step-NNNNNN),
     verifying each file against the hash recorded in state.json."""
     fs, path = filesystem(uri)
-    state = json.loads(fs.cat_file(join(path, STATE)))
+    state = read_checkpoint_state(uri)
     return (
         _read_tensors(fs, path, "model.safetensors", state),
         (_read_tensors(fs, path, "optimizer.safetensors", state) if optimizer else None),

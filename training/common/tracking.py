@@ -18,6 +18,8 @@ import queue
 import threading
 import time
 
+from training.common.home import home
+
 RUN_TAG = "doodleflow.run"
 KEYS = ("loss", "lr", "grad_norm", "samples_per_s", "step_time", "data_time", "mfu", "peak_mem_gib")
 log = logging.getLogger(__name__)
@@ -68,14 +70,14 @@ class Tracker:
     def _open(self) -> None:
         from mlflow import MlflowClient
 
-        from training.registry.registry import default_artifact_root, ensure_experiment, flatten
+        from training.registry.registry import default_artifact_root, ensure_experiment, log_params
 
         self.client = MlflowClient(tracking_uri=self.uri)
         found = find_run(self.client, self.family, self.run_id)
         if found:
             self.mlflow_run = found
             return
-        root = self.artifact_root or default_artifact_root(".doodleflow")
+        root = self.artifact_root or default_artifact_root(home())
         exp = ensure_experiment(
             self.client, experiment_name(self.family), f"{root.rstrip('/')}/train-{self.family}"
         )
@@ -83,11 +85,7 @@ class Tracker:
             exp, run_name=self.run_id, tags={RUN_TAG: run_key(self.family, self.run_id)}
         )
         self.mlflow_run = run.info.run_id
-        from mlflow.entities import Param
-
-        params = [Param(k, str(v)[:6000]) for k, v in flatten(self.params).items()]
-        for i in range(0, len(params), 90):  # MLflow caps a batch at 100 params
-            self.client.log_batch(self.mlflow_run, params=params[i : i + 90])
+        log_params(self.client, self.mlflow_run, self.params)
 
     def log(self, rec: dict) -> None:
         """Queue the record; the tracker's thread sends it, so a logged step never waits on MLflow."""
@@ -125,9 +123,10 @@ class Tracker:
                 items.append(self.queue.get_nowait())
             stop = _STOP in items
             for item in items:
-                if isinstance(item, tuple):  # ("backfill", records)
-                    item = self._missing(item[1])
-                self.pending += [Metric(*m) for m in item] if item is not _STOP else []
+                if item is _STOP:
+                    continue
+                metrics = self._missing(item[1]) if isinstance(item, tuple) else item  # tuple: a backfill
+                self.pending += [Metric(*m) for m in metrics]
             self._send()
 
     def _send(self) -> None:
@@ -172,12 +171,9 @@ def record_metrics(rec: dict) -> list[tuple]:
 def tracking_config(store: str | None = None) -> dict:
     """What the driver hands its workers: the tracking URI resolved here (MLFLOW_TRACKING_URI, else
     the SQLite store under DOODLEFLOW_HOME), so workers on other nodes log to the same place."""
-    import os
-
     from training.registry.registry import default_artifact_root, default_tracking_uri
 
-    home = os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow"))
-    return {"uri": default_tracking_uri(home), "artifact_root": default_artifact_root(home, store)}
+    return {"uri": default_tracking_uri(home()), "artifact_root": default_artifact_root(home(), store)}
 
 
 def make_tracker(tracking: dict | None, family: str, run_id: str, params: dict) -> Tracker | None:

@@ -12,6 +12,7 @@ import os
 import torch
 from torch import nn
 
+from training.common.home import home
 from training.pbe.config import ModelSource
 
 
@@ -187,7 +188,7 @@ def _processor(path: str):
 
 
 def default_tiny_root() -> str:
-    return os.path.join(os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow")), "models")
+    return os.path.join(home(), "models")
 
 
 def resolve_source_dir(source: ModelSource) -> str | None:
@@ -228,14 +229,9 @@ def init_source(checkpoint: str, ref: str | None = None, sha256: str | None = No
     the architecture match), with its trained weights on top. A chain of fine-tunes collapses: the
     checkpoint holds every trainable weight, so only the newest init matters."""
     import dataclasses
-    import json
 
-    from data.fsutil import filesystem, join
+    from training.common.rundir import read_checkpoint_state
 
-    fs, path = filesystem(checkpoint)
-    state_file = join(path, "state.json")
-    if not fs.exists(state_file):
-        raise FileNotFoundError(f"{checkpoint}: not a Paint-by-Example run checkpoint (no state.json)")
-    state = json.loads(fs.cat_file(state_file))
+    state = read_checkpoint_state(checkpoint)
     base = ModelSource(**state["config"]["model"]["source"])
     return dataclasses.replace(base, init_from=checkpoint, init_model=ref, init_sha256=sha256)

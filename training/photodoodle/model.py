@@ -11,6 +11,7 @@ import os
 
 import torch
 
+from training.common.home import home
 from training.photodoodle.config import ModelSource
 
 
@@ -99,7 +100,7 @@ class PhotoDoodleModel:
 
 # -- loading ------------------------------------------------------------------------------------
 def default_tiny_root() -> str:
-    return os.path.join(os.path.abspath(os.environ.get("DOODLEFLOW_HOME", ".doodleflow")), "models")
+    return os.path.join(home(), "models")
 
 
 def resolve_source_dir(source: ModelSource) -> str:

@@ -115,8 +115,7 @@ class Registry:
 
     def start_run(self, kind: str, run_name: str, params: dict | None = None) -> str:
         run = self.client.create_run(self.experiment_id(kind), run_name=run_name)
-        for k, v in flatten(params or {}).items():
-            self.client.log_param(run.info.run_id, k, str(v)[:6000])
+        log_params(self.client, run.info.run_id, params or {})
         return run.info.run_id
 
     def register(
@@ -251,6 +250,15 @@ class Registry:
         if verify:
             verify_files(reg.uri, reg.lineage["files"])
         return reg
+
+
+def log_params(client, run_id: str, params: dict) -> None:
+    """A nested config as flat `section.key` parameters, in batches (MLflow caps one at 100)."""
+    from mlflow.entities import Param
+
+    flat = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+    for i in range(0, len(flat), 90):
+        client.log_batch(run_id, params=flat[i : i + 90])
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
