@@ -170,10 +170,16 @@ def record_metrics(rec: dict) -> list[tuple]:
 
 def tracking_config(store: str | None = None) -> dict:
     """What the driver hands its workers: the tracking URI resolved here (MLFLOW_TRACKING_URI, else
-    the SQLite store under DOODLEFLOW_HOME), so workers on other nodes log to the same place."""
-    from training.registry.registry import default_artifact_root, default_tracking_uri
+    the SQLite store under DOODLEFLOW_HOME), so workers on other nodes log to the same place, and
+    the tracking store ready to use."""
+    from training.registry.registry import Registry
 
-    return {"uri": default_tracking_uri(home()), "artifact_root": default_artifact_root(home(), store)}
+    reg = Registry(home(), store=store)
+    # Create (or migrate) the tracking store here, before any worker exists: MLflow builds a SQLite
+    # store's schema in many steps, and a worker killed halfway (or two processes racing to build
+    # it) would leave it unusable.
+    reg.client.search_experiments(max_results=1)
+    return {"uri": reg.tracking_uri, "artifact_root": reg.artifact_root}
 
 
 def make_tracker(tracking: dict | None, family: str, run_id: str, params: dict) -> Tracker | None:
