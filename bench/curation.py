@@ -37,15 +37,14 @@ import numpy as np
 import simplejpeg
 import torch
 import torch.nn.functional as F
+from doodleflow.data import builder
+from doodleflow.data.builder import BoxJob, ImageJob, Plan, build_image, plan_sample
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.imageio import encode_jpeg, encode_png_gray
+from doodleflow.data.rng import sample_seed
+from doodleflow.data.samples import real_photos
+from doodleflow.data.synthetic import random_box, synthetic_image
 from PIL import Image, ImageDraw
-
-from data import builder
-from data.builder import BoxJob, ImageJob, Plan, build_image, plan_sample
-from data.config import CurationConfig
-from data.imageio import encode_jpeg, encode_png_gray
-from data.rng import sample_seed
-from data.samples import real_photos
-from data.synthetic import random_box, synthetic_image
 
 TARGET_VS_BASELINE = 2.5
 TARGET_VS_FLOOR = 1.6

@@ -27,14 +27,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from training.common.mfu import count_flops, mfu, peak_flops, peak_memory_gib
+from doodleflow.training.common.mfu import count_flops, mfu, peak_flops, peak_memory_gib
 
 
 def _transformer(size: str, device: torch.device):
     """The transformer built in place: full size directly in bf16 on the GPU (23.8 GB, no fp32 copy)."""
     from diffusers import FluxTransformer2DModel
-
-    from training.photodoodle.presets import FLUX_DEV_TRANSFORMER, TINY_TRANSFORMER
+    from doodleflow.training.photodoodle.presets import FLUX_DEV_TRANSFORMER, TINY_TRANSFORMER
 
     cfg = FLUX_DEV_TRANSFORMER if size == "full" else TINY_TRANSFORMER
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -50,11 +49,10 @@ def _transformer(size: str, device: torch.device):
 
 def _trainer(size: str, device: torch.device, rank: int, checkpointing: bool, height: int, width: int):
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
-
-    from training.photodoodle.config import TrainConfig
-    from training.photodoodle.model import PhotoDoodleModel, quiet_hf
-    from training.photodoodle.presets import SCHEDULER
-    from training.photodoodle.trainer import PhotoDoodleTrainer
+    from doodleflow.training.photodoodle.config import TrainConfig
+    from doodleflow.training.photodoodle.model import PhotoDoodleModel, quiet_hf
+    from doodleflow.training.photodoodle.presets import SCHEDULER
+    from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
     quiet_hf()
     parts = dict(vae=None, text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None)
@@ -74,8 +72,8 @@ def _trainer(size: str, device: torch.device, rank: int, checkpointing: bool, he
 
 def _encoded(trainer, batch_size: int, height: int, width: int, text_len: int):
     """Random latents and text embeddings of the shapes the cache serves."""
-    from training.photodoodle.forward import TextCondition
-    from training.photodoodle.loss import EncodedBatch
+    from doodleflow.training.photodoodle.forward import TextCondition
+    from doodleflow.training.photodoodle.loss import EncodedBatch
 
     c = trainer.model.transformer.config
     g = torch.Generator().manual_seed(0)
@@ -95,8 +93,9 @@ def photodoodle_cases(size: str, batch_size: int, resolution: int, device: torch
                       checkpointing: bool | None = None, rank: int | None = None) -> list:  # fmt: skip
     """bench/train_step.py's model entry. `resolution` is the width; the height is 1.5x (the
     reference's 768x512 h x w); the T5 length is the preset's (512 full, 32 tiny)."""
+    from doodleflow.training.photodoodle.config import PRESET_DATA, STAGE_RANK
+
     from bench.train_step import Case
-    from training.photodoodle.config import PRESET_DATA, STAGE_RANK
 
     width, height = resolution, resolution * 3 // 2
     text_len = PRESET_DATA["flux-dev" if size == "full" else "tiny"]["max_sequence_length"]
@@ -117,12 +116,11 @@ def flops_only(height: int, width: int, text_len: int = 512, rank: int = 16) -> 
     """Full-size model FLOPs per sample on the meta device (no memory, no GPU): the transformer's
     forward on [target | condition] tokens, and forward + backward with the LoRA as trained."""
     from diffusers import FluxTransformer2DModel
-
-    from training.photodoodle.config import ConditionConfig, LoraSettings
-    from training.photodoodle.forward import TextCondition, predict
-    from training.photodoodle.lora import add_lora
-    from training.photodoodle.presets import FLUX_DEV_TRANSFORMER
-    from training.photodoodle.tokens import sequence_ids
+    from doodleflow.training.photodoodle.config import ConditionConfig, LoraSettings
+    from doodleflow.training.photodoodle.forward import TextCondition, predict
+    from doodleflow.training.photodoodle.lora import add_lora
+    from doodleflow.training.photodoodle.presets import FLUX_DEV_TRANSFORMER
+    from doodleflow.training.photodoodle.tokens import sequence_ids
 
     h, w = height // 8, width // 8
     n = (h // 2) * (w // 2)

@@ -18,8 +18,8 @@ import time
 
 os.environ.setdefault("DOODLEFLOW_HOME", tempfile.mkdtemp(prefix="doodleflow-reliability-"))
 
-from data.synthetic import bbox_row, make_source, write_bbox_csv
-from flows import runtime  # noqa: F401  (environment defaults)
+from doodleflow.data.synthetic import bbox_row, make_source, write_bbox_csv
+from doodleflow.flows import runtime  # noqa: F401  (environment defaults)
 
 BAD_KINDS = [
     "missing_image",
@@ -65,7 +65,7 @@ def make_tree(root: str, samples: int, bad_fraction: float, seed: int = 0) -> di
 
 
 def refresh(src: str, store: str) -> tuple[dict, float]:
-    from flows.dataset_refresh import dataset_refresh
+    from doodleflow.flows.dataset_refresh import dataset_refresh
 
     t0 = time.perf_counter()
     s = dataset_refresh(source=src, dataset="rel", store=store)

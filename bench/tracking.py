@@ -62,9 +62,8 @@ def main() -> None:
     ap.add_argument("--json")
     a = ap.parse_args()
     import mlflow
+    from doodleflow.training.common.tracking import Tracker
     from mlflow import MlflowClient
-
-    from training.common.tracking import Tracker
 
     tmp = tempfile.mkdtemp(prefix="doodleflow-bench-tracking-")
     uri = f"sqlite:///{tmp}/mlflow.db"

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from training.common.mfu import mfu, peak_flops, peak_memory_gib
+from doodleflow.training.common.mfu import mfu, peak_flops, peak_memory_gib
 
 
 @dataclass
@@ -37,9 +37,9 @@ class Case:
 
 # -- Paint-by-Example ------------------------------------------------------------------------------
 def _pbe_trainer(size: str, resolution: int, device: torch.device, checkpointing: bool | None):
-    from training.pbe.config import TrainConfig
-    from training.pbe.model import PbEModel, quiet_hf
-    from training.pbe.presets import (
+    from doodleflow.training.pbe.config import TrainConfig
+    from doodleflow.training.pbe.model import PbEModel, quiet_hf
+    from doodleflow.training.pbe.presets import (
         CLIP_L14,
         SD1_UNET,
         SD1_VAE,
@@ -48,7 +48,7 @@ def _pbe_trainer(size: str, resolution: int, device: torch.device, checkpointing
         TINY_VAE,
         random_components,
     )
-    from training.pbe.trainer import PbETrainer
+    from doodleflow.training.pbe.trainer import PbETrainer
 
     quiet_hf()
     cfgs = (SD1_UNET, SD1_VAE, CLIP_L14) if size == "full" else (TINY_UNET, TINY_VAE, TINY_CLIP)
@@ -62,7 +62,7 @@ def _pbe_trainer(size: str, resolution: int, device: torch.device, checkpointing
 
 
 def _pbe_batch(trainer, batch_size: int, resolution: int):
-    from training.pbe.data import PixelBatch
+    from doodleflow.training.pbe.data import PixelBatch
 
     g = torch.Generator().manual_seed(0)
     dev, s = trainer.device, trainer.model.clip_size
@@ -94,11 +94,10 @@ def pbe_flops(size: str, resolution: int) -> dict:
     """Model FLOPs per training sample counted on the meta device (no memory, no GPU needed)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
+    from doodleflow.training.common.mfu import count_flops
+    from doodleflow.training.pbe.model import Denoiser
+    from doodleflow.training.pbe.presets import CLIP_L14, SD1_UNET, SD1_VAE, TINY_CLIP, TINY_UNET, TINY_VAE
     from transformers import CLIPVisionConfig
-
-    from training.common.mfu import count_flops
-    from training.pbe.model import Denoiser
-    from training.pbe.presets import CLIP_L14, SD1_UNET, SD1_VAE, TINY_CLIP, TINY_UNET, TINY_VAE
 
     unet_cfg, vae_cfg, clip_cfg = (
         (SD1_UNET, SD1_VAE, CLIP_L14) if size == "full" else (TINY_UNET, TINY_VAE, TINY_CLIP)

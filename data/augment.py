@@ -24,9 +24,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # otherwise every import
 import albumentations as A
 import cv2
 import numpy as np
-
-from data.config import SampleConfig
-from data.imageio import halve_to_within_2x
+from doodleflow.data.config import SampleConfig
+from doodleflow.data.imageio import halve_to_within_2x
 
 
 @functools.lru_cache(maxsize=8)

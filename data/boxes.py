@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from data.config import BoxFilterConfig
+from doodleflow.data.config import BoxFilterConfig
 
 QUARANTINE_COLUMNS = ["file", "line", "image_id", "label", "sample_id", "reason", "detail"]
 

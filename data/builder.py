@@ -12,13 +12,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from data.augment import augment_reference
-from data.config import CurationConfig
-from data.geometry import PixelBox, box_to_pixels, extend_box, pad_box, scale_box, square_crop
-from data.imageio import dct_divisor, decode_rgb, encode_jpeg, encode_png_gray, image_size, resize
-from data.mask import bezier_polygon, output_mask
-from data.rng import SampleRng
+from doodleflow.data.augment import augment_reference
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.geometry import PixelBox, box_to_pixels, extend_box, pad_box, scale_box, square_crop
+from doodleflow.data.imageio import dct_divisor, decode_rgb, encode_jpeg, encode_png_gray, image_size, resize
+from doodleflow.data.mask import bezier_polygon, output_mask
+from doodleflow.data.rng import SampleRng
 
 BUILDER_VERSION = "3"  # bump when sample bytes change for the same config; part of every shard key
 # 2: bilinear after 2x2-box halving instead of INTER_AREA, power-of-two DCT scales only, per-sample scale.

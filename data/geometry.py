@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from data.rng import SampleRng
+from doodleflow.data.rng import SampleRng
 
 
 class PixelBox(NamedTuple):

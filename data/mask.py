@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from doodleflow.data.geometry import PixelBox
+from doodleflow.data.imageio import halvings, resize
+from doodleflow.data.rng import SampleRng
 from PIL import Image, ImageDraw
-
-from data.geometry import PixelBox
-from data.imageio import halvings, resize
-from data.rng import SampleRng
 
 Point = tuple[float, float]
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from data.errors import InputError
-from data.fsutil import filesystem, join
+from doodleflow.data.errors import InputError
+from doodleflow.data.fsutil import filesystem, join
 
 REQUIRED_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 OPTIONAL_COLUMNS = ("IsGroupOf", "IsDepiction")

@@ -17,18 +17,17 @@ import uuid
 from collections import Counter
 
 import pyarrow as pa
-
-from data.errors import InputError
-from data.pairs_build import build_pairs_unit, make_units
-from data.pairs_schema import (
+from doodleflow.data.errors import InputError
+from doodleflow.data.pairs_build import build_pairs_unit, make_units
+from doodleflow.data.pairs_schema import (
     PAIR_INPUTS_SCHEMA,
     PAIRS_BUILDER_VERSION,
     PAIRS_SCHEMA_VERSION,
     parquet_bytes,
     quarantine_table,
 )
-from data.pairs_source import PairPlan, plan_pairs
-from data.store import DatasetStore
+from doodleflow.data.pairs_source import PairPlan, plan_pairs
+from doodleflow.data.store import DatasetStore
 
 KIND = "photodoodle-pairs"
 

@@ -12,11 +12,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from data.fsutil import filesystem
-from data.imageio import UnreadableImage, decode_rgb, encode_jpeg
-from data.pairs_schema import PAIRS_BUILDER_VERSION, pairs_table, parquet_bytes
-from data.pairs_source import PairJob, reject_row
-from data.store import DatasetStore
+from doodleflow.data.fsutil import filesystem
+from doodleflow.data.imageio import UnreadableImage, decode_rgb, encode_jpeg
+from doodleflow.data.pairs_schema import PAIRS_BUILDER_VERSION, pairs_table, parquet_bytes
+from doodleflow.data.pairs_source import PairJob, reject_row
+from doodleflow.data.store import DatasetStore
 
 JPEG_QUALITY = 95  # only for inputs that are not JPEG already (PNG); JPEGs are stored as read
 ASPECT_TOLERANCE = 0.02  # target and source must show the same frame, give or take a resize

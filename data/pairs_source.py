@@ -21,9 +21,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from data.errors import InputError
-from data.fsutil import filesystem, join
-from data.names import validate_name
+from doodleflow.data.errors import InputError
+from doodleflow.data.fsutil import filesystem, join
+from doodleflow.data.names import validate_name
 
 META = "meta.jsonl"
 CAPTION_KEYS = ("text", "caption", "prompt")

@@ -12,14 +12,13 @@ import posixpath
 from dataclasses import dataclass
 
 import pandas as pd
-
-from data.boxes import QUARANTINE_COLUMNS, BoxTriage, triage_boxes
-from data.builder import BUILDER_VERSION, BoxJob, ImageJob
-from data.config import CurationConfig
-from data.errors import InputError
-from data.fsutil import filesystem
-from data.openimages import locate_source, read_bbox_csv, read_class_descriptions
-from data.rng import sample_seed
+from doodleflow.data.boxes import QUARANTINE_COLUMNS, BoxTriage, triage_boxes
+from doodleflow.data.builder import BUILDER_VERSION, BoxJob, ImageJob
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.errors import InputError
+from doodleflow.data.fsutil import filesystem
+from doodleflow.data.openimages import locate_source, read_bbox_csv, read_class_descriptions
+from doodleflow.data.rng import sample_seed
 
 IMAGE_EXTS = (".jpg", ".jpeg")
 

@@ -22,16 +22,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from data.boxes import QUARANTINE_COLUMNS
-from data.builder import BUILDER_VERSION
-from data.config import CurationConfig
-from data.faults import failpoint
-from data.fsutil import atomic_write, join
-from data.plan import InputPlan
-from data.schema import INPUTS_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION, parquet_bytes
-from data.split import heldout_split
-from data.store import DatasetStore
+from doodleflow.data.boxes import QUARANTINE_COLUMNS
+from doodleflow.data.builder import BUILDER_VERSION
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.faults import failpoint
+from doodleflow.data.fsutil import atomic_write, join
+from doodleflow.data.plan import InputPlan
+from doodleflow.data.schema import INPUTS_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION, parquet_bytes
+from doodleflow.data.split import heldout_split
+from doodleflow.data.store import DatasetStore
 
 
 @dataclass

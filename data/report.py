@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import pyarrow.compute as pc
-
-from data.store import DatasetStore
+from doodleflow.data.store import DatasetStore
 
 
 def label_counts(ds: DatasetStore, version: int) -> dict[str, int]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from data.builder import build_image
-from data.config import CurationConfig
-from data.fsutil import filesystem
-from data.plan import WorkUnit
-from data.schema import parquet_bytes, samples_table
-from data.store import DatasetStore
+from doodleflow.data.builder import build_image
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.fsutil import filesystem
+from doodleflow.data.plan import WorkUnit
+from doodleflow.data.schema import parquet_bytes, samples_table
+from doodleflow.data.store import DatasetStore
 
 
 def _read(uri: str) -> bytes:

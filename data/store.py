@@ -28,9 +28,8 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from data.fsutil import atomic_write, create_exclusive, filesystem, join, link_or_copy
-from data.names import validate_name
+from doodleflow.data.fsutil import atomic_write, create_exclusive, filesystem, join, link_or_copy
+from doodleflow.data.names import validate_name
 
 MANIFEST = "_manifest.json"
 _VERSION_DIR = re.compile(r"^v(\d{6})$")
@@ -102,7 +101,7 @@ class DatasetStore:
             with self.fs.open(p, "rb") as f:
                 tables.append(pq.read_table(f, columns=columns))
         if not tables:
-            from data.schema import SAMPLE_SCHEMA
+            from doodleflow.data.schema import SAMPLE_SCHEMA
 
             schema = (
                 SAMPLE_SCHEMA if columns is None else pa.schema([SAMPLE_SCHEMA.field(c) for c in columns])

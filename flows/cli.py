@@ -12,16 +12,16 @@ import importlib
 import json
 import sys
 
-from flows import runtime  # noqa: F401  (environment defaults first)
+from doodleflow.flows import runtime  # noqa: F401  (environment defaults first)
 
 COMMAND_MODULES = [
-    "flows.commands.curation",
-    "flows.commands.inspect",
-    "flows.commands.registry",
-    "flows.commands.evaluate",
-    "flows.commands.serve",
-    "flows.commands.pbe",
-    "flows.commands.photodoodle",
+    "doodleflow.flows.commands.curation",
+    "doodleflow.flows.commands.inspect",
+    "doodleflow.flows.commands.registry",
+    "doodleflow.flows.commands.evaluate",
+    "doodleflow.flows.commands.serve",
+    "doodleflow.flows.commands.pbe",
+    "doodleflow.flows.commands.photodoodle",
 ]
 
 
@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    from data.errors import ConfigError, InputError
-    from training.registry.registry import TamperedArtifact
+    from doodleflow.data.errors import ConfigError, InputError
+    from doodleflow.training.registry.registry import TamperedArtifact
 
     try:
         result, text, *then = a.func(a)

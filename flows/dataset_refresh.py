@@ -9,19 +9,18 @@ from __future__ import annotations
 import os
 import time
 
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.fsutil import filesystem
+from doodleflow.data.report import artifact_key, label_counts, markdown, reason_table, throughput
+from doodleflow.data.store import DatasetStore
+from doodleflow.flows import runtime
+from doodleflow.flows.results import on_store
+from doodleflow.tasks.curation import build_shard as build_shard_task
+from doodleflow.tasks.curation import commit, plan_refresh
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.futures import as_completed
-
-from data.config import CurationConfig
-from data.fsutil import filesystem
-from data.report import artifact_key, label_counts, markdown, reason_table, throughput
-from data.store import DatasetStore
-from flows import runtime
-from flows.results import on_store
-from tasks.curation import build_shard as build_shard_task
-from tasks.curation import commit, plan_refresh
 
 
 def resolve_store(store: str | None) -> str:
@@ -94,7 +93,7 @@ def dataset_refresh(
     summary["throughput"] = speed
     _publish(summary, speed, store, dataset)
     if update_fiftyone:  # last step: users look at the data before they spend GPU hours on it
-        from tasks.inspection import update_fiftyone as update_fo
+        from doodleflow.tasks.inspection import update_fiftyone as update_fo
 
         summary["fiftyone"] = update_fo(store, dataset, summary["version"], runtime.home())
     logger.info(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from data.pairs_synthetic import write_photodoodle_style
-from data.samples import real_photos
-from data.synthetic import add_photo, make_source
-from flows import runtime
+from doodleflow.data.pairs_synthetic import write_photodoodle_style
+from doodleflow.data.samples import real_photos
+from doodleflow.data.synthetic import add_photo, make_source
+from doodleflow.flows import runtime
 
 PHOTO = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fixtures", "photodoodle", "1.png"
@@ -46,7 +46,7 @@ def demo_sources(n_images: int) -> dict[str, str]:
 
 def run_demo(store: str | None, n_images: int, steps: int | None = None) -> dict:
     """`steps` (per training stage) shortens every stage alike, e.g. for the end-to-end tests."""
-    from flows.pipeline import pipeline
+    from doodleflow.flows.pipeline import pipeline
 
     src = demo_sources(n_images)
     out = pipeline(

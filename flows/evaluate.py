@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 
+from doodleflow.data.fsutil import filesystem
+from doodleflow.flows import runtime
+from doodleflow.flows.dataset_refresh import resolve_store
+from doodleflow.flows.lineage import eval_outputs
+from doodleflow.tasks.evaluation import evaluate_doodle, evaluate_pbe
 from prefect import flow
-
-from data.fsutil import filesystem
-from flows import runtime
-from flows.dataset_refresh import resolve_store
-from flows.lineage import eval_outputs
-from tasks.evaluation import evaluate_doodle, evaluate_pbe
 
 
 def _lora_card(uri: str) -> dict:
-    from training.photodoodle.artifacts import LORA_CARD
-    from training.photodoodle.lora import WEIGHT_NAME
+    from doodleflow.training.photodoodle.artifacts import LORA_CARD
+    from doodleflow.training.photodoodle.lora import WEIGHT_NAME
 
     fs, path = filesystem(uri)
     card = json.loads(fs.cat_file(f"{path}/{LORA_CARD}"))
@@ -36,7 +35,7 @@ def evaluate_model(
     gmm: str | None = None,
 ) -> dict:
     """`model` is a registry reference; the dataset defaults to the one the model was trained on."""
-    from training.registry import Registry
+    from doodleflow.training.registry import Registry
 
     reg = Registry(home=runtime.home()).resolve(model)  # verifies every file's sha256
     trained_on = reg.lineage.get("dataset") or {}

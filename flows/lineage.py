@@ -12,10 +12,10 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-from data.store import DatasetStore
-from flows import runtime
-from tasks.evaluation import evaluate_doodle, evaluate_pbe
-from tasks.registry import register_artifact
+from doodleflow.data.store import DatasetStore
+from doodleflow.flows import runtime
+from doodleflow.tasks.evaluation import evaluate_doodle, evaluate_pbe
+from doodleflow.tasks.registry import register_artifact
 
 MERGED = "photodoodle-merged-base"
 OMNI = "photodoodle-omnieditor"
@@ -28,14 +28,14 @@ def dataset_lineage(store: str, name: str, version: int | None) -> dict:
 
 
 def _curve(store: str, family: str, run_id: str) -> list[dict]:
-    from training.common.metrics import MetricsLog
-    from training.common.rundir import RunDir
+    from doodleflow.training.common.metrics import MetricsLog
+    from doodleflow.training.common.rundir import RunDir
 
     return MetricsLog.load(RunDir(store, family, run_id))
 
 
 def _loss_png(store: str, family: str, run_id: str, out_dir: str) -> list[str]:
-    from training.common.rundir import RunDir
+    from doodleflow.training.common.rundir import RunDir
 
     data = RunDir(store, family, run_id).read_bytes("loss.png")
     if not data:
@@ -51,7 +51,7 @@ def eval_outputs(store: str, rel: str):
     """A scratch directory for an evaluation's files (sample grid, eval.json, loss curve), published
     to `<store>/<rel>/` once everything in the block succeeded (the same on a local path and on S3:
     nothing stays on local disk), then removed. Yields {"dir": scratch}; "uri" is set after."""
-    from training.common.store_dirs import publish_local_dir
+    from doodleflow.training.common.store_dirs import publish_local_dir
 
     out = {"dir": tempfile.mkdtemp(prefix="doodleflow-eval-")}
     try:
@@ -74,7 +74,7 @@ def evaluate_and_register_pbe(
     inception_dir: str | None = None,
     parent: str | None = None,
 ) -> dict:
-    from training.common.rundir import RunDir
+    from doodleflow.training.common.rundir import RunDir
 
     ran = (RunDir(store, "pbe", result["run_id"]).read_json("run.json") or {}).get("dataset", {})
     lineage = dataset_lineage(store, dataset, ran.get("version") or version or None)
@@ -139,7 +139,7 @@ def _merged_parent(base_transformer: str | None) -> str | None:
     """The registered merged base an EditLoRA trained on (matched by its transformer's URI)."""
     if not base_transformer:
         return None
-    from training.registry import Registry
+    from doodleflow.training.registry import Registry
 
     reg = Registry(home=runtime.home())
     try:

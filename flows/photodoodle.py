@@ -9,16 +9,20 @@ per-artist summary attached to the raised `ArtistsFailed`.
 
 from __future__ import annotations
 
+from doodleflow.data.names import validate_name
+from doodleflow.data.report import artifact_key
+from doodleflow.flows.dataset_refresh import resolve_store
+from doodleflow.tasks.photodoodle import (
+    cluster_slots,
+    merge_omnieditor_task,
+    train_artist_task,
+    train_omnieditor_task,
+)
+from doodleflow.training.photodoodle.options import RunOptions, build_config
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from prefect.states import Failed
-
-from data.names import validate_name
-from data.report import artifact_key
-from flows.dataset_refresh import resolve_store
-from tasks.photodoodle import cluster_slots, merge_omnieditor_task, train_artist_task, train_omnieditor_task
-from training.photodoodle.options import RunOptions, build_config
 
 
 class ArtistsFailed(RuntimeError):
@@ -87,8 +91,8 @@ def train_artists(artists: list[str] | str, dataset: str | None = None, store: s
                   ray_address: str | None = None, register_model: bool = True, evaluate: bool = True):  # fmt: skip
     """One EditLoRA per artist, in parallel. Each artist's pairs come from the dataset named after
     the artist, unless `dataset` names one holding several artists."""
-    from training.common.ray_utils import init_ray
-    from training.photodoodle.model import prepare_parallel_use
+    from doodleflow.training.common.ray_utils import init_ray
+    from doodleflow.training.photodoodle.model import prepare_parallel_use
 
     logger = get_run_logger()
     names = artist_list(artists)
@@ -161,13 +165,13 @@ def omnieditor(dataset: str, store: str | None = None, preset: str = "tiny", pre
     if merged:
         out["merged_base"] = merged["transformer"]
     if register_model:
-        from flows.lineage import register_omnieditor
+        from doodleflow.flows.lineage import register_omnieditor
 
         out["registered"] = register_omnieditor(opts.store, r, merged, cfg.to_dict())
     return out
 
 
 def _register_artist(store: str, result: dict, cfg, evaluate: bool) -> dict:
-    from flows.lineage import evaluate_and_register_artist
+    from doodleflow.flows.lineage import evaluate_and_register_artist
 
     return evaluate_and_register_artist(store, result, cfg.to_dict(), evaluate)

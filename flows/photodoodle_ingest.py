@@ -6,16 +6,15 @@ Wiring only, as `dataset-refresh`: plan (validates the whole source first), buil
 
 from __future__ import annotations
 
+from doodleflow.data.names import validate_name
+from doodleflow.data.report import artifact_key
+from doodleflow.data.store import DatasetStore
+from doodleflow.flows.dataset_refresh import resolve_store
+from doodleflow.flows.results import on_store
+from doodleflow.tasks.photodoodle import build_pairs_shard, commit_pairs, plan_pairs_task
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
-
-from data.names import validate_name
-from data.report import artifact_key
-from data.store import DatasetStore
-from flows.dataset_refresh import resolve_store
-from flows.results import on_store
-from tasks.photodoodle import build_pairs_shard, commit_pairs, plan_pairs_task
 
 
 def _markdown(s: dict) -> str:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+from doodleflow.data.fsutil import atomic_write, filesystem, join
+from doodleflow.data.store import DatasetStore
+from doodleflow.flows.dataset_refresh import dataset_refresh, resolve_store
+from doodleflow.flows.photodoodle import omnieditor, train_artists
+from doodleflow.flows.photodoodle_ingest import ingest_pairs
+from doodleflow.flows.train_pbe import train_pbe
 from prefect import flow, get_run_logger
-
-from data.fsutil import atomic_write, filesystem, join
-from data.store import DatasetStore
-from flows.dataset_refresh import dataset_refresh, resolve_store
-from flows.photodoodle import omnieditor, train_artists
-from flows.photodoodle_ingest import ingest_pairs
-from flows.train_pbe import train_pbe
 
 
 def _stage_path(store: str, stage: str, dataset: str, settings: dict) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from data.errors import ConfigError
+from doodleflow.data.errors import ConfigError
 
 
 def deployments(
@@ -17,11 +17,11 @@ def deployments(
     cron: str = "0 3 * * *",
     store: str | None = None,
 ) -> list:
-    from flows.dataset_refresh import dataset_refresh
-    from flows.photodoodle import omnieditor, train_artist, train_artists
-    from flows.photodoodle_ingest import ingest_pairs
-    from flows.pipeline import pipeline
-    from flows.train_pbe import train_pbe
+    from doodleflow.flows.dataset_refresh import dataset_refresh
+    from doodleflow.flows.photodoodle import omnieditor, train_artist, train_artists
+    from doodleflow.flows.photodoodle_ingest import ingest_pairs
+    from doodleflow.flows.pipeline import pipeline
+    from doodleflow.flows.train_pbe import train_pbe
 
     store = store or os.environ.get("DOODLEFLOW_STORE")
     common = {"store": store} if store else {}

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 
+from doodleflow.flows import runtime
+from doodleflow.flows.dataset_refresh import resolve_store
+from doodleflow.tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
+from doodleflow.training.pbe.config import build_config, model_source
 from prefect import flow, get_run_logger
-
-from flows import runtime
-from flows.dataset_refresh import resolve_store
-from tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
-from training.pbe.config import build_config, model_source
 
 
 @flow(name="train-pbe")
@@ -66,7 +65,7 @@ def train_pbe(
     result = run_pbe_job(cfg, ray_address)
     publish_pbe_run(store, result)
     if register_model:  # evaluate on the held-out split, then register with lineage (flows/lineage.py)
-        from flows.lineage import evaluate_and_register_pbe
+        from doodleflow.flows.lineage import evaluate_and_register_pbe
 
         result["registered"] = evaluate_and_register_pbe(
             store,
@@ -90,8 +89,8 @@ def train_pbe(
 
 def registered_source(ref: str, preset: str | None, pretrained: str | None, clip: str | None):
     """The model source for `--model REF`: the registered checkpoint, its files re-hashed first."""
-    from training.pbe.model import init_source
-    from training.registry import Registry
+    from doodleflow.training.pbe.model import init_source
+    from doodleflow.training.registry import Registry
 
     if preset or pretrained or clip:
         raise ValueError("--model fine-tunes a registered model: drop --preset/--pretrained/--clip")

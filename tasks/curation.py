@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.plan import InputPlan, WorkUnit, make_units, plan_inputs
+from doodleflow.data.refresh import Diff, commit_version, diff_with_latest
+from doodleflow.data.shard import build_unit
+from doodleflow.data.store import DatasetStore
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
-from data.config import CurationConfig
-from data.plan import InputPlan, WorkUnit, make_units, plan_inputs
-from data.refresh import Diff, commit_version, diff_with_latest
-from data.shard import build_unit
-from data.store import DatasetStore
 
 
 def _unit_cache_key(_ctx, params: dict) -> str:

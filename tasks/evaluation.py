@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+from doodleflow.data.report import artifact_key
+from doodleflow.flows import runtime
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-
-from data.report import artifact_key
-from flows import runtime
 
 
 def _record(res: dict, out_dir: str, title: str, key: str) -> dict:
@@ -63,11 +62,10 @@ def evaluate_pbe(
     gmm: str | None = None,
 ) -> dict:
     import torch
-
-    from training.eval.models import load_eval_models
-    from training.eval.pbe import evaluate_pbe as run_eval
-    from training.eval.pbe import heldout_rows
-    from training.pbe.sample import load_for_inference
+    from doodleflow.training.eval.models import load_eval_models
+    from doodleflow.training.eval.pbe import evaluate_pbe as run_eval
+    from doodleflow.training.eval.pbe import heldout_rows
+    from doodleflow.training.pbe.sample import load_for_inference
 
     model = load_for_inference(checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
@@ -91,12 +89,11 @@ def evaluate_doodle(
     seed: int = 0,
 ) -> dict:
     import torch
-
-    from training.eval.models import load_eval_models
-    from training.eval.photodoodle import evaluate_doodle as run_eval
-    from training.eval.photodoodle import heldout_pairs
-    from training.photodoodle.generate import source_of
-    from training.photodoodle.model import load_model
+    from doodleflow.training.eval.models import load_eval_models
+    from doodleflow.training.eval.photodoodle import evaluate_doodle as run_eval
+    from doodleflow.training.eval.photodoodle import heldout_pairs
+    from doodleflow.training.photodoodle.generate import source_of
+    from doodleflow.training.photodoodle.model import load_model
 
     cuda = torch.cuda.is_available()
     model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from doodleflow.data.inspection.fo_build import sync_version
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-
-from data.inspection.fo_build import sync_version
 
 
 @task(name="update-fiftyone", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from doodleflow.data.pairs import commit_pairs_version
+from doodleflow.data.pairs_build import PairUnit, build_pairs_unit, make_units
+from doodleflow.data.pairs_source import PairPlan, plan_pairs
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.photodoodle.config import TrainConfig
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-
-from data.pairs import commit_pairs_version
-from data.pairs_build import PairUnit, build_pairs_unit, make_units
-from data.pairs_source import PairPlan, plan_pairs
-from data.store import DatasetStore
-from training.photodoodle.config import TrainConfig
 
 
 def _pairs_unit_key(_ctx, params: dict) -> str:
@@ -37,7 +36,7 @@ def commit_pairs(store_uri: str, dataset: str, plan: PairPlan, stats: list[dict]
 
 
 def _launch(cfg: TrainConfig, ray_address: str | None, cpus: float | None, max_failures: int) -> dict:
-    from training.photodoodle.ray_job import launch
+    from doodleflow.training.photodoodle.ray_job import launch
 
     logger = get_run_logger()
     return launch(cfg, ray_address, max_failures=max_failures, cpus=cpus, log=logger.info)
@@ -60,8 +59,7 @@ def train_omnieditor_task(cfg: TrainConfig, ray_address: str | None = None, cpus
 def merge_omnieditor_task(store: str, run_id: str, cfg: TrainConfig, lora_uri: str) -> dict:
     """Fuse the OmniEditor LoRA into the base and store it as the EditLoRA base."""
     import torch
-
-    from training.photodoodle.merge import merge_omnieditor
+    from doodleflow.training.photodoodle.merge import merge_omnieditor
 
     dtype = torch.bfloat16 if cfg.model.source.preset == "flux-dev" else None  # FLUX-dev ships bf16
     return merge_omnieditor(store, run_id, cfg.model.source, lora_uri, dtype)
@@ -71,8 +69,7 @@ def merge_omnieditor_task(store: str, run_id: str, cfg: TrainConfig, lora_uri: s
 def cluster_slots(per_job: dict[str, float], ray_address: str | None = None) -> int:
     """How many jobs needing `per_job` resources the Ray cluster can hold at once (at least 1)."""
     import ray
-
-    from training.common.ray_utils import init_ray
+    from doodleflow.training.common.ray_utils import init_ray
 
     init_ray(ray_address)
     total = ray.cluster_resources()

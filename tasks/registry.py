@@ -5,21 +5,19 @@ from __future__ import annotations
 import base64
 import os
 
+from doodleflow.data.report import artifact_key
+from doodleflow.flows import runtime
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from data.report import artifact_key
-from flows import runtime
-
 
 def _log_curve(reg, run_id: str, records: list[dict]) -> None:
     """Replay a run's per-step metrics (from its metrics.jsonl) into an MLflow run: only for runs
     trained without live tracking (training/common/tracking.py)."""
+    from doodleflow.training.common.tracking import record_metrics
     from mlflow.entities import Metric
-
-    from training.common.tracking import record_metrics
 
     batch = [Metric(*m) for r in records for m in record_metrics(r)]
     for i in range(0, len(batch), 900):  # MLflow caps a batch at 1000 metrics
@@ -42,8 +40,8 @@ def register_artifact(
 ) -> dict:
     """`trained` = (family, run id) of the training run: its live MLflow run (training/common/tracking.py)
     gets the version; a run trained without tracking gets a new MLflow run with `curve` replayed."""
-    from training.common.tracking import find_run
-    from training.registry import Registry
+    from doodleflow.training.common.tracking import find_run
+    from doodleflow.training.registry import Registry
 
     reg = Registry(home=runtime.home(), store=store)
     run_id = find_run(reg.client, *trained) if trained else None

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from doodleflow.data.report import artifact_key
+from doodleflow.training.common.metrics import MetricsLog
+from doodleflow.training.common.report import metrics_table, run_markdown
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.pbe.config import TrainConfig
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 
-from data.report import artifact_key
-from training.common.metrics import MetricsLog
-from training.common.report import metrics_table, run_markdown
-from training.common.rundir import RunDir
-from training.pbe.config import TrainConfig
-
 
 @task(name="build-pbe-latent-cache", cache_policy=NO_CACHE, retries=1)
 def build_pbe_cache(cfg: TrainConfig, ray_address: str | None) -> dict:
-    from training.pbe.ray_cache import build_cache
+    from doodleflow.training.pbe.ray_cache import build_cache
 
     return build_cache(cfg, ray_address)
 
@@ -41,7 +40,7 @@ def _retry_unless_user_error(task, task_run, state) -> bool:
 )
 def run_pbe_job(cfg: TrainConfig, ray_address: str | None, max_failures: int = 2) -> dict:
     """The Ray Train job; a retry of this task continues the same run from its latest checkpoint."""
-    from training.pbe.ray_job import launch
+    from doodleflow.training.pbe.ray_job import launch
 
     if task_run.run_count > 1:
         cfg = cfg.replace(run={"resume": True})

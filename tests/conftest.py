@@ -16,8 +16,7 @@ for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
     os.environ.pop(k, None)
 
 import pytest  # noqa: E402
-
-from flows import runtime  # noqa: E402,F401  (applies the remaining defaults)
+from doodleflow.flows import runtime  # noqa: E402,F401  (applies the remaining defaults)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
@@ -52,7 +51,7 @@ def s3_endpoint():
 @pytest.fixture
 def bucket(s3_endpoint, request):
     """A fresh bucket per test: s3://<name>."""
-    from data.fsutil import filesystem
+    from doodleflow.data.fsutil import filesystem
 
     name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
     fs, _ = filesystem(f"s3://{name}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from data.errors import ConfigError
+from doodleflow.data.errors import ConfigError
 
 
 class DatabaseUnavailable(ConfigError):

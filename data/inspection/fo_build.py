@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable
 
 import pyarrow.parquet as pq
-
-from data.inspection.database import ensure_database
-from data.inspection.media import cache_root, materialise
-from data.store import DatasetStore
+from doodleflow.data.inspection.database import ensure_database
+from doodleflow.data.inspection.media import cache_root, materialise
+from doodleflow.data.store import DatasetStore
 
 SLICES = ("target", "source", "reference")
 META = ("sample_id", "image_id", "label", "label_name", "variant", "split", "mask_kind", "aug_params", "seed")
@@ -129,13 +128,13 @@ def sync_version(
 ) -> dict:
     """Build or update the FiftyOne dataset of a version; returns its name and counts."""
     ensure_database()
-    from data.inspection.quarantine import replace_quarantine
+    from doodleflow.data.inspection.quarantine import replace_quarantine
 
     ds = DatasetStore(store_uri, dataset)
     v = ds.resolve(version)
     manifest = ds.manifest(v)
     if manifest.get("kind") == "photodoodle-pairs":
-        from data.inspection.fo_pairs import sync_pairs_version
+        from doodleflow.data.inspection.fo_pairs import sync_pairs_version
 
         return sync_pairs_version(ds, v, manifest, home, log)
     d = _open_or_seed(ds, v, manifest)

@@ -6,18 +6,16 @@ from __future__ import annotations
 import os
 
 import pyarrow.parquet as pq
-
-from data.fsutil import atomic_write
-from data.inspection.media import _LOCAL, cache_root, sample_dir
-from data.store import DatasetStore
+from doodleflow.data.fsutil import atomic_write
+from doodleflow.data.inspection.media import _LOCAL, cache_root, sample_dir
+from doodleflow.data.store import DatasetStore
 
 META = ("pair_id", "artist", "trigger", "captions", "width", "height")
 
 
 def _open(ds: DatasetStore, version: int, manifest: dict):
     import fiftyone as fo
-
-    from data.inspection.fo_build import fiftyone_name
+    from doodleflow.data.inspection.fo_build import fiftyone_name
 
     name = fiftyone_name(ds.name, version)
     origin = {"store": ds.store_uri, "dataset": ds.name, "content_hash": manifest["content_hash"]}
@@ -51,8 +49,7 @@ def _pair_samples(row: dict, root: str) -> tuple[list, bool]:
 def _replace_quarantine(d, rows: list[dict], root: str) -> None:
     """Quarantined pairs as tagged groups (a grey tile in `source`) and the saved view `quarantined`."""
     import fiftyone as fo
-
-    from data.inspection.quarantine import _placeholder
+    from doodleflow.data.inspection.quarantine import _placeholder
 
     old = d.select_group_slices().match_tags("quarantined")
     if len(old):

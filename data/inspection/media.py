@@ -11,10 +11,9 @@ import io
 import os
 
 import numpy as np
+from doodleflow.data.fsutil import atomic_write
 from fsspec.implementations.local import LocalFileSystem
 from PIL import Image
-
-from data.fsutil import atomic_write
 
 FILES = ("target.jpg", "source.jpg", "reference.jpg", "mask.png")
 _LOCAL = LocalFileSystem()

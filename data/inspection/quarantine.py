@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from doodleflow.data.store import DatasetStore
 from PIL import Image
-
-from data.store import DatasetStore
 
 
 def _placeholder(root: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.common import add_json, add_store
 
 
 def register(sub, groups) -> None:
@@ -49,8 +49,8 @@ def register(sub, groups) -> None:
 
 
 def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
-    from flows.dataset_refresh import dataset_refresh
-    from flows.task_runners import make_task_runner
+    from doodleflow.flows.dataset_refresh import dataset_refresh
+    from doodleflow.flows.task_runners import make_task_runner
 
     runner = make_task_runner(a.workers, a.ray_address)
     s = dataset_refresh.with_options(task_runner=runner)(
@@ -73,8 +73,8 @@ def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
-    from data.store import DatasetStore, list_datasets
-    from flows.dataset_refresh import resolve_store
+    from doodleflow.data.store import DatasetStore, list_datasets
+    from doodleflow.flows.dataset_refresh import resolve_store
 
     store = resolve_store(a.store)
     if not a.name:
@@ -118,7 +118,7 @@ def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
-    from flows.demo import run_demo
+    from doodleflow.flows.demo import run_demo
 
     out = run_demo(a.store, a.images, a.steps)
     return out, out.pop("text")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.common import add_json, add_store
 
 
 def register(sub, groups) -> None:
@@ -26,7 +26,7 @@ def register(sub, groups) -> None:
 
 
 def cmd_eval(a: argparse.Namespace):
-    from flows.evaluate import evaluate_model
+    from doodleflow.flows.evaluate import evaluate_model
 
     r = evaluate_model(
         model=a.model,

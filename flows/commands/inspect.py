@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.common import add_json, add_store
 
 
 def register(sub, groups) -> None:
@@ -28,9 +28,9 @@ def register(sub, groups) -> None:
 
 
 def cmd_inspect(a: argparse.Namespace):
-    from data.inspection.fo_build import sync_version
-    from flows import runtime
-    from flows.dataset_refresh import resolve_store
+    from doodleflow.data.inspection.fo_build import sync_version
+    from doodleflow.flows import runtime
+    from doodleflow.flows.dataset_refresh import resolve_store
 
     out = sync_version(
         resolve_store(a.store),
@@ -40,7 +40,7 @@ def cmd_inspect(a: argparse.Namespace):
         log=lambda m: print(f"fiftyone: {m}", flush=True),
     )
     if a.predictions:
-        from training.eval.fo_predictions import add_predictions
+        from doodleflow.training.eval.fo_predictions import add_predictions
 
         out["predictions"] = add_predictions(
             resolve_store(a.store),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.common import add_json, add_store
 
 
 def register(sub, groups) -> None:
@@ -93,7 +93,7 @@ def _overrides(a: argparse.Namespace) -> dict:
 
 
 def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
-    from flows.train_pbe import train_pbe
+    from doodleflow.flows.train_pbe import train_pbe
 
     r = train_pbe(
         dataset=a.dataset,
@@ -130,11 +130,11 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_generate(a: argparse.Namespace) -> tuple[dict, str]:
-    from training.pbe.sample import generate
+    from doodleflow.training.pbe.sample import generate
 
     checkpoint = a.checkpoint
     if a.model:  # resolve through the registry; a modified file is refused before loading
-        from flows.commands.registry import open_registry
+        from doodleflow.flows.commands.registry import open_registry
 
         checkpoint = open_registry().resolve(a.model).uri
     r = generate(checkpoint, a.image, a.mask, a.reference, a.out, a.steps, a.guidance, a.seed)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.common import add_json, add_store
 
 
 def register(sub, groups) -> None:
@@ -106,7 +106,7 @@ def _base_arg(p: argparse.ArgumentParser) -> None:
 def _base(a: argparse.Namespace) -> str | None:
     if not getattr(a, "base_model", None):
         return a.base
-    from flows.commands.registry import open_registry
+    from doodleflow.flows.commands.registry import open_registry
 
     reg = open_registry().resolve(a.base_model)
     if reg.kind != "merged-base":
@@ -121,7 +121,7 @@ def _common(a: argparse.Namespace) -> dict:
 
 
 def cmd_ingest_pairs(a: argparse.Namespace) -> tuple[dict, str]:
-    from flows.photodoodle_ingest import ingest_pairs
+    from doodleflow.flows.photodoodle_ingest import ingest_pairs
 
     s = ingest_pairs(source=a.source, dataset=a.dataset, store=a.store, artist=a.artist, trigger=a.trigger,
                      pairs_per_shard=a.pairs_per_shard)  # fmt: skip
@@ -132,7 +132,7 @@ def cmd_ingest_pairs(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_train_omnieditor(a: argparse.Namespace) -> tuple[dict, str]:
-    from flows.photodoodle import omnieditor
+    from doodleflow.flows.photodoodle import omnieditor
 
     r = omnieditor(dataset=a.dataset, cache=a.cache, merge=not a.no_merge, **_common(a))
     out = {k: r[k] for k in ("run_id", "lora", "steps", "final_loss", "merged_base", "run_dir")}
@@ -148,8 +148,8 @@ def _artist_line(name: str, o: dict) -> str:
 
 
 def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
-    from data.names import validate_name
-    from flows.photodoodle import train_artist
+    from doodleflow.data.names import validate_name
+    from doodleflow.flows.photodoodle import train_artist
 
     validate_name(a.artist, "artist name")
     r = train_artist(artist=a.artist, dataset=a.dataset, base=_base(a), **_common(a))
@@ -159,7 +159,7 @@ def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
-    from flows.photodoodle import ArtistsFailed, artist_list, train_artists
+    from doodleflow.flows.photodoodle import ArtistsFailed, artist_list, train_artists
 
     artist_list(a.artists)  # bad names fail here, before Prefect or Ray start
     state = train_artists(artists=a.artists, dataset=a.dataset, base=_base(a), max_parallel=a.max_parallel,
@@ -180,12 +180,12 @@ def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
-    from flows.dataset_refresh import resolve_store
-    from training.photodoodle.generate import generate_doodle
+    from doodleflow.flows.dataset_refresh import resolve_store
+    from doodleflow.training.photodoodle.generate import generate_doodle
 
     artist, run = a.artist, a.run
     if a.model:  # a registered EditLoRA: its files are verified, then its run is the one loaded
-        from flows.commands.registry import open_registry
+        from doodleflow.flows.commands.registry import open_registry
 
         reg = open_registry().resolve(a.model)
         if reg.kind != "editlora":

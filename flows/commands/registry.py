@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows.commands.common import add_json
+from doodleflow.flows.commands.common import add_json
 
 
 def register(sub, groups) -> None:
@@ -29,8 +29,8 @@ def register(sub, groups) -> None:
 
 
 def open_registry():
-    from flows import runtime
-    from training.registry import Registry
+    from doodleflow.flows import runtime
+    from doodleflow.training.registry import Registry
 
     return Registry(home=runtime.home())
 

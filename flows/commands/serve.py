@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands.common import add_store
+from doodleflow.flows.commands.common import add_store
 
 
 def register(sub, groups) -> None:
@@ -22,7 +22,7 @@ def register(sub, groups) -> None:
 
 
 def cmd_serve(a: argparse.Namespace):
-    from flows.serve import serve
+    from doodleflow.flows.serve import serve
 
     serve(a.source, a.dataset, a.cron, a.store, a.limit)
     return {}, "stopped"

@@ -7,13 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from doodleflow.data.builder import BoxJob, ImageJob, build_image
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.rng import sample_seed
+from doodleflow.data.samples import real_photos
+from doodleflow.data.synthetic import random_box, synthetic_image
 from PIL import Image
-
-from data.builder import BoxJob, ImageJob, build_image
-from data.config import CurationConfig
-from data.rng import sample_seed
-from data.samples import real_photos
-from data.synthetic import random_box, synthetic_image
 
 
 def _jpeg(size=(1024, 768), boxes=(), seed=0) -> bytes:
@@ -110,7 +109,7 @@ def test_unreadable_image_quarantines_every_box(damage):
 
 
 def test_min_side_filter_drops_with_reason():
-    from data.config import BoxFilterConfig
+    from doodleflow.data.config import BoxFilterConfig
 
     boxes = [(0.1, 0.1, 0.2, 0.5)]  # 102 px wide on 1024
     cfg = CurationConfig(boxes=BoxFilterConfig(min_side_px=150))

@@ -12,9 +12,9 @@ import sys
 import time
 
 import pytest
+from doodleflow.data.store import DatasetStore
+from doodleflow.data.synthetic import make_source
 
-from data.store import DatasetStore
-from data.synthetic import make_source
 from tests.conftest import REPO
 from tests.curation.trees import good_tree
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 def _cli(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "doodleflow.flows.cli", *args],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,

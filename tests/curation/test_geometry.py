@@ -7,12 +7,11 @@ import os
 
 import numpy as np
 import pytest
+from doodleflow.data.geometry import PixelBox, box_to_pixels, extend_box, pad_box, square_crop
+from doodleflow.data.mask import bezier_control_points, bezier_polygon, draw_mask
+from doodleflow.data.rng import SampleRng, sample_seed
+from doodleflow.data.samples import OPENIMAGES_DIR, real_photos
 from PIL import Image
-
-from data.geometry import PixelBox, box_to_pixels, extend_box, pad_box, square_crop
-from data.mask import bezier_control_points, bezier_polygon, draw_mask
-from data.rng import SampleRng, sample_seed
-from data.samples import OPENIMAGES_DIR, real_photos
 
 
 class ScriptedRng(SampleRng):
@@ -171,7 +170,7 @@ def test_bezier_mask_area_matches_polygon_area():
 
 
 def test_png_roundtrip_of_mask_is_lossless():
-    from data.imageio import encode_png_gray
+    from doodleflow.data.imageio import encode_png_gray
 
     m = draw_mask("box", PixelBox(0, 0, 64, 64), (1.0, 1.0), (64, 64), PixelBox(5, 5, 20, 30), [])
     back = np.asarray(Image.open(io.BytesIO(encode_png_gray(m))))
@@ -180,8 +179,7 @@ def test_png_roundtrip_of_mask_is_lossless():
 
 def test_png_of_mask_is_single_channel_8bit_and_reads_back_everywhere():
     import cv2
-
-    from data.imageio import encode_png_gray
+    from doodleflow.data.imageio import encode_png_gray
 
     m = np.random.default_rng(0).integers(0, 256, (37, 53), dtype=np.uint8)  # odd sizes, every value
     buf = encode_png_gray(m)

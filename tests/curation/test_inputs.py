@@ -8,12 +8,11 @@ import shutil
 
 import pandas as pd
 import pytest
-
-from data.boxes import triage_boxes
-from data.config import BoxFilterConfig
-from data.errors import InputError
-from data.openimages import locate_source, read_bbox_csv, read_class_descriptions, split_of
-from data.samples import OPENIMAGES_DIR
+from doodleflow.data.boxes import triage_boxes
+from doodleflow.data.config import BoxFilterConfig
+from doodleflow.data.errors import InputError
+from doodleflow.data.openimages import locate_source, read_bbox_csv, read_class_descriptions, split_of
+from doodleflow.data.samples import OPENIMAGES_DIR
 
 REAL = "/work/shared/realdata/openimages-official-excerpts"
 SHARED = os.path.join(

@@ -10,11 +10,11 @@ import shutil
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
+from doodleflow.data.store import DatasetStore
+from doodleflow.data.synthetic import bbox_row, make_source, write_bbox_csv
+from doodleflow.flows.dataset_refresh import dataset_refresh
+from doodleflow.flows.task_runners import make_task_runner
 
-from data.store import DatasetStore
-from data.synthetic import bbox_row, make_source, write_bbox_csv
-from flows.dataset_refresh import dataset_refresh
-from flows.task_runners import make_task_runner
 from tests.curation.trees import BAD_EXPECTED, bad_tree, good_tree
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
@@ -51,7 +51,7 @@ def test_bad_inputs_are_quarantined_and_good_ones_written(tmp_path):
     trunc = q[q["image_id"] == "truncated0000001"].iloc[0]
     assert trunc["reason"] == "unreadable_image" and trunc["sample_id"]
     assert m["inputs"]["images"] == 12 + 2 + 3 and len(m["inputs"]["annotations"]) == 2
-    from data.split import is_heldout
+    from doodleflow.data.split import is_heldout
 
     held = [
         i for i in t["image_id"].to_pylist() if is_heldout(i, m["heldout"]["fraction"], m["heldout"]["seed"])
@@ -133,7 +133,7 @@ def test_changed_image_bytes_rebuild_its_samples(tmp_path):
 
 
 def test_s3_source_and_store_on_a_real_s3_endpoint(tmp_path, bucket):
-    from data.fsutil import filesystem
+    from doodleflow.data.fsutil import filesystem
 
     local_src = str(tmp_path / "src")
     expected = bad_tree(local_src, n=6)
@@ -171,7 +171,7 @@ def test_refresh_on_ray(tmp_path):
 
 
 def test_structural_error_fails_fast_and_writes_nothing(tmp_path):
-    from data.errors import InputError
+    from doodleflow.data.errors import InputError
 
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
     good_tree(src, n=2, real=False)

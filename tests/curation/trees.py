@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from data.samples import real_photos
-from data.synthetic import add_photo, bbox_row, make_source, write_bbox_csv
+from doodleflow.data.samples import real_photos
+from doodleflow.data.synthetic import add_photo, bbox_row, make_source, write_bbox_csv
 
 # Quarantine reasons the bad tree must produce, with how many rows of each it contains.
 BAD_EXPECTED = {

@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
-from tests.eval.helpers import random_images
-from training.eval.clip import (
+from doodleflow.training.eval.clip import (
     clip_img_score,
     clip_text_score,
     crop_to_mask,
     mask_bbox,
     region_clip_score,
 )
-from training.eval.fid import fid
-from training.eval.images import CLIP_MEAN, CLIP_STD, clip_preprocess
+from doodleflow.training.eval.fid import fid
+from doodleflow.training.eval.images import CLIP_MEAN, CLIP_STD, clip_preprocess
+from PIL import Image
+
+from tests.eval.helpers import random_images
 
 
 def _embed_by_hand(clip, pixels: torch.Tensor) -> torch.Tensor:
@@ -93,7 +93,7 @@ def test_clip_img_identical_is_one_and_bounded(clip):
 
 
 def test_preprocess_matches_the_hf_processor(clip, tiny_clip_dir):
-    from training.eval.clip import _image_processor_class
+    from doodleflow.training.eval.clip import _image_processor_class
 
     proc = _image_processor_class().from_pretrained(tiny_clip_dir)
     img = random_images(1, seed=3, size=(112, 140))[0]  # even crop margins: HF floors, torchvision rounds

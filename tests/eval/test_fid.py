@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from doodleflow.training.eval.fid import activation_stats, fid, frechet_distance
 
 from tests.eval.helpers import random_images
-from training.eval.fid import activation_stats, fid, frechet_distance
 
 METHODS = ["scipy", "eigh"]
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from doodleflow.training.eval.grid import GridLayout, sample_grid, text_tile
 from PIL import Image
-
-from training.eval.grid import GridLayout, sample_grid, text_tile
 
 
 def test_grid_png_size_and_text_cell(tmp_path):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from doodleflow.training.eval.convert_inception import convert, convert_state_dict
+from doodleflow.training.eval.inception import TINY_INCEPTION, InceptionConfig, InceptionV3FID
 from PIL import Image
 
 from tests.eval.helpers import random_images
-from training.eval.convert_inception import convert, convert_state_dict
-from training.eval.inception import TINY_INCEPTION, InceptionConfig, InceptionV3FID
 
 
 def test_tiny_features_shape_determinism_and_input_types(inception):

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import math
 
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.plan import make_units, plan_inputs
+from doodleflow.data.refresh import commit_version, diff_with_latest
+from doodleflow.data.shard import build_unit
+from doodleflow.data.split import is_heldout
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.eval.models import load_eval_models
+from doodleflow.training.eval.pbe import evaluate_pbe, heldout_rows
 from PIL import Image
 
-from data.config import CurationConfig
-from data.plan import make_units, plan_inputs
-from data.refresh import commit_version, diff_with_latest
-from data.shard import build_unit
-from data.split import is_heldout
-from data.store import DatasetStore
 from tests.curation.trees import good_tree
-from training.eval.models import load_eval_models
-from training.eval.pbe import evaluate_pbe, heldout_rows
 
 
 def _dataset(tmp_path) -> str:
@@ -31,8 +31,8 @@ def _dataset(tmp_path) -> str:
 
 
 def test_pbe_evaluation_on_the_heldout_split(tmp_path):
-    from training.pbe.model import load_pbe_dir
-    from training.pbe.presets import save_tiny_pbe
+    from doodleflow.training.pbe.model import load_pbe_dir
+    from doodleflow.training.pbe.presets import save_tiny_pbe
 
     store = _dataset(tmp_path)
     rows, info = heldout_rows(store, "ev", None, limit=3)
@@ -56,9 +56,8 @@ def test_pbe_evaluation_on_the_heldout_split(tmp_path):
 
 def test_quality_score_when_gmm_weights_are_given(tmp_path):
     import numpy as np
-
-    from training.pbe.model import load_pbe_dir
-    from training.pbe.presets import save_tiny_pbe
+    from doodleflow.training.pbe.model import load_pbe_dir
+    from doodleflow.training.pbe.presets import save_tiny_pbe
 
     store = _dataset(tmp_path)
     rows, _ = heldout_rows(store, "ev", None, limit=2)

@@ -6,9 +6,15 @@ import math
 
 import numpy as np
 import pytest
+from doodleflow.training.eval.quality import (
+    GaussianMixture,
+    gmm_log_likelihood,
+    load_gmm,
+    quality_score,
+    scaled_scores,
+)
 
 from tests.eval.helpers import random_images
-from training.eval.quality import GaussianMixture, gmm_log_likelihood, load_gmm, quality_score, scaled_scores
 
 
 def test_single_identity_component_at_its_mean():

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
-from training.eval.split import heldout_split, is_heldout
+from doodleflow.training.eval.split import heldout_split, is_heldout
 
 
 def test_deterministic_and_matches_the_hash_rule():

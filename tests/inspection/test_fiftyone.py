@@ -14,12 +14,12 @@ import time
 
 import numpy as np
 import pytest
+from doodleflow.data.inspection.fo_build import detection_box, fiftyone_name, sync_version
+from doodleflow.data.store import DatasetStore
+from doodleflow.data.synthetic import make_source
+from doodleflow.flows.dataset_refresh import dataset_refresh
 from PIL import Image
 
-from data.inspection.fo_build import detection_box, fiftyone_name, sync_version
-from data.store import DatasetStore
-from data.synthetic import make_source
-from flows.dataset_refresh import dataset_refresh
 from tests.conftest import REPO
 from tests.curation.trees import BAD_EXPECTED, bad_tree
 
@@ -74,8 +74,7 @@ def test_slices_counts_labels_and_boxes_match_parquet(built):
 def test_boxes_of_real_openimages_photos_land_on_the_object(built):
     """Cut the target at the FiftyOne box: it must show the same pixels as the official box region."""
     import fiftyone as fo
-
-    from data.samples import real_photos
+    from doodleflow.data.samples import real_photos
 
     _, _, s = built
     d = fo.load_dataset(s["fiftyone"]["name"])
@@ -137,7 +136,7 @@ def test_new_version_adds_only_new_samples_and_reruns_change_nothing(built, tmp_
 
 def _cli(*args, env=None):
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "doodleflow.flows.cli", *args],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
@@ -210,10 +209,9 @@ def test_app_in_headless_chromium_shows_the_dataset(built, artifacts_dir, tmp_pa
 
 def test_predictions_slice_from_a_registered_model(built, tmp_path):
     import fiftyone as fo
-
-    from training.eval.fo_predictions import add_predictions
-    from training.pbe.presets import save_tiny_pbe
-    from training.registry import Registry
+    from doodleflow.training.eval.fo_predictions import add_predictions
+    from doodleflow.training.pbe.presets import save_tiny_pbe
+    from doodleflow.training.registry import Registry
 
     _, store, _ = built
     home = str(tmp_path / "home")
@@ -235,9 +233,8 @@ def test_predictions_slice_from_a_registered_model(built, tmp_path):
 
 def test_pair_datasets_as_source_target_groups(tmp_path):
     import fiftyone as fo
-
-    from data.pairs import ingest_pairs
-    from data.pairs_synthetic import write_photodoodle_style
+    from doodleflow.data.pairs import ingest_pairs
+    from doodleflow.data.pairs_synthetic import write_photodoodle_style
 
     store = str(tmp_path / "store")
     style = write_photodoodle_style(str(tmp_path / "pairs"), "carol", 5, seed=4)

@@ -19,15 +19,15 @@ def models_root(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_dir(models_root) -> str:
-    from training.photodoodle.presets import save_tiny_flux
+    from doodleflow.training.photodoodle.presets import save_tiny_flux
 
     return save_tiny_flux(models_root, seed=0)
 
 
 @pytest.fixture
 def tiny_model(tiny_dir):
-    from training.photodoodle.config import ModelSource
-    from training.photodoodle.model import load_model
+    from doodleflow.training.photodoodle.config import ModelSource
+    from doodleflow.training.photodoodle.model import load_model
 
     return load_model(ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir)))
 

@@ -16,8 +16,8 @@ def make_pair_dataset(
     root: str, store: str, name: str, n: int, style: str | None = None, seed: int = 0
 ) -> dict:
     """A committed pair dataset of `n` synthetic pairs (one style, named `style` or `name`)."""
-    from data.pairs import ingest_pairs
-    from data.pairs_synthetic import write_photodoodle_style
+    from doodleflow.data.pairs import ingest_pairs
+    from doodleflow.data.pairs_synthetic import write_photodoodle_style
 
     src = os.path.join(root, f"src-{name}")
     write_photodoodle_style(src, style or name, n, seed=seed, photo_path=PHOTO)
@@ -26,11 +26,11 @@ def make_pair_dataset(
 
 def publish_artist_lora(tiny_dir: str, store: str, artist: str = "lulu") -> dict:
     """A LoRA with non-zero weights, published as a training run would (card included)."""
-    from training.photodoodle.artifacts import artist_lora_rel, publish_lora
-    from training.photodoodle.config import LoraSettings, ModelSource
-    from training.photodoodle.lora import add_lora
-    from training.photodoodle.merge import base_identity
-    from training.photodoodle.model import load_model
+    from doodleflow.training.photodoodle.artifacts import artist_lora_rel, publish_lora
+    from doodleflow.training.photodoodle.config import LoraSettings, ModelSource
+    from doodleflow.training.photodoodle.lora import add_lora
+    from doodleflow.training.photodoodle.merge import base_identity
+    from doodleflow.training.photodoodle.model import load_model
 
     source = ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir))
     model = load_model(source)

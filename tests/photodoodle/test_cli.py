@@ -7,10 +7,10 @@ import json
 import os
 
 import pytest
+from doodleflow.data.pairs_synthetic import write_photodoodle_style
+from doodleflow.flows.cli import main
 from PIL import Image
 
-from data.pairs_synthetic import write_photodoodle_style
-from flows.cli import main
 from tests.photodoodle.helpers import PHOTO, publish_artist_lora
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

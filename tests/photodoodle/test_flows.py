@@ -15,9 +15,9 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from doodleflow.data.store import DatasetStore
+from doodleflow.flows.photodoodle import ArtistsFailed, omnieditor, train_artists
 
-from data.store import DatasetStore
-from flows.photodoodle import ArtistsFailed, omnieditor, train_artists
 from tests.photodoodle.helpers import make_pair_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api", "ray_local")]
@@ -45,10 +45,9 @@ def _task_runs(flow_run_id):
 
 def test_omnieditor_then_artists_in_parallel(tmp_path):
     from diffusers import FluxTransformer2DModel
-
-    from training.photodoodle.artifacts import find_merged_base
-    from training.photodoodle.config import ModelSource
-    from training.photodoodle.merge import base_identity
+    from doodleflow.training.photodoodle.artifacts import find_merged_base
+    from doodleflow.training.photodoodle.config import ModelSource
+    from doodleflow.training.photodoodle.merge import base_identity
 
     store = str(tmp_path / "store")
     make_pair_dataset(str(tmp_path), store, "edits", 6)

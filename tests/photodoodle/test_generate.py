@@ -9,13 +9,13 @@ import os
 import numpy as np
 import pytest
 import torch
+from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
+from doodleflow.training.photodoodle.generate import doodle, generate_doodle, load_condition, with_trigger
+from doodleflow.training.photodoodle.model import load_model
+from doodleflow.training.photodoodle.sampler import SampleConfig, sample
 from PIL import Image
 
 from tests.photodoodle.helpers import PHOTO, publish_artist_lora
-from training.photodoodle.config import ConditionConfig, ModelSource
-from training.photodoodle.generate import doodle, generate_doodle, load_condition, with_trigger
-from training.photodoodle.model import load_model
-from training.photodoodle.sampler import SampleConfig, sample
 
 
 def _source(tiny_dir) -> ModelSource:

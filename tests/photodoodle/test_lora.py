@@ -7,13 +7,12 @@ import os
 
 import pytest
 import torch
-
-from training.photodoodle.artifacts import find_lora, find_merged_base, publish_lora
-from training.photodoodle.config import LoraSettings, ModelSource
-from training.photodoodle.lora import add_lora, load_trainable_state_dict, trainable_state_dict
-from training.photodoodle.merge import base_identity, merge_omnieditor
-from training.photodoodle.model import load_model
-from training.photodoodle.tokens import image_ids
+from doodleflow.training.photodoodle.artifacts import find_lora, find_merged_base, publish_lora
+from doodleflow.training.photodoodle.config import LoraSettings, ModelSource
+from doodleflow.training.photodoodle.lora import add_lora, load_trainable_state_dict, trainable_state_dict
+from doodleflow.training.photodoodle.merge import base_identity, merge_omnieditor
+from doodleflow.training.photodoodle.model import load_model
+from doodleflow.training.photodoodle.tokens import image_ids
 
 
 def _inputs(seed: int = 0) -> dict:
@@ -78,7 +77,7 @@ def test_checkpoint_state_round_trip(tiny_dir):
 
 
 def test_artist_lora_paths_are_validated_and_newest_is_found(tiny_dir, tmp_path):
-    from training.photodoodle.artifacts import artist_lora_rel
+    from doodleflow.training.photodoodle.artifacts import artist_lora_rel
 
     store = str(tmp_path / "store")
     model = load_model(_source(tiny_dir))

@@ -8,11 +8,10 @@ import os
 
 import pytest
 import torch
-
-from training.photodoodle.config import ConditionConfig
-from training.photodoodle.forward import TextCondition
-from training.photodoodle.loss import EncodedBatch, flow_matching_loss
-from training.photodoodle.tokens import image_ids, pack
+from doodleflow.training.photodoodle.config import ConditionConfig
+from doodleflow.training.photodoodle.forward import TextCondition
+from doodleflow.training.photodoodle.loss import EncodedBatch, flow_matching_loss
+from doodleflow.training.photodoodle.tokens import image_ids, pack
 
 H, W = 12, 8  # latents of a 96x64 image; 6x4 = 24 tokens per image
 
@@ -94,8 +93,8 @@ def test_condition_is_never_noised_and_target_is(tiny_model):
 
 
 def test_loss_ignores_the_condition_tokens(tiny_model):
-    from training.photodoodle.config import LoraSettings
-    from training.photodoodle.lora import add_lora
+    from doodleflow.training.photodoodle.config import LoraSettings
+    from doodleflow.training.photodoodle.lora import add_lora
 
     params = add_lora(tiny_model.transformer, LoraSettings(rank=4, alpha=4))
     enc = _batch(tiny_model)

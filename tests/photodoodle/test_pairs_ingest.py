@@ -8,13 +8,12 @@ import os
 
 import pyarrow.dataset as pads
 import pytest
+from doodleflow.data.errors import InputError
+from doodleflow.data.imageio import decode_rgb
+from doodleflow.data.pairs import ingest_pairs
+from doodleflow.data.pairs_synthetic import write_photodoodle_style, write_plain_folder
+from doodleflow.data.store import DatasetStore
 from PIL import Image
-
-from data.errors import InputError
-from data.imageio import decode_rgb
-from data.pairs import ingest_pairs
-from data.pairs_synthetic import write_photodoodle_style, write_plain_folder
-from data.store import DatasetStore
 
 PHOTO = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "photodoodle", "1.png")
 

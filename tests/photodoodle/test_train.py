@@ -7,17 +7,17 @@ import os
 
 import pytest
 import torch
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
+from doodleflow.training.photodoodle.config import TrainConfig
+from doodleflow.training.photodoodle.job import plan_job, publish_run_lora
+from doodleflow.training.photodoodle.loop import WorkerContext, train
+from doodleflow.training.photodoodle.lora import trainable_state_dict
+from doodleflow.training.photodoodle.model import load_model
+from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
-from data.store import DatasetStore
 from tests.photodoodle.helpers import make_pair_dataset
-from training.common.rundir import RunDir
-from training.photodoodle.batches import cached_epochs, cached_pairs
-from training.photodoodle.config import TrainConfig
-from training.photodoodle.job import plan_job, publish_run_lora
-from training.photodoodle.loop import WorkerContext, train
-from training.photodoodle.lora import trainable_state_dict
-from training.photodoodle.model import load_model
-from training.photodoodle.trainer import PhotoDoodleTrainer
 
 
 def _cfg(store: str, tiny_dir: str, **run) -> TrainConfig:

@@ -6,10 +6,9 @@ import os
 
 import pytest
 import torch
+from doodleflow.training.registry import Registry, TamperedArtifact, parse_ref
+from doodleflow.training.registry.refs import ModelRef
 from safetensors.torch import save_file
-
-from training.registry import Registry, TamperedArtifact, parse_ref
-from training.registry.refs import ModelRef
 
 
 def _artifact(path, seed: int) -> str:

@@ -10,8 +10,8 @@ import sys
 import time
 
 import pytest
+from doodleflow.data.store import DatasetStore
 
-from data.store import DatasetStore
 from tests.conftest import REPO
 from tests.curation.trees import good_tree
 from tests.scale.ray_cluster import TwoNodeCluster
@@ -46,7 +46,7 @@ def _refresh(src, store, env, *extra):
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "doodleflow.flows.cli",
             "refresh",
             "--source",
             src,
@@ -89,7 +89,7 @@ def test_refresh_on_a_two_node_cluster_survives_losing_a_node(cluster, tmp_path)
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "doodleflow.flows.cli",
             "refresh",
             "--source",
             src,

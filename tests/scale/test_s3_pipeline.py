@@ -11,8 +11,7 @@ import sys
 import time
 
 import pytest
-
-from data.fsutil import filesystem
+from doodleflow.data.fsutil import filesystem
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +98,7 @@ def test_demo_pipeline_on_s3_leaves_only_caches_locally(
 
 
 def _demo(env: dict, log_path: str) -> dict:
-    cmd = [sys.executable, "-m", "flows.cli", "demo", "--images", "6", "--steps", "2", "--json"]
+    cmd = [sys.executable, "-m", "doodleflow.flows.cli", "demo", "--images", "6", "--steps", "2", "--json"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     with open(log_path, "w") as f:  # kept for CI: the whole run's log
         f.write(proc.stdout + proc.stderr)

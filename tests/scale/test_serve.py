@@ -11,9 +11,9 @@ import time
 import urllib.request
 
 import pytest
+from doodleflow.data.pairs import ingest_pairs
+from doodleflow.data.pairs_synthetic import write_photodoodle_style
 
-from data.pairs import ingest_pairs
-from data.pairs_synthetic import write_photodoodle_style
 from tests.conftest import REPO
 from tests.curation.trees import good_tree
 from tests.scale.ray_cluster import free_port
@@ -70,7 +70,7 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
     ingest_pairs(style, "alice", store, artist="alice")
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "DOODLEFLOW_STORE": store}
     serve = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--source", src, "--dataset", "nightly"],
+        [sys.executable, "-m", "doodleflow.flows.cli", "serve", "--source", src, "--dataset", "nightly"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -22,14 +22,14 @@ def models_root(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_dir(models_root) -> str:
-    from training.pbe.presets import save_tiny_pbe
+    from doodleflow.training.pbe.presets import save_tiny_pbe
 
     return save_tiny_pbe(models_root, seed=0)
 
 
 @pytest.fixture
 def tiny_model(tiny_dir):
-    from training.pbe.model import load_pbe_dir
+    from doodleflow.training.pbe.model import load_pbe_dir
 
     return load_pbe_dir(tiny_dir)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
-from data.config import CurationConfig
-from data.plan import make_units, plan_inputs
-from data.refresh import commit_version, diff_with_latest
-from data.shard import build_unit
-from data.store import DatasetStore
-from data.synthetic import make_source
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.plan import make_units, plan_inputs
+from doodleflow.data.refresh import commit_version, diff_with_latest
+from doodleflow.data.shard import build_unit
+from doodleflow.data.store import DatasetStore
+from doodleflow.data.synthetic import make_source
 
 
 def make_version(root: str, store: str, name: str, n_images: int, seed: int = 0) -> int:

@@ -7,9 +7,8 @@ import os
 import pyarrow.parquet as pq
 import pytest
 import torch
-
-from data.store import DatasetStore
-from training.pbe.cache import (
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.pbe.cache import (
     build_latent_cache,
     cache_dir,
     cache_key,
@@ -17,10 +16,10 @@ from training.pbe.cache import (
     encoded_batch,
     find_cache,
 )
-from training.pbe.config import ModelSource, TrainConfig
-from training.pbe.data import SAMPLE_COLUMNS, decode_rows, pixel_batch
-from training.pbe.model import load_pbe_dir
-from training.pbe.trainer import PbETrainer
+from doodleflow.training.pbe.config import ModelSource, TrainConfig
+from doodleflow.training.pbe.data import SAMPLE_COLUMNS, decode_rows, pixel_batch
+from doodleflow.training.pbe.model import load_pbe_dir
+from doodleflow.training.pbe.trainer import PbETrainer
 
 from .datasets import make_version
 

@@ -14,14 +14,13 @@ import time
 
 import psutil
 import pytest
+from doodleflow.flows.cli import main
+from doodleflow.training.common.metrics import MetricsLog
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.pbe.config import build_config
+from doodleflow.training.pbe.ray_job import plan_job
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-from flows.cli import main
-from training.common.metrics import MetricsLog
-from training.common.rundir import RunDir
-from training.pbe.config import build_config
-from training.pbe.ray_job import plan_job
 
 from .datasets import make_version
 
@@ -30,7 +29,7 @@ FAST = ["--resolution", "128", "--batch-size", "2", "--lr", "1e-3", "--warmup-st
 
 
 def _cli(*args: str, **kw):
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], text=True, **kw)
+    return subprocess.Popen([sys.executable, "-m", "doodleflow.flows.cli", *args], text=True, **kw)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -118,7 +117,7 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
     )
     assert set(reg["metrics"]) >= {"final_loss", "region_clip_score", "fid"}
     assert reg["prefect_flow_run_id"] == json.loads(run.fs.cat_file(flow_runs[0]))["flow_run_id"]
-    from training.registry import Registry
+    from doodleflow.training.registry import Registry
 
     full = Registry(home=os.environ["DOODLEFLOW_HOME"]).resolve("pbe-kr:1")  # files verified
     assert {f["path"] for f in full.lineage["files"]} >= {"model.safetensors", "state.json"}
@@ -141,11 +140,10 @@ def _fine_tune_from_registered(store: str, trained: dict, capsys) -> None:
     """`train pbe --model NAME:V` starts from that version's verified weights and registers the new
     run with it as parent; a modified registered file is refused before any work."""
     import torch
-
-    from flows.train_pbe import registered_source
-    from training.common.rundir import read_checkpoint_uri
-    from training.pbe.model import load_model
-    from training.registry.registry import TamperedArtifact
+    from doodleflow.flows.train_pbe import registered_source
+    from doodleflow.training.common.rundir import read_checkpoint_uri
+    from doodleflow.training.pbe.model import load_model
+    from doodleflow.training.registry.registry import TamperedArtifact
 
     src = registered_source("pbe-kr:1", None, None, None)
     assert (src.init_from, src.init_model, src.kind) == (trained["checkpoint"], "pbe-kr:1", "tiny")

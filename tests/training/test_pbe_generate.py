@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from doodleflow.flows.cli import main
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.pbe.config import ModelSource, TrainConfig
+from doodleflow.training.pbe.model import load_pbe_dir
+from doodleflow.training.pbe.sample import default_scheduler, paint, prepare
 from PIL import Image
-
-from flows.cli import main
-from training.common.rundir import RunDir
-from training.pbe.config import ModelSource, TrainConfig
-from training.pbe.model import load_pbe_dir
-from training.pbe.sample import default_scheduler, paint, prepare
 
 from .conftest import FIXTURES, example_triple
 
@@ -66,8 +65,8 @@ def test_the_source_enters_only_through_the_kept_region(tiny_dir):
 @pytest.fixture(scope="module")
 def trained_checkpoint(tiny_dir, models_root, tmp_path_factory):
     """A real run checkpoint: a few steps of the trainer written to a run directory."""
-    from training.pbe.data import PixelBatch
-    from training.pbe.trainer import PbETrainer
+    from doodleflow.training.pbe.data import PixelBatch
+    from doodleflow.training.pbe.trainer import PbETrainer
 
     cfg = TrainConfig().replace(
         model={"source": ModelSource(kind="tiny", tiny_root=models_root)},
@@ -75,7 +74,7 @@ def trained_checkpoint(tiny_dir, models_root, tmp_path_factory):
     )
     t = PbETrainer(load_pbe_dir(tiny_dir), cfg)
     x, m, ref = _inputs(3, size=128)
-    from training.pbe.mask import repaint_to_keep
+    from doodleflow.training.pbe.mask import repaint_to_keep
 
     t.train_step(PixelBatch(target=x, keep=repaint_to_keep(m), reference=ref))
     model, opt, state = t.state_tensors()

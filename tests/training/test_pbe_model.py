@@ -8,10 +8,9 @@ import os
 import numpy as np
 import pytest
 import torch
-
-from training.pbe.mask import repaint_to_keep
-from training.pbe.model import load_pbe_dir, load_sd1_clip
-from training.pbe.presets import TINY_CLIP, TINY_UNET, TINY_VAE, random_components, save_tiny_sd1
+from doodleflow.training.pbe.mask import repaint_to_keep
+from doodleflow.training.pbe.model import load_pbe_dir, load_sd1_clip
+from doodleflow.training.pbe.presets import TINY_CLIP, TINY_UNET, TINY_VAE, random_components, save_tiny_sd1
 
 from .conftest import example_triple
 

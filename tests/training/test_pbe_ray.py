@@ -6,13 +6,12 @@ import json
 
 import pytest
 import torch
+from doodleflow.training.common.distributed import weights_digest
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.pbe.config import ModelSource, TrainConfig
+from doodleflow.training.pbe.model import load_pbe_dir
+from doodleflow.training.pbe.ray_job import launch
 from safetensors.torch import load_file
-
-from training.common.distributed import weights_digest
-from training.common.rundir import RunDir
-from training.pbe.config import ModelSource, TrainConfig
-from training.pbe.model import load_pbe_dir
-from training.pbe.ray_job import launch
 
 from .datasets import make_version
 

@@ -6,14 +6,13 @@ import json
 
 import pytest
 import torch
-
-from data.store import DatasetStore
-from training.common.rundir import RunDir
-from training.common.schedule import linear_warmup
-from training.pbe.config import TrainConfig
-from training.pbe.data import decode_rows, pixel_batch
-from training.pbe.model import load_pbe_dir
-from training.pbe.trainer import PbETrainer
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.common.schedule import linear_warmup
+from doodleflow.training.pbe.config import TrainConfig
+from doodleflow.training.pbe.data import decode_rows, pixel_batch
+from doodleflow.training.pbe.model import load_pbe_dir
+from doodleflow.training.pbe.trainer import PbETrainer
 
 from .datasets import make_version
 
@@ -126,8 +125,8 @@ def test_checkpoint_files_layout_and_integrity(tiny_dir, tmp_path):
 
 
 def test_model_flops_count_three_times_the_denoiser_plus_the_encoders(tiny_dir, four_samples):
-    from training.common.mfu import count_flops
-    from training.pbe.trainer import first
+    from doodleflow.training.common.mfu import count_flops
+    from doodleflow.training.pbe.trainer import first
 
     t = PbETrainer(load_pbe_dir(tiny_dir), TrainConfig().replace(**FAST))
     px = pixel_batch(four_samples)

@@ -7,9 +7,8 @@ import logging
 import time
 
 import pytest
+from doodleflow.training.common.tracking import RUN_TAG, Tracker, find_run
 from mlflow import MlflowClient
-
-from training.common.tracking import RUN_TAG, Tracker, find_run
 
 
 def _records(steps, loss=lambda s: 1.0 / s, **extra):
@@ -61,7 +60,7 @@ def test_an_unreachable_server_never_blocks_a_step(tmp_path, monkeypatch, caplog
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     t = Tracker("http://127.0.0.1:9", "pbe", "down", {})  # nothing listens on port 9
     t0 = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="training.common.tracking"):
+    with caplog.at_level(logging.WARNING, logger="doodleflow.training.common.tracking"):
         for rec in _records(range(1, 21)):
             t.log(rec)
         logged = time.perf_counter() - t0

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from data.fsutil import filesystem
-from training.common.home import home
-from training.common.publish import publish_dir
+from doodleflow.data.fsutil import filesystem
+from doodleflow.training.common.home import home
+from doodleflow.training.common.publish import publish_dir
 
 
 def cache_root() -> str:

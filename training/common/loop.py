@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
-
-from training.common import distributed
-from training.common.metrics import MetricsLog, format_line
-from training.common.mfu import mfu, peak_flops, peak_memory_gib
-from training.common.plot import loss_curve_png
-from training.common.rundir import RunDir
+from doodleflow.training.common import distributed
+from doodleflow.training.common.metrics import MetricsLog, format_line
+from doodleflow.training.common.mfu import mfu, peak_flops, peak_memory_gib
+from doodleflow.training.common.plot import loss_curve_png
+from doodleflow.training.common.rundir import RunDir
 
 
 @dataclass

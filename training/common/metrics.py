@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from training.common.rundir import RunDir
+from doodleflow.training.common.rundir import RunDir
 
 FILE = "metrics.jsonl"
 

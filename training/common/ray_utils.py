@@ -62,9 +62,8 @@ def arrow_filesystem(store_uri: str, uris: list[str]):
     filesystem as the store (so AWS_ENDPOINT_URL and friends apply); local paths need none."""
     if not store_uri.startswith("s3://"):
         return None, uris
+    from doodleflow.data.fsutil import filesystem
     from pyarrow.fs import FSSpecHandler, PyFileSystem
-
-    from data.fsutil import filesystem
 
     fs, _ = filesystem(store_uri)
     return PyFileSystem(FSSpecHandler(fs)), [u.removeprefix("s3://") for u in uris]

@@ -22,9 +22,8 @@ import posixpath
 import re
 
 import torch
-
-from data.fsutil import atomic_write, filesystem, join
-from training.common.checkpoint import sha256, tensors_from_bytes, tensors_to_bytes
+from doodleflow.data.fsutil import atomic_write, filesystem, join
+from doodleflow.training.common.checkpoint import sha256, tensors_from_bytes, tensors_to_bytes
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 STATE = "state.json"

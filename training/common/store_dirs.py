@@ -13,7 +13,7 @@ import posixpath
 import shutil
 import uuid
 
-from data.fsutil import atomic_write, filesystem, is_local, join
+from doodleflow.data.fsutil import atomic_write, filesystem, is_local, join
 
 
 def publish_local_dir(src: str, store_uri: str, rel: str, marker: str, meta: dict) -> str:

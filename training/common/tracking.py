@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 
-from training.common.home import home
+from doodleflow.training.common.home import home
 
 RUN_TAG = "doodleflow.run"
 KEYS = ("loss", "lr", "grad_norm", "samples_per_s", "step_time", "data_time", "mfu", "peak_mem_gib")
@@ -68,9 +68,8 @@ class Tracker:
         self.thread: threading.Thread | None = None
 
     def _open(self) -> None:
+        from doodleflow.training.registry.registry import default_artifact_root, ensure_experiment, log_params
         from mlflow import MlflowClient
-
-        from training.registry.registry import default_artifact_root, ensure_experiment, log_params
 
         self.client = MlflowClient(tracking_uri=self.uri)
         found = find_run(self.client, self.family, self.run_id)
@@ -172,7 +171,7 @@ def tracking_config(store: str | None = None) -> dict:
     """What the driver hands its workers: the tracking URI resolved here (MLFLOW_TRACKING_URI, else
     the SQLite store under DOODLEFLOW_HOME), so workers on other nodes log to the same place, and
     the tracking store ready to use."""
-    from training.registry.registry import Registry
+    from doodleflow.training.registry.registry import Registry
 
     reg = Registry(home(), store=store)
     # Create (or migrate) the tracking store here, before any worker exists: MLflow builds a SQLite

@@ -6,7 +6,7 @@ Plus the held-out split, the sample grid, and loaders / tiny presets of the CLIP
 models (weights always come from a local directory).
 """
 
-from training.eval.clip import (
+from doodleflow.training.eval.clip import (
     Clip,
     clip_img_score,
     clip_text_score,
@@ -16,11 +16,17 @@ from training.eval.clip import (
     region_clip_score,
     tiny_clip,
 )
-from training.eval.fid import FeatureExtractor, activation_stats, fid, frechet_distance
-from training.eval.grid import GridLayout, sample_grid
-from training.eval.inception import InceptionConfig, InceptionV3FID, tiny_inception
-from training.eval.quality import GaussianMixture, gmm_log_likelihood, load_gmm, quality_score, scaled_scores
-from training.eval.split import heldout_split, is_heldout
+from doodleflow.training.eval.fid import FeatureExtractor, activation_stats, fid, frechet_distance
+from doodleflow.training.eval.grid import GridLayout, sample_grid
+from doodleflow.training.eval.inception import InceptionConfig, InceptionV3FID, tiny_inception
+from doodleflow.training.eval.quality import (
+    GaussianMixture,
+    gmm_log_likelihood,
+    load_gmm,
+    quality_score,
+    scaled_scores,
+)
+from doodleflow.training.eval.split import heldout_split, is_heldout
 
 __all__ = [
     "Clip",

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
-from training.eval.images import (
+from doodleflow.training.eval.images import (
     CLIP_MEAN,
     CLIP_STD,
     ImageLike,
@@ -33,6 +31,7 @@ from training.eval.images import (
     to_pil,
     to_tensor,
 )
+from PIL import Image
 
 
 def _quiet_transformers() -> None:

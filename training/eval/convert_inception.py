@@ -17,8 +17,7 @@ import argparse
 import os
 
 import torch
-
-from training.eval.inception import InceptionConfig, InceptionV3FID
+from doodleflow.training.eval.inception import InceptionConfig, InceptionV3FID
 
 DROPPED_PREFIXES = ("fc.", "AuxLogits.")
 

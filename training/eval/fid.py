@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-
-from training.eval.images import ImageLike
+from doodleflow.training.eval.images import ImageLike
 
 log = logging.getLogger(__name__)
 

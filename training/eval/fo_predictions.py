@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from data.inspection.fo_build import fiftyone_name
-from training.eval.clip import region_clip_score
-from training.eval.models import load_eval_models
-from training.eval.pbe import _img, heldout_rows, repaint_all
+from doodleflow.data.inspection.fo_build import fiftyone_name
+from doodleflow.training.eval.clip import region_clip_score
+from doodleflow.training.eval.models import load_eval_models
+from doodleflow.training.eval.pbe import _img, heldout_rows, repaint_all
 
 
 def add_predictions(
@@ -24,10 +24,9 @@ def add_predictions(
 ) -> dict:
     import fiftyone as fo
     import numpy as np
+    from doodleflow.training.pbe.sample import load_for_inference
+    from doodleflow.training.registry import Registry
     from fiftyone import ViewField as F
-
-    from training.pbe.sample import load_for_inference
-    from training.registry import Registry
 
     reg = Registry(home=home).resolve(model_ref)  # verified before loading
     if reg.kind != "pbe-checkpoint":

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from doodleflow.training.eval.images import ImageLike, batched, to_tensor
+from doodleflow.training.eval.images import clip_preprocess as _clip_preprocess
 from torch import nn
-
-from training.eval.images import ImageLike, batched, to_tensor
-from training.eval.images import clip_preprocess as _clip_preprocess
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 

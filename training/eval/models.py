@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from training.eval.clip import Clip, load_clip, tiny_clip
-from training.eval.inception import InceptionV3FID, tiny_inception
+from doodleflow.training.eval.clip import Clip, load_clip, tiny_clip
+from doodleflow.training.eval.inception import InceptionV3FID, tiny_inception
 
 TINY_NOTE = "tiny random {what} (no weights given): the code path is the real one, the numbers mean nothing"
 

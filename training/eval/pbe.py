@@ -12,14 +12,13 @@ import os
 
 import numpy as np
 import torch
+from doodleflow.data.split import is_heldout
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.eval.clip import region_clip_score
+from doodleflow.training.eval.fid import fid
+from doodleflow.training.eval.grid import sample_grid
+from doodleflow.training.eval.models import EvalModels
 from PIL import Image
-
-from data.split import is_heldout
-from data.store import DatasetStore
-from training.eval.clip import region_clip_score
-from training.eval.fid import fid
-from training.eval.grid import sample_grid
-from training.eval.models import EvalModels
 
 
 def heldout_rows(store: str, dataset: str, version: int | None, limit: int) -> tuple[list[dict], dict]:
@@ -40,7 +39,7 @@ def _img(buf: bytes, mode: str = "RGB") -> Image.Image:
 
 
 def repaint_all(model, rows: list[dict], steps: int, guidance: float, seed: int) -> list[Image.Image]:
-    from training.pbe.sample import paint, prepare
+    from doodleflow.training.pbe.sample import paint, prepare
 
     outs = []
     for i, r in enumerate(rows):
@@ -80,7 +79,7 @@ def evaluate_pbe(
         "fid": float(fid(outputs, targets, models.inception)) if len(rows) > 1 else float("nan"),
     }
     if gmm:
-        from training.eval.quality import load_gmm, quality_score
+        from doodleflow.training.eval.quality import load_gmm, quality_score
 
         metrics["quality_score"] = float(quality_score(outputs, load_gmm(gmm), models.inception)[0])
     os.makedirs(out_dir, exist_ok=True)

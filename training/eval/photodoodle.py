@@ -9,13 +9,12 @@ import io
 import os
 import tempfile
 
+from doodleflow.data.split import is_heldout
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.eval.clip import clip_img_score, clip_text_score
+from doodleflow.training.eval.grid import sample_grid
+from doodleflow.training.eval.models import EvalModels
 from PIL import Image
-
-from data.split import is_heldout
-from data.store import DatasetStore
-from training.eval.clip import clip_img_score, clip_text_score
-from training.eval.grid import sample_grid
-from training.eval.models import EvalModels
 
 
 def heldout_pairs(
@@ -52,8 +51,8 @@ def evaluate_doodle(
     seed: int = 0,
 ) -> dict:
     """Edit each held-out source with the artist's LoRA (`card`), score, and save the grid."""
-    from training.photodoodle.generate import doodle
-    from training.photodoodle.sampler import SampleConfig
+    from doodleflow.training.photodoodle.generate import doodle
+    from doodleflow.training.photodoodle.sampler import SampleConfig
 
     outputs, prompts = [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from training.eval.fid import FeatureExtractor
-from training.eval.images import ImageLike
+from doodleflow.training.eval.fid import FeatureExtractor
+from doodleflow.training.eval.images import ImageLike
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-
-from data.fsutil import atomic_write, filesystem, join
-from data.store import DatasetStore
-from training.pbe.config import TrainConfig
-from training.pbe.data import SAMPLE_COLUMNS, decode_rows, pixel_batch
-from training.pbe.loss import EncodedBatch, encode_batch
-from training.pbe.model import PbEModel
+from doodleflow.data.fsutil import atomic_write, filesystem, join
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.pbe.config import TrainConfig
+from doodleflow.training.pbe.data import SAMPLE_COLUMNS, decode_rows, pixel_batch
+from doodleflow.training.pbe.loss import EncodedBatch, encode_batch
+from doodleflow.training.pbe.model import PbEModel
 
 FIELDS = {  # column -> stored dtype
     "target_moments": "float16",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from training.common.config import SectionedConfig, short_hash
+from doodleflow.training.common.config import SectionedConfig, short_hash
 
 ModelKind = Literal["tiny", "sd1", "pbe"]
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-
-from data.imageio import decode_rgb, resize
-from training.pbe.mask import repaint_to_keep
-from training.pbe.presets import CLIP_MEAN, CLIP_STD
+from doodleflow.data.imageio import decode_rgb, resize
+from doodleflow.training.pbe.mask import repaint_to_keep
+from doodleflow.training.pbe.presets import CLIP_MEAN, CLIP_STD
 
 SAMPLE_COLUMNS = ["target_jpeg", "mask_png", "reference_jpeg"]
 

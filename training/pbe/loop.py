@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from training.common.loop import StepLoop, WorkerContext
-from training.common.loop import train as run_loop
-from training.common.rundir import RunDir
-from training.pbe.trainer import PbETrainer
+from doodleflow.training.common.loop import StepLoop, WorkerContext
+from doodleflow.training.common.loop import train as run_loop
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.pbe.trainer import PbETrainer
 
 __all__ = ["PbELoop", "WorkerContext", "train"]
 

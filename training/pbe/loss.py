@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-from training.pbe.data import PixelBatch
-from training.pbe.model import PbEModel
+from doodleflow.training.pbe.data import PixelBatch
+from doodleflow.training.pbe.model import PbEModel
 
 
 @dataclass

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 
 import torch
+from doodleflow.training.common.home import home
+from doodleflow.training.pbe.config import ModelSource
 from torch import nn
-
-from training.common.home import home
-from training.pbe.config import ModelSource
 
 
 class ConditionHead(nn.Module):
@@ -193,7 +192,7 @@ def default_tiny_root() -> str:
 
 def resolve_source_dir(source: ModelSource) -> str | None:
     """The PbE directory a source loads from (writing the tiny preset first if needed)."""
-    from training.pbe.presets import save_tiny_pbe
+    from doodleflow.training.pbe.presets import save_tiny_pbe
 
     if source.kind == "tiny":
         return save_tiny_pbe(source.tiny_root or default_tiny_root(), source.seed)
@@ -212,7 +211,7 @@ def load_model(source: ModelSource) -> PbEModel:
 
 def init_weights(source: ModelSource) -> dict[str, torch.Tensor]:
     """The trained weights a fine-tune starts from, refused unless they are the pinned bytes."""
-    from training.common.rundir import read_checkpoint_uri
+    from doodleflow.training.common.rundir import read_checkpoint_uri
 
     weights, _, state = read_checkpoint_uri(source.init_from)  # each file checked against state.json
     have = state["files"]["model.safetensors"]["sha256"]
@@ -230,7 +229,7 @@ def init_source(checkpoint: str, ref: str | None = None, sha256: str | None = No
     checkpoint holds every trainable weight, so only the newest init matters."""
     import dataclasses
 
-    from training.common.rundir import read_checkpoint_state
+    from doodleflow.training.common.rundir import read_checkpoint_state
 
     state = read_checkpoint_state(checkpoint)
     base = ModelSource(**state["config"]["model"]["source"])

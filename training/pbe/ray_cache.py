@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from training.common.ray_utils import init_ray
-from training.pbe.config import TrainConfig
-from training.pbe.ray_job import _log, resolve
+from doodleflow.training.common.ray_utils import init_ray
+from doodleflow.training.pbe.config import TrainConfig
+from doodleflow.training.pbe.ray_job import _log, resolve
 
 
 def build_cache(cfg: TrainConfig, ray_address: str | None = None, log=_log) -> dict:
     """Encode cfg's dataset version once (a no-op when its cache exists); returns the manifest."""
     import ray
-
-    from training.pbe.cache import find_cache
+    from doodleflow.training.pbe.cache import find_cache
 
     resolved = resolve(cfg)
     found = find_cache(resolved)
@@ -27,9 +26,8 @@ def build_cache(cfg: TrainConfig, ray_address: str | None = None, log=_log) -> d
 
 def _build(cfg_dict: dict) -> dict:
     import torch
-
-    from training.pbe.cache import build_latent_cache
-    from training.pbe.model import load_model
+    from doodleflow.training.pbe.cache import build_latent_cache
+    from doodleflow.training.pbe.model import load_model
 
     cfg = TrainConfig.from_dict(cfg_dict)
     device = "cuda" if cfg.run.use_gpu and torch.cuda.is_available() else "cpu"

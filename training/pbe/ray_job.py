@@ -13,18 +13,18 @@ import json
 import os
 from dataclasses import dataclass
 
-from data.store import DatasetStore
-from training.common.logs import log as _log
-from training.common.ray_utils import (
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.common.logs import log as _log
+from doodleflow.training.common.ray_utils import (
     arrow_filesystem,
     cpus_per_worker,
     init_ray,
     ray_run_config,
     shard_epochs,
 )
-from training.common.rundir import RunDir
-from training.common.tracking import make_tracker, tracking_config
-from training.pbe.config import TrainConfig
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.common.tracking import make_tracker, tracking_config
+from doodleflow.training.pbe.config import TrainConfig
 
 FAMILY = "pbe"
 
@@ -39,7 +39,7 @@ class JobPlan:
 
 def clip_image_size(cfg: TrainConfig) -> int:
     """The CLIP tower's input size, read from its config file (the driver never loads weights)."""
-    from training.pbe.model import resolve_source_dir
+    from doodleflow.training.pbe.model import resolve_source_dir
 
     src = cfg.model.source
     path = (
@@ -54,7 +54,7 @@ def clip_image_size(cfg: TrainConfig) -> int:
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
     """Pin what "latest" and defaults mean now: the dataset version and the tiny preset's root."""
-    from training.pbe.model import default_tiny_root
+    from doodleflow.training.pbe.model import default_tiny_root
 
     version = DatasetStore(cfg.run.store, cfg.run.dataset).resolve(cfg.run.version or None)
     src = cfg.model.source
@@ -90,7 +90,7 @@ def plan_job(cfg: TrainConfig, log=_log) -> JobPlan:
     _check_run(cfg, run, log)
     cache = None
     if cfg.data.latent_cache != "off":
-        from training.pbe.cache import find_cache
+        from doodleflow.training.pbe.cache import find_cache
 
         cache = find_cache(cfg)
         log(f"latent cache: {cache['rows']} samples" if cache else "latent cache: none for this version")
@@ -101,9 +101,8 @@ def plan_job(cfg: TrainConfig, log=_log) -> JobPlan:
 def train_dataset(plan: JobPlan):
     """The training stream: the version's Parquet decoded to uint8 arrays, or its latent cache."""
     import ray.data
-
-    from training.pbe.cache import FIELDS, decode_cached
-    from training.pbe.data import SAMPLE_COLUMNS, decode_rows
+    from doodleflow.training.pbe.cache import FIELDS, decode_cached
+    from doodleflow.training.pbe.data import SAMPLE_COLUMNS, decode_rows
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # per-epoch bars flood the logs
     if plan.cache:
@@ -126,12 +125,11 @@ def train_loop_per_worker(config: dict) -> None:
     """What each Ray Train worker runs: build the model, wrap it in DDP, stream its shard, train."""
     import ray.train
     import ray.train.torch
-
-    from training.pbe.cache import encoded_batch
-    from training.pbe.data import pixel_batch
-    from training.pbe.loop import WorkerContext, train
-    from training.pbe.model import load_model
-    from training.pbe.trainer import PbETrainer
+    from doodleflow.training.pbe.cache import encoded_batch
+    from doodleflow.training.pbe.data import pixel_batch
+    from doodleflow.training.pbe.loop import WorkerContext, train
+    from doodleflow.training.pbe.model import load_model
+    from doodleflow.training.pbe.trainer import PbETrainer
 
     cfg = TrainConfig.from_dict(config["train"])
     ctx = ray.train.get_context()
@@ -161,7 +159,7 @@ def launch(cfg: TrainConfig, ray_address: str | None = None, max_failures: int =
     from ray.train.torch import TorchTrainer
 
     if cfg.data.latent_cache == "build":
-        from training.pbe.ray_cache import build_cache
+        from doodleflow.training.pbe.ray_cache import build_cache
 
         build_cache(cfg, ray_address, log)
     plan = plan_job(cfg, log)

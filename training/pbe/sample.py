@@ -15,18 +15,17 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from doodleflow.training.pbe.mask import repaint_to_keep
+from doodleflow.training.pbe.model import PbEModel
 from PIL import Image
-
-from training.pbe.mask import repaint_to_keep
-from training.pbe.model import PbEModel
 
 
 def load_for_inference(checkpoint: str) -> PbEModel:
     """A run checkpoint (…/checkpoints/step-NNNNNN, local or s3://) applied to the base model it
     was trained from, or a diffusers Paint-by-Example directory used as is."""
-    from training.common.rundir import read_checkpoint_uri
-    from training.pbe.config import TrainConfig
-    from training.pbe.model import load_model, load_pbe_dir
+    from doodleflow.training.common.rundir import read_checkpoint_uri
+    from doodleflow.training.pbe.config import TrainConfig
+    from doodleflow.training.pbe.model import load_model, load_pbe_dir
 
     if os.path.exists(os.path.join(checkpoint, "model_index.json")):
         return load_pbe_dir(checkpoint)
@@ -44,7 +43,7 @@ def prepare(
     """PIL inputs -> (image (1,3,S,S) in [-1,1], repaint mask uint8 (1,S,S), CLIP-normalized reference).
 
     The reference is resized straight to the CLIP size with no crop, as PbE's inference script."""
-    from training.pbe.data import normalize_reference
+    from doodleflow.training.pbe.data import normalize_reference
 
     img = np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC))
     m = np.asarray(mask.convert("L").resize((size, size), Image.NEAREST))
@@ -55,8 +54,7 @@ def prepare(
 
 def default_scheduler():
     from diffusers import PNDMScheduler
-
-    from training.pbe.presets import SCHEDULER
+    from doodleflow.training.pbe.presets import SCHEDULER
 
     return PNDMScheduler(**SCHEDULER)
 

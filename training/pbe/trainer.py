@@ -10,14 +10,13 @@ import dataclasses
 from collections.abc import Callable
 
 import torch
-
-from training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
-from training.common.mfu import count_flops
-from training.common.schedule import linear_warmup, optimizer_step
-from training.pbe.config import TrainConfig
-from training.pbe.data import PixelBatch
-from training.pbe.loss import EncodedBatch, diffusion_loss, encode_batch
-from training.pbe.model import PbEModel
+from doodleflow.training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from doodleflow.training.common.mfu import count_flops
+from doodleflow.training.common.schedule import linear_warmup, optimizer_step
+from doodleflow.training.pbe.config import TrainConfig
+from doodleflow.training.pbe.data import PixelBatch
+from doodleflow.training.pbe.loss import EncodedBatch, diffusion_loss, encode_batch
+from doodleflow.training.pbe.model import PbEModel
 
 
 def step_generator(device: torch.device, seed: int, rank: int, step: int) -> torch.Generator:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 
-from data.names import validate_name
-from training.common.store_dirs import list_published, publish_local_dir
-from training.photodoodle.config import LoraSettings
-from training.photodoodle.lora import WEIGHT_NAME, save_lora_dir
+from doodleflow.data.names import validate_name
+from doodleflow.training.common.store_dirs import list_published, publish_local_dir
+from doodleflow.training.photodoodle.config import LoraSettings
+from doodleflow.training.photodoodle.lora import WEIGHT_NAME, save_lora_dir
 
 LORA_CARD = "lora.json"
 MERGED_CARD = "merged.json"

@@ -4,15 +4,14 @@ each epoch as a seeded permutation split evenly across the workers."""
 from __future__ import annotations
 
 import torch
-
-from training.photodoodle.config import TrainConfig
+from doodleflow.training.photodoodle.config import TrainConfig
 
 
 def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
     """The encoded pairs from the store's cache; built here (rank 0 stores it) when absent."""
-    from data.store import DatasetStore
-    from training.photodoodle.cache import build_cache, load_cache, save_cache
-    from training.photodoodle.data import PAIR_COLUMNS, decode_pairs
+    from doodleflow.data.store import DatasetStore
+    from doodleflow.training.photodoodle.cache import build_cache, load_cache, save_cache
+    from doodleflow.training.photodoodle.data import PAIR_COLUMNS, decode_pairs
 
     cache = load_cache(cfg.run.store, plan["cache_dir"])
     if cache is None:

@@ -18,12 +18,11 @@ import json
 from dataclasses import dataclass
 
 import torch
-
-from data.fsutil import atomic_write, filesystem, join
-from training.common.checkpoint import sha256, tensors_from_bytes, tensors_to_bytes
-from training.photodoodle.data import to_pixels
-from training.photodoodle.forward import TextCondition
-from training.photodoodle.loss import EncodedBatch
+from doodleflow.data.fsutil import atomic_write, filesystem, join
+from doodleflow.training.common.checkpoint import sha256, tensors_from_bytes, tensors_to_bytes
+from doodleflow.training.photodoodle.data import to_pixels
+from doodleflow.training.photodoodle.forward import TextCondition
+from doodleflow.training.photodoodle.loss import EncodedBatch
 
 
 @dataclass

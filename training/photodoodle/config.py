@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from training.common.config import SectionedConfig, short_hash
+from doodleflow.training.common.config import SectionedConfig, short_hash
 
 Stage = Literal["omnieditor", "editlora"]
 Preset = Literal["tiny", "flux-dev"]

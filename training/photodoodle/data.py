@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from data.imageio import decode_rgb, resize
+from doodleflow.data.imageio import decode_rgb, resize
 
 PAIR_COLUMNS = ["pair_id", "artist", "captions", "source_jpeg", "target_jpeg"]
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from training.photodoodle.tokens import text_ids
+from doodleflow.training.photodoodle.tokens import text_ids
 
 
 @dataclass

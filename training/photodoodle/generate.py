@@ -13,12 +13,11 @@ import os
 
 import numpy as np
 import torch
+from doodleflow.data.fsutil import atomic_write, filesystem
+from doodleflow.training.common.localize import local_file
+from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
+from doodleflow.training.photodoodle.sampler import SampleConfig, sample
 from PIL import Image
-
-from data.fsutil import atomic_write, filesystem
-from training.common.localize import local_file
-from training.photodoodle.config import ConditionConfig, ModelSource
-from training.photodoodle.sampler import SampleConfig, sample
 
 
 def source_of(card: dict) -> ModelSource:
@@ -80,8 +79,8 @@ def generate_doodle(store: str, artist: str, image: str, prompt: str, out: str, 
                     guidance: float = 3.5, seed: int = 0, run: str | None = None, height: int | None = None,
                     width: int | None = None) -> dict:  # fmt: skip
     """Load the artist's newest LoRA (or `run`'s) with its base, edit `image`, write `out` (PNG)."""
-    from training.photodoodle.artifacts import find_lora
-    from training.photodoodle.model import load_model
+    from doodleflow.training.photodoodle.artifacts import find_lora
+    from doodleflow.training.photodoodle.model import load_model
 
     card = find_lora(store, artist, run)
     cuda = torch.cuda.is_available()

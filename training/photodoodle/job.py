@@ -12,19 +12,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from data.store import DatasetStore
-from training.common.logs import log as train_log
-from training.common.rundir import RunDir
-from training.photodoodle.artifacts import (
+from doodleflow.data.store import DatasetStore
+from doodleflow.training.common.logs import log as train_log
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.photodoodle.artifacts import (
     artist_lora_rel,
     find_merged_base,
     omnieditor_lora_rel,
     publish_lora,
 )
-from training.photodoodle.cache import cache_key, cache_path
-from training.photodoodle.config import TrainConfig
-from training.photodoodle.merge import base_identity
-from training.photodoodle.model import default_tiny_root, resolve_source_dir
+from doodleflow.training.photodoodle.cache import cache_key, cache_path
+from doodleflow.training.photodoodle.config import TrainConfig
+from doodleflow.training.photodoodle.merge import base_identity
+from doodleflow.training.photodoodle.model import default_tiny_root, resolve_source_dir
 
 PAIRS_KIND = "photodoodle-pairs"
 PLAIN_BASE = "plain"  # --base plain: EditLoRA on the unmerged base weights

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from training.common.loop import StepLoop, WorkerContext
-from training.common.loop import train as run_loop
-from training.common.rundir import RunDir
-from training.photodoodle.lora import trainable_state_dict
-from training.photodoodle.trainer import PhotoDoodleTrainer
+from doodleflow.training.common.loop import StepLoop, WorkerContext
+from doodleflow.training.common.loop import train as run_loop
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.photodoodle.lora import trainable_state_dict
+from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
 __all__ = ["PhotoDoodleLoop", "WorkerContext", "train"]
 

@@ -11,8 +11,7 @@ import os
 import tempfile
 
 import torch
-
-from training.photodoodle.config import LoraSettings
+from doodleflow.training.photodoodle.config import LoraSettings
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for a LoRA file
 ADAPTER = "default"

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-from training.photodoodle.config import ConditionConfig
-from training.photodoodle.forward import TextCondition, predict
-from training.photodoodle.tokens import pack, sequence_ids
+from doodleflow.training.photodoodle.config import ConditionConfig
+from doodleflow.training.photodoodle.forward import TextCondition, predict
+from doodleflow.training.photodoodle.tokens import pack, sequence_ids
 
 
 @dataclass

@@ -5,11 +5,10 @@ result as the EditLoRA base (PhotoDoodle's merge_pretrain.py: load_lora_weights,
 from __future__ import annotations
 
 import torch
-
-from training.common.localize import local_file
-from training.photodoodle.artifacts import publish_merged_base
-from training.photodoodle.config import ModelSource
-from training.photodoodle.model import load_transformer, quiet_hf, resolve_source_dir
+from doodleflow.training.common.localize import local_file
+from doodleflow.training.photodoodle.artifacts import publish_merged_base
+from doodleflow.training.photodoodle.config import ModelSource
+from doodleflow.training.photodoodle.model import load_transformer, quiet_hf, resolve_source_dir
 
 
 def base_identity(source: ModelSource) -> dict:

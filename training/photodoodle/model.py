@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 
 import torch
-
-from training.common.home import home
-from training.photodoodle.config import ModelSource
+from doodleflow.training.common.home import home
+from doodleflow.training.photodoodle.config import ModelSource
 
 
 def quiet_hf() -> None:
@@ -106,7 +105,7 @@ def default_tiny_root() -> str:
 def resolve_source_dir(source: ModelSource) -> str:
     """The FLUX directory a source loads from (writing the tiny preset first if needed)."""
     if source.preset == "tiny":
-        from training.photodoodle.presets import save_tiny_flux
+        from doodleflow.training.photodoodle.presets import save_tiny_flux
 
         return save_tiny_flux(source.tiny_root or default_tiny_root(), source.seed)
     path = source.pretrained or ""
@@ -128,8 +127,7 @@ def prepare_parallel_use(source: ModelSource) -> None:
 
 def load_transformer(uri: str, dtype: torch.dtype | None = None):
     from diffusers import FluxTransformer2DModel
-
-    from training.common.localize import local_dir
+    from doodleflow.training.common.localize import local_dir
 
     return FluxTransformer2DModel.from_pretrained(local_dir(uri), torch_dtype=dtype)
 

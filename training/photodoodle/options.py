@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from data.names import validate_name
-from training.photodoodle.config import ModelSource, PositionMode, Preset, Stage, TrainConfig
+from doodleflow.data.names import validate_name
+from doodleflow.training.photodoodle.config import ModelSource, PositionMode, Preset, Stage, TrainConfig
 
 
 @dataclass(frozen=True)

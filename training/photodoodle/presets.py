@@ -16,8 +16,7 @@ import os
 import string
 
 import torch
-
-from training.common.publish import publish_dir
+from doodleflow.training.common.publish import publish_dir
 
 TINY_TRANSFORMER = dict(
     patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
@@ -96,8 +95,7 @@ def _fingerprint() -> str:
 def save_tiny_flux(root: str, seed: int = 0) -> str:
     """Write (once) the tiny preset as a diffusers FLUX directory; returns its path."""
     from diffusers import FluxPipeline
-
-    from training.photodoodle.model import quiet_hf
+    from doodleflow.training.photodoodle.model import quiet_hf
 
     quiet_hf()
 

@@ -10,26 +10,24 @@ which is also how `FailureConfig` restarts continue after a worker dies.
 from __future__ import annotations
 
 import torch
-
-from training.common.logs import log as train_log
-from training.common.ray_utils import (
+from doodleflow.training.common.logs import log as train_log
+from doodleflow.training.common.ray_utils import (
     arrow_filesystem,
     cpus_per_worker,
     init_ray,
     ray_run_config,
     shard_epochs,
 )
-from training.common.rundir import RunDir
-from training.common.tracking import make_tracker, tracking_config
-from training.photodoodle.config import TrainConfig
-from training.photodoodle.job import JobPlan, plan_job, publish_run_lora
+from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.common.tracking import make_tracker, tracking_config
+from doodleflow.training.photodoodle.config import TrainConfig
+from doodleflow.training.photodoodle.job import JobPlan, plan_job, publish_run_lora
 
 
 def pair_stream(plan: JobPlan):
     """The version's Parquet parts as a Ray Data stream of decoded uint8 pairs."""
     import ray.data
-
-    from training.photodoodle.data import PAIR_COLUMNS, decode_pairs
+    from doodleflow.training.photodoodle.data import PAIR_COLUMNS, decode_pairs
 
     fs, paths = arrow_filesystem(plan.cfg.run.store, plan.parts)
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=PAIR_COLUMNS)
@@ -39,8 +37,7 @@ def pair_stream(plan: JobPlan):
 
 def streamed_epochs(trainer, rank: int):
     import ray.train
-
-    from training.photodoodle.data import pixel_pairs
+    from doodleflow.training.photodoodle.data import pixel_pairs
 
     shard = ray.train.get_dataset_shard("train")
     return shard_epochs(shard, trainer.cfg, rank, lambda b: pixel_pairs(b, trainer.device))
@@ -50,11 +47,10 @@ def train_loop_per_worker(config: dict) -> None:
     """What each Ray Train worker runs: load FLUX, add the LoRA, wrap in DDP, train, publish."""
     import ray.train
     import ray.train.torch
-
-    from training.photodoodle.batches import cached_epochs, cached_pairs
-    from training.photodoodle.loop import WorkerContext, train
-    from training.photodoodle.model import load_model
-    from training.photodoodle.trainer import PhotoDoodleTrainer
+    from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
+    from doodleflow.training.photodoodle.loop import WorkerContext, train
+    from doodleflow.training.photodoodle.model import load_model
+    from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
     cfg, plan = TrainConfig.from_dict(config["train"]), config["plan"]
     ctx = ray.train.get_context()

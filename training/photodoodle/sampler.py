@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from training.photodoodle.config import ConditionConfig
-from training.photodoodle.forward import TextCondition, predict
-from training.photodoodle.tokens import pack, sequence_ids, unpack
+from doodleflow.training.photodoodle.config import ConditionConfig
+from doodleflow.training.photodoodle.forward import TextCondition, predict
+from doodleflow.training.photodoodle.tokens import pack, sequence_ids, unpack
 
 
 @dataclass(frozen=True)

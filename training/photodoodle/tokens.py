@@ -9,8 +9,7 @@ channel 1, and OminiControl's (row, col) shift.
 from __future__ import annotations
 
 import torch
-
-from training.photodoodle.config import ConditionConfig
+from doodleflow.training.photodoodle.config import ConditionConfig
 
 
 def pack(latents: torch.Tensor) -> torch.Tensor:

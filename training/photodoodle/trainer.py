@@ -10,16 +10,15 @@ import contextlib
 from collections.abc import Callable
 
 import torch
-
-from training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
-from training.common.mfu import count_flops
-from training.common.schedule import linear_warmup, optimizer_step
-from training.photodoodle.config import TrainConfig
-from training.photodoodle.data import PixelPairs, pick_captions
-from training.photodoodle.forward import TextCondition
-from training.photodoodle.lora import add_lora, load_trainable_state_dict, trainable_state_dict
-from training.photodoodle.loss import EncodedBatch, flow_matching_loss
-from training.photodoodle.model import PhotoDoodleModel
+from doodleflow.training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from doodleflow.training.common.mfu import count_flops
+from doodleflow.training.common.schedule import linear_warmup, optimizer_step
+from doodleflow.training.photodoodle.config import TrainConfig
+from doodleflow.training.photodoodle.data import PixelPairs, pick_captions
+from doodleflow.training.photodoodle.forward import TextCondition
+from doodleflow.training.photodoodle.lora import add_lora, load_trainable_state_dict, trainable_state_dict
+from doodleflow.training.photodoodle.loss import EncodedBatch, flow_matching_loss
+from doodleflow.training.photodoodle.model import PhotoDoodleModel
 
 
 def step_generator(device: torch.device, seed: int, rank: int, step: int) -> torch.Generator:

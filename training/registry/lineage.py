@@ -6,7 +6,7 @@ import hashlib
 import os
 import subprocess
 
-from data.fsutil import filesystem, join
+from doodleflow.data.fsutil import filesystem, join
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,7 +46,7 @@ def file_digests(root_uri: str) -> list[dict]:
 
 def verify_files(root_uri: str, expected: list[dict]) -> None:
     """Raise if any registered file is missing or its bytes changed."""
-    from training.registry.registry import TamperedArtifact
+    from doodleflow.training.registry.registry import TamperedArtifact
 
     fs, root = filesystem(root_uri)
     is_file = fs.isfile(root)

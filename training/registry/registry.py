@@ -15,8 +15,8 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from training.registry.lineage import code_version, file_digests, verify_files
-from training.registry.refs import ModelRef, parse_ref
+from doodleflow.training.registry.lineage import code_version, file_digests, verify_files
+from doodleflow.training.registry.refs import ModelRef, parse_ref
 
 KINDS = ("pbe-checkpoint", "omnieditor-lora", "merged-base", "editlora")
 
