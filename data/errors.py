@@ -1,12 +1,5 @@
-"""Error types shared by the curation steps."""
+"""The curation library raises the project's errors (doodleflow.infra.errors); re-exported for its callers."""
 
+from doodleflow.infra.errors import ConfigError, InputError
 
-class InputError(ValueError):
-    """A structural problem with the input (missing file or column, unreadable CSV).
-
-    Raised before any work starts; the message names the file and, where it applies, the column.
-    """
-
-
-class ConfigError(RuntimeError):
-    """The environment cannot do what was asked (a service missing or unreachable); says how to fix it."""
+__all__ = ["ConfigError", "InputError"]

@@ -39,12 +39,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    from doodleflow.data.errors import ConfigError, InputError
-    from doodleflow.training.registry.registry import TamperedArtifact
+    from doodleflow.infra.errors import DoodleflowError
 
     try:
         result, text, *then = a.func(a)
-    except (InputError, ConfigError, LookupError, ValueError, TamperedArtifact) as e:
+    except DoodleflowError as e:  # a user's error: one line; anything else is a bug and keeps its traceback
         print(f"doodleflow {a.command}: error: {e}", file=sys.stderr)
         return 2
     print(text)

@@ -10,22 +10,17 @@ import os
 import time
 
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.fsutil import filesystem
 from doodleflow.data.report import artifact_key, label_counts, markdown, reason_table, throughput
 from doodleflow.data.store import DatasetStore
 from doodleflow.flows import runtime
 from doodleflow.flows.results import on_store
+from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.curation import build_shard as build_shard_task
 from doodleflow.tasks.curation import commit, plan_refresh
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.futures import as_completed
-
-
-def resolve_store(store: str | None) -> str:
-    uri = store or runtime.default_store()
-    return uri if uri.startswith("s3://") else filesystem(uri)[1]
 
 
 def _submit_shards(build_shard, units, cfg, store, dataset):

@@ -7,8 +7,8 @@ import os
 
 from doodleflow.data.fsutil import filesystem
 from doodleflow.flows import runtime
-from doodleflow.flows.dataset_refresh import resolve_store
 from doodleflow.flows.lineage import eval_outputs
+from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.evaluation import evaluate_doodle, evaluate_pbe
 from prefect import flow
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from doodleflow.data.names import validate_name
 from doodleflow.data.report import artifact_key
-from doodleflow.flows.dataset_refresh import resolve_store
+from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.photodoodle import (
     cluster_slots,
     merge_omnieditor_task,

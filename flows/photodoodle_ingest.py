@@ -9,8 +9,8 @@ from __future__ import annotations
 from doodleflow.data.names import validate_name
 from doodleflow.data.report import artifact_key
 from doodleflow.data.store import DatasetStore
-from doodleflow.flows.dataset_refresh import resolve_store
 from doodleflow.flows.results import on_store
+from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.photodoodle import build_pairs_shard, commit_pairs, plan_pairs_task
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact

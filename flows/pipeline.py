@@ -14,10 +14,11 @@ import json
 
 from doodleflow.data.fsutil import atomic_write, filesystem, join
 from doodleflow.data.store import DatasetStore
-from doodleflow.flows.dataset_refresh import dataset_refresh, resolve_store
+from doodleflow.flows.dataset_refresh import dataset_refresh
 from doodleflow.flows.photodoodle import omnieditor, train_artists
 from doodleflow.flows.photodoodle_ingest import ingest_pairs
 from doodleflow.flows.train_pbe import train_pbe
+from doodleflow.infra.settings import resolve_store
 from prefect import flow, get_run_logger
 
 

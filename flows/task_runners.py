@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 
-
-def ray_address(explicit: str | None = None) -> str | None:
-    return explicit or os.environ.get("RAY_ADDRESS") or None
+from doodleflow.infra.settings import ray_address
 
 
 def make_task_runner(workers: int | None = None, ray: str | None = None):

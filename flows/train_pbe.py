@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from doodleflow.flows import runtime
-from doodleflow.flows.dataset_refresh import resolve_store
+from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
 from doodleflow.training.pbe.config import build_config, model_source
 from prefect import flow, get_run_logger

@@ -6,7 +6,7 @@ import json
 import os
 
 from doodleflow.data.report import artifact_key
-from doodleflow.flows import runtime
+from doodleflow.infra import settings
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -70,7 +70,7 @@ def evaluate_pbe(
     model = load_for_inference(checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     rows, info = heldout_rows(store, dataset, version, samples)
-    models = load_eval_models(runtime.home(), clip_dir, inception_dir)
+    models = load_eval_models(settings.home(), clip_dir, inception_dir)
     res = run_eval(model, rows, models, out_dir, steps=steps, seed=seed, gmm=gmm)
     res.pop("outputs")
     return _record({**res, **info}, out_dir, f"Paint-by-Example evaluation of {checkpoint}", f"pbe-{dataset}")
@@ -98,7 +98,7 @@ def evaluate_doodle(
     cuda = torch.cuda.is_available()
     model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
     rows, info = heldout_pairs(store, dataset, version, samples)
-    models = load_eval_models(runtime.home(), clip_dir)
+    models = load_eval_models(settings.home(), clip_dir)
     res = run_eval(model, card, rows, models, out_dir, steps=steps, seed=seed)
     return _record(
         {**res, **info},

@@ -6,7 +6,7 @@ import base64
 import os
 
 from doodleflow.data.report import artifact_key
-from doodleflow.flows import runtime
+from doodleflow.infra import settings
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -43,7 +43,7 @@ def register_artifact(
     from doodleflow.training.common.tracking import find_run
     from doodleflow.training.registry import Registry
 
-    reg = Registry(home=runtime.home(), store=store)
+    reg = Registry(home=settings.home(), store=store)
     run_id = find_run(reg.client, *trained) if trained else None
     if run_id is None:
         run_id = reg.start_run(kind, f"{kind}:{name}", config)

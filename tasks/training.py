@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from doodleflow.data.report import artifact_key
+from doodleflow.infra.errors import retry_condition
 from doodleflow.training.common.metrics import MetricsLog
 from doodleflow.training.common.report import metrics_table, run_markdown
 from doodleflow.training.common.rundir import RunDir
@@ -20,23 +21,12 @@ def build_pbe_cache(cfg: TrainConfig, ray_address: str | None) -> dict:
     return build_cache(cfg, ray_address)
 
 
-def _retry_unless_user_error(task, task_run, state) -> bool:
-    """Retry crashes of the job, not refusals (bad input, a run that exists without --resume)."""
-    try:
-        state.result()
-    except (ValueError, LookupError):
-        return False
-    except Exception:
-        return True
-    return True
-
-
 @task(
     name="train-pbe-job",
     cache_policy=NO_CACHE,
     retries=1,
     retry_delay_seconds=5,
-    retry_condition_fn=_retry_unless_user_error,
+    retry_condition_fn=retry_condition,
 )
 def run_pbe_job(cfg: TrainConfig, ray_address: str | None, max_failures: int = 2) -> dict:
     """The Ray Train job; a retry of this task continues the same run from its latest checkpoint."""

@@ -74,7 +74,7 @@ def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.data.store import DatasetStore, list_datasets
-    from doodleflow.flows.dataset_refresh import resolve_store
+    from doodleflow.infra.settings import resolve_store
 
     store = resolve_store(a.store)
     if not a.name:

@@ -30,7 +30,7 @@ def register(sub, groups) -> None:
 def cmd_inspect(a: argparse.Namespace):
     from doodleflow.data.inspection.fo_build import sync_version
     from doodleflow.flows import runtime
-    from doodleflow.flows.dataset_refresh import resolve_store
+    from doodleflow.infra.settings import resolve_store
 
     out = sync_version(
         resolve_store(a.store),

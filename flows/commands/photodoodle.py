@@ -180,7 +180,7 @@ def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
-    from doodleflow.flows.dataset_refresh import resolve_store
+    from doodleflow.infra.settings import resolve_store
     from doodleflow.training.photodoodle.generate import generate_doodle
 
     artist, run = a.artist, a.run

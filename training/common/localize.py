@@ -10,7 +10,7 @@ import hashlib
 import os
 
 from doodleflow.data.fsutil import filesystem
-from doodleflow.training.common.home import home
+from doodleflow.infra.settings import home
 from doodleflow.training.common.publish import publish_dir
 
 

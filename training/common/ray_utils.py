@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 
-
-def ray_address(explicit: str | None = None) -> str | None:
-    return explicit or os.environ.get("RAY_ADDRESS") or None
+from doodleflow.infra.settings import ray_address
 
 
 def object_store_bytes() -> int:

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 
-from doodleflow.training.common.home import home
+from doodleflow.infra.settings import home
 
 RUN_TAG = "doodleflow.run"
 KEYS = ("loss", "lr", "grad_norm", "samples_per_s", "step_time", "data_time", "mfu", "peak_mem_gib")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import torch
-from doodleflow.training.common.home import home
+from doodleflow.infra.settings import home
 from doodleflow.training.pbe.config import ModelSource
 from torch import nn
 

@@ -15,14 +15,11 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
+from doodleflow.infra.errors import TamperedArtifact
 from doodleflow.training.registry.lineage import code_version, file_digests, verify_files
 from doodleflow.training.registry.refs import ModelRef, parse_ref
 
 KINDS = ("pbe-checkpoint", "omnieditor-lora", "merged-base", "editlora")
-
-
-class TamperedArtifact(RuntimeError):
-    """A registered file is missing or its bytes no longer match the registered sha256."""
 
 
 @dataclass
