@@ -17,17 +17,14 @@ from collections.abc import Callable
 
 import pyarrow.parquet as pq
 from doodleflow.data.inspection.database import ensure_database
-from doodleflow.data.inspection.media import cache_root, materialise
+from doodleflow.data.inspection.fo_pairs import sync_pairs_version
+from doodleflow.data.inspection.media import cache_root, fiftyone_name, materialise
 from doodleflow.data.store import DatasetStore
 
 SLICES = ("target", "source", "reference")
 META = ("sample_id", "image_id", "label", "label_name", "variant", "split", "mask_kind", "aug_params", "seed")
 BYTES = ("target_jpeg", "mask_png", "reference_jpeg")
 GEOM = ("box", "box_px", "crop_window_px")
-
-
-def fiftyone_name(dataset: str, version: int) -> str:
-    return f"doodleflow-{dataset}-v{version}"
 
 
 def detection_box(box_px: list[int], window_px: list[int]) -> list[float]:
@@ -134,8 +131,6 @@ def sync_version(
     v = ds.resolve(version)
     manifest = ds.manifest(v)
     if manifest.get("kind") == "photodoodle-pairs":
-        from doodleflow.data.inspection.fo_pairs import sync_pairs_version
-
         return sync_pairs_version(ds, v, manifest, home, log)
     d = _open_or_seed(ds, v, manifest)
     root = cache_root(home, ds.store_uri, dataset, manifest["config_hash"])

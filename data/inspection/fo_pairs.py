@@ -7,7 +7,7 @@ import os
 
 import pyarrow.parquet as pq
 from doodleflow.data.fsutil import atomic_write
-from doodleflow.data.inspection.media import _LOCAL, cache_root, sample_dir
+from doodleflow.data.inspection.media import _LOCAL, cache_root, fiftyone_name, sample_dir
 from doodleflow.data.store import DatasetStore
 
 META = ("pair_id", "artist", "trigger", "captions", "width", "height")
@@ -15,7 +15,6 @@ META = ("pair_id", "artist", "trigger", "captions", "width", "height")
 
 def _open(ds: DatasetStore, version: int, manifest: dict):
     import fiftyone as fo
-    from doodleflow.data.inspection.fo_build import fiftyone_name
 
     name = fiftyone_name(ds.name, version)
     origin = {"store": ds.store_uri, "dataset": ds.name, "content_hash": manifest["content_hash"]}

@@ -19,6 +19,11 @@ FILES = ("target.jpg", "source.jpg", "reference.jpg", "mask.png")
 _LOCAL = LocalFileSystem()
 
 
+def fiftyone_name(dataset: str, version: int) -> str:
+    """The FiftyOne dataset of one dataset version (sample triples and pairs alike)."""
+    return f"doodleflow-{dataset}-v{version}"
+
+
 def cache_root(home: str, store_uri: str, dataset: str, config_hash: str) -> str:
     key = hashlib.sha256(f"{store_uri}|{dataset}".encode()).hexdigest()[:12]
     return os.path.join(home, "cache", "media", f"{dataset}-{key}", config_hash)

@@ -7,6 +7,7 @@ import os
 import subprocess
 
 from doodleflow.data.fsutil import filesystem, join
+from doodleflow.infra.errors import NotFoundError, TamperedArtifact
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,7 +33,7 @@ def file_digests(root_uri: str) -> list[dict]:
     fs, root = filesystem(root_uri)
     paths = [root] if fs.isfile(root) else sorted(p for p in fs.find(root) if fs.isfile(p))
     if not paths:
-        raise FileNotFoundError(f"no files under {root_uri}")
+        raise NotFoundError(f"no files under {root_uri}: nothing to register")
     out = []
     for p in paths:
         h = hashlib.sha256()
@@ -46,8 +47,6 @@ def file_digests(root_uri: str) -> list[dict]:
 
 def verify_files(root_uri: str, expected: list[dict]) -> None:
     """Raise if any registered file is missing or its bytes changed."""
-    from doodleflow.training.registry.registry import TamperedArtifact
-
     fs, root = filesystem(root_uri)
     is_file = fs.isfile(root)
     for f in expected:
