@@ -11,6 +11,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from doodleflow.infra.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class BoxFilterConfig:
@@ -60,11 +62,11 @@ class CurationConfig:
 
     def __post_init__(self) -> None:
         if self.variants < 1:
-            raise ValueError(f"variants must be >= 1, got {self.variants}")
+            raise ConfigError(f"--variants must be >= 1, got {self.variants}")
         if not 0 <= self.boxes.min_area <= self.boxes.max_area <= 1:
-            raise ValueError(f"need 0 <= min_area <= max_area <= 1, got {self.boxes}")
+            raise ConfigError(f"box areas: need 0 <= min_area <= max_area <= 1, got {self.boxes}")
         if self.samples_per_shard < 1 or self.row_group_size < 1:
-            raise ValueError("samples_per_shard and row_group_size must be >= 1")
+            raise ConfigError("--samples-per-shard and row_group_size must be >= 1")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

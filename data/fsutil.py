@@ -17,6 +17,7 @@ import uuid
 from functools import lru_cache
 
 import fsspec
+from doodleflow.infra.errors import ConfigError
 from fsspec.implementations.local import LocalFileSystem
 
 
@@ -36,7 +37,7 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     if uri.startswith("s3://"):
         return _s3fs(s3_endpoint()), uri[len("s3://") :].rstrip("/")
     if "://" in uri and not uri.startswith("file://"):
-        raise ValueError(f"unsupported store URI {uri!r}: use a local path or s3://bucket/prefix")
+        raise ConfigError(f"unsupported store URI {uri!r}: use a local path or s3://bucket/prefix")
     return LocalFileSystem(), os.path.abspath(uri.removeprefix("file://"))
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from doodleflow.infra.errors import ConfigError
+
 
 def _threshold(fraction: float) -> int:
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        raise ConfigError(f"held-out fraction must be in [0, 1], got {fraction}")
     # float * 2**256 is finite (~1.2e77) and int() of it is exact, so the cut is a fixed integer.
     return int(fraction * 2**256)
 

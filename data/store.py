@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from doodleflow.data.fsutil import atomic_write, create_exclusive, filesystem, join, link_or_copy
 from doodleflow.data.names import validate_name
+from doodleflow.infra.errors import LostRace, NotFoundError
 
 MANIFEST = "_manifest.json"
 _VERSION_DIR = re.compile(r"^v(\d{6})$")
@@ -77,11 +78,11 @@ class DatasetStore:
         if version in (None, "latest"):
             v = self.latest()
             if v is None:
-                raise LookupError(f"dataset {self.name!r} has no version in {self.store_uri}")
+                raise NotFoundError(f"dataset {self.name!r} has no version in {self.store_uri}")
             return v
         v = int(str(version).lstrip("v"))
         if v not in self.versions():
-            raise LookupError(f"dataset {self.name!r} has no version {v} in {self.store_uri}")
+            raise NotFoundError(f"dataset {self.name!r} has no version {v} in {self.store_uri}")
         return v
 
     def manifest(self, version: int) -> dict:
@@ -184,7 +185,9 @@ class DatasetStore:
         """The single step that makes a version visible."""
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
         if not create_exclusive(self.fs, join(self.version_path(version), MANIFEST), data):
-            raise RuntimeError(f"version {version} of {self.name!r} was committed by another run")
+            raise LostRace(
+                f"version {version} of {self.name!r} was committed by another run; run again to build on it"
+            )
 
 
 def list_datasets(store_uri: str) -> list[str]:
