@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a real command (not a test calling main): its processes die with it
+        from doodleflow.flows import processes
+
+        processes.install()
     a = _parser().parse_args(argv)
     from doodleflow.infra.errors import DoodleflowError
 

@@ -1,0 +1,141 @@
+"""Every process a command starts dies with it, even when the command is killed with SIGKILL.
+
+A command starts many processes it does not spawn directly: Prefect's API server, the task pool's
+workers and multiprocessing's resource tracker, Ray's GCS, raylet and workers (started by the raylet,
+not by us). None of them can be told to die with the command by the command itself once it has been
+SIGKILLed, and `PR_SET_PDEATHSIG` only covers a process's direct children. So:
+
+- `install()` marks the command with a token in the environment (`DOODLEFLOW_RUN_TOKENS`); every
+  process started after that inherits it, whoever starts it (Ray's workers inherit the raylet's).
+- It starts one small reaper process (stdlib only, its own session so Ctrl-C and a closed terminal
+  leave it alone) that waits on the command's pid (a pidfd: no polling, no pid reuse). When the
+  command is gone - any exit, SIGKILL included - the reaper sends SIGTERM to every process carrying
+  the token, then SIGKILL to what is left after a grace period, and rescans for stragglers spawned
+  in between.
+- `kill_with_parent()` is the direct-child half (a process we Popen ourselves, e.g. the Prefect API
+  server): the kernel signals it the moment its parent dies.
+
+A Ray cluster the command only joins (an address) is not ours: Ray ends the job's workers and actors
+when their driver goes (job ownership); training/common/lease.py keeps a killed run's writers off a
+resumed run's directory there.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+ENV = "DOODLEFLOW_RUN_TOKENS"
+GRACE_S = 2.0  # SIGTERM -> SIGKILL: Prefect's server closes SQLite, Ray's raylet ends its workers
+_PR_SET_PDEATHSIG = 1
+_installed: str | None = None
+
+
+def install() -> str | None:
+    """Start this process's reaper once; returns its token (None where /proc is missing: not Linux)."""
+    global _installed
+    if _installed is not None or not os.path.isdir("/proc/self"):
+        return _installed
+    token = uuid.uuid4().hex[:16]
+    env = dict(os.environ)
+    env.pop(ENV, None)  # the reaper carries no token: no reaper kills another
+    subprocess.Popen(
+        [sys.executable, "-S", "-c", _REAPER, str(os.getpid()), token, str(GRACE_S)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    # Nested commands (the demo runs others) add theirs: each reaper clears its own and what is below.
+    os.environ[ENV] = ":".join(t for t in (os.environ.get(ENV), token) if t)
+    _installed = token
+    return token
+
+
+def kill_with_parent(sig: int = signal.SIGTERM) -> None:
+    """`preexec_fn` for a child we Popen: the kernel sends it `sig` when this process dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the reaper still covers it
+        pass
+
+
+def tokened(token: str) -> list[int]:
+    """Pids of live processes (other than this one) whose environment carries `token`."""
+    return _scan(token, os.getpid())
+
+
+def _scan(token: str, me: int) -> list[int]:
+    needle = f"{ENV}=".encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:  # gone, or another user's
+            continue
+        for var in env.split(b"\0"):
+            if var.startswith(needle) and token.encode() in var[len(needle) :].split(b":"):
+                out.append(int(name))
+                break
+    return out
+
+
+# The reaper: stdlib only and started with -S, so it costs ~20 ms and a few MB.
+_REAPER = r"""
+import os, select, signal, sys, time
+parent, token, grace = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
+    signal.signal(s, signal.SIG_IGN)
+try:
+    fd = os.pidfd_open(parent)
+    select.select([fd], [], [])
+except (AttributeError, OSError):
+    while os.getppid() == parent:
+        time.sleep(0.2)
+needle, me = b"DOODLEFLOW_RUN_TOKENS=", os.getpid()
+def scan():
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open("/proc/%s/environ" % name, "rb") as f:
+                env = f.read()
+            with open("/proc/%s/stat" % name, "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except OSError:
+            continue
+        if zombie:
+            continue
+        for var in env.split(b"\0"):
+            if var.startswith(needle) and token.encode() in var[len(needle):].split(b":"):
+                out.append(int(name))
+                break
+    return out
+def signal_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+for _ in range(3):
+    pids = scan()
+    if not pids:
+        break
+    signal_all(pids, signal.SIGTERM)
+    end = time.time() + grace
+    while time.time() < end and scan():
+        time.sleep(0.1)
+    signal_all(scan(), signal.SIGKILL)
+    time.sleep(0.2)
+"""
