@@ -150,7 +150,7 @@ def _fine_tune_from_registered(store: str, trained: dict, capsys) -> None:
     weights, _, _ = read_checkpoint_uri(trained["checkpoint"])
     start = load_model(src).trainable_state_dict()
     assert start.keys() == weights.keys() and all(torch.equal(start[k], weights[k]) for k in weights)
-    with pytest.raises(ValueError, match="refusing to fine-tune"):
+    with pytest.raises(TamperedArtifact, match="refusing to fine-tune"):
         load_model(dataclasses.replace(src, init_sha256="0" * 64))  # what a worker checks again
 
     args = f"train pbe --dataset kr --store {store} --model pbe-kr@production --steps 2 --workers 0".split()

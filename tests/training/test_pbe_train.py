@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from doodleflow.data.store import DatasetStore
+from doodleflow.infra.errors import TamperedArtifact
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.schedule import linear_warmup
 from doodleflow.training.pbe.config import TrainConfig
@@ -120,7 +121,7 @@ def test_checkpoint_files_layout_and_integrity(tiny_dir, tmp_path):
     assert run.prune(keep=1) == [1] and run.steps() == [2]
     # A replaced tensor file is refused, not silently loaded.
     run.fs.pipe_file(f"{run.checkpoint_path(2)}/model.safetensors", b"garbage")
-    with pytest.raises(ValueError, match="sha256"):
+    with pytest.raises(TamperedArtifact, match="sha256"):
         run.read_checkpoint(2)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 import torch
+from doodleflow.infra.errors import ConfigError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -58,11 +59,11 @@ def optimizer_from_tensors(
 ) -> None:
     """Inverse of `optimizer_to_tensors` (loads into `optimizer` in place)."""
     if meta["class"] != type(optimizer).__name__:
-        raise ValueError(f"checkpoint holds {meta['class']} state, optimizer is {type(optimizer).__name__}")
+        raise ConfigError(f"checkpoint holds {meta['class']} state, optimizer is {type(optimizer).__name__}")
     ours = _param_names(optimizer, names)
     index = {n: i for i, n in enumerate(n for group in ours for n in group)}
     if [sorted(g["params"]) for g in meta["param_groups"]] != [sorted(g) for g in ours]:
-        raise ValueError("checkpoint optimizer parameters do not match the model's trainable parameters")
+        raise ConfigError("checkpoint optimizer parameters do not match the model's trainable parameters")
     state: dict[int, dict] = {}
     for key_name, value in tensors.items():
         key, _, name = key_name.partition("/")

@@ -23,6 +23,7 @@ import re
 
 import torch
 from doodleflow.data.fsutil import atomic_write, filesystem, join
+from doodleflow.infra.errors import NotFoundError, TamperedArtifact
 from doodleflow.training.common.checkpoint import sha256, tensors_from_bytes, tensors_to_bytes
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -113,7 +114,7 @@ def _read_tensors(fs, d: str, name: str, state: dict) -> dict[str, torch.Tensor]
     data = fs.cat_file(join(d, name))
     want = state["files"][name]["sha256"]
     if sha256(data) != want:
-        raise ValueError(f"{join(d, name)}: sha256 mismatch (file corrupt or replaced)")
+        raise TamperedArtifact(f"{join(d, name)}: sha256 mismatch (file corrupt or replaced)")
     return tensors_from_bytes(data)
 
 
@@ -123,7 +124,7 @@ def read_checkpoint_state(uri: str) -> dict:
     try:
         return json.loads(fs.cat_file(join(path, STATE)))
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"{uri}: not a run checkpoint (no {STATE})") from e
+        raise NotFoundError(f"{uri}: not a run checkpoint (no {STATE})") from e
 
 
 def read_checkpoint_uri(uri: str, optimizer: bool = False) -> tuple[dict, dict | None, dict]:

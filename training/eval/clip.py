@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.eval.images import (
     CLIP_MEAN,
     CLIP_STD,
@@ -111,7 +112,7 @@ def load_clip(path: str, device: str | torch.device = "cpu", batch_size: int = 3
     crop = processor.crop_size
     size = crop["height"] if isinstance(crop, dict) else crop.height
     if size != model.config.vision_config.image_size:
-        raise ValueError(f"{path}: processor crop {size} != model image_size")
+        raise ConfigError(f"{path}: processor crop {size} != model image_size")
     return Clip(
         model=model,
         tokenizer=AutoTokenizer.from_pretrained(path),

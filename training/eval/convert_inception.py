@@ -17,6 +17,7 @@ import argparse
 import os
 
 import torch
+from doodleflow.infra.errors import InputError
 from doodleflow.training.eval.inception import InceptionConfig, InceptionV3FID
 
 DROPPED_PREFIXES = ("fc.", "AuxLogits.")
@@ -33,7 +34,7 @@ def _check(state: dict[str, torch.Tensor], expected: dict[str, torch.Size]) -> N
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k])
     if missing or unexpected or wrong:
-        raise ValueError(
+        raise InputError(
             f"not a pytorch-fid Inception state dict: missing {missing[:5]} ({len(missing)}), "
             f"unexpected {unexpected[:5]} ({len(unexpected)}), wrong shapes {wrong[:5]} ({len(wrong)})"
         )
@@ -58,7 +59,7 @@ def convert(pth_path: str, out_dir: str, config: InceptionConfig | None = None) 
     config = config or InceptionConfig()
     state = torch.load(pth_path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
-        raise ValueError(f"{pth_path} does not hold a state dict")
+        raise InputError(f"{pth_path} does not hold a state dict")
     model = InceptionV3FID(config)
     model.load_state_dict(convert_state_dict(state, config), strict=True)
     return model.save_pretrained(out_dir)

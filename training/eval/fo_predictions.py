@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from doodleflow.data.inspection.fo_build import fiftyone_name
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.eval.clip import region_clip_score
 from doodleflow.training.eval.models import load_eval_models
 from doodleflow.training.eval.pbe import _img, heldout_rows, repaint_all
@@ -30,7 +31,7 @@ def add_predictions(
 
     reg = Registry(home=home).resolve(model_ref)  # verified before loading
     if reg.kind != "pbe-checkpoint":
-        raise ValueError(f"{model_ref} is a {reg.kind}: predictions are for Paint-by-Example checkpoints")
+        raise ConfigError(f"{model_ref} is a {reg.kind}: predictions are for Paint-by-Example checkpoints")
     rows, info = heldout_rows(store, dataset, version, samples)
     d = fo.load_dataset(fiftyone_name(dataset, info["version"]))
     outputs = repaint_all(load_for_inference(reg.uri), rows, steps, 5.0, seed)

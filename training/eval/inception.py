@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.eval.images import ImageLike, batched, to_tensor
 from doodleflow.training.eval.images import clip_preprocess as _clip_preprocess
 from torch import nn
@@ -264,7 +265,7 @@ def load_config(path: str) -> InceptionConfig:
         raw = json.load(f)
     known = {f.name for f in dataclasses.fields(InceptionConfig)}
     if set(raw) - known or raw.get("architecture", "fid-inception-v3") != "fid-inception-v3":
-        raise ValueError(f"{path} is not an FID Inception directory: config keys {sorted(raw)}")
+        raise ConfigError(f"{path} is not an FID Inception directory: config keys {sorted(raw)}")
     return InceptionConfig(**raw)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from doodleflow.infra.errors import ConfigError, InputError
 from doodleflow.training.eval.fid import FeatureExtractor
 from doodleflow.training.eval.images import ImageLike
 
@@ -43,7 +44,7 @@ class GaussianMixture:
     def __post_init__(self) -> None:
         k, d = self.means.shape
         if self.weights.shape != (k,) or self.covariances.shape not in ((k, d, d), (k, d)):
-            raise ValueError(
+            raise InputError(
                 f"GMM shapes disagree: weights {self.weights.shape}, means {self.means.shape}, "
                 f"covariances {self.covariances.shape}"
             )
@@ -82,7 +83,7 @@ def gmm_log_likelihood(features: np.ndarray, gmm: GaussianMixture) -> np.ndarray
     """(N,) log p(x) = logsumexp_k [log w_k + log N(x | mu_k, S_k)], float64 (sklearn's score_samples)."""
     x = torch.as_tensor(np.asarray(features), dtype=torch.float64)
     if x.ndim != 2 or x.shape[1] != gmm.dim:
-        raise ValueError(f"features {tuple(x.shape)} do not match the GMM's dimension {gmm.dim}")
+        raise ConfigError(f"features {tuple(x.shape)} do not match the GMM's dimension {gmm.dim}")
     per_component = torch.stack(
         [
             math.log(w) + _component_log_pdf(x, torch.from_numpy(m), torch.from_numpy(c))

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 from doodleflow.data.imageio import decode_rgb, resize
+from doodleflow.infra.errors import InputError
 from doodleflow.training.pbe.mask import repaint_to_keep
 from doodleflow.training.pbe.presets import CLIP_MEAN, CLIP_STD
 
@@ -28,7 +29,7 @@ def _rgb(buf: bytes, size: int) -> np.ndarray:
 def _gray(buf: bytes, size: int) -> np.ndarray:
     m = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_GRAYSCALE)
     if m is None:
-        raise ValueError("mask_png is not a decodable PNG")
+        raise InputError("mask_png is not a decodable PNG")
     return m if m.shape == (size, size) else resize(m, (size, size))
 
 

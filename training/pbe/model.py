@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 
 import torch
-from doodleflow.infra.settings import home
+from doodleflow.infra.errors import ConfigError, TamperedArtifact
+from doodleflow.training.common.hf import default_tiny_root, quiet_hf
 from doodleflow.training.pbe.config import ModelSource
+from doodleflow.training.pbe.presets import save_tiny_pbe
 from torch import nn
 
 
@@ -106,17 +108,6 @@ class PbEModel:
 
 
 # -- loading ----------------------------------------------------------------------------------
-def quiet_hf() -> None:
-    """Loading is logged by us; silence per-file progress bars and the deprecation notices."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-
-
 def load_pbe_dir(path: str) -> PbEModel:
     """A diffusers Paint-by-Example directory (the released model, or a saved tiny preset)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -125,7 +116,7 @@ def load_pbe_dir(path: str) -> PbEModel:
     quiet_hf()
     unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
     if unet.config.in_channels != 9:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: UNet has {unet.config.in_channels} input channels, Paint-by-Example needs 9 "
             "(for a Stable Diffusion dir use kind sd1 with --clip)"
         )
@@ -164,7 +155,7 @@ def load_sd1_clip(sd_dir: str, clip_dir: str, seed: int = 0) -> PbEModel:
     quiet_hf()
     unet = UNet2DConditionModel.from_pretrained(sd_dir, subfolder="unet")
     if unet.config.in_channels != 4:
-        raise ValueError(
+        raise ConfigError(
             f"{sd_dir}: expected a 4-channel Stable Diffusion UNet, got {unet.config.in_channels}"
         )
     widen_conv_in(unet, 9)
@@ -186,14 +177,8 @@ def _processor(path: str):
     return None
 
 
-def default_tiny_root() -> str:
-    return os.path.join(home(), "models")
-
-
 def resolve_source_dir(source: ModelSource) -> str | None:
     """The PbE directory a source loads from (writing the tiny preset first if needed)."""
-    from doodleflow.training.pbe.presets import save_tiny_pbe
-
     if source.kind == "tiny":
         return save_tiny_pbe(source.tiny_root or default_tiny_root(), source.seed)
     return source.pretrained if source.kind == "pbe" else None
@@ -216,7 +201,7 @@ def init_weights(source: ModelSource) -> dict[str, torch.Tensor]:
     weights, _, state = read_checkpoint_uri(source.init_from)  # each file checked against state.json
     have = state["files"]["model.safetensors"]["sha256"]
     if source.init_sha256 and have != source.init_sha256:
-        raise ValueError(
+        raise TamperedArtifact(
             f"{source.init_from}: model.safetensors is {have[:16]}..., but {source.init_model or 'the run'} "
             f"registered {source.init_sha256[:16]}...: refusing to fine-tune from a modified checkpoint"
         )

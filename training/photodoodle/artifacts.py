@@ -15,6 +15,7 @@ import datetime as dt
 import tempfile
 
 from doodleflow.data.names import validate_name
+from doodleflow.infra.errors import NotFoundError
 from doodleflow.training.common.store_dirs import list_published, publish_local_dir
 from doodleflow.training.photodoodle.config import LoraSettings
 from doodleflow.training.photodoodle.lora import WEIGHT_NAME, save_lora_dir
@@ -52,7 +53,7 @@ def find_lora(store: str, artist: str, run_id: str | None = None) -> dict:
     if run_id is not None:
         cards = [c for c in cards if c["_name"] == run_id]
     if not cards:
-        raise LookupError(f"no LoRA for artist {artist!r}{f' run {run_id!r}' if run_id else ''} in {store}")
+        raise NotFoundError(f"no LoRA for artist {artist!r}{f' run {run_id!r}' if run_id else ''} in {store}")
     c = cards[-1]
     return {**c, "dir": c["_uri"], "uri": f"{c['_uri']}/{c.get('weight_name', WEIGHT_NAME)}"}
 

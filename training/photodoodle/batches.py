@@ -4,6 +4,7 @@ each epoch as a seeded permutation split evenly across the workers."""
 from __future__ import annotations
 
 import torch
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.photodoodle.config import TrainConfig
 
 
@@ -36,7 +37,7 @@ def cached_epochs(cache, trainer, rank: int, world: int):
     bs = trainer.cfg.data.batch_size
     per_epoch = len(cache) // world // bs
     if per_epoch == 0:
-        raise ValueError(f"{len(cache)} cached pairs are fewer than workers x batch size = {world * bs}")
+        raise ConfigError(f"{len(cache)} cached pairs are fewer than workers x batch size = {world * bs}")
 
     def order(epoch: int) -> list[list[int]]:
         g = torch.Generator().manual_seed(trainer.cfg.run.seed * 100_003 + epoch)

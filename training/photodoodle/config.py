@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common.config import SectionedConfig, short_hash
 
 Stage = Literal["omnieditor", "editlora"]
@@ -49,7 +50,7 @@ class ModelSource:
 
     def __post_init__(self) -> None:
         if self.preset == "flux-dev" and not self.pretrained:
-            raise ValueError("preset flux-dev needs a local diffusers FLUX.1-dev directory (--pretrained)")
+            raise ConfigError("preset flux-dev needs a local diffusers FLUX.1-dev directory (--pretrained)")
 
     def identity(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "tiny_root"}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from doodleflow.data.store import DatasetStore
+from doodleflow.infra.errors import ConfigError, InputError, NotFoundError
 from doodleflow.training.common.logs import log as train_log
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.photodoodle.artifacts import (
@@ -52,7 +53,9 @@ def artist_rows(manifest: dict, artist: str | None, dataset: str) -> tuple[str |
         len(counts) == 1 and dataset == artist
     ):  # the dataset named after the artist, style folder named otherwise
         return None, int(manifest["rows_total"])
-    raise ValueError(f"dataset {dataset!r} holds no pairs of artist {artist!r} (artists: {sorted(counts)})")
+    raise NotFoundError(
+        f"dataset {dataset!r} holds no pairs of artist {artist!r} (artists: {sorted(counts)})"
+    )
 
 
 def check_parts(ds: DatasetStore, version: int) -> None:
@@ -65,7 +68,7 @@ def check_parts(ds: DatasetStore, version: int) -> None:
             with ds.fs.open(p, "rb") as f:
                 pq.read_metadata(f)
         except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
-            raise ValueError(f"dataset {ds.name!r} v{version}: part {p} is not readable Parquet ({e})") from e
+            raise InputError(f"dataset {ds.name!r} v{version}: part {p} is not readable Parquet ({e})") from e
 
 
 def resolve_base(cfg: TrainConfig, log: Callable[[str], None]) -> TrainConfig:
@@ -89,7 +92,7 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPla
     version = ds.resolve(cfg.run.version or None)
     m = ds.manifest(version)
     if m.get("kind") != PAIRS_KIND:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {ds.name!r} v{version} is {m.get('kind')!r}, not a PhotoDoodle pair dataset"
         )
     row_filter, pairs = artist_rows(m, cfg.run.artist, ds.name)
@@ -105,13 +108,13 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPla
     cfg = resolve_base(cfg, log)
     need = cfg.data.batch_size * max(cfg.run.workers, 1)
     if pairs < need:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {ds.name!r} v{version} has {pairs} pair(s) for this run, fewer than workers x batch size = {need}"
         )
     run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
     latest = run.latest()
     if latest is not None and not cfg.run.resume:
-        raise ValueError(f"run {run.run_id} already has checkpoints (latest step {latest}) in {run.uri()}: "
+        raise ConfigError(f"run {run.run_id} already has checkpoints (latest step {latest}) in {run.uri()}: "
                          "pass --resume to continue it, or --run-name for a new run")  # fmt: skip
     cached = cfg.data.cache == "on" or (cfg.data.cache == "auto" and pairs <= cfg.data.cache_max_pairs)
     key = cache_key(base_identity(cfg.model.source), cfg.data.height, cfg.data.width, cfg.data.max_sequence_length,

@@ -11,6 +11,7 @@ import os
 import tempfile
 
 import torch
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.photodoodle.config import LoraSettings
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for a LoRA file
@@ -53,7 +54,7 @@ def load_trainable_state_dict(transformer, state: dict[str, torch.Tensor]) -> No
     missing = {n for n, p in params.items() if p.requires_grad} - set(state)
     unknown = set(state) - set(params)
     if missing or unknown:
-        raise ValueError(
+        raise ConfigError(
             f"checkpoint does not match the LoRA: missing {sorted(missing)[:3]}, unknown {sorted(unknown)[:3]}"
         )
     with torch.no_grad():

@@ -9,6 +9,7 @@ channel 1, and OminiControl's (row, col) shift.
 from __future__ import annotations
 
 import torch
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.photodoodle.config import ConditionConfig
 
 
@@ -46,7 +47,7 @@ def condition_ids(target: torch.Tensor, cfg: ConditionConfig, packed_width: int)
         ids[:, 1] += dr
         ids[:, 2] += dc
     elif cfg.position_mode != "clone":
-        raise ValueError(f"unknown position mode {cfg.position_mode!r}: use clone, kontext or offset")
+        raise ConfigError(f"unknown --position-mode {cfg.position_mode!r}: use clone, kontext or offset")
     return ids
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from doodleflow.infra.errors import ConfigError
+
 _REF = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,99})(?:@(?P<alias>[A-Za-z][A-Za-z0-9_-]{0,63})|:(?P<version>\d+))?$"
 )
@@ -23,5 +25,5 @@ class ModelRef:
 def parse_ref(text: str) -> ModelRef:
     m = _REF.match(text or "")
     if not m:
-        raise ValueError(f"invalid model reference {text!r}: use NAME, NAME@alias or NAME:version")
+        raise ConfigError(f"invalid model reference {text!r}: use NAME, NAME@alias or NAME:version")
     return ModelRef(m["name"], m["alias"], int(m["version"]) if m["version"] else None)

@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from doodleflow.infra.errors import TamperedArtifact
+from doodleflow.infra.errors import NotFoundError, TamperedArtifact, TransientError
 from doodleflow.training.registry.lineage import code_version, file_digests, verify_files
 from doodleflow.training.registry.refs import ModelRef, parse_ref
 
@@ -81,7 +81,7 @@ def ensure_experiment(client, name: str, location: str) -> str:
             return client.create_experiment(name, artifact_location=location)
         except MlflowException:
             time.sleep(0.5)
-    raise RuntimeError(f"could not create the MLflow experiment {name} at {location}")
+    raise TransientError(f"could not create the MLflow experiment {name} at {location}")
 
 
 def _digest(files: list[dict]) -> str:
@@ -239,10 +239,10 @@ class Registry:
             else:
                 mvs = self.client.search_model_versions(f"name='{ref.name}'")
                 if not mvs:
-                    raise LookupError(f"no registered model {ref.name!r}")
+                    raise NotFoundError(f"no registered model {ref.name!r}")
                 mv = max(mvs, key=lambda m: int(m.version))
         except MlflowException as e:
-            raise LookupError(f"no registered model version {ref}: {e.message}") from e
+            raise NotFoundError(f"no registered model version {ref}: {e.message}") from e
         reg = self._load(mv)
         if verify:
             verify_files(reg.uri, reg.lineage["files"])
