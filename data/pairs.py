@@ -11,33 +11,27 @@ the latest version's, nothing is written: reruns on unchanged inputs are no-ops.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import uuid
 from collections import Counter
 
 import pyarrow as pa
+from doodleflow.data.commit import Draft, Heldout, Part, commit_draft
 from doodleflow.data.errors import InputError
 from doodleflow.data.pairs_build import build_pairs_unit, make_units
 from doodleflow.data.pairs_schema import (
     PAIR_INPUTS_SCHEMA,
     PAIRS_BUILDER_VERSION,
+    PAIRS_ROW_GROUP_SIZE,
     PAIRS_SCHEMA_VERSION,
-    parquet_bytes,
     quarantine_table,
 )
 from doodleflow.data.pairs_source import PairPlan, plan_pairs
 from doodleflow.data.store import DatasetStore
 
 KIND = "photodoodle-pairs"
-
-
-def content_hash(files: list[dict], quarantine: pa.Table) -> str:
-    h = hashlib.sha256()
-    for sha in sorted(f["sha256"] for f in files):  # names follow input fingerprints, content does not
-        h.update(sha.encode())
-    h.update(hashlib.sha256(parquet_bytes(quarantine)).digest())
-    return h.hexdigest()
+# The evaluation split by pair id, as training/eval/photodoodle.py reads it (recorded in the manifest).
+HELDOUT_FRACTION = 0.1
+HELDOUT_SEED = 0
 
 
 def _inputs_table(plan: PairPlan) -> pa.Table:
@@ -57,83 +51,57 @@ def artist_counts(stats: list[dict]) -> dict[str, int]:
     return dict(sorted(sum((Counter(s.get("artists", {})) for s in stats), Counter()).items()))
 
 
-def _summary(
-    ds: DatasetStore,
-    version: int,
-    created: bool,
-    rows: int,
-    quarantine: pa.Table,
-    plan: PairPlan,
-    stats: list[dict],
-) -> dict:
-    reasons = dict(sorted(Counter(quarantine["reason"].to_pylist()).items()))
-    return {
-        "dataset": ds.name,
-        "store": ds.store_uri,
-        "version": version,
-        "created": created,
-        "path": ds.uri(ds.version_path(version)),
-        "pairs_total": rows,
-        "quarantined": reasons,
-        "artists": artist_counts(stats),
-        "triggers": plan.inputs.get("triggers", {}),
-        "layout": plan.inputs.get("layout"),
-    }
-
-
-def commit_pairs_version(ds: DatasetStore, plan: PairPlan, unit_stats: list[dict], run_id: str) -> dict:
-    """Write the new version, or find that the latest already holds exactly this content."""
+def draft_pairs_version(ds: DatasetStore, plan: PairPlan, unit_stats: list[dict]) -> Draft:
+    """What the new version of a pair dataset holds; `commit_draft` (data/commit.py) writes it.
+    Every unit is in the draft (unchanged units' shards are found already built), so the previous
+    version is the latest one."""
     quarantine = quarantine_table(plan.quarantine + [q for s in unit_stats for q in s["quarantined"]])
-    files = sorted(
-        (
-            {
-                "path": f"part-{s['key']}.parquet",
-                "rows": s["rows"],
-                "bytes": s["bytes"],
-                "sha256": s["sha256"],
-            }
-            for s in unit_stats
-            if s["rows"]
-        ),
-        key=lambda f: f["path"],
-    )
-    total = sum(f["rows"] for f in files)
-    if total == 0:
+    parts = [
+        Part(ds.shard_path(s["key"]), f"part-{s['key']}.parquet", s["rows"], s["bytes"], s["sha256"])
+        for s in unit_stats
+        if s["rows"]
+    ]
+    if not parts:
         reasons = dict(Counter(quarantine["reason"].to_pylist()))
         raise InputError(
             f"{plan.inputs.get('source')}: every pair was quarantined ({reasons}); no version written"
         )
-    digest = content_hash(files, quarantine)
-    prev = ds.latest()
-    if prev is not None and ds.manifest(prev).get("content_hash") == digest:
-        return _summary(ds, prev, False, total, quarantine, plan, unit_stats)
-    version = ds.claim_next_version(run_id)
-    for f in files:
-        ds.place_file(version, ds.shard_path(f["path"][len("part-") : -len(".parquet")]), f["path"])
-    side = [
-        ds.write_table(version, "_inputs.parquet", _inputs_table(plan)),
-        ds.write_table(version, "_quarantine.parquet", quarantine),
-    ]
-    manifest = {
-        "format": f"doodleflow-dataset/{PAIRS_SCHEMA_VERSION}",
-        "kind": KIND,
+    return Draft(
+        kind=KIND,
+        format=f"doodleflow-dataset/{PAIRS_SCHEMA_VERSION}",
+        builder_version=PAIRS_BUILDER_VERSION,
+        id_column="pair_id",
+        previous=ds.latest(),
+        parts=parts,
+        side_tables={"_inputs.parquet": _inputs_table(plan), "_quarantine.parquet": quarantine},
+        rejects=[quarantine],
+        heldout=Heldout("pair_id", HELDOUT_FRACTION, HELDOUT_SEED, "pairs"),
+        fields={
+            "source": plan.inputs.get("source"),
+            "inputs": plan.inputs,
+            "artists": artist_counts(unit_stats),
+            "quarantined": dict(sorted(Counter(quarantine["reason"].to_pylist()).items())),
+        },
+        row_group_size=PAIRS_ROW_GROUP_SIZE,
+    )
+
+
+def commit_pairs_version(ds: DatasetStore, plan: PairPlan, unit_stats: list[dict], run_id: str) -> dict:
+    """Write the new version, or find a committed version that already holds exactly this content."""
+    draft = draft_pairs_version(ds, plan, unit_stats)
+    done = commit_draft(ds, draft, run_id)
+    return {
         "dataset": ds.name,
-        "version": version,
-        "parent": prev,
-        "run_id": run_id,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "builder_version": PAIRS_BUILDER_VERSION,
-        "source": plan.inputs.get("source"),
-        "inputs": plan.inputs,
-        "files": files,
-        "side_tables": side,
-        "rows_total": total,
-        "artists": artist_counts(unit_stats),
-        "quarantined": dict(sorted(Counter(quarantine["reason"].to_pylist()).items())),
-        "content_hash": digest,
+        "store": ds.store_uri,
+        "version": done.version,
+        "created": done.created,
+        "path": ds.uri(ds.version_path(done.version)),
+        "pairs_total": done.manifest["rows_total"],
+        "quarantined": draft.fields["quarantined"],
+        "artists": draft.fields["artists"],
+        "triggers": plan.inputs.get("triggers", {}),
+        "layout": plan.inputs.get("layout"),
     }
-    ds.commit(version, manifest)
-    return _summary(ds, version, True, total, quarantine, plan, unit_stats)
 
 
 def ingest_pairs(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from doodleflow.data.fsutil import filesystem
 from doodleflow.data.imageio import UnreadableImage, decode_rgb, encode_jpeg
-from doodleflow.data.pairs_schema import PAIRS_BUILDER_VERSION, pairs_table, parquet_bytes
+from doodleflow.data.pairs_schema import PAIRS_BUILDER_VERSION, PAIRS_ROW_GROUP_SIZE, pairs_table
 from doodleflow.data.pairs_source import PairJob, reject_row
+from doodleflow.data.parquet import parquet_bytes
 from doodleflow.data.store import DatasetStore
 
 JPEG_QUALITY = 95  # only for inputs that are not JPEG already (PNG); JPEGs are stored as read
@@ -112,4 +113,7 @@ def build_pairs_unit(unit: PairUnit, store_uri: str, dataset: str) -> dict:
         "artists": dict(Counter(r["artist"] for r in rows)),
         "seconds": round(time.perf_counter() - t0, 4),
     }
-    return {**ds.write_shard(unit.key, parquet_bytes(pairs_table(rows)), stats), "reused": False}
+    return {
+        **ds.write_shard(unit.key, parquet_bytes(pairs_table(rows), PAIRS_ROW_GROUP_SIZE), stats),
+        "reused": False,
+    }

@@ -7,13 +7,11 @@ touches the original files again.
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 PAIRS_SCHEMA_VERSION = 1
 PAIRS_BUILDER_VERSION = "pairs-1"
+PAIRS_ROW_GROUP_SIZE = 16  # pairs are larger than triples: fewer per row group
 
 PAIR_SCHEMA = pa.schema(
     [
@@ -53,8 +51,6 @@ PAIR_INPUTS_SCHEMA = pa.schema(
     ]
 )
 
-BINARY_COLUMNS = ("source_jpeg", "target_jpeg")
-
 
 def pairs_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(sorted(rows, key=lambda r: r["pair_id"]), schema=PAIR_SCHEMA)
@@ -63,19 +59,3 @@ def pairs_table(rows: list[dict]) -> pa.Table:
 def quarantine_table(rows: list[dict]) -> pa.Table:
     rows = sorted(rows, key=lambda r: (r["reason"], r["file"], r["line"], r["pair_id"]))
     return pa.Table.from_pylist(rows, schema=PAIR_QUARANTINE_SCHEMA)
-
-
-def parquet_bytes(table: pa.Table, row_group_size: int = 16) -> bytes:
-    """Image columns uncompressed (JPEG does not compress), the rest zstd; deterministic bytes for
-    the same rows, which is what makes a rerun on unchanged inputs produce no new version."""
-    compression = {c: ("none" if c in BINARY_COLUMNS else "zstd") for c in table.column_names}
-    sink = io.BytesIO()
-    pq.write_table(
-        table,
-        sink,
-        row_group_size=row_group_size,
-        compression=compression,
-        use_dictionary=[c for c in table.column_names if c not in BINARY_COLUMNS],
-        write_statistics=[c for c in table.column_names if c not in BINARY_COLUMNS],
-    )
-    return sink.getvalue()

@@ -13,24 +13,21 @@ Samples of changed or removed inputs disappear from the new version without re-r
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from doodleflow.data.boxes import QUARANTINE_COLUMNS
 from doodleflow.data.builder import BUILDER_VERSION
+from doodleflow.data.commit import Draft, Heldout, Part, commit_draft
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.faults import failpoint
-from doodleflow.data.fsutil import atomic_write, join
 from doodleflow.data.plan import InputPlan
-from doodleflow.data.schema import INPUTS_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION, parquet_bytes
-from doodleflow.data.split import heldout_split
+from doodleflow.data.schema import INPUTS_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from doodleflow.data.store import DatasetStore
+
+KIND = "pbe-triples"
 
 
 @dataclass
@@ -85,45 +82,6 @@ def diff_with_latest(ds: DatasetStore, plan: InputPlan) -> Diff:
     return diff
 
 
-def _rewrite_without(ds: DatasetStore, version: int, carry: dict) -> dict:
-    """A carried part that lost rows: write the surviving rows as a new part (no pixel work)."""
-    with ds.fs.open(carry["src"], "rb") as fh:
-        t = pq.read_table(fh)
-    t = t.filter(pc.is_in(t["sample_id"], pa.array(sorted(carry["keep"]))))
-    data = parquet_bytes(t)
-    sha = hashlib.sha256(data).hexdigest()
-    name = f"part-{sha[:24]}.parquet"
-    atomic_write(ds.fs, join(ds.version_path(version), name), data)
-    return {"path": name, "rows": t.num_rows, "bytes": len(data), "sha256": sha}
-
-
-def _place_parts(ds: DatasetStore, version: int, diff: Diff, unit_stats: list[dict]) -> list[dict]:
-    files = []
-    for c in diff.carry:
-        if c["keep"] is None:
-            ds.place_file(version, c["src"], c["name"])
-            files.append({"path": c["name"], "rows": c["rows"], "bytes": c["bytes"], "sha256": c["sha256"]})
-        else:
-            files.append(_rewrite_without(ds, version, c))
-    for s in unit_stats:
-        if s["rows"]:
-            name = f"part-{s['key']}.parquet"
-            ds.place_file(version, ds.shard_path(s["key"]), name)
-            files.append({"path": name, "rows": s["rows"], "bytes": s["bytes"], "sha256": s["sha256"]})
-    return sorted(files, key=lambda f: f["path"])
-
-
-def content_hash(files: list[dict], quarantine: pd.DataFrame, dropped: pd.DataFrame) -> str:
-    h = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f["sha256"]):
-        h.update(f["sha256"].encode())
-    for df in (quarantine, dropped):
-        h.update(
-            pd.util.hash_pandas_object(df.sort_values(list(df.columns)), index=False).to_numpy().tobytes()
-        )
-    return h.hexdigest()
-
-
 def _rejects(
     plan_q: pd.DataFrame | None, carried: list[dict], unit_stats: list[dict], key: str
 ) -> pd.DataFrame:
@@ -145,42 +103,61 @@ def _counts(df: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in sorted(Counter(df["reason"]).items())}
 
 
-def _prospective_hash(diff: Diff, unit_stats: list[dict], q: pd.DataFrame, d: pd.DataFrame) -> str | None:
-    """The content hash the new version would have, or None if rows were removed (always a change)."""
-    if any(c["keep"] is not None for c in diff.carry):
-        return None
-    files = [{"sha256": c["sha256"]} for c in diff.carry] + [
-        {"sha256": s["sha256"]} for s in unit_stats if s["rows"]
+def _parts(ds: DatasetStore, diff: Diff, unit_stats: list[dict]) -> list[Part]:
+    """Carried parts (whole, or to be rewritten without the rows that left) and the new shards."""
+    parts = [
+        Part(
+            c["src"],
+            c["name"],
+            c["rows"],
+            c["bytes"],
+            c["sha256"],
+            None if c["keep"] is None else frozenset(c["keep"]),
+        )
+        for c in diff.carry
     ]
-    return content_hash(files, q, d)
+    parts += [
+        Part(ds.shard_path(s["key"]), f"part-{s['key']}.parquet", s["rows"], s["bytes"], s["sha256"])
+        for s in unit_stats
+        if s["rows"]
+    ]
+    return parts
 
 
-def _heldout(ds: DatasetStore, version: int, files: list[dict], cfg: CurationConfig) -> dict:
-    """The evaluation split: a pure function of image id, fraction and seed (data/split.py)."""
-    ids = []
-    for f in files:
-        with ds.fs.open(join(ds.version_path(version), f["path"]), "rb") as fh:
-            ids += pq.read_table(fh, columns=["image_id"])["image_id"].to_pylist()
-    held = heldout_split(set(ids), cfg.heldout_fraction, cfg.seed)
-    return {
-        "method": "sha256(f'{seed}:{image_id}') < fraction * 2**256",
-        "fraction": cfg.heldout_fraction,
-        "seed": cfg.seed,
-        "images": len(held),
-        "samples": sum(i in held for i in ids),
-    }
-
-
-def _unchanged(ds: DatasetStore, version: int, base: dict) -> dict:
-    m = ds.manifest(version)
-    return {
-        **base,
-        "version": version,
-        "created": False,
-        "path": ds.uri(ds.version_path(version)),
-        "samples_total": m["rows_total"],
-        "samples_new": 0,
-    }
+def draft_version(
+    ds: DatasetStore, cfg: CurationConfig, plan: InputPlan, diff: Diff, unit_stats: list[dict], source: str
+) -> Draft:
+    """What the new version of a triples dataset holds; `commit_draft` (data/commit.py) writes it."""
+    quarantine = _rejects(plan.quarantine, diff.carried_quarantine, unit_stats, "quarantined")
+    dropped_rows = _rejects(None, diff.carried_dropped, unit_stats, "dropped")
+    dropped = dict(Counter(plan.triage.dropped) + Counter(_counts(dropped_rows)))
+    images = plan.images[["image_id", "uri", "fingerprint"]]
+    return Draft(
+        kind=KIND,
+        format=f"doodleflow-dataset/{SCHEMA_VERSION}",
+        builder_version=BUILDER_VERSION,
+        id_column="sample_id",
+        previous=diff.previous,
+        parts=_parts(ds, diff, unit_stats),
+        side_tables={
+            "_inputs.parquet": pa.Table.from_pandas(images, INPUTS_SCHEMA, preserve_index=False),
+            "_quarantine.parquet": pa.Table.from_pandas(quarantine, QUARANTINE_SCHEMA, preserve_index=False),
+            "_dropped.parquet": pa.Table.from_pandas(dropped_rows, QUARANTINE_SCHEMA, preserve_index=False),
+        },
+        rejects=[quarantine, dropped_rows],
+        heldout=Heldout("image_id", cfg.heldout_fraction, cfg.seed, "images", "samples"),
+        fields={
+            "config": cfg.to_dict(),
+            "config_hash": cfg.content_hash(),
+            "source": source,
+            "inputs": plan.inputs,
+            "samples_new": sum(s["rows"] for s in unit_stats),
+            "boxes_kept": len(plan.triage.kept),
+            "dropped": dict(sorted(dropped.items())),
+            "quarantined": _counts(quarantine),
+        },
+        row_group_size=cfg.row_group_size,
+    )
 
 
 def commit_version(
@@ -193,83 +170,18 @@ def commit_version(
     source: str,
 ) -> dict:
     """Write the new version (or find that nothing changed) and return the refresh summary."""
-    quarantine = _rejects(plan.quarantine, diff.carried_quarantine, unit_stats, "quarantined")
-    dropped_rows = _rejects(None, diff.carried_dropped, unit_stats, "dropped")
-    dropped = dict(Counter(plan.triage.dropped) + Counter(_counts(dropped_rows)))
-    base = {
+    draft = draft_version(ds, cfg, plan, diff, unit_stats, source)
+    done = commit_draft(ds, draft, run_id)
+    f = draft.fields
+    return {
         "dataset": ds.name,
         "store": ds.store_uri,
-        "boxes_kept": len(plan.triage.kept),
-        "dropped": dict(sorted(dropped.items())),
-        "quarantined": _counts(quarantine),
-    }
-    new_rows = sum(s["rows"] for s in unit_stats)
-    prospective = _prospective_hash(diff, unit_stats, quarantine, dropped_rows)
-    if (
-        diff.previous is not None
-        and new_rows == 0
-        and prospective == ds.manifest(diff.previous)["content_hash"]
-    ):
-        return _unchanged(ds, diff.previous, base)
-    version = ds.claim_next_version(run_id)
-    # A concurrent refresh may have claimed a lower number: let it commit first, then skip ours if it
-    # made exactly what we would (two refreshes of the same inputs give one version, not two).
-    ds.wait_for_earlier_claims(version)
-    latest = ds.latest()
-    if latest is not None and latest != diff.previous and prospective == ds.manifest(latest)["content_hash"]:
-        ds.release_claim(version)
-        return _unchanged(ds, latest, base)
-    files = _place_parts(ds, version, diff, unit_stats)
-    side = [
-        ds.write_table(
-            version,
-            "_inputs.parquet",
-            pa.Table.from_pandas(
-                plan.images[["image_id", "uri", "fingerprint"]], INPUTS_SCHEMA, preserve_index=False
-            ),
-        ),
-        ds.write_table(
-            version,
-            "_quarantine.parquet",
-            pa.Table.from_pandas(quarantine, QUARANTINE_SCHEMA, preserve_index=False),
-        ),
-        ds.write_table(
-            version,
-            "_dropped.parquet",
-            pa.Table.from_pandas(dropped_rows, QUARANTINE_SCHEMA, preserve_index=False),
-        ),
-    ]
-    failpoint("refresh.before_manifest")
-    total = sum(f["rows"] for f in files)
-    manifest = {
-        "format": f"doodleflow-dataset/{SCHEMA_VERSION}",
-        "kind": "pbe-triples",
-        "dataset": ds.name,
-        "version": version,
-        "parent": diff.previous,
-        "run_id": run_id,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "config": cfg.to_dict(),
-        "config_hash": cfg.content_hash(),
-        "builder_version": BUILDER_VERSION,
-        "source": source,
-        "inputs": plan.inputs,
-        "files": files,
-        "side_tables": side,
-        "rows_total": total,
-        "samples_new": new_rows,
-        "boxes_kept": base["boxes_kept"],
-        "dropped": base["dropped"],
-        "quarantined": base["quarantined"],
-        "content_hash": content_hash(files, quarantine, dropped_rows),
-        "heldout": _heldout(ds, version, files, cfg),
-    }
-    ds.commit(version, manifest)
-    return {
-        **base,
-        "version": version,
-        "created": True,
-        "path": ds.uri(ds.version_path(version)),
-        "samples_total": total,
-        "samples_new": new_rows,
+        "boxes_kept": f["boxes_kept"],
+        "dropped": f["dropped"],
+        "quarantined": f["quarantined"],
+        "version": done.version,
+        "created": done.created,
+        "path": ds.uri(ds.version_path(done.version)),
+        "samples_total": done.manifest["rows_total"],
+        "samples_new": f["samples_new"] if done.created else 0,
     }

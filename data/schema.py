@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 SCHEMA_VERSION = 1
 
@@ -57,25 +54,7 @@ INPUTS_SCHEMA = pa.schema(
     ]
 )
 
-BINARY_COLUMNS = ("target_jpeg", "mask_png", "reference_jpeg")
-
 
 def samples_table(rows: list[dict]) -> pa.Table:
     rows = sorted(rows, key=lambda r: r["sample_id"])
     return pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
-
-
-def parquet_bytes(table: pa.Table, row_group_size: int = 32) -> bytes:
-    """Small row groups so a reader can stream a shard; JPEG/PNG columns are stored uncompressed
-    (they do not compress), the rest with zstd."""
-    compression = {c: ("none" if c in BINARY_COLUMNS else "zstd") for c in table.column_names}
-    sink = io.BytesIO()
-    pq.write_table(
-        table,
-        sink,
-        row_group_size=row_group_size,
-        compression=compression,
-        use_dictionary=[c for c in table.column_names if c not in BINARY_COLUMNS],
-        write_statistics=[c for c in table.column_names if c not in BINARY_COLUMNS],
-    )
-    return sink.getvalue()

@@ -8,8 +8,9 @@ from collections import Counter
 from doodleflow.data.builder import build_image
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.fsutil import filesystem
+from doodleflow.data.parquet import parquet_bytes
 from doodleflow.data.plan import WorkUnit
-from doodleflow.data.schema import parquet_bytes, samples_table
+from doodleflow.data.schema import samples_table
 from doodleflow.data.store import DatasetStore
 
 

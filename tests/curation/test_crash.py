@@ -65,7 +65,7 @@ def test_crash_before_commit_leaves_previous_version_visible(tmp_path):
         "c",
         "--store",
         store,
-        env={"DOODLEFLOW_FAILPOINT": "refresh.before_manifest"},
+        env={"DOODLEFLOW_FAILPOINT": "commit.before_manifest"},
     )
     assert _wait_killing_leftovers(p) == 137
     ds = DatasetStore(store, "c")
@@ -127,7 +127,7 @@ def test_crash_and_rerun_on_s3(tmp_path, bucket):
         "c",
         "--store",
         store,
-        env={"DOODLEFLOW_FAILPOINT": "refresh.before_manifest"},
+        env={"DOODLEFLOW_FAILPOINT": "commit.before_manifest"},
     )
     assert _wait_killing_leftovers(p) == 137
     ds = DatasetStore(store, "c")
