@@ -1,11 +1,7 @@
-"""Typed configuration of a Paint-by-Example run, one dataclass per concern, and the one place its
-defaults live: the CLI, the flow, the deployments and the pipeline all start from these.
+"""Typed configuration of a Paint-by-Example run, one dataclass per concern.
 
-Defaults are the reference settings (Fantasy-Studio/Paint-by-Example configs/v1.yaml and train.sh):
-AdamW lr 1e-5 unscaled (`--scale_lr False`), 10k linear warm-up, a global batch of 32 (4 per GPU on 8
-GPUs). `TrainConfig.run_id()` hashes everything that changes what is learned, so `--resume` finds the
-same run directory again. Every field is checked where it is set (`__post_init__`: ConfigError naming
-the flag), so a bad value is refused before any server, pool or cluster starts.
+Defaults are the reference settings (seed-algorithms.md B1-B3); `TrainConfig.run_id()` hashes
+everything that changes what is learned, so `--resume` finds the same run directory again.
 """
 
 from __future__ import annotations
@@ -14,21 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.batching import BatchPlan, batch_plan
-from doodleflow.training.common.config import (
-    RunSettings,
-    SectionedConfig,
-    at_least,
-    check_optim,
-    multiple_of,
-    one_of,
-    require,
-    short_hash,
-)
+from doodleflow.training.common.config import SectionedConfig, short_hash
 
 ModelKind = Literal["tiny", "sd1", "pbe"]
-LatentCache = Literal["auto", "build", "off"]
-MAX_MICRO_BATCH = 4  # the reference's batch per GPU (train.sh: batch_size 4 on each of 8 GPUs)
 
 
 @dataclass(frozen=True)
@@ -81,11 +65,7 @@ class DiffusionConfig:
     beta_start: float = 0.00085
     beta_end: float = 0.012
     beta_schedule: str = "scaled_linear"
-    cond_drop_prob: float = 0.2  # per batch, not per sample (ddpm.py, u_cond_percent 0.2)
-
-    def __post_init__(self) -> None:
-        at_least(self.num_train_timesteps, 1, "diffusion.num_train_timesteps")
-        require(0 <= self.cond_drop_prob <= 1, "diffusion.cond_drop_prob", "must lie in [0, 1]")
+    cond_drop_prob: float = 0.2  # per batch, not per sample (B2)
 
 
 @dataclass(frozen=True)
@@ -98,62 +78,32 @@ class OptimConfig:
     warmup_start_factor: float = 1e-6
     grad_clip: float = 1.0  # 0 disables; the reference ran unclipped (Lightning default)
 
-    def __post_init__(self) -> None:
-        check_optim(self)
-        require(0 < self.warmup_start_factor <= 1, "optim.warmup_start_factor", "must lie in (0, 1]")
-
 
 @dataclass(frozen=True)
 class DataConfig:
-    # The global batch: all workers and accumulation steps together (train.sh: 4 per GPU x 8 GPUs).
-    batch_size: int = 32
-    # Per worker and forward pass; None = the largest divisor of the worker's share up to 4.
-    micro_batch: int | None = None
+    batch_size: int = 4  # per worker (B3: 4 per GPU)
     resolution: int = 512  # target/mask are resized when this differs from the dataset's 512
     binarize_mask: bool = False  # the reference trains on the soft resized mask
     shuffle_buffer: int = 64
-    latent_cache: LatentCache = "auto"
-
-    def __post_init__(self) -> None:
-        at_least(self.batch_size, 1, "--batch-size")
-        if self.micro_batch is not None:
-            at_least(self.micro_batch, 1, "--micro-batch")
-        # The VAE downsamples 8x and the UNet 8x more: the latent grid needs whole cells.
-        multiple_of(self.resolution, 64, 64, 2048, "--resolution")
-        at_least(self.shuffle_buffer, 0, "data.shuffle_buffer")
-        one_of(self.latent_cache, ("auto", "build", "off"), "--latent-cache")
+    latent_cache: Literal["auto", "build", "off"] = "auto"
 
 
 @dataclass(frozen=True)
-class RunConfig(RunSettings):
-    pass
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """After training: evaluate on the held-out split, then register with lineage."""
-
-    register: bool = True
-    evaluate: bool = True
-    samples: int = 4  # held-out samples to evaluate
-    steps: int = 50  # sampler steps per evaluated sample
-    clip: str | None = None  # CLIP ViT-B/32 dir for the region CLIP score (None: tiny random)
-    inception: str | None = None  # FID Inception dir (None: tiny random)
-
-    def __post_init__(self) -> None:
-        at_least(self.samples, 1, "--eval-samples")
-        at_least(self.steps, 1, "--eval-steps")
-
-
-@dataclass(frozen=True)
-class LaunchConfig:
-    """Where the job runs; not part of what is learned."""
-
-    ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
-    max_failures: int = 2  # worker-group restarts (from the latest checkpoint) before the job fails
-
-    def __post_init__(self) -> None:
-        at_least(self.max_failures, 0, "launch.max_failures")
+class RunConfig:
+    store: str = ""
+    dataset: str = ""
+    version: int = 0
+    steps: int = 100
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    seed: int = 0
+    run_name: str | None = None
+    workers: int = 1
+    use_gpu: bool = False
+    resume: bool = False
+    # Fault injection for recovery tests: the last rank raises once at each of these steps.
+    fail_at_step: int | list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,18 +113,6 @@ class TrainConfig(SectionedConfig):
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    launch: LaunchConfig = field(default_factory=LaunchConfig)
-
-    def batch_plan(self, world: int | None = None) -> BatchPlan:
-        """The global batch over `world` workers (default: the configured workers)."""
-        workers = self.run.workers if world is None else world
-        return batch_plan(self.data.batch_size, workers, self.data.micro_batch, MAX_MICRO_BATCH)
-
-    def check(self) -> TrainConfig:
-        """What no single section can check: the global batch splits over the workers."""
-        self.batch_plan()
-        return self
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -189,8 +127,6 @@ class TrainConfig(SectionedConfig):
             optim=OptimConfig(**o),
             data=DataConfig(**d.get("data", {})),
             run=RunConfig(**d.get("run", {})),
-            eval=EvalConfig(**d.get("eval", {})),
-            launch=LaunchConfig(**d.get("launch", {})),
         )
 
     def config_hash(self) -> str:
