@@ -8,6 +8,7 @@ import os
 from doodleflow.data.fsutil import filesystem
 from doodleflow.flows import runtime
 from doodleflow.flows.lineage import eval_outputs
+from doodleflow.infra.errors import ConfigError
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.evaluation import evaluate_doodle, evaluate_pbe
 from prefect import flow
@@ -42,9 +43,11 @@ def evaluate_model(
     store = resolve_store(store or trained_on.get("store"))
     dataset = dataset or trained_on.get("name")
     if not dataset:
-        raise ValueError(f"{model}: no dataset recorded; pass --dataset")
+        raise ConfigError(f"{model}: no dataset recorded; pass --dataset")
     if reg.kind not in ("pbe-checkpoint", "editlora"):
-        raise ValueError(f"{model} is a {reg.kind}: evaluation applies to pbe-checkpoint and editlora models")
+        raise ConfigError(
+            f"{model} is a {reg.kind}: evaluation applies to pbe-checkpoint and editlora models"
+        )
     with eval_outputs(store, f"eval/registered/{reg.name}/v{reg.version}/{dataset}") as out:
         if reg.kind == "pbe-checkpoint":
             res = evaluate_pbe(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from doodleflow.data.names import validate_name
 from doodleflow.data.report import artifact_key
+from doodleflow.infra.errors import ConfigError
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.photodoodle import (
     cluster_slots,
@@ -40,7 +41,7 @@ def artist_list(artists: list[str] | str) -> list[str]:
     names = artists.split(",") if isinstance(artists, str) else list(artists)
     out = [validate_name(a.strip(), "artist name") for a in names if a.strip()]
     if not out:
-        raise ValueError("no artist given")
+        raise ConfigError("--artists: no artist given")
     return list(dict.fromkeys(out))  # de-duplicated, in the given order
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from doodleflow.flows import runtime
+from doodleflow.infra.errors import ConfigError
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
 from doodleflow.training.pbe.config import build_config, model_source
@@ -93,9 +94,9 @@ def registered_source(ref: str, preset: str | None, pretrained: str | None, clip
     from doodleflow.training.registry import Registry
 
     if preset or pretrained or clip:
-        raise ValueError("--model fine-tunes a registered model: drop --preset/--pretrained/--clip")
+        raise ConfigError("--model fine-tunes a registered model: drop --preset/--pretrained/--clip")
     reg = Registry(home=runtime.home()).resolve(ref)  # raises TamperedArtifact on a modified file
     if reg.kind != "pbe-checkpoint":
-        raise ValueError(f"{reg.name}:{reg.version} is a {reg.kind!r}, not a Paint-by-Example checkpoint")
+        raise ConfigError(f"{reg.name}:{reg.version} is a {reg.kind!r}, not a Paint-by-Example checkpoint")
     sha = {f["path"]: f["sha256"] for f in reg.lineage["files"]}.get("model.safetensors")
     return init_source(reg.uri, f"{reg.name}:{reg.version}", sha)

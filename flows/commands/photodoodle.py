@@ -7,6 +7,7 @@ import json
 import sys
 
 from doodleflow.flows.commands.common import add_json, add_store
+from doodleflow.infra.errors import ConfigError
 
 
 def register(sub, groups) -> None:
@@ -110,7 +111,7 @@ def _base(a: argparse.Namespace) -> str | None:
 
     reg = open_registry().resolve(a.base_model)
     if reg.kind != "merged-base":
-        raise ValueError(f"{a.base_model} is a {reg.kind}, not a merged-base")
+        raise ConfigError(f"--base-model {a.base_model} is a {reg.kind}, not a merged-base")
     return f"{reg.uri.rstrip('/')}/transformer"
 
 
@@ -189,11 +190,11 @@ def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
 
         reg = open_registry().resolve(a.model)
         if reg.kind != "editlora":
-            raise ValueError(f"{a.model} is a {reg.kind}, not an editlora")
+            raise ConfigError(f"--model {a.model} is a {reg.kind}, not an editlora")
         parts = reg.uri.rstrip("/").split("/")
         artist, run = parts[-2], parts[-1]  # <store>/loras/<artist>/<run>
     if not artist:
-        raise ValueError("give --artist or --model")
+        raise ConfigError("give --artist or --model")
     print(f"generating with {artist}'s LoRA ...", file=sys.stderr)
     r = generate_doodle(resolve_store(a.store), artist, a.image, a.prompt, a.out, steps=a.steps,
                         guidance=a.guidance, seed=a.seed, run=run, height=a.height, width=a.width)  # fmt: skip
