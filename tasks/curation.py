@@ -7,6 +7,7 @@ from doodleflow.data.plan import InputPlan, WorkUnit, make_units, plan_inputs
 from doodleflow.data.refresh import Diff, commit_version, diff_with_latest
 from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
+from doodleflow.infra.errors import retry_condition
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -30,6 +31,7 @@ def plan_refresh(
     name="build-shard",
     retries=2,
     retry_delay_seconds=[1, 5],
+    retry_condition_fn=retry_condition,
     cache_key_fn=_unit_cache_key,
     persist_result=True,
 )

@@ -6,6 +6,7 @@ from doodleflow.data.pairs import commit_pairs_version
 from doodleflow.data.pairs_build import PairUnit, build_pairs_unit, make_units
 from doodleflow.data.pairs_source import PairPlan, plan_pairs
 from doodleflow.data.store import DatasetStore
+from doodleflow.infra.errors import retry_condition
 from doodleflow.training.photodoodle.config import TrainConfig
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -24,8 +25,8 @@ def plan_pairs_task(source: str, artist: str | None, trigger: str | None,
     return plan, make_units(plan.jobs, pairs_per_shard)
 
 
-@task(name="build-pairs-shard", retries=2, retry_delay_seconds=[1, 5], cache_key_fn=_pairs_unit_key,
-      persist_result=True)  # fmt: skip
+@task(name="build-pairs-shard", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_condition,
+      cache_key_fn=_pairs_unit_key, persist_result=True)  # fmt: skip
 def build_pairs_shard(unit: PairUnit, store_uri: str, dataset: str) -> dict:
     return build_pairs_unit(unit, store_uri, dataset)
 

@@ -7,6 +7,7 @@ import os
 
 from doodleflow.data.report import artifact_key
 from doodleflow.infra import settings
+from doodleflow.infra.errors import retry_condition
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -24,7 +25,13 @@ def _log_curve(reg, run_id: str, records: list[dict]) -> None:
         reg.client.log_batch(run_id, metrics=batch[i : i + 900])
 
 
-@task(name="register-artifact", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+@task(
+    name="register-artifact",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_condition,
+)
 def register_artifact(
     name: str,
     kind: str,

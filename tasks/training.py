@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 
 
-@task(name="build-pbe-latent-cache", cache_policy=NO_CACHE, retries=1)
+@task(name="build-pbe-latent-cache", cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_condition)
 def build_pbe_cache(cfg: TrainConfig, ray_address: str | None) -> dict:
     from doodleflow.training.pbe.ray_cache import build_cache
 
