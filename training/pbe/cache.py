@@ -1,4 +1,4 @@
-"""The latent cache: a dataset version with the frozen encoders already applied (mosaicml-style).
+"""The latent cache: each Parquet part of a dataset with the frozen encoders already applied.
 
 Training from the cache skips two VAE encodes and a CLIP forward per sample, about as much compute
 as the UNet's training step itself (performance-and-style.md 1.2), so it roughly doubles GPU
@@ -6,12 +6,20 @@ throughput. It is valid because curation fixes each sample's crop, mask and refe
 augmentation; the VAE posterior (mean, logvar) is cached rather than one sample of it, so latent
 sampling stays stochastic per step exactly as when encoding on the fly.
 
-    caches/pbe-latents/<dataset>/v000003/<key>/
-        part-<n>.parquet       sample_id + fp16 moments, fp16 latent mask, fp32 CLIP pooled token
-        _manifest.json         shapes, dtypes, encoder identity; written last (= cache complete)
+Entries follow the data, not the version: a version's parts are content-addressed (their sha256 is
+in the version manifest), and a part carried into the next version keeps its sha256, so its cache
+entry is reused and a nightly version encodes only its new parts.
+
+    caches/pbe-latents/<dataset>/<key>/parts/<part sha256[:32]>.parquet
+        sample_id, image_id + fp16 moments, fp16 latent mask, fp32 CLIP pooled token; shapes in the
+        Parquet metadata
+    caches/pbe-latents/<dataset>/<key>/v000003/_manifest.json
+        the version's entries in part order, shapes, dtypes, encoder identity; written last (= the
+        version's cache is complete)
 
 `<key>` hashes the encoders' identity and the preprocessing (resolution, mask binarization), so
-a different VAE/CLIP or resolution never reads a stale cache.
+a different VAE/CLIP or resolution never reads a stale cache. Each entry is written atomically,
+so a killed build resumes with the entries it had finished.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +48,8 @@ FIELDS = {  # column -> stored dtype
     "clip_pooled": "float32",
 }
 MANIFEST = "_manifest.json"
-FORMAT = "doodleflow-pbe-latents/1"
+FORMAT = "doodleflow-pbe-latents/2"  # /2: entries per content-addressed part, with image_id
+SHAPES_KEY = b"doodleflow.shapes"
 
 
 def cache_key(cfg: TrainConfig) -> str:
@@ -52,10 +62,15 @@ def cache_key(cfg: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def cache_dir(cfg: TrainConfig) -> tuple:
-    """(filesystem, path) of the cache for cfg's dataset version and encoders."""
+def _root(cfg: TrainConfig) -> tuple:
     fs, root = filesystem(cfg.run.store)
-    return fs, join(root, "caches", "pbe-latents", cfg.run.dataset, f"v{cfg.run.version:06d}", cache_key(cfg))
+    return fs, join(root, "caches", "pbe-latents", cfg.run.dataset, cache_key(cfg))
+
+
+def cache_dir(cfg: TrainConfig) -> tuple:
+    """(filesystem, path) of the directory holding cfg's version manifest."""
+    fs, d = _root(cfg)
+    return fs, join(d, f"v{cfg.run.version:06d}")
 
 
 def find_cache(cfg: TrainConfig) -> dict | None:
@@ -63,6 +78,32 @@ def find_cache(cfg: TrainConfig) -> dict | None:
     fs, d = cache_dir(cfg)
     p = join(d, MANIFEST)
     return json.loads(fs.cat_file(p)) if fs.exists(p) else None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One dataset part and where its latents live."""
+
+    src: str  # the dataset part (store path)
+    dst: str  # its cache entry (store path)
+    sha256: str  # the part's content address
+
+
+def entries(cfg: TrainConfig) -> list[Entry]:
+    """The cache entries of cfg's version, in the version's part order."""
+    ds = DatasetStore(cfg.run.store, cfg.run.dataset)
+    files = ds.manifest(cfg.run.version)["files"]
+    _, d = _root(cfg)
+    vp = ds.version_path(cfg.run.version)
+    return [
+        Entry(join(vp, f["path"]), join(d, "parts", f"{f['sha256'][:32]}.parquet"), f["sha256"])
+        for f in files
+    ]
+
+
+def missing_entries(cfg: TrainConfig) -> list[Entry]:
+    fs, _ = _root(cfg)
+    return [e for e in entries(cfg) if not fs.exists(e.dst)]
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -78,46 +119,57 @@ def encode_table(
     model: PbEModel, table: pa.Table, cfg: TrainConfig, batch_size: int
 ) -> tuple[pa.Table, dict]:
     """Sample rows -> cache rows (and the per-sample shapes) with the model's frozen encoders."""
-    cols: dict[str, list] = {"sample_id": [], **{k: [] for k in FIELDS}}
-    shapes = {}
+    cols: dict[str, list] = {"sample_id": [], "image_id": [], **{k: [] for k in FIELDS}}
     for start in range(0, table.num_rows, batch_size):
         rows = table.slice(start, batch_size).to_pydict()
         arrays = decode_rows(rows, cfg.data.resolution, model.clip_size)
         enc = encode_batch(model, pixel_batch(arrays, model.device, cfg.data.binarize_mask))
-        shapes = {k: list(getattr(enc, k).shape[1:]) for k in FIELDS}
         cols["sample_id"] += rows["sample_id"]
+        cols["image_id"] += rows["image_id"]
         for k, v in encoded_to_columns(enc).items():
             cols[k] += v
-    return pa.table(cols), shapes
+    return pa.table(cols), shapes_of(model, cfg)
+
+
+def encode_entry(model: PbEModel, cfg: TrainConfig, entry: Entry, batch_size: int = 16) -> int:
+    """Encode one dataset part into its cache entry (atomic); returns its rows."""
+    fs, _ = _root(cfg)
+    with fs.open(entry.src, "rb") as f:
+        table = pq.read_table(f, columns=["sample_id", "image_id", *SAMPLE_COLUMNS])
+    out, shapes = encode_table(model, table, cfg, batch_size)
+    out = out.replace_schema_metadata({SHAPES_KEY: json.dumps(shapes).encode()})
+    sink = io.BytesIO()
+    pq.write_table(out, sink, row_group_size=32, compression="none")
+    atomic_write(fs, entry.dst, sink.getvalue())
+    return out.num_rows
 
 
 def build_latent_cache(
     model: PbEModel, cfg: TrainConfig, batch_size: int = 16, log: Callable[[str], None] = print
 ) -> dict:
-    """Encode every part of cfg's dataset version (parts already written are kept: a killed build
-    resumes). Returns the manifest."""
+    """Encode, in this process, every part of cfg's version that has no cache entry yet (entries of
+    parts shared with earlier versions are reused; a killed build resumes). Returns the manifest.
+    training/pbe/ray_cache.py does the same over a pool of Ray actors."""
     found = find_cache(cfg)
     if found:
         return found
-    ds = DatasetStore(cfg.run.store, cfg.run.dataset)
+    for e in missing_entries(cfg):
+        rows = encode_entry(model, cfg, e, batch_size)
+        log(f"latent cache: part {e.sha256[:12]} ({rows} samples) -> {e.dst}")
+    return write_manifest(cfg)
+
+
+def write_manifest(cfg: TrainConfig) -> dict:
+    """The version's manifest over its (now complete) entries; written last."""
     fs, d = cache_dir(cfg)
-    parts, shapes, rows = [], {}, 0
-    for i, src in enumerate(ds.part_paths(cfg.run.version)):
-        dst = join(d, f"part-{i:05d}.parquet")
-        if not fs.exists(dst):
-            with ds.fs.open(src, "rb") as f:
-                table = pq.read_table(f, columns=["sample_id", *SAMPLE_COLUMNS])
-            out, shapes = encode_table(model, table, cfg, batch_size)
-            sink = io.BytesIO()
-            pq.write_table(out, sink, row_group_size=32, compression="none")
-            atomic_write(fs, dst, sink.getvalue())
-            log(f"latent cache: part {i} ({out.num_rows} samples) -> {dst}")
-        with fs.open(dst, "rb") as f:
+    ents = entries(cfg)
+    rows, shapes = 0, {}
+    for e in ents:
+        with fs.open(e.dst, "rb") as f:
             meta = pq.read_metadata(f)
         rows += meta.num_rows
-        parts.append(ds.uri(dst) if cfg.run.store.startswith("s3://") else dst)
-    if not shapes:  # every part came from an earlier, interrupted build: read one row's shapes back
-        shapes = _shapes_from_model(model, cfg)
+        shapes = json.loads(meta.metadata[SHAPES_KEY])
+    s3 = cfg.run.store.startswith("s3://")
     manifest = {
         "format": FORMAT,
         "key": cache_key(cfg),
@@ -129,13 +181,14 @@ def build_latent_cache(
         "dtypes": FIELDS,
         "shapes": shapes,
         "rows": rows,
-        "parts": parts,
+        "parts": [f"s3://{e.dst}" if s3 else e.dst for e in ents],
+        "part_sha256": [e.sha256 for e in ents],
     }
     atomic_write(fs, join(d, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True).encode())
     return manifest
 
 
-def _shapes_from_model(model: PbEModel, cfg: TrainConfig) -> dict:
+def shapes_of(model: PbEModel, cfg: TrainConfig) -> dict:
     r, f = cfg.data.resolution, 2 ** (len(model.vae.config.block_out_channels) - 1)
     c = model.vae.config.latent_channels
     return {
@@ -148,7 +201,7 @@ def _shapes_from_model(model: PbEModel, cfg: TrainConfig) -> dict:
 
 # -- reading ----------------------------------------------------------------------------------
 def decode_cached(batch: dict, manifest: dict) -> dict[str, np.ndarray]:
-    """Ray Data map_batches fn: cache row bytes -> arrays (B, *shape), still in the stored dtype."""
+    """Cache row bytes -> arrays (B, *shape), still in the stored dtype."""
     return {
         k: np.stack(
             [np.frombuffer(b, dtype=manifest["dtypes"][k]).reshape(manifest["shapes"][k]) for b in batch[k]]

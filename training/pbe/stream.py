@@ -1,0 +1,158 @@
+"""Paint-by-Example's training stream: every epoch of a run as one continuous Ray Data stream.
+
+The driver plans it (`plan_stream`: the held-out split, the epochs the run needs, the counts that
+`train --json` reports); Ray Data runs it (`epoch_stream`): one task per (epoch, part) reads the
+part, keeps the rows that epoch trains on (training/pbe/epochs.py: never a held-out image; one
+stored (box, variant) per image with `sample_by="image"`), and decodes only those. Each row carries
+its epoch; a worker's iterator (`stream_epochs`) hands the shared step loop one epoch at a time.
+
+Why one stream instead of one `iter_batches` per epoch: every new `iter_batches` starts a fresh
+Ray Data execution whose first batch waits for reads and decodes, a 7-12 s stall at each epoch
+boundary (docs/benchmarks.md); a continuous stream keeps prefetching across the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+from doodleflow.data.fsutil import filesystem
+from doodleflow.data.split import Split, split_of
+from doodleflow.training.pbe.epochs import epoch_sizes, epochs_to_cover, part_order, read_epoch_part
+
+CHUNK = 16  # rows per emitted block: a 512px decoded sample is ~1.2 MB, keep blocks small
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    store: str
+    parts: list[str]  # what each epoch reads: the version's parts, or their latent-cache entries
+    cache: dict | None  # the latent cache manifest (dtypes, shapes) when reading entries
+    fraction: float
+    split_seed: int
+    seed: int
+    sample_by: str
+    start_epoch: int
+    epochs: int
+    resolution: int
+    ref_size: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def version_counts(ds, version: int, split: Split) -> dict:
+    """Train/held-out samples and images of a version (reads only the image_id column)."""
+    ids: list[str] = []
+    for p in ds.part_paths(version):
+        with ds.fs.open(p, "rb") as f:
+            ids += pq.read_table(f, columns=["image_id"]).column("image_id").to_pylist()
+    return epoch_sizes(ids, split)
+
+
+def resume_point(run, steps: int) -> tuple[int, int]:
+    """(first epoch, optimizer steps left) of a run: after its latest checkpoint's epoch, as the step
+    loop resumes (training/common/loop.py: a resumed run starts a fresh epoch)."""
+    from doodleflow.training.common.rundir import read_checkpoint_state
+
+    latest = run.latest()
+    if latest is None:
+        return 0, steps
+    state = read_checkpoint_state(run.uri(run.checkpoint_path(latest)))
+    return int(state.get("epoch", -1)) + 1, steps - latest
+
+
+def plan_stream(
+    cfg, ds, manifest: dict, cache: dict | None, start_epoch: int, steps_left: int, ref_size: int, log
+) -> tuple[StreamPlan, dict]:
+    """(the stream of the epochs `steps_left` optimizer steps need from `start_epoch`, the counts)."""
+    split = split_of(manifest)
+    if split.defaulted:
+        log(f"dataset {ds.name} v{cfg.run.version}: {split.describe()}")
+    counts = version_counts(ds, cfg.run.version, split)
+    per_epoch = counts["train_images"] if cfg.data.sample_by == "image" else counts["train_samples"]
+    epochs = epochs_to_cover(steps_left, cfg.batch_plan().global_batch, per_epoch)
+    log(
+        f"training data: {counts['train_samples']} samples of {counts['train_images']} images "
+        f"({counts['heldout_samples']} samples of {counts['heldout_images']} held-out images left out); "
+        f"sample by {cfg.data.sample_by}: {per_epoch} samples per epoch, epochs {start_epoch}.."
+        f"{start_epoch + epochs - 1} in one stream"
+    )
+    parts = cache["parts"] if cache else [ds.uri(p) for p in ds.part_paths(cfg.run.version)]
+    plan = StreamPlan(cfg.run.store, parts, cache, split.fraction, split.seed, cfg.run.seed, cfg.data.sample_by,
+                      start_epoch, epochs, cfg.data.resolution, ref_size)  # fmt: skip
+    return plan, {**counts, "samples_per_epoch": per_epoch, "sample_by": cfg.data.sample_by,
+                  "split": {"fraction": split.fraction, "seed": split.seed, "defaulted": split.defaulted}}  # fmt: skip
+
+
+def emit(batch: dict, plan: dict) -> Iterator[dict]:
+    """Ray Data fn over item numbers: item i = (epoch, part) in the run's order; yields decoded rows
+    of that epoch's choice from that part, CHUNK at a time, each row tagged with its epoch."""
+    from doodleflow.training.pbe.cache import FIELDS, decode_cached
+    from doodleflow.training.pbe.data import SAMPLE_COLUMNS, decode_rows
+
+    p = StreamPlan(**plan)
+    n = len(p.parts)
+    columns = ["sample_id", "image_id", *(FIELDS if p.cache else SAMPLE_COLUMNS)]
+    split = Split(p.fraction, p.split_seed)
+    for item in np.asarray(batch["id"]).tolist():
+        epoch = p.start_epoch + item // n
+        uri = p.parts[int(part_order(n, p.seed, epoch)[item % n])]
+        fs, path = filesystem(uri)
+        table = read_epoch_part(fs, path, columns, split, epoch, p.seed, p.sample_by)
+        for start in range(0, table.num_rows, CHUNK):
+            rows = table.slice(start, CHUNK).to_pydict()
+            out = decode_cached(rows, p.cache) if p.cache else decode_rows(rows, p.resolution, p.ref_size)
+            out["epoch"] = np.full(len(rows["sample_id"]), epoch, dtype=np.int64)
+            out["image_id"] = np.asarray(rows["image_id"], dtype=object)
+            yield out
+
+
+def epoch_stream(plan: StreamPlan):
+    """The Ray Data dataset of the whole stream, items in (epoch, part) order."""
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    items = plan.epochs * len(plan.parts)
+    return ray.data.range(items, override_num_blocks=items).map_batches(
+        emit, batch_size=1, batch_format="numpy", fn_kwargs={"plan": plan.to_dict()}
+    )
+
+
+def stream_epochs(
+    shard, micro_batch: int, shuffle_buffer: int, seed: int, rank: int, convert: Callable
+) -> Callable[[int], Iterator]:
+    """`epoch -> micro-batches` over one continuous iterator of a worker's shard. Epoch e's call
+    yields batches until the first of a later epoch (kept for the next call); batches of epochs
+    before e (a restarted worker group replays the stream from its start) are skipped."""
+    state: dict = {"it": None, "held": None}
+
+    def epoch_batches(epoch: int):
+        if state["it"] is None:
+            state["it"] = iter(
+                shard.iter_batches(
+                    batch_size=micro_batch,
+                    batch_format="numpy",
+                    drop_last=True,
+                    local_shuffle_buffer_size=max(shuffle_buffer, micro_batch),
+                    local_shuffle_seed=seed * 100_003 + rank,
+                )
+            )
+        given = 0
+        while True:
+            b, state["held"] = state["held"], None
+            if b is None:
+                b = next(state["it"], None)
+                if b is None:
+                    return
+            if int(b["epoch"].max()) < epoch:
+                continue
+            if int(b["epoch"].min()) > epoch and given:
+                state["held"] = b
+                return
+            given += 1
+            yield convert(b)
+
+    return epoch_batches
