@@ -39,9 +39,10 @@ def ray_address(explicit: str | None = None) -> str | None:
     return explicit or os.environ.get("RAY_ADDRESS") or None
 
 
-def mlflow_tracking_uri() -> str:
-    """MLflow's tracking store: $MLFLOW_TRACKING_URI, else a SQLite database under home."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.join(home(), 'mlflow', 'mlflow.db')}"
+def mlflow_tracking_uri(home_dir: str | None = None) -> str:
+    """MLflow's tracking store: $MLFLOW_TRACKING_URI, else a SQLite database under home (or `home_dir`)."""
+    root = home_dir or home()
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.join(root, 'mlflow', 'mlflow.db')}"
 
 
 def prefect_api_url() -> str | None:
