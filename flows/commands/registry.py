@@ -6,13 +6,14 @@ import argparse
 import json
 
 from doodleflow.flows.commands.common import add_json
+from doodleflow.training.registry.refs import KINDS
 
 
 def register(sub, groups) -> None:
     r = sub.add_parser("registry", help="registered models: list, show, promote")
     rs = r.add_subparsers(dest="action", required=True)
     ls = rs.add_parser("list", help="registered models with their latest version and aliases")
-    ls.add_argument("--kind", help="pbe-checkpoint, omnieditor-lora, merged-base or editlora")
+    ls.add_argument("--kind", choices=KINDS, help="only models of this kind")
     add_json(ls)
     ls.set_defaults(func=cmd_list)
     sh = rs.add_parser("show", help="one version's lineage (default: latest)")
@@ -29,10 +30,9 @@ def register(sub, groups) -> None:
 
 
 def open_registry():
-    from doodleflow.flows import runtime
-    from doodleflow.training.registry import Registry
+    from doodleflow.training.registry.registry import Registry
 
-    return Registry(home=runtime.home())
+    return Registry()
 
 
 def cmd_list(a: argparse.Namespace):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.registry import Registry, TamperedArtifact, parse_ref
 from doodleflow.training.registry.refs import ModelRef
 from safetensors.torch import save_file
@@ -122,3 +128,62 @@ def test_tampered_or_missing_files_are_refused(registry, tmp_path):
 def test_unknown_kind_is_rejected(registry, tmp_path):
     with pytest.raises(ValueError, match="unknown artifact kind"):
         registry.register("x", "weights", _artifact(tmp_path / "a", 0), config={})
+
+
+def test_fast_listing_matches_mlflow(registry, tmp_path):
+    """`list` reads MLflow's SQLite tables directly; it must answer exactly what MLflow answers."""
+    for i in range(2):
+        registry.register("pbe", "pbe-checkpoint", _artifact(tmp_path / f"ck{i}", i), config={})
+    registry.register("editlora-bob", "editlora", _artifact(tmp_path / "bob", 5), config={})
+    registry.promote("pbe", 1, "production")
+    registry.promote("pbe", 2, "staging")
+    registry.client.delete_model_version("pbe", "2")  # a deleted version is not the latest
+    for kind in (None, "pbe-checkpoint", "editlora"):
+        assert registry.list(kind) == registry._list_mlflow(kind)
+    assert registry.list() == [
+        {"name": "editlora-bob", "kind": "editlora", "latest_version": 1, "aliases": {}},
+        {"name": "pbe", "kind": "pbe-checkpoint", "latest_version": 1, "aliases": {"production": 1}},
+    ]
+    with pytest.raises(ConfigError, match="unknown kind 'bogus'"):
+        registry.list("bogus")
+
+
+def test_nan_metric_is_warned_about_and_stored_as_null(registry, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        r = registry.register(
+            "pbe", "pbe-checkpoint", _artifact(tmp_path / "ck", 0), config={}, metrics={"fid": math.nan}
+        )
+    assert "metric fid = nan" in caplog.text
+    assert registry.show("pbe", r.version).lineage["metrics"] == {"fid": None}
+    assert json.loads(registry.client.get_model_version("pbe", "1").tags["metrics"]) == {"fid": None}
+
+
+def test_cli_list_is_light_and_show_draws_no_download_bar(registry, tmp_path):
+    """`registry list` imports no MLflow (nor Prefect/torch); `show` of a local registry prints no bar."""
+    registry.register("pbe", "pbe-checkpoint", _artifact(tmp_path / "ck", 0), config={})
+    env = {**os.environ, "DOODLEFLOW_HOME": str(tmp_path / "home")}
+    code = (
+        "import sys; from doodleflow.flows.cli import main; rc = main(['registry', 'list', '--json']);"
+        "heavy = sorted({'mlflow', 'prefect', 'torch', 'ray', 'albumentations'} & set(sys.modules));"
+        "print('HEAVY', heavy); sys.exit(rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout and '"name": "pbe"' in out.stdout
+    show = subprocess.run(
+        [sys.executable, "-m", "doodleflow.flows.cli", "registry", "show", "pbe"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert show.returncode == 0, show.stderr
+    assert "Downloading artifacts" not in show.stderr and '"kind": "pbe-checkpoint"' in show.stdout
+    bogus = subprocess.run(
+        [sys.executable, "-m", "doodleflow.flows.cli", "registry", "list", "--kind", "bogus"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bogus.returncode == 2 and "invalid choice: 'bogus'" in bogus.stderr

@@ -1,4 +1,5 @@
-"""Model references: `NAME` (latest version), `NAME@alias`, `NAME:version`."""
+"""Model references (`NAME` for the latest version, `NAME@alias`, `NAME:version`) and the kinds of
+registered artifact. Light to import: the CLI's parser uses both."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from doodleflow.infra.errors import ConfigError
 _REF = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,99})(?:@(?P<alias>[A-Za-z][A-Za-z0-9_-]{0,63})|:(?P<version>\d+))?$"
 )
+
+
+KINDS = ("pbe-checkpoint", "omnieditor-lora", "merged-base", "editlora")
 
 
 @dataclass(frozen=True)

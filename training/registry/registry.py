@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
-import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from doodleflow.infra.errors import NotFoundError, TamperedArtifact, TransientError
+from doodleflow.infra import settings
+from doodleflow.infra.errors import ConfigError, NotFoundError, TamperedArtifact, TransientError
 from doodleflow.training.registry.lineage import code_version, file_digests, verify_files
-from doodleflow.training.registry.refs import ModelRef, parse_ref
+from doodleflow.training.registry.listing import list_sqlite, sqlite_path
+from doodleflow.training.registry.refs import KINDS, ModelRef, parse_ref
 
-KINDS = ("pbe-checkpoint", "omnieditor-lora", "merged-base", "editlora")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,8 +48,8 @@ class Registered:
         }
 
 
-def default_tracking_uri(home: str) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.join(home, 'mlflow', 'mlflow.db')}"
+def default_tracking_uri(home: str | None = None) -> str:
+    return settings.mlflow_tracking_uri(home)
 
 
 def default_artifact_root(home: str, store: str | None = None) -> str:
@@ -91,18 +95,23 @@ def _digest(files: list[dict]) -> str:
 class Registry:
     def __init__(
         self,
-        home: str,
+        home: str | None = None,
         artifact_root: str | None = None,
         tracking_uri: str | None = None,
         store: str | None = None,
     ) -> None:
+        home = home or settings.home()
+        self.tracking_uri = tracking_uri or default_tracking_uri(home)
+        self.artifact_root = artifact_root or default_artifact_root(home, store)
+
+    @cached_property
+    def client(self):
+        """MLflow's client, made on first use: importing MLflow costs ~1.3 s that `list` does without."""
         from mlflow import MlflowClient
 
-        self.tracking_uri = tracking_uri or default_tracking_uri(home)
-        if self.tracking_uri.startswith("sqlite:///"):
-            os.makedirs(os.path.dirname(self.tracking_uri[len("sqlite:///") :]), exist_ok=True)
-        self.artifact_root = artifact_root or default_artifact_root(home, store)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        if db := sqlite_path(self.tracking_uri):
+            os.makedirs(os.path.dirname(db), exist_ok=True)
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     # -- writing ---------------------------------------------------------------------------
     def experiment_id(self, kind: str) -> str:
@@ -132,6 +141,7 @@ class Registry:
         """Register the artifact at `uri` (a folder or file in the store) as a new version of `name`."""
         if kind not in KINDS:
             raise ValueError(f"unknown artifact kind {kind!r}; one of {', '.join(KINDS)}")
+        metrics = finite_metrics(name, metrics or {})
         files = file_digests(uri)
         lineage = {
             "kind": kind,
@@ -145,8 +155,9 @@ class Registry:
             **code_version(),
         }
         run_id = run_id or self.start_run(kind, f"register-{name}", config)
-        for k, v in (metrics or {}).items():
-            self.client.log_metric(run_id, k, float(v))
+        for k, v in metrics.items():
+            if v is not None:
+                self.client.log_metric(run_id, k, float(v))
         self.client.log_dict(run_id, lineage, f"lineage-{name}.json")
         for img in images:
             self.client.log_artifact(run_id, img, "images")
@@ -182,11 +193,21 @@ class Registry:
         except MlflowException:
             return False
 
+    def _lineage(self, mv) -> dict:
+        """The version's lineage JSON, read where its run keeps artifacts (a local folder or the S3
+        store), not downloaded through MLflow (which draws a progress bar even for a local file)."""
+        from doodleflow.data.fsutil import filesystem, join
+
+        root = self.client.get_run(mv.run_id).info.artifact_uri
+        if root.startswith(("file://", "/", "s3://")):
+            fs, path = filesystem(root)
+            return json.loads(fs.cat_file(join(path, f"lineage-{mv.name}.json")))
+        from mlflow.artifacts import load_dict
+
+        return load_dict(f"{root.rstrip('/')}/lineage-{mv.name}.json")  # mlflow-artifacts:/, http(s)
+
     def _load(self, mv) -> Registered:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = self.client.download_artifacts(mv.run_id, f"lineage-{mv.name}.json", tmp)
-            with open(path) as f:
-                lineage = json.load(f)
+        lineage = self._lineage(mv)
         if _digest(lineage["files"]) != mv.tags.get("files_sha256"):
             raise TamperedArtifact(
                 f"{mv.name}:{mv.version}: lineage file list does not match its registered digest"
@@ -209,6 +230,13 @@ class Registry:
         return [self._load(mv) for mv in sorted(mvs, key=lambda m: int(m.version))]
 
     def list(self, kind: str | None = None) -> list[dict]:
+        if kind and kind not in KINDS:
+            raise ConfigError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
+        db = sqlite_path(self.tracking_uri)
+        fast = list_sqlite(db, kind) if db else None
+        return fast if fast is not None else self._list_mlflow(kind)
+
+    def _list_mlflow(self, kind: str | None) -> list[dict]:
         out = []
         for rm in self.client.search_registered_models():
             if kind and rm.tags.get("kind") != kind:
@@ -247,6 +275,18 @@ class Registry:
         if verify:
             verify_files(reg.uri, reg.lineage["files"])
         return reg
+
+
+def finite_metrics(name: str, metrics: dict) -> dict:
+    """The metrics with NaN or infinite values as None (JSON has no NaN), each one warned about: a
+    diverged evaluation must not be registered silently."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, int | float) and not math.isfinite(v):
+            log.warning(f"registering {name} with metric {k} = {v}: not a finite number, recorded as null")
+            v = None
+        out[k] = v
+    return out
 
 
 def log_params(client, run_id: str, params: dict) -> None:
