@@ -15,6 +15,7 @@ The failpoint `commit.before_manifest` sits between 3's files and the manifest (
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
@@ -108,6 +109,18 @@ def commit_draft(ds: DatasetStore, draft: Draft, run_id: str) -> Committed:
     if latest != draft.previous and _same_content(ds, latest, digest):
         ds.release_claim(version)
         return Committed(latest, False, ds.manifest(latest))
+    try:
+        manifest = _write_version(ds, version, draft, run_id)
+    except BaseException:
+        # A failed write (a full disk, a lost connection) leaves no half-made version behind. A
+        # killed process cannot do this: its folder stays invisible (no manifest) and unused.
+        with contextlib.suppress(Exception):
+            ds.release_claim(version)
+        raise
+    return Committed(version, True, manifest)
+
+
+def _write_version(ds: DatasetStore, version: int, draft: Draft, run_id: str) -> dict:
     files = sorted((_place(ds, version, p, draft) for p in draft.parts), key=lambda f: f["path"])
     side = [ds.write_table(version, name, t) for name, t in draft.side_tables.items()]
     failpoint("commit.before_manifest")
@@ -128,7 +141,7 @@ def commit_draft(ds: DatasetStore, draft: Draft, run_id: str) -> Committed:
         "heldout": _heldout(ds, version, files, draft.heldout),
     }
     ds.commit(version, manifest)
-    return Committed(version, True, manifest)
+    return manifest
 
 
 def _place(ds: DatasetStore, version: int, part: Part, draft: Draft) -> dict:

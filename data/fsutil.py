@@ -5,6 +5,8 @@
 - `create_exclusive`: create-if-absent, the commit point of a dataset version.
 - `link_or_copy`: carry an immutable file into a new version without moving its bytes (hard link on
   local disk, server-side copy on S3).
+- A failed local write removes its temporary file; a full disk raises StorageFull (one line, not
+  retried); `sweep_temporary` removes what a killed writer left.
 
 S3 settings come from the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_DEFAULT_REGION, AWS_ENDPOINT_URL[_S3]); credentials are never logged or stored.
@@ -12,12 +14,18 @@ AWS_DEFAULT_REGION, AWS_ENDPOINT_URL[_S3]); credentials are never logged or stor
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import re
+import shutil
+import socket
+import time
 import uuid
 from functools import lru_cache
 
 import fsspec
-from doodleflow.infra.errors import ConfigError
+from doodleflow.infra.errors import ConfigError, StorageFull, disk_full, is_disk_full
 from fsspec.implementations.local import LocalFileSystem
 
 
@@ -49,34 +57,100 @@ def join(*parts: str) -> str:
     return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts) if p)
 
 
-def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    if is_local(fs):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
+# Temporary files are named after their writer, `<name>.tmp-<host>-<pid>-<random>`, so that a sweep can
+# tell a dead writer's leftovers (a SIGKILL, a crash) from a live concurrent writer's file.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TMP = re.compile(r"\.tmp-(?:([0-9a-f]{8})-(\d+)-)?[0-9a-f]+$")
+LEGACY_TMP_AGE = 600.0  # seconds; a temp file without a writer in its name is stale after this
+MAX_TMP_AGE = 86400.0  # and any temp file after this
+
+
+@contextlib.contextmanager
+def _writing(path: str):
+    """A temporary file next to `path`: removed if anything fails (a full disk included), and a full
+    disk becomes one StorageFull naming the path instead of an OSError traceback."""
+    tmp = f"{path}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    try:
+        with on_full_disk(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # renamed or linked into place on success, a partial file on failure
+
+
+@contextlib.contextmanager
+def on_full_disk(where: str):
+    """Turn "no space left on device" (ENOSPC, EDQUOT) into StorageFull (permanent: not retried)."""
+    try:
+        yield
+    except OSError as e:
+        if is_disk_full(e) and not isinstance(e, StorageFull):
+            raise disk_full(e, where) from e
+        raise
+
+
+def _write_file(tmp: str, data: bytes, sync: bool) -> None:
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if sync:
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    else:
+
+
+def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    if not is_local(fs):
         fs.pipe_file(path, data)
+        return
+    with _writing(path) as tmp:
+        _write_file(tmp, data, sync=True)
+        os.replace(tmp, path)
 
 
 def create_exclusive(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
     """Write `path` only if it does not exist; True if this call created it."""
-    if is_local(fs):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
+    if not is_local(fs):
+        return _s3_put_if_absent(fs, path, data)
+    with _writing(path) as tmp:
+        _write_file(tmp, data, sync=False)
         try:
             os.link(tmp, path)  # link() fails if the name exists: atomic create-if-absent with full content
             return True
         except FileExistsError:
             return False
-        finally:
-            os.unlink(tmp)
-    return _s3_put_if_absent(fs, path, data)
+
+
+def sweep_temporary(folders: list[str], now: float | None = None) -> list[str]:
+    """Remove the temporary files a dead writer left in `folders` (local paths; one level, no
+    recursion): ours whose process is gone, and nameless ones older than LEGACY_TMP_AGE. A live
+    writer's files stay. Returns the paths removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for folder in folders:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for entry in os.scandir(folder):
+                m = _TMP.search(entry.name)
+                if m and entry.is_file(follow_symlinks=False) and _is_stale(m, entry, now):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed.append(entry.path)
+    return removed
+
+
+def _is_stale(m: re.Match, entry: os.DirEntry, now: float) -> bool:
+    host, pid = m.group(1), m.group(2)
+    age = now - entry.stat(follow_symlinks=False).st_mtime
+    if host is None or host != _HOST:  # no writer recorded, or another machine's: judge by age
+        return age > LEGACY_TMP_AGE
+    if age > MAX_TMP_AGE:  # no write takes this long: the pid was reused
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _s3_put_if_absent(fs, path: str, data: bytes) -> bool:
@@ -90,17 +164,16 @@ def _s3_put_if_absent(fs, path: str, data: bytes) -> bool:
 
 
 def link_or_copy(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
-    if is_local(fs):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if not is_local(fs):
+        fs.copy(src, dst)
+        return
+    with _writing(dst) as tmp:
         if os.path.exists(dst):
             os.unlink(dst)
         try:
             os.link(src, dst)
-        except OSError:
-            import shutil
-
-            tmp = f"{dst}.tmp-{uuid.uuid4().hex}"
-            shutil.copyfile(src, tmp)
+        except OSError as e:
+            if is_disk_full(e):
+                raise
+            shutil.copyfile(src, tmp)  # another filesystem: copy the bytes
             os.replace(tmp, dst)
-    else:
-        fs.copy(src, dst)

@@ -1,9 +1,10 @@
 """Pair ingest as library steps: plan, build shards, commit a version (the same contract as `refresh`).
 
-    plan = plan_pairs(source, artist, trigger)        # data/pairs_source.py, fails fast on structure
-    units = make_units(plan.jobs, pairs_per_shard)    # data/pairs_build.py
-    stats = [build_pairs_unit(u, store, dataset) ...] # in parallel under Prefect
-    summary = commit_pairs_version(ds, plan, stats, run_id)
+    plan, units = plan_ingest(source, ..., store, dataset)  # data/pairs_source.py, fails fast on structure
+    stats = [build_pairs_unit(u, store, dataset) ...]     # data/pairs_build.py, in parallel
+    summary = commit_pairs_version(ds, plan, stats, run_id) # data/commit.py does the writing
+
+`ingest_pairs` runs these steps without Prefect; the `photodoodle-ingest-pairs` flow runs them as tasks.
 
 A version is the set of its shards (content-addressed) plus its quarantine. If that content equals
 the latest version's, nothing is written: reruns on unchanged inputs are no-ops.
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 
 import pyarrow as pa
 from doodleflow.data.commit import Draft, Heldout, Part, commit_draft
 from doodleflow.data.errors import InputError
-from doodleflow.data.pairs_build import build_pairs_unit, make_units
+from doodleflow.data.local_build import build_locally
+from doodleflow.data.pairs_build import PairUnit, build_pairs_unit, make_units
 from doodleflow.data.pairs_schema import (
     PAIR_INPUTS_SCHEMA,
     PAIRS_BUILDER_VERSION,
@@ -26,11 +29,12 @@ from doodleflow.data.pairs_schema import (
     quarantine_table,
 )
 from doodleflow.data.pairs_source import PairPlan, plan_pairs
+from doodleflow.data.split import DEFAULT_FRACTION
 from doodleflow.data.store import DatasetStore
 
 KIND = "photodoodle-pairs"
 # The evaluation split by pair id, as training/eval/photodoodle.py reads it (recorded in the manifest).
-HELDOUT_FRACTION = 0.1
+HELDOUT_FRACTION = DEFAULT_FRACTION
 HELDOUT_SEED = 0
 
 
@@ -104,6 +108,16 @@ def commit_pairs_version(ds: DatasetStore, plan: PairPlan, unit_stats: list[dict
     }
 
 
+def plan_ingest(
+    source: str, artist: str | None, trigger: str | None, pairs_per_shard: int, store: str, dataset: str
+) -> tuple[PairPlan, list[PairUnit]]:
+    """Read and validate the source's structure (fails fast), remove what a dead run left in the
+    store (temporary files), list the pairs in work units."""
+    plan = plan_pairs(source, artist, trigger)
+    DatasetStore(store, dataset).sweep_temporary()
+    return plan, make_units(plan.jobs, pairs_per_shard)
+
+
 def ingest_pairs(
     source: str,
     dataset: str,
@@ -112,9 +126,12 @@ def ingest_pairs(
     trigger: str | None = None,
     pairs_per_shard: int = 64,
     run_id: str | None = None,
+    workers: int = 1,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
-    """All steps in this process (tests, scripts); the Prefect flow runs the same steps as tasks."""
-    ds = DatasetStore(store, dataset)
-    plan = plan_pairs(source, artist, trigger)
-    stats = [build_pairs_unit(u, store, dataset) for u in make_units(plan.jobs, pairs_per_shard)]
-    return commit_pairs_version(ds, plan, stats, run_id or f"local-{uuid.uuid4().hex[:12]}")
+    """All steps without Prefect (tests, scripts), here or in a local process pool of `workers`; the
+    Prefect flow runs the same steps as tasks."""
+    plan, units = plan_ingest(source, artist, trigger, pairs_per_shard, store, dataset)
+    stats = build_locally(build_pairs_unit, units, (store, dataset), len(plan.jobs), workers, log, "pairs")
+    run_id = run_id or f"local-{uuid.uuid4().hex[:12]}"
+    return commit_pairs_version(DatasetStore(store, dataset), plan, stats, run_id)

@@ -1,10 +1,12 @@
 """A refresh, as library steps: diff the input plan against the latest version, then commit.
 
-    plan = plan_inputs(...)                       # data/plan.py
-    diff = diff_with_latest(ds, plan)              # what is new, what carries over
-    units = make_units(diff.new_jobs, cfg)         # data/plan.py
+    plan, diff, units = plan_refresh(source, images, cfg, store, dataset)
+        # plan_inputs (data/plan.py), diff_with_latest: what is new, what carries over; make_units
     stats = [build_unit(u, ...) for u in units]    # data/shard.py, in parallel
-    summary = commit_version(ds, cfg, plan, diff, stats, run_id)
+    summary = commit_version(ds, cfg, plan, diff, stats, run_id)   # data/commit.py does the writing
+
+`refresh_in_process` runs these steps without Prefect (sequentially or in a local process pool); the
+`dataset-refresh` flow (flows/dataset_refresh.py) runs the same steps as Prefect tasks.
 
 A sample carries over when its id is still planned and its image's fingerprint is unchanged.
 Samples of changed or removed inputs disappear from the new version without re-reading any pixels
@@ -13,7 +15,10 @@ Samples of changed or removed inputs disappear from the new version without re-r
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -23,8 +28,11 @@ from doodleflow.data.boxes import QUARANTINE_COLUMNS
 from doodleflow.data.builder import BUILDER_VERSION
 from doodleflow.data.commit import Draft, Heldout, Part, commit_draft
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import InputPlan
+from doodleflow.data.local_build import build_locally
+from doodleflow.data.plan import InputPlan, WorkUnit, make_units, plan_inputs
+from doodleflow.data.report import throughput
 from doodleflow.data.schema import INPUTS_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
+from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
 
 KIND = "pbe-triples"
@@ -185,3 +193,38 @@ def commit_version(
         "samples_total": done.manifest["rows_total"],
         "samples_new": f["samples_new"] if done.created else 0,
     }
+
+
+def plan_refresh(
+    source: str, images: str | None, cfg: CurationConfig, store_uri: str, dataset: str
+) -> tuple[InputPlan, Diff, list[WorkUnit]]:
+    """Read and validate every input (fails fast on structural errors), remove what a dead run left
+    in the store (temporary files), then diff with the latest version and cut the new work into units."""
+    plan = plan_inputs(source, images, cfg)
+    ds = DatasetStore(store_uri, dataset)
+    ds.sweep_temporary()
+    diff = diff_with_latest(ds, plan)
+    return plan, diff, make_units(diff.new_jobs, cfg)
+
+
+def refresh_in_process(
+    source: str,
+    dataset: str,
+    store: str,
+    cfg: CurationConfig | None = None,
+    images: str | None = None,
+    workers: int = 1,
+    run_id: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """A whole refresh without Prefect: plan, build shards (here, or in a pool of `workers` local
+    processes), commit. The same summary as the flow's, throughput included."""
+    cfg = cfg or CurationConfig()
+    t0 = time.perf_counter()
+    plan, diff, units = plan_refresh(source, images, cfg, store, dataset)
+    total = sum(u.n_samples for u in units)
+    stats = build_locally(build_unit, units, (cfg, store, dataset), total, workers, log)
+    run_id = run_id or f"local-{uuid.uuid4().hex[:12]}"
+    summary = commit_version(DatasetStore(store, dataset), cfg, plan, diff, stats, run_id, source)
+    summary["throughput"] = throughput(stats, time.perf_counter() - t0, workers)
+    return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pyarrow.compute as pc
 from doodleflow.data.store import DatasetStore
@@ -27,6 +28,32 @@ def throughput(stats: list[dict], wall_seconds: float, workers: int) -> dict:
         "samples_per_s_per_core": round(rows / busy, 2) if busy else 0.0,
         "workers": workers,
     }
+
+
+class ShardProgress:
+    """One log line per finished shard that keeps two rates apart: the shard's own build rate (its
+    rows over its build seconds, on one worker) and the run's wall rate (rows done so far over the
+    seconds since the first shard was submitted, start-up and queueing included)."""
+
+    def __init__(self, n_units: int, total: int, noun: str = "samples") -> None:
+        self.n_units, self.total, self.noun = n_units, total, noun
+        self.done_units = self.done = 0
+        self.t0 = time.perf_counter()
+
+    def line(self, s: dict) -> str:
+        self.done_units += 1
+        self.done += s["rows"]
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        n = self.noun
+        if s.get("reused"):
+            own = f"{s['rows']} {n} already built"
+        else:
+            rate = s["rows"] / s["seconds"] if s["seconds"] else 0.0
+            own = f"{s['rows']} {n} built in {s['seconds']:.2f}s ({rate:.1f} {n}/s build)"
+        return (
+            f"shard {self.done_units}/{self.n_units} {s['key'][:12]}: {own}; run: {self.done}/{self.total} "
+            f"{n} in {wall:.1f}s wall ({self.done / wall:.1f} {n}/s wall)"
+        )
 
 
 def markdown(summary: dict, labels: dict[str, int], speed: dict) -> str:

@@ -28,7 +28,14 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from doodleflow.data.fsutil import atomic_write, create_exclusive, filesystem, join, link_or_copy
+from doodleflow.data.fsutil import (
+    atomic_write,
+    create_exclusive,
+    filesystem,
+    join,
+    link_or_copy,
+    sweep_temporary,
+)
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import LostRace, NotFoundError
 
@@ -120,6 +127,14 @@ class DatasetStore:
         atomic_write(self.fs, self.shard_path(key), data)
         atomic_write(self.fs, join(self.root, "shards", f"{key}.json"), json.dumps(stats).encode())
         return stats
+
+    def sweep_temporary(self) -> list[str]:
+        """Remove the temporary files of dead writers (a killed run, a full disk) from the shard
+        folder and every version folder; S3 has none (a failed upload leaves no object)."""
+        if self._s3:
+            return []
+        versions = [self.version_path(v) for v in self._version_dirs()]
+        return sweep_temporary([join(self.root, "shards"), *versions])
 
     # -- committing ---------------------------------------------------------------------------
     def claim_next_version(self, run_id: str) -> int:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from doodleflow.data.names import validate_name
 from doodleflow.data.report import artifact_key
-from doodleflow.data.store import DatasetStore
 from doodleflow.flows.results import on_store
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.photodoodle import build_pairs_shard, commit_pairs, plan_pairs_task
-from prefect import flow, get_run_logger, unmapped
+from doodleflow.tasks.shards import build_units
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
 
@@ -32,17 +32,12 @@ def ingest_pairs(source: str, dataset: str, store: str | None = None, artist: st
     logger = get_run_logger()
     store = resolve_store(store)
     validate_name(dataset, "dataset name")
-    plan, units = plan_pairs_task(source, artist, trigger, pairs_per_shard)
+    plan, units = plan_pairs_task(source, artist, trigger, pairs_per_shard, store, dataset)
     logger.info(
         f"planned {len(plan.jobs)} pairs in {len(units)} shard(s); {len(plan.quarantine)} quarantined"
     )
     build = on_store(build_pairs_shard, store)
-    stats = [f.result() for f in build.map(units, unmapped(store), unmapped(dataset))]
-    # Prefect's cache can outlive the store (a wiped or different bucket): rebuild what is missing.
-    ds = DatasetStore(store, dataset)
-    for i, u in enumerate(units):
-        if ds.shard_stats(u.key) is None:
-            stats[i] = build.with_options(refresh_cache=True)(u, store, dataset)
+    stats = build_units(build, units, (store, dataset), store, dataset, logger, len(plan.jobs), "pairs")
     summary = commit_pairs(store, dataset, plan, stats, str(get_run_context().flow_run.id))
     create_markdown_artifact(
         _markdown(summary), key=artifact_key("pairs", dataset), description="pair ingest"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from doodleflow.data import refresh
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import InputPlan, WorkUnit, make_units, plan_inputs
-from doodleflow.data.refresh import Diff, commit_version, diff_with_latest
+from doodleflow.data.plan import InputPlan, WorkUnit
+from doodleflow.data.refresh import Diff, commit_version
 from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import retry_condition
@@ -22,9 +23,7 @@ def plan_refresh(
     source: str, images: str | None, cfg: CurationConfig, store_uri: str, dataset: str
 ) -> tuple[InputPlan, Diff, list[WorkUnit]]:
     """Read and validate every input (fails fast on structural errors), then diff with the store."""
-    plan = plan_inputs(source, images, cfg)
-    diff = diff_with_latest(DatasetStore(store_uri, dataset), plan)
-    return plan, diff, make_units(diff.new_jobs, cfg)
+    return refresh.plan_refresh(source, images, cfg, store_uri, dataset)
 
 
 @task(

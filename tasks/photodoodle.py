@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from doodleflow.data.pairs import commit_pairs_version
-from doodleflow.data.pairs_build import PairUnit, build_pairs_unit, make_units
-from doodleflow.data.pairs_source import PairPlan, plan_pairs
+from doodleflow.data.pairs import commit_pairs_version, plan_ingest
+from doodleflow.data.pairs_build import PairUnit, build_pairs_unit
+from doodleflow.data.pairs_source import PairPlan
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import retry_condition
 from doodleflow.training.photodoodle.config import TrainConfig
@@ -18,11 +18,10 @@ def _pairs_unit_key(_ctx, params: dict) -> str:
 
 
 @task(name="plan-pairs", cache_policy=NO_CACHE)
-def plan_pairs_task(source: str, artist: str | None, trigger: str | None,
-                    pairs_per_shard: int) -> tuple[PairPlan, list[PairUnit]]:  # fmt: skip
+def plan_pairs_task(source: str, artist: str | None, trigger: str | None, pairs_per_shard: int,
+                    store_uri: str, dataset: str) -> tuple[PairPlan, list[PairUnit]]:  # fmt: skip
     """Read and validate the source's structure (fails fast), list its pairs in work units."""
-    plan = plan_pairs(source, artist, trigger)
-    return plan, make_units(plan.jobs, pairs_per_shard)
+    return plan_ingest(source, artist, trigger, pairs_per_shard, store_uri, dataset)
 
 
 @task(name="build-pairs-shard", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_condition,
@@ -36,24 +35,21 @@ def commit_pairs(store_uri: str, dataset: str, plan: PairPlan, stats: list[dict]
     return commit_pairs_version(DatasetStore(store_uri, dataset), plan, stats, run_id)
 
 
-def _launch(cfg: TrainConfig, ray_address: str | None, cpus: float | None, max_failures: int) -> dict:
+def _launch(cfg: TrainConfig) -> dict:
     from doodleflow.training.photodoodle.ray_job import launch
 
-    logger = get_run_logger()
-    return launch(cfg, ray_address, max_failures=max_failures, cpus=cpus, log=logger.info)
+    return launch(cfg, log=get_run_logger().info)
 
 
 @task(name="train-artist", cache_policy=NO_CACHE, task_run_name="train-artist-{artist}")
-def train_artist_task(artist: str, cfg: TrainConfig, ray_address: str | None = None, cpus: float | None = None,
-                      max_failures: int = 1) -> dict:  # fmt: skip
+def train_artist_task(artist: str, cfg: TrainConfig) -> dict:
     """One artist's EditLoRA as its own Ray Train job (its own worker group and resources)."""
-    return _launch(cfg, ray_address, cpus, max_failures)
+    return _launch(cfg)
 
 
 @task(name="train-omnieditor", cache_policy=NO_CACHE)
-def train_omnieditor_task(cfg: TrainConfig, ray_address: str | None = None, cpus: float | None = None,
-                          max_failures: int = 2) -> dict:  # fmt: skip
-    return _launch(cfg, ray_address, cpus, max_failures)
+def train_omnieditor_task(cfg: TrainConfig) -> dict:
+    return _launch(cfg)
 
 
 @task(name="merge-omnieditor", cache_policy=NO_CACHE)
