@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import math
 import sys
 
 from doodleflow.flows import runtime  # noqa: F401  (environment defaults first)
@@ -25,8 +26,36 @@ COMMAND_MODULES = [
 ]
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in --help, unless there is none (None, a flag) or the help states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Subcommand parsers are made with the parent's class, so every one of them gets the formatter."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("doodleflow")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="doodleflow", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="doodleflow", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"doodleflow {_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
     groups = {
         name: sub.add_parser(name, help=help_).add_subparsers(dest="target", required=True)
@@ -52,11 +81,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(text)
     if getattr(a, "json", False):
-        print(json.dumps(result, sort_keys=True, default=str), flush=True)
+        print(json.dumps(json_safe(result), sort_keys=True, default=str, allow_nan=False), flush=True)
     for wait in then:  # e.g. a served App: runs after the result is printed, until interrupted
         with contextlib.suppress(KeyboardInterrupt):
             wait()
     return 0
+
+
+def json_safe(obj):
+    """NaN and infinities as null: JSON has no NaN, and a bare `NaN` breaks every strict parser."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 if __name__ == "__main__":

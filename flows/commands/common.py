@@ -14,3 +14,15 @@ def add_store(p: argparse.ArgumentParser) -> None:
 
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="end stdout with one JSON object")
+
+
+def add_dataset(p: argparse.ArgumentParser, required: bool = False, help: str = "dataset name") -> None:
+    p.add_argument(
+        "--dataset",
+        required=required,
+        help=f"{help}: 1-64 letters, digits, '_', '-' or '.' (`doodleflow datasets` lists them)",
+    )
+
+
+def add_seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same result")

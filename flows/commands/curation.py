@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
-from doodleflow.flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.common import add_dataset, add_json, add_seed, add_store
 
 
 def register(sub, groups) -> None:
@@ -13,12 +14,14 @@ def register(sub, groups) -> None:
         "refresh", help="OpenImages boxes -> Paint-by-Example triples, as a new dataset version"
     )
     r.add_argument("--source", required=True, help="directory or s3:// URI with the CSVs and images/")
-    r.add_argument("--dataset", required=True)
-    r.add_argument("--images", help="images root, if not <source>/images")
+    add_dataset(r, required=True, help="dataset to write a new version of")
+    r.add_argument("--images", help="images root (default: <source>/images)")
     add_store(r)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--variants", type=int, default=1)
-    r.add_argument("--samples-per-shard", type=int, default=512)
+    add_seed(r)
+    r.add_argument("--variants", type=int, default=1, help="augmented samples per box")
+    r.add_argument(
+        "--samples-per-shard", type=int, default=512, help="samples per work unit (one Parquet part each)"
+    )
     r.add_argument("--workers", type=int, help="local pool size (default: all cores)")
     r.add_argument(
         "--ray-address",
@@ -32,8 +35,8 @@ def register(sub, groups) -> None:
     r.set_defaults(func=cmd_refresh)
 
     d = sub.add_parser("datasets", help="list datasets, or the versions of one")
-    d.add_argument("name", nargs="?")
-    d.add_argument("--version", help="show one version's manifest summary")
+    d.add_argument("name", nargs="?", help="a dataset: list its versions (default: list every dataset)")
+    d.add_argument("--version", help="show one version's manifest summary (a number or 'latest')")
     add_store(d)
     add_json(d)
     d.set_defaults(func=cmd_datasets)
@@ -48,7 +51,25 @@ def register(sub, groups) -> None:
     m.set_defaults(func=cmd_demo)
 
 
+def check_refresh(a: argparse.Namespace) -> None:
+    """Every argument checked before Prefect, a pool or Ray starts (a bad one costs < 2 s, writes nothing)."""
+    from doodleflow.data.config import CurationConfig
+    from doodleflow.data.names import validate_name
+    from doodleflow.infra.errors import ConfigError
+    from doodleflow.infra.settings import resolve_store
+
+    validate_name(a.dataset, "dataset name")
+    resolve_store(a.store)
+    CurationConfig(seed=a.seed, variants=a.variants, samples_per_shard=a.samples_per_shard)
+    if a.workers is not None and a.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {a.workers}")
+    for flag, path in (("--source", a.source), ("--images", a.images)):
+        if path and "://" not in path and not os.path.isdir(path):
+            raise ConfigError(f"{flag} {path}: no such directory")
+
+
 def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
+    check_refresh(a)
     from doodleflow.flows.dataset_refresh import dataset_refresh
     from doodleflow.flows.task_runners import make_task_runner
 
@@ -74,6 +95,7 @@ def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.data.store import DatasetStore, list_datasets
+    from doodleflow.infra.errors import NotFoundError
     from doodleflow.infra.settings import resolve_store
 
     store = resolve_store(a.store)
@@ -85,6 +107,8 @@ def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
         res = {"store": store, "datasets": out}
     else:
         ds = DatasetStore(store, a.name)
+        if not ds.versions():
+            raise NotFoundError(f"no dataset {a.name!r} in {store} (`doodleflow datasets` lists them)")
         if a.version:
             m = ds.manifest(ds.resolve(a.version))
             keys = (

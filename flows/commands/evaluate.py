@@ -9,8 +9,8 @@ from doodleflow.flows.commands.common import add_json, add_store
 
 def register(sub, groups) -> None:
     e = sub.add_parser("eval", help="evaluate a registered model (NAME, NAME@alias, NAME:version)")
-    e.add_argument("--model", required=True)
-    e.add_argument("--dataset", help="default: the dataset the model was trained on")
+    e.add_argument("--model", required=True, help="registered model: NAME, NAME@alias or NAME:version")
+    e.add_argument("--dataset", help="dataset to evaluate on (default: the one the model was trained on)")
     e.add_argument("--version", type=int, help="dataset version (default: the latest)")
     add_store(e)
     e.add_argument("--samples", type=int, default=4, help="held-out samples to evaluate")
@@ -26,6 +26,15 @@ def register(sub, groups) -> None:
 
 
 def cmd_eval(a: argparse.Namespace):
+    from doodleflow.data.names import validate_name
+    from doodleflow.infra.errors import ConfigError
+    from doodleflow.training.registry.refs import parse_ref
+
+    parse_ref(a.model)  # arguments first: before Prefect, MLflow or torch start
+    if a.dataset:
+        validate_name(a.dataset, "dataset name")
+    if a.samples < 1 or (a.steps is not None and a.steps < 1):
+        raise ConfigError("--samples and --steps must be >= 1")
     from doodleflow.flows.evaluate import evaluate_model
 
     r = evaluate_model(

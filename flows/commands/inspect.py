@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from doodleflow.flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.common import add_dataset, add_json, add_store
 
 
 def register(sub, groups) -> None:
     p = sub.add_parser("inspect", help="build or update the FiftyOne dataset of a version and launch the App")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--version", help="default: latest")
+    add_dataset(p, required=True, help="dataset to inspect")
+    p.add_argument("--version", help="version number (default: the latest)")
     add_store(p)
-    p.add_argument("--port", type=int, default=5151)
+    p.add_argument("--port", type=int, default=5151, help="port of the FiftyOne App")
     p.add_argument("--address", default="127.0.0.1", help="where the App listens (0.0.0.0 to share)")
     p.add_argument("--no-launch", action="store_true", help="build or update only")
     p.add_argument(
@@ -28,15 +28,21 @@ def register(sub, groups) -> None:
 
 
 def cmd_inspect(a: argparse.Namespace):
-    from doodleflow.data.inspection.fo_build import sync_version
-    from doodleflow.flows import runtime
+    from doodleflow.data.names import validate_name
+    from doodleflow.infra import settings
     from doodleflow.infra.settings import resolve_store
+    from doodleflow.training.registry.refs import parse_ref
+
+    validate_name(a.dataset, "dataset name")  # before FiftyOne's database starts
+    if a.predictions:
+        parse_ref(a.predictions)
+    from doodleflow.data.inspection.fo_build import sync_version
 
     out = sync_version(
         resolve_store(a.store),
         a.dataset,
         a.version,
-        runtime.home(),
+        settings.home(),
         log=lambda m: print(f"fiftyone: {m}", flush=True),
     )
     if a.predictions:
@@ -47,7 +53,7 @@ def cmd_inspect(a: argparse.Namespace):
             a.dataset,
             out["version"],
             a.predictions,
-            runtime.home(),
+            settings.home(),
             a.samples,
             a.steps,
         )

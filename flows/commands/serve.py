@@ -17,7 +17,7 @@ def register(sub, groups) -> None:
     s.add_argument("--dataset", default="openimages-pbe", help="dataset the nightly refresh writes")
     s.add_argument("--cron", default="0 3 * * *", help="schedule of the refresh (UTC)")
     add_store(s)
-    s.add_argument("--limit", type=int, help="at most this many flow runs at once")
+    s.add_argument("--limit", type=int, help="at most this many flow runs at once (default: no limit)")
     s.set_defaults(func=cmd_serve)
 
 
