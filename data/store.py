@@ -17,6 +17,7 @@ version as the latest; files of a half-made version are invisible and the next r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -143,9 +144,16 @@ class DatasetStore:
             {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
         ).encode()
         v = max(self._version_dirs(), default=0) + 1
-        while not create_exclusive(self.fs, join(self.version_path(v), "_claim"), claim):
+        while True:
+            try:
+                if create_exclusive(self.fs, join(self.version_path(v), "_claim"), claim):
+                    return v
+            except OSError:  # a full disk: leave no empty folder that would push the next number up
+                if not self._s3:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(self.version_path(v))
+                raise
             v += 1
-        return v
 
     def release_claim(self, version: int) -> None:
         """Give up an uncommitted version (nothing to commit after all); its number can be reused."""
