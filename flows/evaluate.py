@@ -7,7 +7,7 @@ import os
 
 from doodleflow.data.fsutil import filesystem
 from doodleflow.flows import runtime
-from doodleflow.flows.lineage import eval_outputs
+from doodleflow.flows.registration import eval_outputs
 from doodleflow.infra.errors import ConfigError
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.evaluation import evaluate_doodle, evaluate_pbe

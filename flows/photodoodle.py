@@ -166,13 +166,13 @@ def omnieditor(dataset: str, store: str | None = None, preset: str = "tiny", pre
     if merged:
         out["merged_base"] = merged["transformer"]
     if register_model:
-        from doodleflow.flows.lineage import register_omnieditor
+        from doodleflow.flows.registration import register_omnieditor
 
         out["registered"] = register_omnieditor(opts.store, r, merged, cfg.to_dict())
     return out
 
 
 def _register_artist(store: str, result: dict, cfg, evaluate: bool) -> dict:
-    from doodleflow.flows.lineage import evaluate_and_register_artist
+    from doodleflow.flows.registration import evaluate_and_register_artist
 
     return evaluate_and_register_artist(store, result, cfg.to_dict(), evaluate)

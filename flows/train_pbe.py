@@ -65,8 +65,8 @@ def train_pbe(
         build_pbe_cache(cfg, ray_address)
     result = run_pbe_job(cfg, ray_address)
     publish_pbe_run(store, result)
-    if register_model:  # evaluate on the held-out split, then register with lineage (flows/lineage.py)
-        from doodleflow.flows.lineage import evaluate_and_register_pbe
+    if register_model:  # evaluate on the held-out split, then register with lineage (flows/registration.py)
+        from doodleflow.flows.registration import evaluate_and_register_pbe
 
         result["registered"] = evaluate_and_register_pbe(
             store,

@@ -1,4 +1,5 @@
-"""Wiring shared by the training flows: evaluate what a run produced, then register it with lineage.
+"""Registration wiring shared by the training flows: evaluate what a run produced, then register it
+with lineage (the lineage itself is recorded by training/registry/lineage.py).
 
 Registry names: `pbe-<dataset>`, `photodoodle-omnieditor`, `photodoodle-merged-base`,
 `editlora-<artist>`. Parents: EditLoRA -> the merged base it trained on -> the OmniEditor LoRA.
