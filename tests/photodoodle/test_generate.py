@@ -12,7 +12,7 @@ import torch
 from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
 from doodleflow.training.photodoodle.generate import doodle, generate_doodle, load_condition, with_trigger
 from doodleflow.training.photodoodle.model import load_model
-from doodleflow.training.photodoodle.sampler import SampleConfig, sample
+from doodleflow.training.photodoodle.sampler import FluxSamplerConfig, sample
 from PIL import Image
 
 from tests.photodoodle.helpers import PHOTO, publish_artist_lora
@@ -35,7 +35,7 @@ def test_condition_is_reinjected_after_every_step(tiny_model, mode):
         tiny_model,
         cond,
         "add a halo",
-        SampleConfig(steps=4, max_sequence_length=32),
+        FluxSamplerConfig(steps=4, max_sequence_length=32),
         ConditionConfig(mode),
         on_step,
     )
@@ -49,7 +49,7 @@ def test_lora_is_applied_then_unloaded(tiny_dir, tmp_path):
     card = publish_artist_lora(tiny_dir, store)
     model = load_model(_source(tiny_dir))
     before = {k: v.clone() for k, v in model.transformer.state_dict().items()}
-    sc = SampleConfig(steps=2, max_sequence_length=32, seed=3)
+    sc = FluxSamplerConfig(steps=2, max_sequence_length=32, seed=3)
     plain = sample(
         model, load_condition(PHOTO, 96, 64), with_trigger("add a monster", "sksmonstercalledlulu"), sc
     )

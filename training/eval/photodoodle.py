@@ -52,7 +52,7 @@ def evaluate_doodle(
 ) -> dict:
     """Edit each held-out source with the artist's LoRA (`card`), score, and save the grid."""
     from doodleflow.training.photodoodle.generate import doodle
-    from doodleflow.training.photodoodle.sampler import SampleConfig
+    from doodleflow.training.photodoodle.sampler import FluxSamplerConfig
 
     outputs, prompts = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +60,7 @@ def evaluate_doodle(
             path = os.path.join(tmp, f"{i}.jpg")
             with open(path, "wb") as f:
                 f.write(r["source_jpeg"])
-            sc = SampleConfig(
+            sc = FluxSamplerConfig(
                 steps=steps,
                 guidance=guidance,
                 seed=seed + i,

@@ -102,7 +102,8 @@ def paint(
     return (out / 2 + 0.5).clamp(0, 1)
 
 
-def to_png(img: torch.Tensor) -> bytes:
+def unit_image_to_png(img: torch.Tensor) -> bytes:
+    """The first image of a (B, 3, H, W) batch in [0, 1] (the sampler's output) as PNG bytes."""
     arr = (img[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
@@ -125,7 +126,7 @@ def generate(
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     with Image.open(image) as im, Image.open(mask) as m, Image.open(reference) as ref:
         x, rm, r = prepare(im, m, ref, size, model.clip_size)
-    png = to_png(paint(model, x, rm, r, steps, guidance, seed))
+    png = unit_image_to_png(paint(model, x, rm, r, steps, guidance, seed))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "wb") as f:
         f.write(png)

@@ -16,7 +16,7 @@ import torch
 from doodleflow.data.fsutil import atomic_write, filesystem
 from doodleflow.training.common.localize import local_file
 from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
-from doodleflow.training.photodoodle.sampler import SampleConfig, sample
+from doodleflow.training.photodoodle.sampler import FluxSamplerConfig, sample
 from PIL import Image
 
 
@@ -53,14 +53,15 @@ def with_trigger(prompt: str, trigger: str | None) -> str:
     return f"{prompt.rstrip(' .')} by {trigger}"
 
 
-def to_png(image: torch.Tensor) -> bytes:
+def signed_image_to_png(image: torch.Tensor) -> bytes:
+    """The first image of a (B, 3, H, W) batch in [-1, 1] (the VAE's range) as PNG bytes."""
     arr = ((image[0].permute(1, 2, 0).cpu().numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
 
 
-def doodle(model, card: dict, image_path: str, prompt: str, sc: SampleConfig, height: int | None = None,
+def doodle(model, card: dict, image_path: str, prompt: str, sc: FluxSamplerConfig, height: int | None = None,
            width: int | None = None, adapter: str = "artist") -> tuple[bytes, dict]:  # fmt: skip
     """(PNG bytes, what was done) for one image with the LoRA of `card`."""
     h, w = height or card["height"], width or card["width"]
@@ -71,7 +72,7 @@ def doodle(model, card: dict, image_path: str, prompt: str, sc: SampleConfig, he
     condition = load_condition(image_path, h, w)
     with lora_applied(model, card["uri"], adapter):
         out = sample(model, condition, text, sc, cond_cfg)
-    return to_png(out), {"prompt": text, "height": h, "width": w, "lora": card["uri"], "steps": sc.steps,
+    return signed_image_to_png(out), {"prompt": text, "height": h, "width": w, "lora": card["uri"], "steps": sc.steps,
                          "guidance": sc.guidance, "seed": sc.seed}  # fmt: skip
 
 
@@ -85,7 +86,7 @@ def generate_doodle(store: str, artist: str, image: str, prompt: str, out: str, 
     card = find_lora(store, artist, run)
     cuda = torch.cuda.is_available()
     model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
-    sc = SampleConfig(
+    sc = FluxSamplerConfig(
         steps=steps, guidance=guidance, seed=seed, max_sequence_length=card.get("max_sequence_length", 512)
     )
     png, info = doodle(model, card, image, prompt, sc, height, width, adapter=artist)

@@ -21,7 +21,7 @@ from doodleflow.training.photodoodle.tokens import pack, sequence_ids, unpack
 
 
 @dataclass(frozen=True)
-class SampleConfig:
+class FluxSamplerConfig:
     steps: int = 20
     guidance: float = 3.5
     seed: int = 0
@@ -45,7 +45,7 @@ def _autocast(model):
 
 
 @torch.no_grad()
-def sample(model, condition: torch.Tensor, prompt: str, cfg: SampleConfig, cond_cfg: ConditionConfig | None = None,
+def sample(model, condition: torch.Tensor, prompt: str, cfg: FluxSamplerConfig, cond_cfg: ConditionConfig | None = None,
            on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:  # fmt: skip
     """condition: (1, 3, H, W) in [-1, 1] -> the edited image (1, 3, H, W) in [-1, 1].
     `on_step(i, latents, clean)` sees the token sequence after each step (tests, previews)."""
