@@ -4,7 +4,7 @@
     stats = [build_pairs_unit(u, store, dataset) ...]     # data/pairs_build.py, in parallel
     summary = commit_pairs_version(ds, plan, stats, run_id) # data/commit.py does the writing
 
-`ingest_pairs` runs these steps without Prefect; the `photodoodle-ingest-pairs` flow runs them as tasks.
+`ingest_pairs_in_process` runs these steps without Prefect; the `photodoodle-ingest-pairs` flow runs them as tasks.
 
 A version is the set of its shards (content-addressed) plus its quarantine. If that content equals
 the latest version's, nothing is written: reruns on unchanged inputs are no-ops.
@@ -118,7 +118,7 @@ def plan_ingest(
     return plan, make_units(plan.jobs, pairs_per_shard)
 
 
-def ingest_pairs(
+def ingest_pairs_in_process(
     source: str,
     dataset: str,
     store: str,

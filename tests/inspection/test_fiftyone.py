@@ -233,14 +233,14 @@ def test_predictions_slice_from_a_registered_model(built, tmp_path):
 
 def test_pair_datasets_as_source_target_groups(tmp_path):
     import fiftyone as fo
-    from doodleflow.data.pairs import ingest_pairs
+    from doodleflow.data.pairs import ingest_pairs_in_process
     from doodleflow.data.pairs_synthetic import write_photodoodle_style
 
     store = str(tmp_path / "store")
     style = write_photodoodle_style(str(tmp_path / "pairs"), "carol", 5, seed=4)
     with open(os.path.join(style, "target", "1.jpg"), "r+b") as f:
         f.truncate(200)  # one unreadable pair
-    ingest_pairs(style, "carol", store, artist="carol")
+    ingest_pairs_in_process(style, "carol", store, artist="carol")
     out = sync_version(store, "carol", None, HOME)
     assert out["kind"] == "photodoodle-pairs" and out["samples"] == 4 and out["quarantined"] == 1
     d = fo.load_dataset(out["name"])

@@ -16,12 +16,12 @@ def make_pair_dataset(
     root: str, store: str, name: str, n: int, style: str | None = None, seed: int = 0
 ) -> dict:
     """A committed pair dataset of `n` synthetic pairs (one style, named `style` or `name`)."""
-    from doodleflow.data.pairs import ingest_pairs
+    from doodleflow.data.pairs import ingest_pairs_in_process
     from doodleflow.data.pairs_synthetic import write_photodoodle_style
 
     src = os.path.join(root, f"src-{name}")
     write_photodoodle_style(src, style or name, n, seed=seed, photo_path=PHOTO)
-    return ingest_pairs(src, name, store)
+    return ingest_pairs_in_process(src, name, store)
 
 
 def publish_artist_lora(tiny_dir: str, store: str, artist: str = "lulu") -> dict:

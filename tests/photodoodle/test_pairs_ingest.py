@@ -10,7 +10,7 @@ import pyarrow.dataset as pads
 import pytest
 from doodleflow.data.errors import InputError
 from doodleflow.data.imageio import decode_rgb
-from doodleflow.data.pairs import ingest_pairs
+from doodleflow.data.pairs import ingest_pairs_in_process
 from doodleflow.data.pairs_synthetic import write_photodoodle_style, write_plain_folder
 from doodleflow.data.store import DatasetStore
 from PIL import Image
@@ -50,7 +50,7 @@ def test_photodoodle_layout_quarantines_bad_pairs_and_stores_good_ones(tmp_path)
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
     _bad_style(src)
     write_photodoodle_style(src, "edges", 3, seed=2, trigger="sksedgeeffect")
-    s = ingest_pairs(src, "styles", store, pairs_per_shard=4)
+    s = ingest_pairs_in_process(src, "styles", store, pairs_per_shard=4)
     assert s["created"] and s["version"] == 1 and s["pairs_total"] == 6 + 3
     assert s["quarantined"] == {
         "bad_path": 1,
@@ -84,7 +84,7 @@ def test_plain_layout_with_captions_and_png(tmp_path):
     os.remove(os.path.join(src, "3_blend.jpg"))  # a PNG "after" is stored as JPEG
     os.remove(os.path.join(src, "1.txt"))  # no caption
     Image.new("RGB", (64, 96)).save(os.path.join(src, "9.jpg"))  # no _blend partner
-    s = ingest_pairs(src, "plain", store, artist="lulu", trigger="sksmonstercalledlulu")
+    s = ingest_pairs_in_process(src, "plain", store, artist="lulu", trigger="sksmonstercalledlulu")
     assert s["pairs_total"] == 3 and s["quarantined"] == {"missing_caption": 1, "missing_target": 1}
     rows = DatasetStore(store, "plain").read_table(1).to_pylist()
     assert {r["artist"] for r in rows} == {"lulu"} and {r["trigger"] for r in rows} == {
@@ -100,12 +100,12 @@ def test_structural_errors_fail_fast_before_any_version(tmp_path):
     d = write_photodoodle_style(src, "magic", 2)
     _append(os.path.join(d, "meta.jsonl"), '{"source": "source/0.jpg", "target": ')
     with pytest.raises(InputError, match=r"magic/meta.jsonl:3: malformed JSON"):
-        ingest_pairs(src, "broken", store)
+        ingest_pairs_in_process(src, "broken", store)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("hi")
     with pytest.raises(InputError, match=r"no meta\.jsonl"):
-        ingest_pairs(str(empty), "broken", store)
+        ingest_pairs_in_process(str(empty), "broken", store)
     assert DatasetStore(store, "broken").versions() == []
 
 
@@ -113,23 +113,23 @@ def test_names_are_validated(tmp_path):
     src = str(tmp_path / "src")
     write_photodoodle_style(src, "bad name!", 1)
     with pytest.raises(InputError, match="style folder name"):
-        ingest_pairs(src, "ok", str(tmp_path / "store"))
+        ingest_pairs_in_process(src, "ok", str(tmp_path / "store"))
     with pytest.raises(ValueError, match="artist name"):
-        ingest_pairs(src, "ok", str(tmp_path / "store"), artist="../evil")
+        ingest_pairs_in_process(src, "ok", str(tmp_path / "store"), artist="../evil")
     with pytest.raises(ValueError, match="dataset name"):
-        ingest_pairs(src, "../up", str(tmp_path / "store"), artist="fine")
+        ingest_pairs_in_process(src, "../up", str(tmp_path / "store"), artist="fine")
 
 
 def test_reruns_are_idempotent_and_changes_make_a_new_version(tmp_path):
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
     d = write_photodoodle_style(src, "magic", 5, seed=4)
-    first = ingest_pairs(src, "magic", store, pairs_per_shard=2)
-    again = ingest_pairs(src, "magic", store, pairs_per_shard=2)
+    first = ingest_pairs_in_process(src, "magic", store, pairs_per_shard=2)
+    again = ingest_pairs_in_process(src, "magic", store, pairs_per_shard=2)
     assert (again["version"], again["created"]) == (1, False)
     os.utime(
         os.path.join(d, "source", "0.jpg"), (1e9, 1e9)
     )  # touched, same bytes: shard rebuilt, same content
-    touched = ingest_pairs(src, "magic", store, pairs_per_shard=2)
+    touched = ingest_pairs_in_process(src, "magic", store, pairs_per_shard=2)
     assert (touched["version"], touched["created"]) == (1, False)
     meta = os.path.join(d, "meta.jsonl")
     with open(meta) as f:
@@ -137,7 +137,7 @@ def test_reruns_are_idempotent_and_changes_make_a_new_version(tmp_path):
     lines[1] = json.dumps({**json.loads(lines[1]), "text": "a new caption by sksmagiceffects"})
     with open(meta, "w") as f:
         f.write("\n".join(lines) + "\n")
-    changed = ingest_pairs(src, "magic", store, pairs_per_shard=2)
+    changed = ingest_pairs_in_process(src, "magic", store, pairs_per_shard=2)
     assert (changed["version"], changed["created"]) == (2, True)
     ds = DatasetStore(store, "magic")
     assert ds.versions() == [1, 2] and ds.manifest(2)["parent"] == 1

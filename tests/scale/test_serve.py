@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from doodleflow.data.pairs import ingest_pairs
+from doodleflow.data.pairs import ingest_pairs_in_process
 from doodleflow.data.pairs_synthetic import write_photodoodle_style
 
 from tests.conftest import REPO
@@ -67,7 +67,7 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
     store, src = str(tmp_path / "store"), str(tmp_path / "oi")
     good_tree(src, n=2, real=False)
     style = write_photodoodle_style(str(tmp_path / "pairs"), "alice", 6, seed=3)
-    ingest_pairs(style, "alice", store, artist="alice")
+    ingest_pairs_in_process(style, "alice", store, artist="alice")
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "DOODLEFLOW_STORE": store}
     serve = subprocess.Popen(
         [sys.executable, "-m", "doodleflow.flows.cli", "serve", "--source", src, "--dataset", "nightly"],
