@@ -1,6 +1,7 @@
 """Typed configuration for curation, one dataclass per concern.
 
-Defaults follow Paint-by-Example's official loader (shared/reference/seed-algorithms.md, A1-A4).
+Defaults follow Paint-by-Example's official loader (Fantasy-Studio/Paint-by-Example
+`scripts/read_bbox.py` and `ldm/data/open-images.py`, `OpenImageDataset`).
 The config's hash is part of every work unit's key, so changing a field re-builds what it affects.
 """
 

@@ -134,7 +134,7 @@ def make_source(
 def add_photo(
     root: str, photo: str, iid: str, label: str, boxes: list[tuple], split: str = "train_0"
 ) -> None:
-    """Ship a real photo (e.g. from shared/realdata) with its official boxes into the tree."""
+    """Ship a real photo (e.g. an OpenImages validation image) with its official boxes into the tree."""
     os.makedirs(os.path.join(root, "images", split), exist_ok=True)
     shutil.copyfile(photo, os.path.join(root, "images", split, f"{iid}.jpg"))
     write_bbox_csv(

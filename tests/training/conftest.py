@@ -47,7 +47,7 @@ def example_triple(k: int):
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray cluster for the session, sized like the CI machine (stack.md)."""
+    """One local Ray cluster for the session, sized like the CI machine (2 cores)."""
     import ray
 
     if not ray.is_initialized():  # another suite's session fixture may have started it already

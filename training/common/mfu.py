@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-# Dense bf16 tensor-core peaks (performance-and-style.md 1.3). Matched against the device name.
+# Dense bf16 tensor-core peaks (NVIDIA H100/H200 and A100 datasheets, without sparsity). Matched against the device name.
 PEAK_BF16_FLOPS = [
     ("H100 PCIe", 756e12),
     ("H100", 989.4e12),  # SXM5 and NVL report ~989 dense

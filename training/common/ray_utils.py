@@ -43,7 +43,7 @@ def init_ray(address: str | None = None) -> str:
 
 def cpus_per_worker(num_workers: int, use_gpu: bool) -> float:
     """CPUs each training worker reserves. Ray Data runs in what is left; if the workers reserve
-    everything the data pipeline has no budget and training stalls (stack.md). Keep a quarter of
+    everything the data pipeline has no budget and training stalls (Ray issue ray-project/ray#41603: the trainer hands its reservation to Ray Data as `exclude_resources`). Keep a quarter of
     the cluster (at least one CPU) for it; with 2 cores and 2 workers that is 0.5 CPU each."""
     import ray
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 def linear_warmup(warmup_steps: int, start_factor: float = 1e-6) -> Callable[[int], float]:
     """LDM's LambdaLinearScheduler with one cycle: linear from `start_factor` to 1 over
-    `warmup_steps`, then constant (seed-algorithms.md B3)."""
+    `warmup_steps`, then constant (Paint-by-Example `configs/v1.yaml`, `ldm/lr_scheduler.py`)."""
 
     def factor(step: int) -> float:
         if warmup_steps <= 0 or step >= warmup_steps:

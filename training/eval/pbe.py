@@ -1,4 +1,5 @@
-"""Paint-by-Example evaluation on a dataset version's held-out split (seed-algorithms.md D1).
+"""Paint-by-Example evaluation on a dataset version's held-out split (Paint-by-Example
+`eval_tool/`: `fid/fid_score.py`, `gmm/gmm_score_coco.py`, `clip_score/region_clip_score.py`).
 
 For each held-out sample: repaint the target's masked region with the sample's reference, then score
 region CLIP (output cropped to the mask's box vs the reference), FID (outputs vs targets) and, when

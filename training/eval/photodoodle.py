@@ -1,4 +1,4 @@
-"""PhotoDoodle evaluation (seed-algorithms.md D2) on the held-out pairs of an artist's dataset:
+"""PhotoDoodle evaluation (the PhotoDoodle paper: CLIP score, CLIP_img; no evaluation code released) on the held-out pairs of an artist's dataset:
 CLIP text-image score of the output against the instruction, and CLIP_img of the output against the
 source and against the target. The paper's exact CLIP variant is unverified (see training/eval/clip.py).
 """

@@ -1,7 +1,7 @@
 """Which stored samples each epoch trains on, and in what order (no Ray here; training/pbe/stream.py
 runs it inside Ray Data).
 
-Paint-by-Example's loader (seed-algorithms.md A2; Fantasy-Studio/Paint-by-Example
+Paint-by-Example's loader (Fantasy-Studio/Paint-by-Example
 `ldm/data/open-images.py`, `OpenImageDataset.__getitem__`) has one item per image and draws one of
 its boxes at random on every visit, with a fresh mask, crop and augmentation. Our samples are drawn
 once, at curation, `variants` times per box. `sample_by="image"` reproduces the reference's epoch:

@@ -1,4 +1,5 @@
-"""Paint-by-Example's training objective (seed-algorithms.md B1-B2).
+"""Paint-by-Example's training objective (Paint-by-Example, `ldm/models/diffusion/ddpm.py`:
+`p_losses`, and the learnable unconditional vector of classifier-free guidance).
 
 eps-prediction MSE on the DDPM schedule; the UNet sees [noisy latent (4), masked-source latent (4),
 keep-mask at latent size (1)]; only the first 4 channels are noised; the whole batch's condition is

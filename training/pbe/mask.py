@@ -2,7 +2,7 @@
 
 Dataset rows (`mask_png`) and user mask files mark the region to *repaint* with 255 (soft, bilinear
 edges allowed). Paint-by-Example's UNet was trained on the opposite polarity: 1 = keep, 0 = hole
-(seed-algorithms.md B4). Everything else in training/ calls `repaint_to_keep` and never inverts a
+(Paint-by-Example `scripts/inference.py` computes 1 - m/255). Everything else in training/ calls `repaint_to_keep` and never inverts a
 mask itself.
 """
 
@@ -17,7 +17,7 @@ def repaint_to_keep(mask: np.ndarray | torch.Tensor, binarize: bool = False) -> 
 
     `binarize=True` thresholds at 0.5 exactly as PbE's inference script and diffusers'
     `prepare_mask_and_masked_image` do; training keeps soft edges, as the reference trainer does
-    (it never re-binarizes its resized mask, seed-algorithms.md A2).
+    (it never re-binarizes its resized mask: `ldm/data/open-images.py`).
     """
     m = torch.tensor(mask) if isinstance(mask, np.ndarray) else mask  # copy: decoded arrays may be read-only
     if m.dtype != torch.uint8:

@@ -1,4 +1,5 @@
-"""Inference: classifier-free guidance with the learned unconditional vector (seed-algorithms.md B4).
+"""Inference: classifier-free guidance with the learned unconditional vector (Paint-by-Example, `ldm/models/diffusion/plms.py`
+and `scripts/inference.py`; diffusers `PaintByExamplePipeline`).
 
 `paint` computes exactly what diffusers' `PaintByExamplePipeline` does (same random draws in the
 same order, PLMS/PNDM by default, 50 steps, scale 5; tests compare the two), but takes its mask

@@ -1,4 +1,4 @@
-"""The flow-matching loss of PhotoDoodle (seed-algorithms.md C3-C5).
+"""The flow-matching loss of PhotoDoodle (PhotoDoodle, showlab/PhotoDoodle `train_lora_flux_pe.py`).
 
 x_t = (1 - sigma) x0 + sigma * noise on the target latents only; the clean condition latents are
 appended as tokens; the model predicts the velocity noise - x0, and the MSE is taken over the target

@@ -1,4 +1,4 @@
-"""PhotoDoodle's sampler (showlab/PhotoDoodle src/pipeline_pe_clone.py, seed-algorithms.md C5, C7).
+"""PhotoDoodle's sampler (showlab/PhotoDoodle src/pipeline_pe_clone.py, `FluxPipeline.__call__`; settings from inference.py).
 
 The latents hold [noise tokens | clean condition tokens]. The FLUX flow-matching Euler scheduler
 steps the whole sequence, and after every step the condition part is reset to the clean tokens

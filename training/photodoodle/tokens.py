@@ -1,4 +1,5 @@
-"""Latents <-> tokens, and the position ids of target and condition tokens (seed-algorithms.md C4).
+"""Latents <-> tokens, and the position ids of target and condition tokens (PhotoDoodle, showlab/PhotoDoodle
+`train_lora_flux_pe.py` and `src/pipeline_pe_clone.py`, `position_encoding_clone`).
 
 FLUX packs 16-channel latents into 2x2 patches: (B, 16, h, w) -> (B, h/2 * w/2, 64). PhotoDoodle
 appends the clean condition's tokens after the noisy target's, and gives the condition token at
