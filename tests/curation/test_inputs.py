@@ -14,13 +14,10 @@ from doodleflow.data.errors import InputError
 from doodleflow.data.openimages import locate_source, read_bbox_csv, read_class_descriptions, split_of
 from doodleflow.data.samples import OPENIMAGES_DIR
 
-REAL = "/work/shared/realdata/openimages-official-excerpts"
-SHARED = os.path.join(
-    os.path.dirname(__file__), "..", "..", "..", "shared", "realdata", "openimages-official-excerpts"
-)
-EXCERPTS = SHARED if os.path.isdir(SHARED) else REAL
-HEAD_V6 = os.path.join(EXCERPTS, "gaia-readme-heads", "oidv6-train-annotations-bbox.head.csv")
-VAL_13 = os.path.join(EXCERPTS, "mmdetection-fixture", "oidv6-train-annotations-bbox.csv")
+# Verbatim rows of the official files, with their provenance in tests/fixtures/openimages-excerpts/SOURCES.md.
+EXCERPTS = os.path.join(os.path.dirname(__file__), "..", "fixtures", "openimages-excerpts")
+HEAD_V6 = os.path.join(EXCERPTS, "oidv6-train-annotations-bbox.head.csv")
+VAL_13 = os.path.join(EXCERPTS, "oidv6-train-annotations-bbox.csv")
 
 
 def test_class_descriptions_with_and_without_header(tmp_path):
@@ -31,7 +28,6 @@ def test_class_descriptions_with_and_without_header(tmp_path):
     assert read_class_descriptions(str(p)) == {"/m/05z6w": "Penguin"}
 
 
-@pytest.mark.skipif(not os.path.isdir(EXCERPTS), reason="shared/realdata not beside the checkout")
 def test_real_v6_21_column_and_13_column_layouts():
     v6 = read_bbox_csv(HEAD_V6)
     assert set(v6["ImageID"]) == {"000002b66c9c498e"} and list(v6["XMin"][:2]) == ["0.012500", "0.025000"]
