@@ -19,10 +19,25 @@ def _record(res: dict, out_dir: str, title: str, key: str) -> dict:
     for what, note in res["models"].items():
         log.info(f"eval {what}: {note}")
     log.info(f"eval on {res['n']} samples: {res['metrics']}")
-    with open(os.path.join(out_dir, "eval.json"), "w") as f:
-        json.dump(res, f, indent=2, default=str)
+    write_eval_json(res, out_dir)
     _publish(res, title, key)
     return res
+
+
+def write_eval_json(res: dict, out_dir: str) -> str:
+    """eval.json beside the grid. The grid is named relative to it: the scratch folder it was drawn in
+    is deleted once both are published to the store. Non-finite metrics are null (JSON has no NaN)."""
+    import math
+
+    def finite(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    doc = {**res, "grid": os.path.basename(res["grid"])}
+    doc["metrics"] = {k: finite(v) for k, v in res["metrics"].items()}
+    path = os.path.join(out_dir, "eval.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, default=str, allow_nan=False)
+    return path
 
 
 def _publish(res: dict, title: str, key: str) -> None:

@@ -68,3 +68,16 @@ def test_quality_score_when_gmm_weights_are_given(tmp_path):
     model = load_pbe_dir(save_tiny_pbe(str(tmp_path / "models")))
     res = evaluate_pbe(model, rows, models, str(tmp_path / "eval"), steps=2, gmm=gmm)
     assert 0.0 <= res["metrics"]["quality_score"] <= 100.0
+
+
+def test_eval_json_names_the_grid_beside_it_and_has_no_nan(tmp_path):
+    """The grid's scratch folder is deleted after publishing: eval.json names the grid relative to itself."""
+    import json
+
+    from doodleflow.tasks.evaluation import write_eval_json
+
+    out = tmp_path / "scratch"
+    out.mkdir()
+    res = {"grid": str(out / "samples.png"), "metrics": {"fid": math.nan, "region_clip_score": 0.5}, "n": 1}
+    doc = json.loads(open(write_eval_json(res, str(out))).read())
+    assert doc["grid"] == "samples.png" and doc["metrics"] == {"fid": None, "region_clip_score": 0.5}
