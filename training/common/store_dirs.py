@@ -24,6 +24,7 @@ def publish_local_dir(src: str, store_uri: str, rel: str, marker: str, meta: dic
         tmp = f"{dest}.tmp-{uuid.uuid4().hex}"
         os.makedirs(os.path.dirname(tmp), exist_ok=True)
         shutil.copytree(src, tmp)
+        readable_modes(tmp)
         if os.path.exists(dest):  # a retried publish of the same run replaces its earlier files
             shutil.rmtree(dest)
         os.rename(tmp, dest)
@@ -31,6 +32,19 @@ def publish_local_dir(src: str, store_uri: str, rel: str, marker: str, meta: dic
         fs.put(src.rstrip("/") + "/", dest + "/", recursive=True)
     atomic_write(fs, join(dest, marker), json.dumps(meta, indent=2, sort_keys=True, default=str).encode())
     return f"s3://{dest}" if store_uri.startswith("s3://") else dest
+
+
+def readable_modes(root: str) -> None:
+    """Give a published tree the modes of every other store file (0644/0755 under umask 022): it is
+    copied from a private temporary dir (mkdtemp is 0700, some writers leave files 0600)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for parent, dirs, files in os.walk(root):
+        for d in dirs:
+            os.chmod(os.path.join(parent, d), 0o777 & ~umask)
+        for f in files:
+            os.chmod(os.path.join(parent, f), 0o666 & ~umask)
 
 
 def read_marker(store_uri: str, rel: str, marker: str) -> dict | None:
