@@ -1,5 +1,6 @@
 """PhotoDoodle training flows: the OmniEditor stage (train + merge), one artist on demand, and many
-artists in parallel. Wiring only: configs come from training/photodoodle/options.py, work from tasks/.
+artists in parallel. Wiring only: each flow takes the run's whole config (training/photodoodle/config.py
+holds every default; a deployment passes a partial dict of overrides by section), work is in tasks/.
 
 `train_artists` runs one Prefect task per artist, each its own Ray Train job with its own resources,
 as many at once as the Ray cluster can place. A failing artist does not stop the others; the run
@@ -19,7 +20,7 @@ from doodleflow.tasks.photodoodle import (
     train_artist_task,
     train_omnieditor_task,
 )
-from doodleflow.training.photodoodle.options import RunOptions, build_config
+from doodleflow.training.photodoodle.config import TrainConfig, artist_names
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
@@ -38,24 +39,20 @@ class ArtistsFailed(RuntimeError):
 
 
 def artist_list(artists: list[str] | str) -> list[str]:
-    names = artists.split(",") if isinstance(artists, str) else list(artists)
-    out = [validate_name(a.strip(), "artist name") for a in names if a.strip()]
-    if not out:
-        raise ConfigError("--artists: no artist given")
-    return list(dict.fromkeys(out))  # de-duplicated, in the given order
-
-
-def _options(store: str, dataset: str, **kw) -> RunOptions:
-    return RunOptions(store=resolve_store(store), dataset=dataset, **kw)
+    return artist_names(artists)
 
 
 def _outcome(fut) -> dict:
     fut.wait()
     if fut.state.is_completed():
         r = fut.result()
-        return {"status": "completed", "lora": r["lora"], "steps": r["steps"], "final_loss": r["final_loss"],
-                "run_id": r["run_id"], "run_dir": r["run_dir"], "trigger": r["lora_card"].get("trigger"),
-                "_result": r}  # fmt: skip
+        keep = ("lora", "steps", "final_loss", "run_id", "run_dir")
+        return {
+            "status": "completed",
+            **{k: r[k] for k in keep},
+            "trigger": r["lora_card"].get("trigger"),
+            "_result": r,
+        }
     err = fut.result(raise_on_failure=False)
     return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
@@ -83,41 +80,43 @@ def _report(outcomes: dict[str, dict], key: str) -> str:
     return text
 
 
+def artist_config(config: TrainConfig, artist: str) -> TrainConfig:
+    """One artist's EditLoRA config from the shared one: its pairs come from the dataset named after the
+    artist unless `config.run.dataset` names one holding several artists."""
+    name = validate_name(artist, "artist name")
+    run = {"stage": "editlora", "artist": name, "dataset": config.run.dataset or name}
+    return config.replace(run=run).check()
+
+
+def _stored(config: TrainConfig) -> TrainConfig:
+    return config.replace(run={"store": resolve_store(config.run.store or None)})
+
+
 @flow(name="photodoodle-train-artists")
-def train_artists(artists: list[str] | str, dataset: str | None = None, store: str | None = None,
-                  preset: str = "tiny", pretrained: str | None = None, base: str | None = None, steps: int = 500,
-                  rank: int | None = None, alpha: float | None = None, position_mode: str = "clone",
-                  workers: int = 1, use_gpu: bool = False, cpus_per_worker: float | None = None,
-                  max_failures: int = 1, max_parallel: int | None = None, seed: int = 0, resume: bool = False,
-                  ray_address: str | None = None, register_model: bool = True, evaluate: bool = True):  # fmt: skip
-    """One EditLoRA per artist, in parallel. Each artist's pairs come from the dataset named after
-    the artist, unless `dataset` names one holding several artists."""
+def train_artists(artists: list[str] | str, config: TrainConfig):
+    """One EditLoRA per artist, in parallel, each its own Ray Train job with `config`'s settings."""
     from doodleflow.training.common.ray_utils import init_ray
     from doodleflow.training.photodoodle.model import prepare_parallel_use
 
     logger = get_run_logger()
     names = artist_list(artists)
-    opts = _options(store, dataset or names[0], preset=preset, pretrained=pretrained, base=base, steps=steps,
-                    rank=rank, alpha=alpha, position_mode=position_mode, workers=workers, use_gpu=use_gpu,
-                    seed=seed, resume=resume)  # fmt: skip
-    cfgs = {
-        a: build_config("editlora", opts.with_artist(a, dataset or a)) for a in names
-    }  # invalid input fails here
-    cpus = cpus_per_worker if cpus_per_worker is not None else (4.0 if use_gpu else 1.0)
-    per_job = {"CPU": cpus * workers, **({"GPU": float(workers)} if use_gpu else {})}
-    init_ray(ray_address)  # in the flow's own thread, before the tasks' threads use it
-    prepare_parallel_use(cfgs[names[0]].model.source)
-    slots = min(len(names), max_parallel or cluster_slots(per_job, ray_address))
+    config = _stored(config)
+    cfgs = {a: artist_config(config, a) for a in names}  # invalid input fails here
+    launch, run = config.launch, config.run
+    cpus = launch.cpus_per_worker if launch.cpus_per_worker is not None else (4.0 if run.use_gpu else 1.0)
+    cfgs = {a: c.replace(launch={"cpus_per_worker": cpus}) for a, c in cfgs.items()}
+    workers = max(run.workers, 1)
+    per_job = {"CPU": cpus * workers, **({"GPU": float(workers)} if run.use_gpu else {})}
+    init_ray(launch.ray_address)  # in the flow's own thread, before the tasks' threads use it
+    prepare_parallel_use(config.model.source)
+    slots = min(len(names), launch.max_parallel or cluster_slots(per_job, launch.ray_address))
     logger.info(f"{len(names)} artist(s), {slots} at a time, each {workers} worker(s) x {per_job}")
 
-    def submit(a: str):
-        return train_artist_task.submit(a, cfgs[a], ray_address, cpus, max_failures)
-
-    outcomes = _run_bounded(submit, names, slots)
+    outcomes = _run_bounded(lambda a: train_artist_task.submit(a, cfgs[a]), names, slots)
     for a, o in outcomes.items():
         r = o.pop("_result", None)
-        if r is not None and register_model:
-            o["registered"] = _register_artist(opts.store, r, cfgs[a], evaluate)
+        if r is not None and config.publish.register:
+            o["registered"] = _register_artist(r, cfgs[a])
     failed = [a for a, o in outcomes.items() if o["status"] == "failed"]
     summary = {"artists": outcomes, "completed": [a for a in names if a not in failed], "failed": failed}
     logger.info(_report(outcomes, "-".join(names)[:40]))
@@ -130,49 +129,45 @@ def train_artists(artists: list[str] | str, dataset: str | None = None, store: s
 
 
 @flow(name="photodoodle-train-artist")
-def train_artist(artist: str, dataset: str | None = None, store: str | None = None, preset: str = "tiny",
-                 pretrained: str | None = None, base: str | None = None, steps: int = 500, rank: int | None = None,
-                 alpha: float | None = None, position_mode: str = "clone", workers: int = 1, use_gpu: bool = False,
-                 cpus_per_worker: float | None = None, max_failures: int = 1, seed: int = 0, resume: bool = False,
-                 ray_address: str | None = None, register_model: bool = True, evaluate: bool = True) -> dict:  # fmt: skip
-    """On demand: one artist's EditLoRA (the deployment takes the artist and the dataset)."""
-    name = validate_name(artist, "artist name")
-    opts = _options(store, dataset or name, artist=name, preset=preset, pretrained=pretrained, base=base,
-                    steps=steps, rank=rank, alpha=alpha, position_mode=position_mode, workers=workers,
-                    use_gpu=use_gpu, seed=seed, resume=resume)  # fmt: skip
-    cfg = build_config("editlora", opts)
-    r = train_artist_task(name, cfg, ray_address, cpus_per_worker, max_failures)
-    if register_model:
-        r["registered"] = _register_artist(opts.store, r, cfg, evaluate)
-    _report({name: {"status": "completed", **{k: r[k] for k in ("lora", "steps", "final_loss")}}}, name)
+def train_artist(config: TrainConfig) -> dict:
+    """On demand: one artist's EditLoRA (`config.run.artist`; the deployment takes it as a parameter)."""
+    if not config.run.artist:
+        raise ConfigError("an EditLoRA run needs an artist (--artist, config.run.artist)")
+    cfg = artist_config(_stored(config), config.run.artist)
+    r = train_artist_task(cfg.run.artist, cfg)
+    if cfg.publish.register:
+        r["registered"] = _register_artist(r, cfg)
+    _report(
+        {cfg.run.artist: {"status": "completed", **{k: r[k] for k in ("lora", "steps", "final_loss")}}},
+        cfg.run.artist,
+    )
     return r
 
 
 @flow(name="photodoodle-omnieditor")
-def omnieditor(dataset: str, store: str | None = None, preset: str = "tiny", pretrained: str | None = None,
-               steps: int = 1000, rank: int | None = None, alpha: float | None = None, position_mode: str = "clone",
-               workers: int = 1, use_gpu: bool = False, cpus_per_worker: float | None = None, max_failures: int = 2,
-               cache: str | None = None, seed: int = 0, resume: bool = False, merge: bool = True,
-               ray_address: str | None = None, register_model: bool = True) -> dict:  # fmt: skip
+def omnieditor(config: TrainConfig) -> dict:
     """Stage 1: OmniEditor LoRA on a general editing-pair dataset (Ray Train, DDP), then the merge
     into the base that EditLoRA runs train on."""
-    opts = _options(store, dataset, preset=preset, pretrained=pretrained, steps=steps, rank=rank, alpha=alpha,
-                    position_mode=position_mode, workers=workers, use_gpu=use_gpu, seed=seed, resume=resume,
-                    cache=cache)  # fmt: skip
-    cfg = build_config("omnieditor", opts)
-    r = train_omnieditor_task(cfg, ray_address, cpus_per_worker, max_failures)
+    cfg = _stored(config).replace(run={"stage": "omnieditor", "artist": None}).check()
+    r = train_omnieditor_task(cfg)
     out = {**r, "merged_base": None}
-    merged = merge_omnieditor_task(opts.store, r["run_id"], cfg, r["lora"]) if merge else None
+    merged = merge_omnieditor_task(cfg.run.store, r["run_id"], cfg, r["lora"]) if cfg.publish.merge else None
     if merged:
         out["merged_base"] = merged["transformer"]
-    if register_model:
+    if cfg.publish.register:
         from doodleflow.flows.registration import register_omnieditor
 
-        out["registered"] = register_omnieditor(opts.store, r, merged, cfg.to_dict())
+        out["registered"] = register_omnieditor(cfg.run.store, r, merged, cfg.to_dict())
     return out
 
 
-def _register_artist(store: str, result: dict, cfg, evaluate: bool) -> dict:
+def _register_artist(result: dict, cfg: TrainConfig) -> dict:
+    """Evaluate and register; the lineage's config records the base the LoRA trained on."""
     from doodleflow.flows.registration import evaluate_and_register_artist
 
-    return evaluate_and_register_artist(store, result, cfg.to_dict(), evaluate)
+    card = result["lora_card"]
+    config = {
+        **cfg.to_dict(),
+        "base": {"trained_on": card.get("trained_on"), "transformer": card.get("base_transformer")},
+    }
+    return evaluate_and_register_artist(cfg.run.store, result, config, cfg.publish.evaluate)

@@ -9,6 +9,7 @@ already has a record in the store is skipped, so a nightly run with no new data 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -19,6 +20,9 @@ from doodleflow.flows.photodoodle import omnieditor, train_artists
 from doodleflow.flows.photodoodle_ingest import ingest_pairs
 from doodleflow.flows.train_pbe import train_pbe
 from doodleflow.infra.settings import resolve_store
+from doodleflow.training.pbe.config import TrainConfig as PbEConfig
+from doodleflow.training.pbe.config import model_source
+from doodleflow.training.photodoodle.config import TrainConfig as DoodleConfig
 from prefect import flow, get_run_logger
 
 
@@ -54,11 +58,11 @@ def pipeline(
     pbe_dataset: str = "openimages-pbe",
     pairs_dataset: str = "editing-pairs",
     preset: str = "tiny",
-    pbe_steps: int = 100,
-    omnieditor_steps: int = 100,
-    artist_steps: int = 50,
-    eval_steps: int = 50,
-    eval_samples: int = 4,
+    pbe_steps: int | None = None,
+    omnieditor_steps: int | None = None,
+    artist_steps: int | None = None,
+    eval_steps: int | None = None,
+    eval_samples: int | None = None,
     pbe_config: dict | None = None,
     fiftyone: bool = False,
     workers: int = 1,
@@ -74,6 +78,11 @@ def pipeline(
     if latent_cache:  # not part of the stage key: the cache changes the speed, not what is learned
         train_config = {**train_config, "data": {**train_config.get("data", {}), "latent_cache": "build"}}
     out: dict = {"store": store}
+    # Settings every training stage shares; what is not given here takes the family config's default.
+    common = {
+        "run": {"store": store, "workers": workers, "resume": True},
+        "launch": {"ray_address": ray_address},
+    }
     if openimages_source:
         out["refresh"] = dataset_refresh(
             source=openimages_source, dataset=pbe_dataset, store=store, update_fiftyone=fiftyone
@@ -90,17 +99,13 @@ def pipeline(
             pbe_dataset,
             settings,
             lambda: train_pbe(
-                dataset=pbe_dataset,
-                version=out["refresh"]["version"],
-                store=store,
-                preset=preset,
-                steps=pbe_steps,
-                workers=workers,
-                resume=True,
-                ray_address=ray_address,
-                config=train_config,
-                eval_samples=eval_samples,
-                eval_steps=eval_steps,
+                pbe_run_config(
+                    train_config,
+                    preset,
+                    run={"dataset": pbe_dataset, "version": out["refresh"]["version"], "steps": pbe_steps},
+                    common=common,
+                    publish={"eval_samples": eval_samples, "eval_steps": eval_steps},
+                )
             ),
             log,
         )
@@ -112,13 +117,11 @@ def pipeline(
             pairs_dataset,
             {"preset": preset, "steps": omnieditor_steps},
             lambda: omnieditor(
-                dataset=pairs_dataset,
-                store=store,
-                preset=preset,
-                steps=omnieditor_steps,
-                workers=workers,
-                ray_address=ray_address,
-                resume=True,
+                doodle_run_config(
+                    preset,
+                    {"stage": "omnieditor", "dataset": pairs_dataset, "steps": omnieditor_steps},
+                    common,
+                )
             ),
             log,
         )
@@ -141,15 +144,32 @@ def pipeline(
                 "artists",
                 artists[0],
                 key,
-                lambda: train_artists(
-                    artists=artists,
-                    store=store,
-                    preset=preset,
-                    steps=artist_steps,
-                    workers=workers,
-                    ray_address=ray_address,
-                    resume=True,
-                ),
+                lambda: train_artists(artists, doodle_run_config(preset, {"steps": artist_steps}, common)),
                 log,
             )
     return out
+
+
+def _given(values: dict) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def pbe_run_config(overrides: dict, preset: str, run: dict, common: dict, publish: dict) -> PbEConfig:
+    """The PbE stage's config: the family's defaults, the pipeline's overrides by section, then its settings."""
+    d = {k: dict(v) for k, v in overrides.items()}
+    d.setdefault("run", {}).update({**common["run"], **_given(run)})
+    d.setdefault("publish", {}).update(_given(publish))
+    d.setdefault("launch", {}).update(common["launch"])
+    d["model"] = {"source": dataclasses.asdict(model_source(preset if preset != "flux-dev" else None))}
+    return PbEConfig.from_dict(d)
+
+
+def doodle_run_config(preset: str, run: dict, common: dict) -> DoodleConfig:
+    """A PhotoDoodle stage's config: the family's defaults and the pipeline's settings."""
+    return DoodleConfig.from_dict(
+        {
+            "model": {"source": {"preset": preset}},
+            "run": {**common["run"], **_given(run)},
+            "launch": common["launch"],
+        }
+    )

@@ -15,10 +15,10 @@ from prefect.runtime import flow_run, task_run
 
 
 @task(name="build-pbe-latent-cache", cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_condition)
-def build_pbe_cache(cfg: TrainConfig, ray_address: str | None) -> dict:
+def build_pbe_cache(cfg: TrainConfig) -> dict:
     from doodleflow.training.pbe.ray_cache import build_cache
 
-    return build_cache(cfg, ray_address)
+    return build_cache(cfg, cfg.launch.ray_address)
 
 
 @task(
@@ -28,13 +28,13 @@ def build_pbe_cache(cfg: TrainConfig, ray_address: str | None) -> dict:
     retry_delay_seconds=5,
     retry_condition_fn=retry_condition,
 )
-def run_pbe_job(cfg: TrainConfig, ray_address: str | None, max_failures: int = 2) -> dict:
+def run_pbe_job(cfg: TrainConfig) -> dict:
     """The Ray Train job; a retry of this task continues the same run from its latest checkpoint."""
     from doodleflow.training.pbe.ray_job import launch
 
     if task_run.run_count > 1:
         cfg = cfg.replace(run={"resume": True})
-    return launch(cfg, ray_address, max_failures=max_failures)
+    return launch(cfg)
 
 
 @task(name="publish-pbe-run", cache_policy=NO_CACHE)

@@ -3,24 +3,87 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from doodleflow.flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
+from doodleflow.infra.errors import ConfigError
+from doodleflow.training.pbe.config import ModelSource, TrainConfig, model_source
 
 
 def register(sub, groups) -> None:
     _train_parser(
-        groups["train"].add_parser("pbe", help="train Paint-by-Example on a dataset version (Ray Train job)")
+        groups["train"].add_parser(
+            "pbe",
+            help="train Paint-by-Example on a dataset version (Ray Train job)",
+            formatter_class=DefaultsHelp,
+        )
     )
     _generate_parser(
         groups["generate"].add_parser(
-            "pbe", help="repaint a masked region with a reference (Paint-by-Example)"
+            "pbe",
+            help="repaint a masked region with a reference (Paint-by-Example)",
+            formatter_class=DefaultsHelp,
         )
     )
 
 
+TRAIN_OPTIONS = [
+    Opt("--version", "run.version", "dataset version (0 = the latest)", int),
+    Opt("--steps", "run.steps", "optimizer steps to train to (a resumed run continues to this count)", int),
+    Opt("--workers", "run.workers", "Ray Train workers, DDP (0 = in-process local mode)", int),
+    Opt("--gpus", "run.use_gpu", "one GPU per worker; DDP over NCCL, bf16", flag_only=True),
+    Opt("--resume", "run.resume", "continue the run from its latest checkpoint", flag_only=True),
+    Opt("--run-name", "run.run_name", "run id (default: <dataset>-v<version>-<config hash>)"),
+    Opt("--batch-size", "data.batch_size", "global batch: all workers and accumulation steps together", int),
+    Opt(
+        "--micro-batch",
+        "data.micro_batch",
+        "samples per worker per forward pass; gradient accumulation makes up the global batch",
+        int,
+        derived="the largest divisor of batch/workers up to 4",
+    ),
+    Opt("--lr", "optim.lr", "AdamW learning rate (not scaled by the batch)", float),
+    Opt("--warmup-steps", "optim.warmup_steps", "linear LR warm-up steps", int),
+    Opt("--resolution", "data.resolution", "training resolution in pixels (a multiple of 64)", int),
+    Opt("--checkpoint-every", "run.checkpoint_every", "steps between checkpoints", int),
+    Opt(
+        "--latent-cache",
+        "data.latent_cache",
+        "auto: train from the version's latent cache when present; "
+        "build: make it first; off: encode every step",
+        choices=("auto", "build", "off"),
+    ),
+    Opt(
+        "--sample-by",
+        "data.sample_by",
+        "image: each epoch one stored (box, variant) per image, as "
+        "Paint-by-Example; box: every stored sample",
+        choices=("image", "box"),
+    ),
+    Opt(
+        "--seed", "run.seed", "seed of every random draw (noise, timesteps, shuffles, the tiny weights)", int
+    ),
+    Opt(
+        "--ray-address",
+        "launch.ray_address",
+        "join this Ray cluster (default: $RAY_ADDRESS, else a local one)",
+    ),
+    Opt("--eval-samples", "publish.eval_samples", "held-out samples to evaluate", int),
+    Opt("--eval-steps", "publish.eval_steps", "sampler steps per evaluated sample", int),
+    Opt(
+        "--eval-clip",
+        "publish.eval_clip",
+        "CLIP ViT-B/32 dir for the region CLIP score (default: tiny random)",
+    ),
+    Opt("--eval-inception", "publish.eval_inception", "FID Inception dir (default: tiny random)"),
+]
+
+
 def _train_parser(t: argparse.ArgumentParser) -> None:
-    t.add_argument("--dataset", required=True)
-    t.add_argument("--version", type=int, help="dataset version (default: latest)")
+    t.add_argument(
+        "--dataset", required=True, help="the Paint-by-Example dataset to train on (its name in the store)"
+    )
     add_store(t)
     t.add_argument(
         "--preset",
@@ -36,34 +99,32 @@ def _train_parser(t: argparse.ArgumentParser) -> None:
         "--model",
         help="fine-tune from a registered PbE model: NAME, NAME@alias or NAME:version (sha256-verified)",
     )
-    t.add_argument("--steps", type=int, default=100)
-    t.add_argument("--workers", type=int, default=1, help="Ray Train workers (0 = in-process local mode)")
-    t.add_argument("--gpus", action="store_true", help="one GPU per worker; DDP over NCCL, bf16")
-    t.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
-    t.add_argument("--run-name", help="run id (default: <dataset>-v<version>-<config hash>)")
-    t.add_argument("--batch-size", type=int, help="per worker (default 4)")
-    t.add_argument("--lr", type=float, help="AdamW learning rate (default 1e-5)")
-    t.add_argument("--warmup-steps", type=int, help="linear warm-up (default 10000)")
-    t.add_argument("--resolution", type=int, help="training resolution (default 512)")
-    t.add_argument("--checkpoint-every", type=int, default=50)
-    t.add_argument(
-        "--latent-cache",
-        choices=["auto", "build", "off"],
-        default="auto",
-        help="auto: train from the version's latent cache when present; build: make it first",
-    )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument(
-        "--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else start a local one)"
-    )
+    add_options(t, TRAIN_OPTIONS, TrainConfig())
     t.add_argument("--no-register", action="store_true", help="skip evaluation and registration")
     t.add_argument("--no-eval", action="store_true", help="register without evaluating")
-    t.add_argument("--eval-samples", type=int, default=4, help="held-out samples to evaluate")
-    t.add_argument("--eval-steps", type=int, default=50, help="sampler steps per evaluated sample")
-    t.add_argument("--eval-clip", help="CLIP ViT-B/32 dir for the region CLIP score (default: tiny random)")
-    t.add_argument("--eval-inception", help="FID Inception dir (default: tiny random)")
     add_json(t)
     t.set_defaults(func=cmd_train)
+
+
+def train_config(a: argparse.Namespace) -> TrainConfig:
+    """The run's config from the flags, checked against the store: refuses a bad value, name or
+    reference before any server, pool or cluster starts (nothing is written)."""
+    from doodleflow.infra.settings import resolve_store
+    from doodleflow.training.common.preflight import preflight
+
+    if a.model:
+        if a.preset or a.pretrained or a.clip:
+            raise ConfigError("--model fine-tunes a registered model: drop --preset/--pretrained/--clip")
+        source = ModelSource(init_model=a.model)  # the flow resolves and verifies it
+    else:
+        source = model_source(a.preset, a.pretrained, a.clip)
+    values = overrides(a, TRAIN_OPTIONS)
+    values.setdefault("run", {}).update(store=resolve_store(a.store), dataset=a.dataset)
+    values.setdefault("publish", {}).update(register=not a.no_register, evaluate=not a.no_eval)
+    values["model"] = {"source": dataclasses.asdict(source)}
+    cfg = TrainConfig.from_dict(values)
+    preflight(cfg)
+    return cfg
 
 
 def _generate_parser(g: argparse.ArgumentParser) -> None:
@@ -83,40 +144,11 @@ def _generate_parser(g: argparse.ArgumentParser) -> None:
     g.set_defaults(func=cmd_generate)
 
 
-def _overrides(a: argparse.Namespace) -> dict:
-    pick = {
-        "optim": {"lr": a.lr, "warmup_steps": a.warmup_steps},
-        "data": {"batch_size": a.batch_size, "resolution": a.resolution, "latent_cache": a.latent_cache},
-        "run": {"checkpoint_every": a.checkpoint_every, "seed": a.seed},
-    }
-    return {s: {k: v for k, v in d.items() if v is not None} for s, d in pick.items()}
-
-
 def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
+    cfg = train_config(a)
     from doodleflow.flows.train_pbe import train_pbe
 
-    r = train_pbe(
-        dataset=a.dataset,
-        version=a.version,
-        store=a.store,
-        preset=a.preset,
-        pretrained=a.pretrained,
-        clip=a.clip,
-        init_model=a.model,
-        steps=a.steps,
-        workers=a.workers,
-        use_gpu=a.gpus,
-        resume=a.resume,
-        run_name=a.run_name,
-        ray_address=a.ray_address,
-        config=_overrides(a),
-        register_model=not a.no_register,
-        evaluate=not a.no_eval,
-        eval_samples=a.eval_samples,
-        eval_steps=a.eval_steps,
-        eval_clip=a.eval_clip,
-        eval_inception=a.eval_inception,
-    )
+    r = train_pbe(cfg)
     resumed = f" (resumed from step {r['resumed_from']})" if r.get("resumed_from") else ""
     loss = "n/a" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
     text = (

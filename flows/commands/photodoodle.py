@@ -7,7 +7,9 @@ import json
 import sys
 
 from doodleflow.flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
 from doodleflow.infra.errors import ConfigError
+from doodleflow.training.photodoodle.config import TrainConfig, artist_names
 
 
 def register(sub, groups) -> None:
@@ -25,24 +27,31 @@ def register(sub, groups) -> None:
     add_json(p)
     p.set_defaults(func=cmd_ingest_pairs)
 
-    o = groups["train"].add_parser(
-        "omnieditor", help="PhotoDoodle stage 1: OmniEditor LoRA on Ray Train, then merge"
+    train = groups["train"]
+    o = train.add_parser(
+        "omnieditor",
+        help="PhotoDoodle stage 1: OmniEditor LoRA on Ray Train, then merge",
+        formatter_class=DefaultsHelp,
     )
-    o.add_argument("--dataset", required=True, help="a general editing-pair dataset")
+    o.add_argument("--dataset", required=True, help="a general editing-pair dataset (its name in the store)")
     _train_args(o)
-    o.add_argument("--cache", choices=["auto", "on", "off"], help="encode pairs once (auto: small sets only)")
+    add_options(o, OMNIEDITOR_OPTIONS, TrainConfig.for_stage("omnieditor"))
     o.add_argument("--no-merge", action="store_true", help="skip fusing the LoRA into a new EditLoRA base")
     o.set_defaults(func=cmd_train_omnieditor)
 
-    a = groups["train"].add_parser("artist", help="PhotoDoodle stage 2: one artist's EditLoRA")
-    a.add_argument("--artist", required=True)
+    a = train.add_parser(
+        "artist", help="PhotoDoodle stage 2: one artist's EditLoRA", formatter_class=DefaultsHelp
+    )
+    a.add_argument("--artist", required=True, help="whose EditLoRA (a name: letters, digits, '_', '-', '.')")
     a.add_argument("--dataset", help="pair dataset (default: the one named after the artist)")
     _train_args(a)
     _base_arg(a)
     a.set_defaults(func=cmd_train_artist)
 
-    m = groups["train"].add_parser(
-        "artists", help="EditLoRAs of several artists, in parallel (one Ray job each)"
+    m = train.add_parser(
+        "artists",
+        help="EditLoRAs of several artists, in parallel (one Ray job each)",
+        formatter_class=DefaultsHelp,
     )
     m.add_argument("--artists", required=True, help="comma-separated artist names")
     m.add_argument(
@@ -50,9 +59,7 @@ def register(sub, groups) -> None:
     )
     _train_args(m)
     _base_arg(m)
-    m.add_argument(
-        "--max-parallel", type=int, help="at most this many artists at once (default: what Ray can place)"
-    )
+    add_options(m, ARTISTS_OPTIONS, TrainConfig.for_stage("editlora"))
     m.set_defaults(func=cmd_train_artists)
 
     g = groups["generate"].add_parser("doodle", help="edit an image with an artist's EditLoRA")
@@ -76,27 +83,105 @@ def register(sub, groups) -> None:
     g.set_defaults(func=cmd_generate_doodle)
 
 
+TRAIN_OPTIONS = [
+    Opt(
+        "--preset",
+        "model.source.preset",
+        "tiny: small random FLUX (tests, demo); flux-dev: --pretrained",
+        choices=("tiny", "flux-dev"),
+    ),
+    Opt("--pretrained", "model.source.pretrained", "local diffusers FLUX.1-dev directory (preset flux-dev)"),
+    Opt("--steps", "run.steps", "optimizer steps to train to (a resumed run continues to this count)", int),
+    Opt("--workers", "run.workers", "Ray Train workers (DDP) per job", int),
+    Opt("--gpus", "run.use_gpu", "one GPU per worker; DDP over NCCL, bf16 base", flag_only=True),
+    Opt(
+        "--cpus-per-worker",
+        "launch.cpus_per_worker",
+        "CPUs each worker reserves",
+        float,
+        derived="sized to the cluster",
+    ),
+    Opt("--batch-size", "data.batch_size", "global batch: all workers and accumulation steps together", int),
+    Opt(
+        "--micro-batch",
+        "data.micro_batch",
+        "pairs per worker per forward pass; gradient accumulation makes up the global batch",
+        int,
+        derived="1",
+    ),
+    Opt("--lr", "optim.lr", "AdamW learning rate", float),
+    Opt("--rank", "model.lora.rank", "LoRA rank (the reference trains 128)", int),
+    Opt("--alpha", "model.lora.alpha", "LoRA alpha", float, derived="= rank"),
+    Opt(
+        "--position-mode",
+        "model.condition.position_mode",
+        "condition token ids: clone (PhotoDoodle), kontext (index channel 1), offset (OminiControl's shift)",
+        choices=("clone", "kontext", "offset"),
+    ),
+    Opt(
+        "--height",
+        "data.height",
+        "training height in pixels (a multiple of 16)",
+        int,
+        derived="the preset's: 768 flux-dev, 96 tiny",
+    ),
+    Opt(
+        "--width",
+        "data.width",
+        "training width in pixels (a multiple of 16)",
+        int,
+        derived="the preset's: 512 flux-dev, 64 tiny",
+    ),
+    Opt(
+        "--checkpoint-every",
+        "run.checkpoint_every",
+        "steps between checkpoints",
+        int,
+        derived="half the steps, at most 500",
+    ),
+    Opt("--seed", "run.seed", "seed of every random draw (LoRA init, noise, sigmas, captions, order)", int),
+    Opt("--resume", "run.resume", "continue the run from its latest checkpoint", flag_only=True),
+    Opt("--run-name", "run.run_name", "run id (default: [<artist>-]<dataset>-v<version>-<config hash>)"),
+    Opt(
+        "--ray-address",
+        "launch.ray_address",
+        "join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)",
+    ),
+]
+OMNIEDITOR_OPTIONS = [
+    Opt(
+        "--cache",
+        "data.cache",
+        "encode the pairs once (auto: sets of at most 2000 pairs)",
+        choices=("auto", "on", "off"),
+    ),
+]
+ARTISTS_OPTIONS = [
+    Opt(
+        "--max-parallel",
+        "launch.max_parallel",
+        "at most this many artists at once",
+        int,
+        derived="what Ray can place",
+    ),
+]
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=["tiny", "flux-dev"], default="tiny")
-    p.add_argument("--pretrained", help="local diffusers FLUX.1-dev directory (preset flux-dev)")
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--workers", type=int, default=1, help="Ray Train workers (DDP) per job")
-    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
-    p.add_argument("--cpus-per-worker", type=float)
-    p.add_argument("--rank", type=int, help="LoRA rank (default: 128 OmniEditor, 16 EditLoRA)")
-    p.add_argument("--alpha", type=float, help="LoRA alpha (default: = rank)")
-    p.add_argument("--position-mode", choices=["clone", "kontext", "offset"], default="clone")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
-    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    add_options(p, TRAIN_OPTIONS, TrainConfig.for_stage("editlora"))
+    p.add_argument("--no-register", action="store_true", help="skip evaluation and registration")
+    p.add_argument("--no-eval", action="store_true", help="register without evaluating")
     add_store(p)
     add_json(p)
 
 
 def _base_arg(p: argparse.ArgumentParser) -> None:
     b = p.add_mutually_exclusive_group()
-    b.add_argument("--base", help="EditLoRA base transformer: a dir/URI, or 'plain' (default: the newest merged "
-                   "OmniEditor base in the store, else the plain base)")  # fmt: skip
+    b.add_argument(
+        "--base",
+        help="EditLoRA base transformer: a dir/URI of a merged base, or 'flux' for the plain "
+        "FLUX base (default: the newest merged OmniEditor base in the store; none is an error)",
+    )
     b.add_argument(
         "--base-model",
         help="a registered merged base to fine-tune from: NAME, NAME@alias or "
@@ -106,7 +191,7 @@ def _base_arg(p: argparse.ArgumentParser) -> None:
 
 def _base(a: argparse.Namespace) -> str | None:
     if not getattr(a, "base_model", None):
-        return a.base
+        return getattr(a, "base", None)
     from doodleflow.flows.commands.registry import open_registry
 
     reg = open_registry().resolve(a.base_model)
@@ -115,30 +200,64 @@ def _base(a: argparse.Namespace) -> str | None:
     return f"{reg.uri.rstrip('/')}/transformer"
 
 
-def _common(a: argparse.Namespace) -> dict:
-    return dict(store=a.store, preset=a.preset, pretrained=a.pretrained, steps=a.steps, rank=a.rank,
-                alpha=a.alpha, position_mode=a.position_mode, workers=a.workers, use_gpu=a.gpu,
-                cpus_per_worker=a.cpus_per_worker, seed=a.seed, resume=a.resume, ray_address=a.ray_address)  # fmt: skip
+def train_config(a: argparse.Namespace, stage: str, extra: list[Opt] = ()) -> TrainConfig:
+    """The run's config from the flags (artist and dataset set by the command), checked before any
+    server, pool or cluster starts; nothing is written."""
+    from doodleflow.infra.settings import resolve_store
+
+    values = overrides(a, TRAIN_OPTIONS + list(extra))
+    run = values.setdefault("run", {})
+    run.update(stage=stage, store=resolve_store(a.store), dataset=a.dataset or "")
+    values["model"].setdefault("source", {})["base_transformer"] = _base(a)
+    values["publish"] = {"register": not a.no_register, "evaluate": not a.no_eval}
+    if stage == "omnieditor":
+        values["publish"]["merge"] = not a.no_merge
+    return TrainConfig.from_dict(values)
+
+
+def preflight_artist(cfg: TrainConfig) -> TrainConfig:
+    """One artist's config, checked: its dataset exists, and so does the base it trains on."""
+    from doodleflow.training.common.preflight import preflight
+    from doodleflow.training.photodoodle.artifacts import require_merged_base
+
+    preflight(cfg)
+    if not cfg.model.source.base_transformer:
+        require_merged_base(cfg.run.store, cfg.model.source)
+    return cfg
 
 
 def cmd_ingest_pairs(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.flows.photodoodle_ingest import ingest_pairs
 
-    s = ingest_pairs(source=a.source, dataset=a.dataset, store=a.store, artist=a.artist, trigger=a.trigger,
-                     pairs_per_shard=a.pairs_per_shard)  # fmt: skip
+    s = ingest_pairs(
+        source=a.source,
+        dataset=a.dataset,
+        store=a.store,
+        artist=a.artist,
+        trigger=a.trigger,
+        pairs_per_shard=a.pairs_per_shard,
+    )
     state = "new version" if s["created"] else "no change, latest version"
-    text = (f"dataset {s['dataset']}: {state} {s['version']} with {s['pairs_total']} pairs\n  path: {s['path']}\n"
-            f"  artists: {s['artists']}\n  triggers: {s['triggers']}\n  quarantined: {s['quarantined']}")  # fmt: skip
+    text = (
+        f"dataset {s['dataset']}: {state} {s['version']} with {s['pairs_total']} pairs\n  path: {s['path']}\n"
+        f"  artists: {s['artists']}\n  triggers: {s['triggers']}\n  quarantined: {s['quarantined']}"
+    )
     return s, text
 
 
 def cmd_train_omnieditor(a: argparse.Namespace) -> tuple[dict, str]:
+    from doodleflow.training.common.preflight import preflight
+
+    cfg = train_config(a, "omnieditor", OMNIEDITOR_OPTIONS)
+    preflight(cfg)
     from doodleflow.flows.photodoodle import omnieditor
 
-    r = omnieditor(dataset=a.dataset, cache=a.cache, merge=not a.no_merge, **_common(a))
+    r = omnieditor(cfg)
     out = {k: r[k] for k in ("run_id", "lora", "steps", "final_loss", "merged_base", "run_dir")}
-    text = (f"omnieditor run {r['run_id']}: {r['steps']} steps, final loss {r['final_loss']:.4f}\n"
-            f"  lora: {r['lora']}\n  merged base: {r['merged_base']}")  # fmt: skip
+    text = (
+        f"omnieditor run {r['run_id']}: {r['steps']} steps, final loss {r['final_loss']:.4f}\n"
+        f"  lora: {r['lora']}\n  merged base: {r['merged_base']}"
+    )
     return out, text
 
 
@@ -150,21 +269,25 @@ def _artist_line(name: str, o: dict) -> str:
 
 def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.data.names import validate_name
-    from doodleflow.flows.photodoodle import train_artist
 
     validate_name(a.artist, "artist name")
-    r = train_artist(artist=a.artist, dataset=a.dataset, base=_base(a), **_common(a))
-    o = {"status": "completed", "lora": r["lora"], "steps": r["steps"], "final_loss": r["final_loss"],
-         "run_id": r["run_id"]}  # fmt: skip
+    cfg = train_config(a, "editlora")
+    cfg = preflight_artist(cfg.replace(run={"artist": a.artist, "dataset": a.dataset or a.artist}))
+    from doodleflow.flows.photodoodle import train_artist
+
+    r = train_artist(cfg)
+    o = {"status": "completed", **{k: r[k] for k in ("lora", "steps", "final_loss", "run_id")}}
     return {"artists": {a.artist: o}}, _artist_line(a.artist, o)
 
 
 def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
-    from doodleflow.flows.photodoodle import ArtistsFailed, artist_list, train_artists
+    names = artist_names(a.artists)  # bad names fail here, before Prefect or Ray start
+    cfg = train_config(a, "editlora", ARTISTS_OPTIONS)
+    for n in names:
+        preflight_artist(cfg.replace(run={"artist": n, "dataset": a.dataset or n}))
+    from doodleflow.flows.photodoodle import ArtistsFailed, train_artists
 
-    artist_list(a.artists)  # bad names fail here, before Prefect or Ray start
-    state = train_artists(artists=a.artists, dataset=a.dataset, base=_base(a), max_parallel=a.max_parallel,
-                          return_state=True, **_common(a))  # fmt: skip
+    state = train_artists(names, cfg, return_state=True)
     res = state.result(raise_on_failure=False)
     if isinstance(res, ArtistsFailed):
         res = res.summary
@@ -196,8 +319,19 @@ def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     if not artist:
         raise ConfigError("give --artist or --model")
     print(f"generating with {artist}'s LoRA ...", file=sys.stderr)
-    r = generate_doodle(resolve_store(a.store), artist, a.image, a.prompt, a.out, steps=a.steps,
-                        guidance=a.guidance, seed=a.seed, run=run, height=a.height, width=a.width)  # fmt: skip
+    r = generate_doodle(
+        resolve_store(a.store),
+        artist,
+        a.image,
+        a.prompt,
+        a.out,
+        steps=a.steps,
+        guidance=a.guidance,
+        seed=a.seed,
+        run=run,
+        height=a.height,
+        width=a.width,
+    )
     return (
         r,
         f"wrote {r['out']} ({r['width']}x{r['height']}, {r['steps']} steps) with {r['lora']}\n  prompt: {r['prompt']}",

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from doodleflow.data.store import DatasetStore
 from doodleflow.flows.photodoodle import ArtistsFailed, omnieditor, train_artists
+from doodleflow.training.photodoodle.config import TrainConfig
 
 from tests.photodoodle.helpers import make_pair_dataset
 
@@ -51,7 +52,9 @@ def test_omnieditor_then_artists_in_parallel(tmp_path):
 
     store = str(tmp_path / "store")
     make_pair_dataset(str(tmp_path), store, "edits", 6)
-    r = omnieditor(dataset="edits", store=store, steps=4, workers=2, cpus_per_worker=0.5, cache="off")
+    cfg = TrainConfig.for_stage("omnieditor", dataset="edits", store=store, steps=4, workers=2)
+    # A global batch of 2 over the 2 workers: one pair each per step.
+    r = omnieditor(cfg.replace(data={"cache": "off", "batch_size": 2}, launch={"cpus_per_worker": 0.5}))
     assert r["steps"] == 4 and r["world_size"] == 2 and r["replicas_agree"]
     assert r["lora"].endswith(f"runs/omnieditor/{r['run_id']}/lora/pytorch_lora_weights.safetensors")
     assert r["lora_card"]["rank"] == 128 and r["lora_card"]["stage"] == "omnieditor"
@@ -67,8 +70,9 @@ def _one_broken_artist_does_not_stop_the_other(tmp_path, store: str, merged_base
     make_pair_dataset(str(tmp_path), store, "alice", 3, seed=1)
     make_pair_dataset(str(tmp_path), store, "bob", 3, seed=2)
     _break_images(store, "bob")
-    state = train_artists(["alice", "bob"], store=store, steps=3, cpus_per_worker=0.5, max_failures=0,
-                          return_state=True)  # fmt: skip
+    cfg = TrainConfig.for_stage("editlora", store=store, steps=3)
+    cfg = cfg.replace(launch={"cpus_per_worker": 0.5, "max_failures": 0})
+    state = train_artists(["alice", "bob"], cfg, return_state=True)
     assert state.is_failed() and "1 of 2 artist(s) failed" in state.message
     err = state.result(raise_on_failure=False)
     assert isinstance(err, ArtistsFailed)
@@ -79,6 +83,7 @@ def _one_broken_artist_does_not_stop_the_other(tmp_path, store: str, merged_base
     assert (
         card["base_transformer"] == merged_base and card["trigger"] == "sksmagiceffects"
     )  # stage 2 on stage 1
+    assert card["trained_on"] == "merged-omnieditor" and card["rank"] == card["alpha"] == 128
     assert out["bob"]["status"] == "failed" and "UnreadableImage" in out["bob"]["error"]
     assert err.summary["completed"] == ["alice"] and err.summary["failed"] == ["bob"]
     # both Ray jobs ran at the same time: the two task runs overlap

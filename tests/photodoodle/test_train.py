@@ -10,7 +10,7 @@ import torch
 from doodleflow.data.store import DatasetStore
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
-from doodleflow.training.photodoodle.config import TrainConfig
+from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
 from doodleflow.training.photodoodle.job import plan_job, publish_run_lora
 from doodleflow.training.photodoodle.loop import WorkerContext, train
 from doodleflow.training.photodoodle.lora import trainable_state_dict
@@ -21,21 +21,22 @@ from tests.photodoodle.helpers import make_pair_dataset
 
 
 def _cfg(store: str, tiny_dir: str, **run) -> TrainConfig:
+    """An EditLoRA on the plain tiny base, asked for explicitly (no OmniEditor has been merged here)."""
     cfg = TrainConfig.for_stage("editlora", "tiny", store=store, dataset="magic", artist="magic", **run)
-    return cfg.replace(
-        model={"source": cfg.model.source.__class__(preset="tiny", tiny_root=os.path.dirname(tiny_dir))}
-    )
+    source = ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir), base_transformer=PLAIN_BASE)
+    return cfg.replace(model={"source": source})
 
 
 def _train_in_process(cfg: TrainConfig) -> tuple[dict, dict]:
     plan = plan_job(cfg, log=lambda m: None)
     info = {"cache_dir": plan.cache_dir, "artist_filter": plan.artist_filter, "trigger": plan.trigger}
+    assert plan.base == "flux"
     model = load_model(plan.cfg.model.source)
     trainer = PhotoDoodleTrainer(model, plan.cfg, "cpu")
     batches = cached_epochs(cached_pairs(plan.cfg, info, model, "cpu", 0), trainer, 0, 1)
 
     def publish(t, extra):
-        return publish_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra)
+        return publish_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
 
     result = train(trainer, plan.run, batches, WorkerContext(log=lambda m: None, publish=publish))
     return result, trainable_state_dict(model.transformer)

@@ -26,7 +26,7 @@ def test_two_gloo_workers_agree_on_weights_and_recover_from_a_worker_failure(
     cfg = TrainConfig().replace(
         model={"source": ModelSource(kind="tiny", tiny_root=models_root)},
         optim={"lr": 1e-3, "warmup_steps": 0},
-        data={"resolution": 128, "batch_size": 2},
+        data={"resolution": 128, "batch_size": 4},  # the global batch: 2 workers x 2
         # Rank 1 is killed twice, at steps 4 and 7: each time Ray restarts the worker group, which
         # resumes from the latest checkpoint in the store (3, then 6) and trains to the end.
         run={
@@ -38,7 +38,7 @@ def test_two_gloo_workers_agree_on_weights_and_recover_from_a_worker_failure(
             "fail_at_step": [4, 7],
         },
     )
-    result = launch(cfg, max_failures=2)
+    result = launch(cfg.replace(launch={"max_failures": 2}))
 
     run = RunDir(store, "pbe", cfg.replace(run={"version": version}).run_id())
     assert result["run_id"] == run.run_id and result["steps"] == 8 and result["world_size"] == 2

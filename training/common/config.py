@@ -1,11 +1,17 @@
-"""What every trainer's typed config shares: dict round-trips, section-wise copies, and the short
-hash that names a run after what changes its learned weights."""
+"""What every trainer's typed config shares: dict round-trips, section-wise copies, the short hash that
+names a run after what changes its learned weights, the run settings both families have, and the
+checks that refuse a bad value before anything starts (ConfigError: one line naming the setting)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
+from dataclasses import dataclass
+
+from doodleflow.data.names import validate_name
+from doodleflow.infra.errors import ConfigError
 
 
 class SectionedConfig:
@@ -19,7 +25,97 @@ class SectionedConfig:
         out = {k: dataclasses.replace(getattr(self, k), **v) for k, v in sections.items()}
         return dataclasses.replace(self, **out)
 
+    def with_overrides(self, overrides: dict | None):
+        """Copy with settings changed by section ({"optim": {"lr": 1e-4}}); unknown names are refused."""
+        sections = {f.name for f in dataclasses.fields(self)}
+        for section, values in (overrides or {}).items():
+            if section not in sections:
+                raise ConfigError(f"unknown config section {section!r} (one of {sorted(sections)})")
+            known = {f.name for f in dataclasses.fields(getattr(self, section))}
+            unknown = set(values) - known
+            if unknown:
+                raise ConfigError(f"unknown {section} setting(s): {sorted(unknown)} (known: {sorted(known)})")
+        return self.replace(**{s: dict(v) for s, v in (overrides or {}).items()})
+
 
 def short_hash(ident: dict) -> str:
     """10 hex digits of the sha256 of `ident` as canonical JSON."""
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# -- checks ----------------------------------------------------------------------------------------
+def require(ok: bool, setting: str, problem: str) -> None:
+    """Refuse a setting: `setting` is the CLI flag (or config field) a user changes to fix it."""
+    if not ok:
+        raise ConfigError(f"{setting} {problem}")
+
+
+def at_least(value, low, setting: str) -> None:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    require(
+        number and math.isfinite(value) and value >= low, setting, f"must be at least {low}, got {value!r}"
+    )
+
+
+def positive(value, setting: str) -> None:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    require(
+        number and math.isfinite(value) and value > 0, setting, f"must be a positive number, got {value!r}"
+    )
+
+
+def one_of(value, choices, setting: str) -> None:
+    require(value in tuple(choices), setting, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def multiple_of(value: int, step: int, low: int, high: int, setting: str) -> None:
+    ok = isinstance(value, int) and low <= value <= high and value % step == 0
+    require(ok, setting, f"must be a multiple of {step} between {low} and {high}, got {value!r}")
+
+
+def check_optim(o) -> None:
+    """AdamW and schedule settings of either family."""
+    positive(o.lr, "--lr")
+    at_least(o.eps, 0, "optim.eps")
+    at_least(o.weight_decay, 0, "optim.weight_decay")
+    at_least(o.warmup_steps, 0, "--warmup-steps")
+    at_least(o.grad_clip, 0, "optim.grad_clip")
+    require(
+        len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+        "optim.betas",
+        f"must be two values in [0, 1), got {o.betas!r}",
+    )
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What runs, where, for how long and on how many workers: the same for every family."""
+
+    store: str = ""
+    dataset: str = ""
+    version: int = 0  # 0 = the latest
+    steps: int = 100
+    checkpoint_every: int | None = 50
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    seed: int = 0
+    run_name: str | None = None
+    workers: int = 1  # Ray Train workers; 0 = in-process local mode (one replica)
+    use_gpu: bool = False
+    resume: bool = False
+    # Fault injection for recovery tests: the last rank raises once at each of these steps.
+    fail_at_step: int | list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.dataset:
+            validate_name(self.dataset, "dataset name")
+        if self.run_name is not None:
+            validate_name(self.run_name, "run name (--run-name)")
+        at_least(self.steps, 1, "--steps")
+        at_least(self.version, 0, "--version")
+        at_least(self.workers, 0, "--workers")
+        at_least(self.seed, 0, "--seed")
+        at_least(self.keep_checkpoints, 1, "keep_checkpoints")
+        at_least(self.log_every, 1, "log_every")
+        if self.checkpoint_every is not None:
+            at_least(self.checkpoint_every, 1, "--checkpoint-every")

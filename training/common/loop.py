@@ -3,9 +3,11 @@ jobs supply the batches and the callbacks.
 
 Every worker runs it; rank 0 alone writes to the store and the tracker. Collectives (loss averaging,
 the replica check) happen at steps every worker knows, so no worker waits on one that skipped them.
-A trainer provides: `cfg` (`.run`: steps, log_every, checkpoint_every, keep_checkpoints,
-fail_at_step; `.data.batch_size`; `.to_dict()`), `step`, `device`, `train_step(batch)`,
-`state_tensors()`, `load_state(...)` and `flops_per_sample(batch)`.
+A trainer (training/common/trainer.py) provides: `cfg` (`.run`: steps, log_every, checkpoint_every,
+keep_checkpoints, fail_at_step; `.batch_plan(world)`; `.to_dict()`), `step`, `device`,
+`train_step(micro_batches)`, `state_tensors()`, `load_state(...)` and `flops_per_sample(batch)`.
+Each step takes the batch plan's `accumulation` micro-batches from the stream, so the optimizer
+sees the configured global batch whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class StepLoop:
     def __init__(self, trainer, run: RunDir, ctx: WorkerContext) -> None:
         self.t, self.run, self.ctx = trainer, run, ctx
         self.cfg = trainer.cfg.run
-        self.global_batch = trainer.cfg.data.batch_size * ctx.world
+        self.batch = trainer.cfg.batch_plan(ctx.world)
+        self.global_batch = self.batch.global_batch
         self.resumed = self._resume()
         self.epoch = self.resumed["epoch"] + 1 if self.resumed else 0  # a resumed run starts a fresh epoch
         self.metrics = MetricsLog(run, trainer.step, ctx.tracker) if ctx.rank == 0 else None
@@ -100,21 +103,33 @@ class StepLoop:
 
     def _record(self, out: dict, data_time: float, step_time: float) -> dict:
         sps = self.global_batch / max(data_time + step_time, 1e-9)
-        return {"step": self.t.step, "epoch": self.epoch, "loss": out["loss"], "lr": out["lr"],
-                "grad_norm": out["grad_norm"], "data_time": data_time, "step_time": step_time, "samples_per_s": sps,
-                "mfu": mfu(self.flops, sps, self.peak), "peak_mem_gib": peak_memory_gib(self.t.device),
-                "time": time.time()}  # fmt: skip
+        return {
+            "step": self.t.step,
+            "epoch": self.epoch,
+            "loss": out["loss"],
+            "lr": out["lr"],
+            "grad_norm": out["grad_norm"],
+            "data_time": data_time,
+            "step_time": step_time,
+            "samples_per_s": sps,
+            "mfu": mfu(self.flops, sps, self.peak),
+            "peak_mem_gib": peak_memory_gib(self.t.device),
+            "time": time.time(),
+        }
 
     def run_steps(self, epoch_batches: Callable[[int], Iterable]) -> dict | None:
         stream = epochs(epoch_batches, self.epoch)
         last = None
         while self.t.step < self.cfg.steps:
             t0 = time.perf_counter()
-            self.epoch, batch = next(stream)
+            micro = []
+            for _ in range(self.batch.accumulation):
+                self.epoch, batch = next(stream)
+                micro.append(batch)
             t1 = time.perf_counter()
             if self.flops is None and self.peak:  # MFU is only meaningful on a GPU with a known peak
-                self.flops = self.measure_flops(batch)
-            out = self.t.train_step(batch)
+                self.flops = self.measure_flops(micro[0])
+            out = self.t.train_step(micro)
             if self.t.device.type == "cuda":  # honest step times: wait for the kernels
                 torch.cuda.synchronize(self.t.device)
             rec = self._record(out, t1 - t0, time.perf_counter() - t1)
@@ -133,8 +148,14 @@ class StepLoop:
         uri = None
         if self.ctx.rank == 0:
             model, optimizer, state = self.t.state_tensors()
-            state.update(epoch=self.epoch, samples_seen=self.t.step * self.global_batch, world_size=self.ctx.world,
-                         run_id=self.run.run_id, config=self.t.cfg.to_dict(), **(extra or {}))  # fmt: skip
+            state.update(
+                epoch=self.epoch,
+                samples_seen=self.t.step * self.global_batch,
+                world_size=self.ctx.world,
+                run_id=self.run.run_id,
+                config=self.t.cfg.to_dict(),
+                **(extra or {}),
+            )
             uri = self.run.write_checkpoint(self.t.step, model, optimizer, state)
             self.run.prune(self.cfg.keep_checkpoints)
             self.metrics.flush()
@@ -171,6 +192,7 @@ class StepLoop:
             "replica_digests": digests,
             "replicas_agree": agree,
             "median_samples_per_s": speeds[len(speeds) // 2],
+            "batch": self.batch.params(),
             "flops_per_sample": self.flops,
             "metrics": self.run.uri(self.run.path("metrics.jsonl")),
             "loss_curve": self.run.uri(self.run.path("loss.png")),

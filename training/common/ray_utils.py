@@ -86,12 +86,12 @@ def ray_run_config(store_uri: str, run_id: str, max_failures: int):
     return RunConfig(name=name, storage_path=uris[0], storage_filesystem=fs, failure_config=failures)
 
 
-def shard_epochs(shard, cfg, rank: int, convert):
-    """`epoch -> batches` over a worker's Ray Data shard: full batches only (every worker takes the
-    same number of steps), locally shuffled with a seed of (run seed, epoch, rank)."""
+def shard_epochs(shard, cfg, rank: int, convert, micro_batch: int):
+    """`epoch -> micro-batches` over a worker's Ray Data shard: full micro-batches only (every worker
+    takes the same number of steps), locally shuffled with a seed of (run seed, epoch, rank)."""
 
     def epoch_batches(epoch: int):
-        bs = cfg.data.batch_size
+        bs = micro_batch
         for b in shard.iter_batches(
             batch_size=bs,
             batch_format="numpy",

@@ -1,7 +1,11 @@
-"""Typed configuration of a Paint-by-Example run, one dataclass per concern.
+"""Typed configuration of a Paint-by-Example run, one dataclass per concern, and the one place its
+defaults live: the CLI, the flow, the deployments and the pipeline all start from these.
 
-Defaults are the reference settings (seed-algorithms.md B1-B3); `TrainConfig.run_id()` hashes
-everything that changes what is learned, so `--resume` finds the same run directory again.
+Defaults are the reference settings (Fantasy-Studio/Paint-by-Example configs/v1.yaml and train.sh):
+AdamW lr 1e-5 unscaled (`--scale_lr False`), 10k linear warm-up, a global batch of 32 (4 per GPU on 8
+GPUs). `TrainConfig.run_id()` hashes everything that changes what is learned, so `--resume` finds the
+same run directory again. Every field is checked where it is set (`__post_init__`: ConfigError naming
+the flag), so a bad value is refused before any server, pool or cluster starts.
 """
 
 from __future__ import annotations
@@ -10,9 +14,22 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.config import SectionedConfig, short_hash
+from doodleflow.training.common.batching import BatchPlan, batch_plan
+from doodleflow.training.common.config import (
+    RunSettings,
+    SectionedConfig,
+    at_least,
+    check_optim,
+    multiple_of,
+    one_of,
+    require,
+    short_hash,
+)
 
 ModelKind = Literal["tiny", "sd1", "pbe"]
+LatentCache = Literal["auto", "build", "off"]
+SampleBy = Literal["image", "box"]
+MAX_MICRO_BATCH = 4  # the reference's batch per GPU (train.sh: batch_size 4 on each of 8 GPUs)
 
 
 @dataclass(frozen=True)
@@ -65,7 +82,11 @@ class DiffusionConfig:
     beta_start: float = 0.00085
     beta_end: float = 0.012
     beta_schedule: str = "scaled_linear"
-    cond_drop_prob: float = 0.2  # per batch, not per sample (B2)
+    cond_drop_prob: float = 0.2  # per batch, not per sample (ddpm.py, u_cond_percent 0.2)
+
+    def __post_init__(self) -> None:
+        at_least(self.num_train_timesteps, 1, "diffusion.num_train_timesteps")
+        require(0 <= self.cond_drop_prob <= 1, "diffusion.cond_drop_prob", "must lie in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -78,32 +99,66 @@ class OptimConfig:
     warmup_start_factor: float = 1e-6
     grad_clip: float = 1.0  # 0 disables; the reference ran unclipped (Lightning default)
 
+    def __post_init__(self) -> None:
+        check_optim(self)
+        require(0 <= self.warmup_start_factor <= 1, "optim.warmup_start_factor", "must lie in [0, 1]")
+
 
 @dataclass(frozen=True)
 class DataConfig:
-    batch_size: int = 4  # per worker (B3: 4 per GPU)
+    # The global batch: all workers and accumulation steps together (train.sh: 4 per GPU x 8 GPUs).
+    batch_size: int = 32
+    # Per worker and forward pass; None = the largest divisor of the worker's share up to 4.
+    micro_batch: int | None = None
     resolution: int = 512  # target/mask are resized when this differs from the dataset's 512
     binarize_mask: bool = False  # the reference trains on the soft resized mask
     shuffle_buffer: int = 64
-    latent_cache: Literal["auto", "build", "off"] = "auto"
+    latent_cache: LatentCache = "auto"
+    # image: each epoch one stored (box, variant) per training image, as PbE's loader (training/pbe/epochs.py);
+    # box: every stored sample every epoch.
+    sample_by: SampleBy = "image"
+
+    def __post_init__(self) -> None:
+        at_least(self.batch_size, 1, "--batch-size")
+        if self.micro_batch is not None:
+            at_least(self.micro_batch, 1, "--micro-batch")
+        # The VAE downsamples 8x and the UNet 8x more: the latent grid needs whole cells.
+        multiple_of(self.resolution, 64, 64, 2048, "--resolution")
+        at_least(self.shuffle_buffer, 0, "data.shuffle_buffer")
+        one_of(self.latent_cache, ("auto", "build", "off"), "--latent-cache")
+        one_of(self.sample_by, ("image", "box"), "--sample-by")
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    store: str = ""
-    dataset: str = ""
-    version: int = 0
-    steps: int = 100
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
-    log_every: int = 1
-    seed: int = 0
-    run_name: str | None = None
-    workers: int = 1
-    use_gpu: bool = False
-    resume: bool = False
-    # Fault injection for recovery tests: the last rank raises once at each of these steps.
-    fail_at_step: int | list[int] | None = None
+class RunConfig(RunSettings):
+    pass
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """After training: evaluate on the held-out split, then register with lineage."""
+
+    register: bool = True
+    evaluate: bool = True
+    eval_samples: int = 4  # held-out samples to evaluate
+    eval_steps: int = 50  # sampler steps per evaluated sample
+    eval_clip: str | None = None  # CLIP ViT-B/32 dir for the region CLIP score (None: tiny random)
+    eval_inception: str | None = None  # FID Inception dir (None: tiny random)
+
+    def __post_init__(self) -> None:
+        at_least(self.eval_samples, 1, "--eval-samples")
+        at_least(self.eval_steps, 1, "--eval-steps")
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Where the job runs; not part of what is learned."""
+
+    ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
+    max_failures: int = 2  # worker-group restarts (from the latest checkpoint) before the job fails
+
+    def __post_init__(self) -> None:
+        at_least(self.max_failures, 0, "launch.max_failures")
 
 
 @dataclass(frozen=True)
@@ -113,6 +168,18 @@ class TrainConfig(SectionedConfig):
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+
+    def batch_plan(self, world: int | None = None) -> BatchPlan:
+        """The global batch over `world` workers (default: the configured workers)."""
+        workers = self.run.workers if world is None else world
+        return batch_plan(self.data.batch_size, workers, self.data.micro_batch, MAX_MICRO_BATCH)
+
+    def check(self) -> TrainConfig:
+        """What no single section can check: the global batch splits over the workers."""
+        self.batch_plan()
+        return self
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -127,6 +194,8 @@ class TrainConfig(SectionedConfig):
             optim=OptimConfig(**o),
             data=DataConfig(**d.get("data", {})),
             run=RunConfig(**d.get("run", {})),
+            publish=PublishConfig(**d.get("publish", {})),
+            launch=LaunchConfig(**d.get("launch", {})),
         )
 
     def config_hash(self) -> str:
@@ -139,7 +208,7 @@ class TrainConfig(SectionedConfig):
             "model": self.model.source.identity(),
             "diffusion": asdict(self.diffusion),
             "optim": asdict(self.optim),
-            "data": {k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask")},
+            "data": {k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask", "sample_by")},
         }
         return short_hash(ident)
 

@@ -11,8 +11,9 @@ import os
 
 import torch
 from doodleflow.infra.errors import ConfigError, TamperedArtifact
-from doodleflow.infra.settings import home
+from doodleflow.training.common.hf import default_tiny_root, quiet_hf
 from doodleflow.training.pbe.config import ModelSource
+from doodleflow.training.pbe.presets import save_tiny_pbe
 from torch import nn
 
 
@@ -107,17 +108,6 @@ class PbEModel:
 
 
 # -- loading ----------------------------------------------------------------------------------
-def quiet_hf() -> None:
-    """Loading is logged by us; silence per-file progress bars and the deprecation notices."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-
-
 def load_pbe_dir(path: str) -> PbEModel:
     """A diffusers Paint-by-Example directory (the released model, or a saved tiny preset)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -187,14 +177,8 @@ def _processor(path: str):
     return None
 
 
-def default_tiny_root() -> str:
-    return os.path.join(home(), "models")
-
-
 def resolve_source_dir(source: ModelSource) -> str | None:
     """The PbE directory a source loads from (writing the tiny preset first if needed)."""
-    from doodleflow.training.pbe.presets import save_tiny_pbe
-
     if source.kind == "tiny":
         return save_tiny_pbe(source.tiny_root or default_tiny_root(), source.seed)
     return source.pretrained if source.kind == "pbe" else None

@@ -15,6 +15,7 @@ import shutil
 import uuid
 
 import torch
+from doodleflow.training.common.hf import quiet_hf
 
 TINY_UNET = dict(
     sample_size=64,
@@ -150,7 +151,6 @@ def _publish_dir(build, final: str) -> str:
 def save_tiny_pbe(root: str, seed: int = 0) -> str:
     """Write (once) the tiny preset as a diffusers Paint-by-Example directory; returns its path."""
     from diffusers import PaintByExamplePipeline, PNDMScheduler
-    from doodleflow.training.pbe.model import quiet_hf
 
     quiet_hf()
 
@@ -172,7 +172,6 @@ def save_tiny_sd1(root: str, seed: int = 0) -> tuple[str, str]:
     """A tiny Stable-Diffusion-v1-layout dir (4-channel UNet, VAE, scheduler) and a tiny CLIP vision
     dir, to exercise the start-of-training path (`sd1`) without real weights. Returns (sd_dir, clip_dir)."""
     from diffusers import PNDMScheduler
-    from doodleflow.training.pbe.model import quiet_hf
 
     quiet_hf()
 

@@ -1,30 +1,22 @@
-"""One Paint-by-Example optimisation step, and the state a checkpoint needs to continue it.
+"""What a Paint-by-Example step adds to the shared trainer (training/common/trainer.py): the model,
+its frozen encoders, the diffusion loss, and which weights train (the UNet and the PbE head).
 
 Pure torch: the Ray job wraps `model.denoiser` in DDP through `wrap`, nothing else changes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable
 
 import torch
-from doodleflow.training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from doodleflow.training.common.mfu import count_flops
-from doodleflow.training.common.schedule import linear_warmup, optimizer_step
+from doodleflow.training.common.schedule import linear_warmup
+from doodleflow.training.common.trainer import Trainer
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import PixelBatch
 from doodleflow.training.pbe.loss import EncodedBatch, diffusion_loss, encode_batch
 from doodleflow.training.pbe.model import PbEModel
-
-
-def step_generator(device: torch.device, seed: int, rank: int, step: int) -> torch.Generator:
-    """All of a step's randomness (noise, timesteps, latent samples, condition drop) from
-    (seed, rank, step): a resumed run draws exactly what the uninterrupted one would have."""
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63))
-    return g
 
 
 def first(batch: PixelBatch | EncodedBatch, n: int) -> PixelBatch | EncodedBatch:
@@ -32,7 +24,7 @@ def first(batch: PixelBatch | EncodedBatch, n: int) -> PixelBatch | EncodedBatch
     return type(batch)(**{f.name: getattr(batch, f.name)[:n] for f in dataclasses.fields(batch)})
 
 
-class PbETrainer:
+class PbETrainer(Trainer):
     def __init__(
         self,
         model: PbEModel,
@@ -73,19 +65,21 @@ class PbETrainer:
         )
         self.step = 0
 
-    def autocast(self):
-        if self.bf16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def encode(self, batch: PixelBatch | EncodedBatch) -> EncodedBatch:
         if isinstance(batch, EncodedBatch):
             return batch
         with self.autocast():
             return encode_batch(self.model, batch)
 
-    def loss(self, enc: EncodedBatch, step: int, denoiser: torch.nn.Module | None = None) -> torch.Tensor:
-        g = step_generator(self.device, self.cfg.run.seed, self.rank, step)
+    def loss(
+        self,
+        enc: EncodedBatch,
+        step: int | torch.Generator,
+        denoiser: torch.nn.Module | None = None,
+    ) -> torch.Tensor:
+        """The diffusion loss of an encoded batch; its randomness from `step` (this rank's stream)
+        or from a given generator."""
+        g = step if isinstance(step, torch.Generator) else self.generator(step)
         with self.autocast():
             return diffusion_loss(
                 self.model,
@@ -106,33 +100,11 @@ class PbETrainer:
             fwd = count_flops(lambda: self.loss(enc, 0, denoiser=self.model.denoiser))
         return 3 * fwd + enc_flops
 
-    def train_step(self, batch: PixelBatch | EncodedBatch) -> dict:
-        """Forward, backward, clip, AdamW, LR schedule; returns this step's loss, lr, grad norm."""
-        enc = self.encode(batch)
-        lr = self.optimizer.param_groups[0]["lr"]
-        loss = self.loss(enc, self.step)
-        norm = optimizer_step(self, loss)
-        self.step += 1
-        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": norm}
+    def micro_loss(self, batch: PixelBatch | EncodedBatch, g: torch.Generator) -> torch.Tensor:
+        return self.loss(self.encode(batch), g)
 
-    # -- checkpoint state ---------------------------------------------------------------------
-    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
-        """(trainable weights, optimizer tensors, JSON state) - see docs/training-pbe.md."""
-        opt, meta = optimizer_to_tensors(self.optimizer, self.names)
-        return self.model.trainable_state_dict(), opt, {"optimizer": meta}
+    def trainable_weights(self) -> dict[str, torch.Tensor]:
+        return self.model.trainable_state_dict()
 
-    def load_state(
-        self, model: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor], state: dict
-    ) -> None:
-        self.model.load_trainable_state_dict({k: v.to(self.device) for k, v in model.items()})
-        optimizer_from_tensors(self.optimizer, self.names, optimizer, state["optimizer"])
-        self.step = int(state["step"])
-        # The schedule is a pure function of the step: set it instead of storing it.
-        sched = self.lr_schedule
-        sched.last_epoch = self.step
-        sched._last_lr = []
-        for group, base, fn in zip(
-            self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
-        ):
-            group["lr"] = base * fn(self.step)
-            sched._last_lr.append(group["lr"])
+    def load_trainable(self, weights: dict[str, torch.Tensor]) -> None:
+        self.model.load_trainable_state_dict({k: v.to(self.device) for k, v in weights.items()})

@@ -17,8 +17,7 @@ import tempfile
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import NotFoundError
 from doodleflow.training.common.store_dirs import list_published, publish_local_dir
-from doodleflow.training.photodoodle.config import LoraSettings
-from doodleflow.training.photodoodle.lora import WEIGHT_NAME, save_lora_dir
+from doodleflow.training.photodoodle.config import WEIGHT_NAME, LoraSettings
 
 LORA_CARD = "lora.json"
 MERGED_CARD = "merged.json"
@@ -40,9 +39,17 @@ def omnieditor_lora_rel(run_id: str) -> str:
 def publish_lora(store: str, rel: str, transformer, settings: LoraSettings, card: dict) -> dict:
     """Write the adapter of `transformer` to `<store>/<rel>/` with its card; returns the card."""
     with tempfile.TemporaryDirectory() as d:
+        from doodleflow.training.photodoodle.lora import save_lora_dir  # torch and peft: only when writing
+
         save_lora_dir(transformer, settings, d)
-        card = {**card, "created_at": now(), "rank": settings.rank, "alpha": settings.alpha,
-                "targets": list(settings.targets), "weight_name": WEIGHT_NAME}  # fmt: skip
+        card = {
+            **card,
+            "created_at": now(),
+            "rank": settings.rank,
+            "alpha": settings.alpha,
+            "targets": list(settings.targets),
+            "weight_name": WEIGHT_NAME,
+        }
         uri = publish_local_dir(d, store, rel, LORA_CARD, card)
     return {**card, "uri": f"{uri}/{WEIGHT_NAME}", "dir": uri}
 
@@ -76,3 +83,14 @@ def find_merged_base(store: str, base_identity: dict) -> dict | None:
         return None
     c = cards[-1]
     return {**c, "dir": c["_uri"], "transformer": f"{c['_uri']}/transformer"}
+
+
+def require_merged_base(store: str, source) -> dict:
+    """The merged OmniEditor base an EditLoRA on `source`'s weights trains on; refused when there is none."""
+    merged = find_merged_base(store, source.base_identity())
+    if merged is None:
+        raise NotFoundError(
+            f"no merged OmniEditor base for preset {source.preset} in {store}: run `doodleflow train omnieditor` "
+            "first, or pass --base flux to train this EditLoRA on the plain FLUX base"
+        )
+    return merged

@@ -31,13 +31,15 @@ def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
 
 
 def cached_epochs(cache, trainer, rank: int, world: int):
-    """Per epoch a seeded permutation split evenly across workers. The position is derived from the
-    trainer's step, so a resumed run continues mid-epoch exactly where the checkpoint left off.
-    Batches are functions of the step's generator (latent samples and caption are drawn per step)."""
-    bs = trainer.cfg.data.batch_size
+    """Per epoch a seeded permutation split evenly across workers, in micro-batches. The position is
+    derived from the trainer's step (x the micro-batches each step takes), so a resumed run continues
+    mid-epoch exactly where the checkpoint left off. Batches are functions of the micro-batch's
+    generator (latent samples and caption are drawn per micro-batch)."""
+    plan = trainer.cfg.batch_plan(world)
+    bs = plan.micro_batch
     per_epoch = len(cache) // world // bs
     if per_epoch == 0:
-        raise ConfigError(f"{len(cache)} cached pairs are fewer than workers x batch size = {world * bs}")
+        raise ConfigError(f"{len(cache)} cached pairs are fewer than workers x micro-batch = {world * bs}")
 
     def order(epoch: int) -> list[list[int]]:
         g = torch.Generator().manual_seed(trainer.cfg.run.seed * 100_003 + epoch)
@@ -45,9 +47,14 @@ def cached_epochs(cache, trainer, rank: int, world: int):
         mine = perm[: len(perm) // world * world][rank::world]
         return [mine[i : i + bs] for i in range(0, per_epoch * bs, bs)]
 
+    pos: list[int] = []  # the next micro-batch's index in the run (a step may span two epochs)
+
     def epoch_batches(_loop_epoch: int):
-        epoch, start = divmod(trainer.step, per_epoch)  # evaluated lazily, at the first batch
+        if not pos:  # evaluated lazily, at the first batch: after the loop has resumed the trainer
+            pos.append(trainer.step * plan.accumulation)
+        epoch, start = divmod(pos[0], per_epoch)
         for idx in order(epoch)[start:]:
+            pos[0] += 1
             yield lambda gen, idx=idx: cache.batch(idx, trainer.model, gen, trainer.device)
 
     return epoch_batches

@@ -1,35 +1,70 @@
-"""Typed configuration of a PhotoDoodle run (OmniEditor or EditLoRA), one dataclass per concern.
+"""Typed configuration of a PhotoDoodle run (OmniEditor or EditLoRA), one dataclass per concern, and the
+one place its defaults live: the CLI, the flows, the deployments and the pipeline all start from these.
 
-Defaults follow PhotoDoodle's code (seed-algorithms.md C2-C4): LoRA on the attention and FFN
-projections with alpha = rank and gaussian init, AdamW lr 1e-4 / wd 1e-4 / constant schedule,
-grad-clip 1.0, batch 1 at 768x512 (h x w), T5 length 512, guidance embedding 1.0 while training.
-Rank per stage: OmniEditor high (128, the rank of the released `pretrain.safetensors`), EditLoRA low
-(16) as the issue asks; the reference EditLoRA scripts use 128 (`--rank 128 --alpha 128`).
+Defaults follow PhotoDoodle's code (showlab/PhotoDoodle `train_lora_flux_pe.py` and the `train_sks*.sh`
+scripts): LoRA rank 128 with alpha = rank and gaussian init on the attention and FFN projections, AdamW
+lr 1e-4 / wd 1e-4 / constant schedule, grad-clip 1.0, a global batch of 1 (`train_batch_size 1`,
+gradient accumulation 1, one GPU) at 768x512 (h x w), T5 length 512, guidance embedding 1.0 while
+training. The OmniEditor pre-training recipe is not released; it uses the same settings (its released
+`pretrain.safetensors` has the size of a rank-128 LoRA on these modules).
+
+An EditLoRA trains on the merged OmniEditor base (`merge_pretrain.py`). Without one in the store the run
+is refused unless the plain FLUX base is asked for explicitly (`base_transformer="flux"`, `--base flux`).
+Every field is checked where it is set (ConfigError naming the flag), before anything starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.config import SectionedConfig, short_hash
+from doodleflow.training.common.batching import BatchPlan, batch_plan
+from doodleflow.training.common.config import (
+    RunSettings,
+    SectionedConfig,
+    at_least,
+    check_optim,
+    multiple_of,
+    one_of,
+    positive,
+    short_hash,
+)
 
 Stage = Literal["omnieditor", "editlora"]
 Preset = Literal["tiny", "flux-dev"]
 PositionMode = Literal["clone", "kontext", "offset"]
+STAGES = ("omnieditor", "editlora")
+PRESETS = ("tiny", "flux-dev")
+POSITION_MODES = ("clone", "kontext", "offset")
+PLAIN_BASE = "flux"  # base_transformer: EditLoRA on the plain FLUX base, asked for explicitly
+MAX_MICRO_BATCH = 1  # the reference's train_batch_size
+WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for a LoRA file
 
 # showlab/PhotoDoodle train_lora_flux_pe.py: every double block's attention and both FFNs, and
 # q/k/v of the single blocks (their proj_mlp/proj_out, the norms and x_embedder are not adapted).
 PHOTODOODLE_TARGETS = (
-    "attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0",
-    "attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out",
-    "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2",
-)  # fmt: skip
-STAGE_RANK = {"omnieditor": 128, "editlora": 16}
+    "attn.to_k",
+    "attn.to_q",
+    "attn.to_v",
+    "attn.to_out.0",
+    "attn.add_k_proj",
+    "attn.add_q_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "ff_context.net.0.proj",
+    "ff_context.net.2",
+)
+REFERENCE_RANK = 128  # train_sks*.sh: --rank 128; lora_alpha = rank
 # The tiny preset trains at the reference's 3:2 (h:w) aspect, 8x smaller.
-PRESET_DATA = {"tiny": {"height": 96, "width": 64, "max_sequence_length": 32},
-               "flux-dev": {"height": 768, "width": 512, "max_sequence_length": 512}}  # fmt: skip
+PRESET_DATA = {
+    "tiny": {"height": 96, "width": 64, "max_sequence_length": 32},
+    "flux-dev": {"height": 768, "width": 512, "max_sequence_length": 512},
+}
 
 
 @dataclass(frozen=True)
@@ -38,8 +73,9 @@ class ModelSource:
 
     tiny:     small FLUX configs built in code, saved under `tiny_root`, loaded back like flux-dev;
     flux-dev: a local diffusers FLUX.1-dev directory (`pretrained`).
-    `base_transformer` replaces the transformer (the merged OmniEditor base for EditLoRA): a local
-    diffusers transformer dir or a store URI of one.
+    `base_transformer` replaces the transformer: None = the newest merged OmniEditor base in the store
+    (EditLoRA; refused when there is none), "flux" = the plain base, or a local diffusers transformer
+    dir or store URI (a merged base).
     """
 
     preset: Preset = "tiny"
@@ -49,19 +85,52 @@ class ModelSource:
     seed: int = 0  # tiny only: the init seed of the random weights
 
     def __post_init__(self) -> None:
+        one_of(self.preset, PRESETS, "--preset")
         if self.preset == "flux-dev" and not self.pretrained:
             raise ConfigError("preset flux-dev needs a local diffusers FLUX.1-dev directory (--pretrained)")
+        if self.preset == "tiny" and self.pretrained:
+            raise ConfigError(
+                "--preset tiny builds its own weights: drop --pretrained, or use --preset flux-dev"
+            )
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.preset == "tiny"
 
     def identity(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "tiny_root"}
 
+    def base_identity(self) -> dict:
+        """What names the base weights a merged transformer was made from (not where they sit)."""
+        return {
+            "preset": self.preset,
+            "pretrained": self.pretrained,
+            "seed": self.seed if self.is_tiny else None,
+        }
+
+
+def artist_names(artists: list[str] | str) -> list[str]:
+    """`--artists a,b` (or a list) as validated names, de-duplicated, in the given order."""
+    names = artists.split(",") if isinstance(artists, str) else list(artists)
+    out = [validate_name(a.strip(), "artist name") for a in names if a.strip()]
+    if not out:
+        raise ConfigError("--artists: no artist given")
+    return list(dict.fromkeys(out))
+
 
 @dataclass(frozen=True)
 class LoraSettings:
-    rank: int = 16
-    alpha: float = 16.0  # PhotoDoodle: lora_alpha = rank
+    rank: int = REFERENCE_RANK
+    alpha: float | None = None  # None = rank (PhotoDoodle: lora_alpha = rank)
     targets: tuple[str, ...] = PHOTODOODLE_TARGETS
     init: str = "gaussian"
+
+    def __post_init__(self) -> None:
+        at_least(self.rank, 1, "--rank")
+        if self.alpha is None:
+            object.__setattr__(self, "alpha", float(self.rank))
+        positive(self.alpha, "--alpha")
+        object.__setattr__(self, "targets", tuple(self.targets))
 
 
 @dataclass(frozen=True)
@@ -73,6 +142,11 @@ class ConditionConfig:
     offset: tuple[int, int] | None = (
         None  # for 'offset'; None = (0, -packed width), OminiControl's subject delta
     )
+
+    def __post_init__(self) -> None:
+        one_of(self.position_mode, POSITION_MODES, "--position-mode")
+        if self.offset is not None:
+            object.__setattr__(self, "offset", tuple(self.offset))
 
 
 @dataclass(frozen=True)
@@ -93,36 +167,79 @@ class OptimConfig:
     grad_clip: float = 1.0  # 0 disables
     warmup_steps: int = 0  # the reference's "constant" schedule ignores its 500 warm-up steps
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        check_optim(self)
+
 
 @dataclass(frozen=True)
 class DataConfig:
-    height: int = 768
-    width: int = 512
-    batch_size: int = 1  # per worker
-    max_sequence_length: int = 512
+    height: int | None = None  # None: the preset's (768 for flux-dev, 96 for tiny)
+    width: int | None = None  # None: the preset's (512 for flux-dev, 64 for tiny)
+    batch_size: int = 1  # the global batch (train_batch_size 1, one GPU, no accumulation)
+    micro_batch: int | None = None  # per worker and forward pass; None = 1
+    max_sequence_length: int | None = None  # None: the preset's (512 for flux-dev)
     guidance: float = 1.0  # the guidance embedding's value while training (inference uses 3.5)
     cache: Literal["auto", "on", "off"] = "auto"  # auto: cache latents + text for sets <= cache_max_pairs
     cache_max_pairs: int = 2000
     shuffle_buffer: int = 64
 
+    def __post_init__(self) -> None:
+        # 8x VAE downsampling, then 2x2 latent patches: whole patches need multiples of 16.
+        for name in ("height", "width"):
+            if getattr(self, name) is not None:
+                multiple_of(getattr(self, name), 16, 16, 4096, f"--{name}")
+        at_least(self.batch_size, 1, "--batch-size")
+        if self.micro_batch is not None:
+            at_least(self.micro_batch, 1, "--micro-batch")
+        if self.max_sequence_length is not None:
+            at_least(self.max_sequence_length, 1, "data.max_sequence_length")
+        at_least(self.guidance, 0, "data.guidance")
+        one_of(self.cache, ("auto", "on", "off"), "--cache")
+        at_least(self.cache_max_pairs, 0, "data.cache_max_pairs")
+        at_least(self.shuffle_buffer, 0, "data.shuffle_buffer")
+
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(RunSettings):
     stage: Stage = "editlora"
-    store: str = ""
-    dataset: str = ""
-    version: int = 0  # 0 = latest
     artist: str | None = None  # editlora: whose pairs (rows of other artists are skipped) and LoRA
-    steps: int = 100
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
-    log_every: int = 1
-    seed: int = 0
-    run_name: str | None = None
-    workers: int = 1
-    use_gpu: bool = False
-    resume: bool = False
-    fail_at_step: int | None = None  # fault injection for recovery tests: one worker raises once
+    steps: int = 500
+    checkpoint_every: int | None = None  # None: half the steps, at most 500
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        one_of(self.stage, STAGES, "stage")
+        if self.artist is not None:
+            validate_name(self.artist, "artist name")
+        if self.checkpoint_every is None:
+            object.__setattr__(self, "checkpoint_every", max(1, min(500, self.steps // 2)))
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """After training: the OmniEditor merge, evaluation and registration."""
+
+    register: bool = True
+    evaluate: bool = True
+    merge: bool = True  # omnieditor: fuse the LoRA into the base EditLoRA runs train on
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Where the job runs; not part of what is learned."""
+
+    ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
+    max_failures: int = 1  # worker-group restarts (from the latest checkpoint) before the job fails
+    cpus_per_worker: float | None = None  # None: sized to the cluster
+    max_parallel: int | None = None  # artists at once (train artists); None: what Ray can place
+
+    def __post_init__(self) -> None:
+        at_least(self.max_failures, 0, "launch.max_failures")
+        if self.cpus_per_worker is not None:
+            positive(self.cpus_per_worker, "--cpus-per-worker")
+        if self.max_parallel is not None:
+            at_least(self.max_parallel, 1, "--max-parallel")
 
 
 @dataclass(frozen=True)
@@ -131,50 +248,56 @@ class TrainConfig(SectionedConfig):
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+
+    def __post_init__(self) -> None:
+        """Settings left to the preset (resolution, text length) take the preset's values."""
+        preset = PRESET_DATA[self.model.source.preset]
+        unset = {k: v for k, v in preset.items() if getattr(self.data, k) is None}
+        if unset:
+            object.__setattr__(self, "data", dataclasses.replace(self.data, **unset))
 
     @classmethod
     def for_stage(cls, stage: Stage, preset: Preset = "tiny", **run) -> TrainConfig:
         """The defaults of a stage at a preset's resolution; `run` sets RunConfig fields."""
-        rank = STAGE_RANK[stage]
-        return cls(
-            model=ModelConfig(
-                source=ModelSource(preset=preset, pretrained=run.pop("pretrained", None)),
-                lora=LoraSettings(rank=rank, alpha=float(rank)),
-            ),
-            data=DataConfig(**PRESET_DATA[preset]),
-            run=RunConfig(stage=stage, **run),
-        )
+        source = ModelSource(preset=preset, pretrained=run.pop("pretrained", None))
+        return cls(model=ModelConfig(source=source), run=RunConfig(stage=stage, **run))
+
+    def batch_plan(self, world: int | None = None) -> BatchPlan:
+        """The global batch over `world` workers (default: the configured workers)."""
+        workers = self.run.workers if world is None else world
+        return batch_plan(self.data.batch_size, workers, self.data.micro_batch, MAX_MICRO_BATCH)
+
+    def check(self) -> TrainConfig:
+        """What no single section can check: the global batch splits over the workers."""
+        self.batch_plan()
+        if self.run.stage == "editlora" and self.run.artist is None:
+            raise ConfigError("an EditLoRA run needs an artist (--artist)")
+        return self
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         m = dict(d.get("model", {}))
-        lora = dict(m.get("lora", {}))
-        lora["targets"] = tuple(lora.get("targets", PHOTODOODLE_TARGETS))
-        cond = dict(m.get("condition", {}))
-        cond["offset"] = tuple(cond["offset"]) if cond.get("offset") is not None else None
         m.update(
             source=ModelSource(**m.get("source", {})),
-            lora=LoraSettings(**lora),
-            condition=ConditionConfig(**cond),
+            lora=LoraSettings(**m.get("lora", {})),
+            condition=ConditionConfig(**m.get("condition", {})),
         )
-        o = dict(d.get("optim", {}))
-        if "betas" in o:
-            o["betas"] = tuple(o["betas"])
         return cls(
             model=ModelConfig(**m),
-            optim=OptimConfig(**o),
+            optim=OptimConfig(**d.get("optim", {})),
             data=DataConfig(**d.get("data", {})),
             run=RunConfig(**d.get("run", {})),
+            publish=PublishConfig(**d.get("publish", {})),
+            launch=LaunchConfig(**d.get("launch", {})),
         )
 
     def config_hash(self) -> str:
-        """Hash of what changes the learned weights (not steps, workers or logging), so a resumed
-        run may train longer or on another cluster size."""
-        data = {
-            k: v
-            for k, v in asdict(self.data).items()
-            if k not in ("cache", "cache_max_pairs", "shuffle_buffer")
-        }
+        """Hash of what changes the learned weights (not steps, workers, the micro-batch or logging),
+        so a resumed run may train longer or on another cluster size."""
+        skip = ("cache", "cache_max_pairs", "shuffle_buffer", "micro_batch")
+        data = {k: v for k, v in asdict(self.data).items() if k not in skip}
         ident = {
             "stage": self.run.stage,
             "dataset": self.run.dataset,

@@ -23,8 +23,12 @@ from PIL import Image
 def source_of(card: dict) -> ModelSource:
     """The base weights a LoRA was trained on, from its card."""
     b = card["base"]
-    return ModelSource(preset=b["preset"], pretrained=b.get("pretrained"), seed=b.get("seed") or 0,
-                       base_transformer=card.get("base_transformer"))  # fmt: skip
+    return ModelSource(
+        preset=b["preset"],
+        pretrained=b.get("pretrained"),
+        seed=b.get("seed") or 0,
+        base_transformer=card.get("base_transformer"),
+    )
 
 
 @contextlib.contextmanager
@@ -61,8 +65,16 @@ def signed_image_to_png(image: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def doodle(model, card: dict, image_path: str, prompt: str, sc: FluxSamplerConfig, height: int | None = None,
-           width: int | None = None, adapter: str = "artist") -> tuple[bytes, dict]:  # fmt: skip
+def doodle(
+    model,
+    card: dict,
+    image_path: str,
+    prompt: str,
+    sc: FluxSamplerConfig,
+    height: int | None = None,
+    width: int | None = None,
+    adapter: str = "artist",
+) -> tuple[bytes, dict]:
     """(PNG bytes, what was done) for one image with the LoRA of `card`."""
     h, w = height or card["height"], width or card["width"]
     cond_cfg = ConditionConfig(
@@ -72,13 +84,30 @@ def doodle(model, card: dict, image_path: str, prompt: str, sc: FluxSamplerConfi
     condition = load_condition(image_path, h, w)
     with lora_applied(model, card["uri"], adapter):
         out = sample(model, condition, text, sc, cond_cfg)
-    return signed_image_to_png(out), {"prompt": text, "height": h, "width": w, "lora": card["uri"], "steps": sc.steps,
-                         "guidance": sc.guidance, "seed": sc.seed}  # fmt: skip
+    return signed_image_to_png(out), {
+        "prompt": text,
+        "height": h,
+        "width": w,
+        "lora": card["uri"],
+        "steps": sc.steps,
+        "guidance": sc.guidance,
+        "seed": sc.seed,
+    }
 
 
-def generate_doodle(store: str, artist: str, image: str, prompt: str, out: str, steps: int = 20,
-                    guidance: float = 3.5, seed: int = 0, run: str | None = None, height: int | None = None,
-                    width: int | None = None) -> dict:  # fmt: skip
+def generate_doodle(
+    store: str,
+    artist: str,
+    image: str,
+    prompt: str,
+    out: str,
+    steps: int = 20,
+    guidance: float = 3.5,
+    seed: int = 0,
+    run: str | None = None,
+    height: int | None = None,
+    width: int | None = None,
+) -> dict:
     """Load the artist's newest LoRA (or `run`'s) with its base, edit `image`, write `out` (PNG)."""
     from doodleflow.training.photodoodle.artifacts import find_lora
     from doodleflow.training.photodoodle.model import load_model

@@ -12,17 +12,20 @@ import tempfile
 
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.photodoodle.config import LoraSettings
+from doodleflow.training.photodoodle.config import WEIGHT_NAME, LoraSettings
 
-WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for a LoRA file
 ADAPTER = "default"
 
 
 def lora_config(settings: LoraSettings):
     from peft import LoraConfig
 
-    return LoraConfig(r=settings.rank, lora_alpha=settings.alpha, init_lora_weights=settings.init,
-                      target_modules=list(settings.targets))  # fmt: skip
+    return LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        init_lora_weights=settings.init,
+        target_modules=list(settings.targets),
+    )
 
 
 def add_lora(
@@ -67,10 +70,15 @@ def save_lora_dir(transformer, settings: LoraSettings, directory: str) -> str:
     from diffusers import FluxPipeline
     from peft.utils import get_peft_model_state_dict
 
-    layers = {k: v.detach().to("cpu", torch.float32).contiguous()
-              for k, v in get_peft_model_state_dict(transformer, adapter_name=ADAPTER).items()}  # fmt: skip
-    FluxPipeline.save_lora_weights(directory, transformer_lora_layers=layers,
-                                   transformer_lora_adapter_metadata=lora_config(settings).to_dict())  # fmt: skip
+    layers = {
+        k: v.detach().to("cpu", torch.float32).contiguous()
+        for k, v in get_peft_model_state_dict(transformer, adapter_name=ADAPTER).items()
+    }
+    FluxPipeline.save_lora_weights(
+        directory,
+        transformer_lora_layers=layers,
+        transformer_lora_adapter_metadata=lora_config(settings).to_dict(),
+    )
     return os.path.join(directory, WEIGHT_NAME)
 
 

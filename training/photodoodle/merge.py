@@ -13,11 +13,7 @@ from doodleflow.training.photodoodle.model import load_transformer, quiet_hf, re
 
 def base_identity(source: ModelSource) -> dict:
     """What names the base weights a merged transformer was made from (not where they sit)."""
-    return {
-        "preset": source.preset,
-        "pretrained": source.pretrained,
-        "seed": source.seed if source.preset == "tiny" else None,
-    }
+    return source.base_identity()
 
 
 def fuse_lora_file(transformer, lora_uri: str):
@@ -44,9 +40,14 @@ def merge_omnieditor(
     if source.base_transformer:
         transformer = load_transformer(source.base_transformer, dtype)
     else:
-        transformer = FluxTransformer2DModel.from_pretrained(resolve_source_dir(source), subfolder="transformer",
-                                                             torch_dtype=dtype)  # fmt: skip
+        transformer = FluxTransformer2DModel.from_pretrained(
+            resolve_source_dir(source), subfolder="transformer", torch_dtype=dtype
+        )
     fuse_lora_file(transformer, lora_uri)
-    card = {"base": base_identity(source), "base_transformer": source.base_transformer, "lora": lora_uri,
-            "omnieditor_run": run_id}  # fmt: skip
+    card = {
+        "base": base_identity(source),
+        "base_transformer": source.base_transformer,
+        "lora": lora_uri,
+        "omnieditor_run": run_id,
+    }
     return publish_merged_base(store, run_id, transformer, card)

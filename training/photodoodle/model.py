@@ -11,19 +11,9 @@ import os
 
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.infra.settings import home
+from doodleflow.training.common.hf import default_tiny_root, quiet_hf
 from doodleflow.training.photodoodle.config import ModelSource
-
-
-def quiet_hf() -> None:
-    """Loading is logged by us; silence per-file progress bars and notices."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+from doodleflow.training.photodoodle.presets import save_tiny_flux
 
 
 class PhotoDoodleModel:
@@ -99,15 +89,9 @@ class PhotoDoodleModel:
 
 
 # -- loading ------------------------------------------------------------------------------------
-def default_tiny_root() -> str:
-    return os.path.join(home(), "models")
-
-
 def resolve_source_dir(source: ModelSource) -> str:
     """The FLUX directory a source loads from (writing the tiny preset first if needed)."""
     if source.preset == "tiny":
-        from doodleflow.training.photodoodle.presets import save_tiny_flux
-
         return save_tiny_flux(source.tiny_root or default_tiny_root(), source.seed)
     path = source.pretrained or ""
     if not os.path.exists(os.path.join(path, "model_index.json")):

@@ -16,32 +16,69 @@ import os
 import string
 
 import torch
+from doodleflow.training.common.hf import quiet_hf
 from doodleflow.training.common.publish import publish_dir
 
 TINY_TRANSFORMER = dict(
-    patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
-    num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
+    patch_size=1,
+    in_channels=64,
+    num_layers=1,
+    num_single_layers=1,
+    attention_head_dim=16,
+    num_attention_heads=2,
+    joint_attention_dim=32,
+    pooled_projection_dim=32,
+    guidance_embeds=True,
     axes_dims_rope=(4, 6, 6),  # sums to the head dim, as (16, 56, 56) does for 128
-)  # fmt: skip
+)
 # 4 blocks = 8x downsampling as FLUX's VAE; FLUX's scaling and shift factors.
 TINY_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(8, 8, 16, 16),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    layers_per_block=1, norm_num_groups=4, scaling_factor=0.3611, shift_factor=0.1159,
-    use_quant_conv=False, use_post_quant_conv=False, sample_size=96,
-)  # fmt: skip
-TINY_CLIP_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      max_position_embeddings=77, projection_dim=32)  # fmt: skip
+    in_channels=3,
+    out_channels=3,
+    latent_channels=16,
+    block_out_channels=(8, 8, 16, 16),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=1,
+    norm_num_groups=4,
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    sample_size=96,
+)
+TINY_CLIP_TEXT = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=77,
+    projection_dim=32,
+)
 TINY_T5 = dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
 # FLUX.1-dev's scheduler config (use_dynamic_shifting: mu from the image sequence length).
-SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
-                 max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)  # fmt: skip
+SCHEDULER = dict(
+    num_train_timesteps=1000,
+    shift=3.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
+)
 # diffusers' FluxTransformer2DModel defaults are FLUX.1-[schnell]; dev adds the guidance embedding.
 FLUX_DEV_TRANSFORMER = dict(
-    patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+    patch_size=1,
+    in_channels=64,
+    num_layers=19,
+    num_single_layers=38,
+    attention_head_dim=128,
+    num_attention_heads=24,
+    joint_attention_dim=4096,
+    pooled_projection_dim=768,
+    guidance_embeds=True,
     axes_dims_rope=(16, 56, 56),
-)  # fmt: skip
+)
 
 _CHARS = string.ascii_lowercase + string.digits + ".,!?'-"
 
@@ -95,7 +132,6 @@ def _fingerprint() -> str:
 def save_tiny_flux(root: str, seed: int = 0) -> str:
     """Write (once) the tiny preset as a diffusers FLUX directory; returns its path."""
     from diffusers import FluxPipeline
-    from doodleflow.training.photodoodle.model import quiet_hf
 
     quiet_hf()
 

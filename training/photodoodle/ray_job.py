@@ -35,12 +35,13 @@ def pair_stream(plan: JobPlan):
     return ds.map_batches(decode_pairs, batch_format="numpy", batch_size=8, fn_kwargs=kw)
 
 
-def streamed_epochs(trainer, rank: int):
+def streamed_epochs(trainer, rank: int, world: int):
     import ray.train
     from doodleflow.training.photodoodle.data import pixel_pairs
 
     shard = ray.train.get_dataset_shard("train")
-    return shard_epochs(shard, trainer.cfg, rank, lambda b: pixel_pairs(b, trainer.device))
+    micro = trainer.cfg.batch_plan(world).micro_batch
+    return shard_epochs(shard, trainer.cfg, rank, lambda b: pixel_pairs(b, trainer.device), micro)
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -63,51 +64,50 @@ def train_loop_per_worker(config: dict) -> None:
     if plan["cache_dir"]:
         batches = cached_epochs(cached_pairs(cfg, plan, model, device, rank), trainer, rank, world)
     else:
-        batches = streamed_epochs(trainer, rank)
+        batches = streamed_epochs(trainer, rank, world)
 
     def report(metrics: dict) -> None:
         ray.train.report({k: v for k, v in metrics.items() if v is not None})
 
     def publish(t, info: dict) -> dict:
-        return publish_run_lora(cfg, plan["trigger"], t.model.transformer, info)
+        return publish_run_lora(cfg, plan["trigger"], t.model.transformer, info, plan["base"])
 
     log = train_log if rank == 0 else (lambda msg: None)
     run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
-    tracker = (
-        make_tracker(config.get("tracking"), cfg.family, run.run_id, config["train"]) if rank == 0 else None
-    )
+    params = {**config["train"], "batch": cfg.batch_plan(world).params()}
+    tracker = make_tracker(config.get("tracking"), cfg.family, run.run_id, params) if rank == 0 else None
     train(trainer, run, batches, WorkerContext(rank, world, report, log, publish, tracker))
 
 
-def _resources(cfg: TrainConfig, cpus: float | None) -> dict:
+def _resources(cfg: TrainConfig) -> dict:
+    cpus = cfg.launch.cpus_per_worker
     res = {"CPU": cpus if cpus is not None else cpus_per_worker(cfg.run.workers, cfg.run.use_gpu)}
     if cfg.run.use_gpu:
         res["GPU"] = 1
     return res
 
 
-def launch(
-    cfg: TrainConfig,
-    ray_address: str | None = None,
-    max_failures: int = 2,
-    cpus: float | None = None,
-    log=train_log,
-) -> dict:
+def launch(cfg: TrainConfig, log=train_log) -> dict:
     """Run one LoRA job to `cfg.run.steps` and return its result.json (LoRA URI, steps, final loss...).
-    `cpus` per worker: None sizes it to the cluster (ray_utils.cpus_per_worker)."""
+    Where it runs, with how many CPUs per worker and restarts: `cfg.launch`."""
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
     plan = plan_job(cfg, log)
-    where = init_ray(ray_address)
+    where = init_ray(plan.cfg.launch.ray_address)
     workers = max(plan.cfg.run.workers, 1)
-    res = _resources(plan.cfg, cpus)
+    res = _resources(plan.cfg)
     mode = f"cached ({plan.cache_dir})" if plan.cache_dir else "streamed"
     log(
         f"run {plan.run.run_id}: {workers} worker(s) {res} on Ray ({where}); {plan.pairs} pairs of "
-        f"{plan.cfg.run.dataset} v{plan.cfg.run.version}, {mode}"
+        f"{plan.cfg.run.dataset} v{plan.cfg.run.version}, {mode}; {plan.cfg.batch_plan().describe()}"
     )
-    plan_info = {"cache_dir": plan.cache_dir, "artist_filter": plan.artist_filter, "trigger": plan.trigger}
+    plan_info = {
+        "cache_dir": plan.cache_dir,
+        "artist_filter": plan.artist_filter,
+        "trigger": plan.trigger,
+        "base": plan.base,
+    }
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -119,7 +119,7 @@ def launch(
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res
         ),
-        run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
+        run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, plan.cfg.launch.max_failures),
         datasets=None if plan.cache_dir else {"train": pair_stream(plan)},
     )
     trainer.fit()

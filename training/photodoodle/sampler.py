@@ -32,8 +32,13 @@ def _timesteps(scheduler, steps: int, seq_len: int, device) -> torch.Tensor:
     from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
 
     c = scheduler.config
-    mu = calculate_shift(seq_len, c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096),
-                         c.get("base_shift", 0.5), c.get("max_shift", 1.15))  # fmt: skip
+    mu = calculate_shift(
+        seq_len,
+        c.get("base_image_seq_len", 256),
+        c.get("max_image_seq_len", 4096),
+        c.get("base_shift", 0.5),
+        c.get("max_shift", 1.15),
+    )
     sigmas = np.linspace(1.0, 1 / steps, steps)
     return retrieve_timesteps(scheduler, steps, device, sigmas=sigmas, mu=mu)[0]
 
@@ -45,8 +50,14 @@ def _autocast(model):
 
 
 @torch.no_grad()
-def sample(model, condition: torch.Tensor, prompt: str, cfg: FluxSamplerConfig, cond_cfg: ConditionConfig | None = None,
-           on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:  # fmt: skip
+def sample(
+    model,
+    condition: torch.Tensor,
+    prompt: str,
+    cfg: FluxSamplerConfig,
+    cond_cfg: ConditionConfig | None = None,
+    on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
     """condition: (1, 3, H, W) in [-1, 1] -> the edited image (1, 3, H, W) in [-1, 1].
     `on_step(i, latents, clean)` sees the token sequence after each step (tests, previews)."""
     from diffusers import FlowMatchEulerDiscreteScheduler

@@ -1,4 +1,5 @@
-"""One PhotoDoodle LoRA optimisation step, and the state a checkpoint needs to continue it.
+"""What a PhotoDoodle LoRA step adds to the shared trainer (training/common/trainer.py): FLUX with a
+LoRA, its encoders (for streamed pairs), the flow-matching loss, and which weights train (the LoRA).
 
 Pure torch: the Ray job wraps the transformer in DDP through `wrap`; the frozen base is bf16 on GPU
 (fp32 on CPU), the LoRA weights and AdamW state fp32, the forward under bf16 autocast on GPU.
@@ -6,13 +7,12 @@ Pure torch: the Ray job wraps the transformer in DDP through `wrap`; the frozen 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import torch
-from doodleflow.training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from doodleflow.training.common.mfu import count_flops
-from doodleflow.training.common.schedule import linear_warmup, optimizer_step
+from doodleflow.training.common.schedule import linear_warmup
+from doodleflow.training.common.trainer import Trainer
 from doodleflow.training.photodoodle.config import TrainConfig
 from doodleflow.training.photodoodle.data import PixelPairs, pick_captions
 from doodleflow.training.photodoodle.forward import TextCondition
@@ -21,17 +21,15 @@ from doodleflow.training.photodoodle.loss import EncodedBatch, flow_matching_los
 from doodleflow.training.photodoodle.model import PhotoDoodleModel
 
 
-def step_generator(device: torch.device, seed: int, rank: int, step: int) -> torch.Generator:
-    """All of a step's randomness (caption, latent samples, noise, sigma) from (seed, rank, step):
-    a resumed run draws exactly what the uninterrupted one would have."""
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63))
-    return g
-
-
-class PhotoDoodleTrainer:
-    def __init__(self, model: PhotoDoodleModel, cfg: TrainConfig, device: torch.device | str = "cpu", rank: int = 0,
-                 wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> None:  # fmt: skip
+class PhotoDoodleTrainer(Trainer):
+    def __init__(
+        self,
+        model: PhotoDoodleModel,
+        cfg: TrainConfig,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    ) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         self.model, self.cfg, self.rank = model, cfg, rank
@@ -49,18 +47,11 @@ class PhotoDoodleTrainer:
         self.guidance = cfg.data.guidance if model.guidance_embeds else None
         self.names = {id(p): n for n, p in model.transformer.named_parameters() if p.requires_grad}
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, eps=o.eps,
-                                           weight_decay=o.weight_decay, foreach=cuda)  # fmt: skip
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, foreach=cuda
+        )
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(o.warmup_steps))
         self.step = 0
-
-    def autocast(self):
-        return (
-            torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        )
-
-    def generator(self, step: int) -> torch.Generator:
-        return step_generator(self.device, self.cfg.run.seed, self.rank, step)
 
     def encode(self, batch: PixelPairs | EncodedBatch, g: torch.Generator) -> EncodedBatch:
         """Streamed pixels -> latents and text embeddings (a cached batch arrives encoded)."""
@@ -79,18 +70,12 @@ class PhotoDoodleTrainer:
                 self.denoiser, enc, self.scheduler, g, self.cfg.model.condition, self.guidance
             )
 
-    def train_step(
-        self, batch: PixelPairs | EncodedBatch | Callable[[torch.Generator], EncodedBatch]
-    ) -> dict:
-        """Forward, backward, clip, AdamW, LR schedule; returns this step's loss, lr, grad norm.
-        `batch` may be a function of the step's generator (cached batches draw latents with it)."""
-        g = self.generator(self.step)
+    def micro_loss(
+        self, batch: PixelPairs | EncodedBatch | Callable[[torch.Generator], EncodedBatch], g: torch.Generator
+    ) -> torch.Tensor:
+        """`batch` may be a function of the generator (cached batches draw latents and captions with it)."""
         enc = batch(g) if callable(batch) else self.encode(batch, g)
-        lr = self.optimizer.param_groups[0]["lr"]
-        loss = self.loss(enc, g)
-        norm = optimizer_step(self, loss)
-        self.step += 1
-        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": norm}
+        return self.loss(enc, g)
 
     def flops_per_sample(self, enc: EncodedBatch) -> int:
         """Model FLOPs of one training sample (transformer forward + backward; LoRA on a frozen base
@@ -103,22 +88,9 @@ class PhotoDoodleTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         return flops // max(len(enc), 1)
 
-    # -- checkpoint state ---------------------------------------------------------------------
-    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
-        opt, meta = optimizer_to_tensors(self.optimizer, self.names)
-        return trainable_state_dict(self.model.transformer), opt, {"optimizer": meta}
+    # -- checkpoint state: the LoRA only ----------------------------------------------------------
+    def trainable_weights(self) -> dict[str, torch.Tensor]:
+        return trainable_state_dict(self.model.transformer)
 
-    def load_state(
-        self, model: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor], state: dict
-    ) -> None:
-        load_trainable_state_dict(self.model.transformer, model)
-        optimizer_from_tensors(self.optimizer, self.names, optimizer, state["optimizer"])
-        self.step = int(state["step"])
-        sched = self.lr_schedule  # a pure function of the step: set it instead of storing it
-        sched.last_epoch = self.step
-        sched._last_lr = []
-        for group, base, fn in zip(
-            self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
-        ):
-            group["lr"] = base * fn(self.step)
-            sched._last_lr.append(group["lr"])
+    def load_trainable(self, weights: dict[str, torch.Tensor]) -> None:
+        load_trainable_state_dict(self.model.transformer, weights)

@@ -1,0 +1,100 @@
+"""What every trainer shares: the step's random stream, the optimizer step with gradient accumulation,
+and the checkpoint state (trainable weights, optimizer, schedule). Pure torch.
+
+A family's trainer subclasses `Trainer` and says only what differs: the model, how a micro-batch
+becomes a loss (`micro_loss`), and which weights train (`trainable_weights` / `load_trainable`).
+It sets `model`, `cfg`, `device`, `rank`, `denoiser` (the module DDP wraps), `params`, `names`,
+`optimizer`, `lr_schedule` and `bf16` in its constructor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Sequence
+
+import torch
+from doodleflow.training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+
+
+def step_generator(device: torch.device, seed: int, index: int, step: int) -> torch.Generator:
+    """All of a micro-batch's randomness (noise, timesteps, latent samples, captions, condition drop)
+    from (seed, micro-batch index, step). The index is global (rank x accumulation + k), so one worker
+    accumulating two micro-batches draws what two workers draw, and a resumed run draws exactly what the
+    uninterrupted one would have. With one micro-batch per worker the index is the rank."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + index * 7_919 + step) % (2**63))
+    return g
+
+
+def restore_schedule(schedule, step: int) -> None:
+    """Set a LambdaLR to `step`: the schedule is a pure function of the step, so it is recomputed
+    rather than stored. One `step()` from `step - 1` sets the groups' lr and the scheduler's own record."""
+    schedule.last_epoch = step - 1
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+        warnings.simplefilter("ignore", UserWarning)
+        schedule.step()
+
+
+class Trainer:
+    step: int = 0
+
+    # -- what a family provides -----------------------------------------------------------------
+    def micro_loss(self, batch, g: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def trainable_weights(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def load_trainable(self, weights: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------
+    def autocast(self):
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def generator(self, step: int, index: int | None = None) -> torch.Generator:
+        return step_generator(self.device, self.cfg.run.seed, self.rank if index is None else index, step)
+
+    def train_step(self, batch) -> dict:
+        """One optimizer step over this worker's micro-batches (a list; a single batch is one micro-batch):
+        each loss is scaled by 1/len so the accumulated gradient is the mean, gradients are reduced across
+        workers once (DDP's no_sync on the earlier micro-batches), then clip, AdamW and the LR schedule.
+        Returns the step's mean loss, the lr it used and the pre-clip gradient norm."""
+        micro: Sequence = batch if isinstance(batch, list) else [batch]
+        n = len(micro)
+        lr = self.optimizer.param_groups[0]["lr"]
+        total = 0.0
+        for k, b in enumerate(micro):
+            sync = k == n - 1 or not hasattr(self.denoiser, "no_sync")
+            with contextlib.nullcontext() if sync else self.denoiser.no_sync():
+                loss = self.micro_loss(b, self.generator(self.step, self.rank * n + k)) / n
+                loss.backward()
+            total += float(loss.detach())
+        norm = self.apply_gradients()
+        self.step += 1
+        return {"loss": total, "lr": lr, "grad_norm": norm}
+
+    def apply_gradients(self) -> float:
+        """Clip (grad_clip <= 0: measure only), AdamW, advance the schedule, zero the gradients."""
+        clip = self.cfg.optim.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else float("inf"))
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
+        """(trainable weights, optimizer tensors, JSON state) for a checkpoint."""
+        opt, meta = optimizer_to_tensors(self.optimizer, self.names)
+        return self.trainable_weights(), opt, {"optimizer": meta}
+
+    def load_state(
+        self, model: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor], state: dict
+    ) -> None:
+        self.load_trainable(model)
+        optimizer_from_tensors(self.optimizer, self.names, optimizer, state["optimizer"])
+        self.step = int(state["step"])
+        restore_schedule(self.lr_schedule, self.step)
