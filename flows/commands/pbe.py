@@ -133,13 +133,25 @@ def _generate_parser(g: argparse.ArgumentParser) -> None:
         "--checkpoint", help="run checkpoint URI (.../checkpoints/step-N) or a diffusers Paint-by-Example dir"
     )
     src.add_argument("--model", help="a registered model: NAME, NAME@alias or NAME:version (sha256-verified)")
-    g.add_argument("--image", required=True)
-    g.add_argument("--mask", required=True, help="white = region to repaint")
-    g.add_argument("--reference", required=True)
-    g.add_argument("--out", required=True, help="output PNG")
-    g.add_argument("--steps", type=int, default=50)
-    g.add_argument("--guidance", type=float, default=5.0)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--image", required=True, help="the photo to edit")
+    g.add_argument(
+        "--mask",
+        required=True,
+        help="the region to repaint, the size of --image: any pixel with a channel >= 128 (white, red...) "
+        "repaints; black and transparent pixels keep the photo; a mask that marks nothing is refused",
+    )
+    g.add_argument(
+        "--resize-mask", action="store_true", help="stretch a mask of another size to the image (nearest)"
+    )
+    g.add_argument("--reference", required=True, help="the exemplar image to paint into the region")
+    g.add_argument(
+        "--out", required=True, help="output image; the format follows the suffix (.png, .jpg, .webp)"
+    )
+    g.add_argument("--steps", type=int, default=50, help="sampler (PLMS) steps")
+    g.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
+    g.add_argument(
+        "--seed", type=int, default=0, help="seed of the initial noise: the same seed, the same image"
+    )
     add_json(g)
     g.set_defaults(func=cmd_generate)
 
@@ -168,8 +180,21 @@ def cmd_generate(a: argparse.Namespace) -> tuple[dict, str]:
     if a.model:  # resolve through the registry; a modified file is refused before loading
         from doodleflow.flows.commands.registry import open_registry
 
-        checkpoint = open_registry().resolve(a.model).uri
-    r = generate(checkpoint, a.image, a.mask, a.reference, a.out, a.steps, a.guidance, a.seed)
+        reg = open_registry().resolve(a.model)
+        if reg.kind != "pbe-checkpoint":
+            raise ConfigError(f"--model {a.model} is a {reg.kind}, not a Paint-by-Example checkpoint")
+        checkpoint = reg.uri
+    r = generate(
+        checkpoint,
+        a.image,
+        a.mask,
+        a.reference,
+        a.out,
+        a.steps,
+        a.guidance,
+        a.seed,
+        resize_mask=a.resize_mask,
+    )
     return (
         r,
         f"wrote {r['out']} ({r['size'][0]}x{r['size'][1]}, {a.steps} steps, guidance {a.guidance}, seed {a.seed})",
