@@ -90,38 +90,75 @@ def _scan(token: str, me: int) -> list[int]:
     return out
 
 
-# The reaper: stdlib only and started with -S, so it costs ~20 ms and a few MB.
+# The reaper: stdlib only and started with -S, so it costs ~20 ms and a few MB. It collects the
+# processes carrying the token and their descendants (Ray's raylet starts agents with an environment
+# of its own), remembered by (pid, start time) across rounds: a child whose parent was killed first is
+# reparented to init and could no longer be found by its parent.
 _REAPER = r"""
 import os, select, signal, sys, time
-parent, token, grace = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+parent, token, grace = int(sys.argv[1]), sys.argv[2].encode(), float(sys.argv[3])
 for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
     signal.signal(s, signal.SIG_IGN)
-try:
-    fd = os.pidfd_open(parent)
-    select.select([fd], [], [])
-except (AttributeError, OSError):
-    while os.getppid() == parent:
-        time.sleep(0.2)
 needle, me = b"DOODLEFLOW_RUN_TOKENS=", os.getpid()
-def scan():
-    out = []
+def table(env=True):
+    procs = {}
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
         try:
-            with open("/proc/%s/environ" % name, "rb") as f:
-                env = f.read()
             with open("/proc/%s/stat" % name, "rb") as f:
-                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+                fields = f.read().rsplit(b")", 1)[1].split()
+            environ = b""
+            if env:
+                with open("/proc/%s/environ" % name, "rb") as f:
+                    environ = f.read()
         except OSError:
             continue
-        if zombie:
+        if fields[0] == b"Z":
             continue
-        for var in env.split(b"\0"):
-            if var.startswith(needle) and token.encode() in var[len(needle):].split(b":"):
-                out.append(int(name))
-                break
-    return out
+        tokened = any(v.startswith(needle) and token in v[len(needle):].split(b":") for v in environ.split(b"\0"))
+        procs[int(name)] = (int(fields[1]), fields[19], tokened)
+    return procs
+known = {}
+def collect():
+    procs = table()
+    for pid, (ppid, start, tokened) in procs.items():
+        if tokened:
+            known[pid] = start
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, start, _) in procs.items():
+            if ppid in known and pid not in known:
+                known[pid] = start
+                grew = True
+    return [pid for pid, start in known.items() if pid in procs and procs[pid][1] == start]
+def watch():
+    # Snapshot the command's descendants every second while it lives: Ray starts its GCS and raylet
+    # with a parent-death signal, so they are gone before we wake, and their children with them.
+    try:
+        fd = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        fd = None
+    while True:
+        if fd is not None:
+            if select.select([fd], [], [], 1.0)[0]:
+                return
+        else:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                return
+        procs = table(env=False)
+        seen = {parent}
+        grew = True
+        while grew:
+            grew = False
+            for pid, (ppid, start, _) in procs.items():
+                if ppid in seen and pid not in seen:
+                    seen.add(pid)
+                    known[pid] = start
+                    grew = True
+watch()
 def signal_all(pids, sig):
     for pid in pids:
         try:
@@ -129,13 +166,13 @@ def signal_all(pids, sig):
         except OSError:
             pass
 for _ in range(3):
-    pids = scan()
-    if not pids:
+    alive = collect()
+    if not alive:
         break
-    signal_all(pids, signal.SIGTERM)
+    signal_all(alive, signal.SIGTERM)
     end = time.time() + grace
-    while time.time() < end and scan():
+    while time.time() < end and collect():
         time.sleep(0.1)
-    signal_all(scan(), signal.SIGKILL)
-    time.sleep(0.2)
+    signal_all(collect(), signal.SIGKILL)
+    time.sleep(0.3)
 """
