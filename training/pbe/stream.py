@@ -107,6 +107,7 @@ def emit(batch: dict, plan: dict) -> Iterator[dict]:
             out = decode_cached(rows, p.cache) if p.cache else decode_rows(rows, p.resolution, p.ref_size)
             out["epoch"] = np.full(len(rows["sample_id"]), epoch, dtype=np.int64)
             out["image_id"] = np.asarray(rows["image_id"], dtype=object)
+            out["sample_id"] = np.asarray(rows["sample_id"], dtype=object)
             yield out
 
 
@@ -125,12 +126,15 @@ def stream_epochs(
     shard, micro_batch: int, shuffle_buffer: int, seed: int, rank: int, convert: Callable
 ) -> Callable[[int], Iterator]:
     """`epoch -> micro-batches` over one continuous iterator of a worker's shard. Epoch e's call
-    yields batches until the first of a later epoch (kept for the next call); batches of epochs
-    before e (a restarted worker group replays the stream from its start) are skipped."""
-    state: dict = {"it": None, "held": None}
+    yields batches until the first of a later epoch (kept for the next call). Blocks arrive roughly,
+    not strictly, in epoch order, so a late batch of an earlier epoch is simply trained on; only
+    batches of epochs before the first one asked for are skipped (a worker group restarted after a
+    failure replays the stream from the epoch the launch planned, and resumes at a later one)."""
+    state: dict = {"it": None, "held": None, "first": None}
 
     def epoch_batches(epoch: int):
         if state["it"] is None:
+            state["first"] = epoch
             state["it"] = iter(
                 shard.iter_batches(
                     batch_size=micro_batch,
@@ -147,7 +151,7 @@ def stream_epochs(
                 b = next(state["it"], None)
                 if b is None:
                     return
-            if int(b["epoch"].max()) < epoch:
+            if int(b["epoch"].max()) < state["first"]:
                 continue
             if int(b["epoch"].min()) > epoch and given:
                 state["held"] = b

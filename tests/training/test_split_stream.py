@@ -1,0 +1,114 @@
+"""The PbE training stream: no held-out image ever reaches a training batch (cached and uncached, 1 and
+2 workers), and with sample-by-image each epoch has one stored (box, variant) per training image."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+
+import pytest
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.plan import make_units, plan_inputs
+from doodleflow.data.refresh import commit_version, diff_with_latest
+from doodleflow.data.shard import build_unit
+from doodleflow.data.split import split_of
+from doodleflow.data.store import DatasetStore
+from doodleflow.data.synthetic import make_source
+from doodleflow.training.pbe.cache import build_latent_cache
+from doodleflow.training.pbe.config import ModelSource, TrainConfig
+from doodleflow.training.pbe.model import load_pbe_dir
+from doodleflow.training.pbe.stream import StreamPlan, epoch_stream, stream_epochs, version_counts
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory, tiny_dir, models_root):
+    root = tmp_path_factory.mktemp("split")
+    src, store = str(root / "src"), str(root / "store")
+    make_source(src, 8, seed=0, size=(256, 192), boxes_per_image=(1, 2))
+    cur = CurationConfig(seed=0, variants=2, samples_per_shard=8, row_group_size=4, heldout_fraction=0.3)
+    ds = DatasetStore(store, "split")
+    plan = plan_inputs(src, None, cur)
+    diff = diff_with_latest(ds, plan)
+    stats = [build_unit(u, cur, store, "split") for u in make_units(diff.new_jobs, cur)]
+    v = commit_version(ds, cur, plan, diff, stats, "test-split", src)["version"]
+    cfg = TrainConfig().replace(
+        model={"source": ModelSource(kind="tiny", tiny_root=models_root)},
+        data={"resolution": 64},
+        run={"store": store, "dataset": "split", "version": v},
+    )
+    cache = build_latent_cache(load_pbe_dir(tiny_dir), cfg, batch_size=8, log=lambda m: None)
+    table = ds.read_table(v, columns=["image_id", "sample_id"]).to_pydict()
+    held = {
+        i
+        for i, h in zip(
+            table["image_id"], split_of(ds.manifest(v)).heldout_mask(table["image_id"]), strict=True
+        )
+        if h
+    }
+    return ds, v, cache, table, held
+
+
+def _plan(ds, v, cache, sample_by="image") -> StreamPlan:
+    s = split_of(ds.manifest(v))
+    parts = cache["parts"] if cache else [ds.uri(p) for p in ds.part_paths(v)]
+    return StreamPlan(ds.store_uri, parts, cache, s.fraction, s.seed, 0, sample_by, 0, EPOCHS, 64, 32)
+
+
+def test_the_version_has_held_out_images_and_counts_them(version):
+    ds, v, _, table, held = version
+    assert 0 < len(held) < len(set(table["image_id"]))
+    counts = version_counts(ds, v, split_of(ds.manifest(v)))
+    n_held = sum(i in held for i in table["image_id"])
+    assert counts["heldout_samples"] == n_held == ds.manifest(v)["heldout"]["samples"]
+    assert counts["train_samples"] == len(table["image_id"]) - n_held
+    assert counts["train_images"] == len(set(table["image_id"]) - held)
+
+
+def test_each_epoch_is_one_stored_draw_per_training_image(version, ray_cluster):
+    ds, v, cache, table, held = version
+    train_images = set(table["image_id"]) - held
+    chosen = []
+    for c in (None, cache):
+        by_epoch = defaultdict(list)
+        for r in epoch_stream(_plan(ds, v, c)).take_all():
+            by_epoch[int(r["epoch"])].append((r["image_id"], r["sample_id"]))
+        assert sorted(by_epoch) == list(range(EPOCHS))
+        for rows in by_epoch.values():  # each training image once per epoch, no held-out image
+            assert sorted(i for i, _ in rows) == sorted(train_images)
+        chosen.append({e: sorted(rows) for e, rows in by_epoch.items()})
+    assert chosen[0] == chosen[1]  # the cached stream trains on the same draws as the uncached one
+    # An image with K stored draws shows K different ones before repeating (here K >= 2: variants=2).
+    draws = defaultdict(list)
+    for e in range(EPOCHS):
+        for i, sid in chosen[0][e]:
+            draws[i].append(sid)
+    assert all(len(set(d[:2])) == 2 for d in draws.values())
+
+
+@pytest.mark.parametrize(("workers", "cached"), [(1, False), (2, False), (2, True)])
+def test_no_held_out_image_reaches_a_training_batch(version, ray_cluster, workers, cached):
+    ds, v, cache, table, held = version
+    shards = epoch_stream(_plan(ds, v, cache if cached else None, "box")).streaming_split(workers, equal=True)
+    seen: list[Counter] = [Counter() for _ in range(workers)]
+
+    def consume(rank: int) -> None:
+        epochs = stream_epochs(shards[rank], 2, 4, 0, rank, lambda b: b)
+        for e in range(EPOCHS):
+            for b in epochs(e):
+                assert b["target_moments" if cached else "target"].shape[0] == 2
+                seen[rank].update(b["image_id"].tolist())
+
+    threads = [threading.Thread(target=consume, args=(r,)) for r in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = sum(seen, Counter())
+    assert ids and not set(ids) & held
+    # box mode: every training sample of every epoch, minus at most a partial batch per worker
+    assert (
+        sum(ids.values())
+        >= EPOCHS * (len(table["image_id"]) - sum(i in held for i in table["image_id"])) - 2 * workers
+    )
