@@ -148,3 +148,73 @@ def test_generate_loads_a_diffusers_pbe_directory(tiny_dir, tmp_path, capsys):
     )
     with Image.open(out) as im:
         assert im.size == (512, 512)
+
+
+def _cli(args: list[str], capsys) -> tuple[int, str]:
+    rc = main(["generate", "pbe", *args])
+    return rc, capsys.readouterr().err
+
+
+def _files(tmp_path, mask: Image.Image | None = None, name: str = "m.png") -> list[str]:
+    f = FIXTURES
+    args = ["--image", f"{f}/image/example_1.png", "--reference", f"{f}/reference/example_1.jpg"]
+    if mask is not None:
+        mask.save(tmp_path / name)
+    return [*args, "--mask", str(tmp_path / name) if mask is not None else f"{f}/mask/example_1.png"]
+
+
+def test_mask_semantics_any_bright_channel_repaints():
+    """A red mask repaints (it read as 'keep' through a grey conversion); dark and transparent keep."""
+    from doodleflow.training.pbe.inputs import repaint_mask
+
+    m = np.zeros((4, 4, 4), np.uint8)
+    m[0, 0] = (255, 0, 0, 255)  # red: repaint
+    m[0, 1] = (255, 255, 255, 0)  # transparent white: keep
+    m[0, 2] = (60, 60, 60, 255)  # dark grey: keep
+    m[0, 3] = (0, 200, 0, 255)  # green: repaint
+    out = repaint_mask(Image.fromarray(m, "RGBA"), (4, 4))
+    assert out.dtype == np.uint8 and out[0].tolist() == [255, 0, 0, 255] and not out[1:].any()
+
+
+def test_bad_masks_and_inputs_are_one_line_before_the_model_loads(tmp_path, capsys):
+    """No checkpoint exists here: each of these must be refused before it would be read."""
+    ck = ["--checkpoint", str(tmp_path / "missing-checkpoint"), "--out", str(tmp_path / "o.png")]
+    cases = [
+        (_files(tmp_path, Image.new("RGB", (512, 512))), "--mask marks nothing to repaint"),
+        (
+            _files(tmp_path, Image.new("L", (300, 200), 255), "small.png"),
+            "--mask is 300x200 but --image is 512x512",
+        ),
+        (["--image", str(tmp_path / "nope.png"), *_files(tmp_path)[2:]], "no such file"),
+    ]
+    (tmp_path / "not-an-image.png").write_bytes(b"this is text")
+    cases.append(
+        (["--image", str(tmp_path / "not-an-image.png"), *_files(tmp_path)[2:]], "not a readable image")
+    )
+    for args, message in cases:
+        rc, err = _cli([*ck, *args], capsys)
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    rc, err = _cli(["--checkpoint", "x", "--out", str(tmp_path / "o.gif2"), *_files(tmp_path)], capsys)
+    assert rc == 2 and "unknown image suffix '.gif2'" in err
+
+
+def test_red_mask_repaints_resize_mask_stretches_and_jpg_is_jpeg(trained_checkpoint, tmp_path, capsys):
+    red = Image.new("RGB", (256, 256))
+    red.paste((255, 0, 0), (64, 64, 192, 192))
+    out = str(tmp_path / "o.jpg")
+    args = ["--checkpoint", trained_checkpoint, "--steps", "1", "--out", out, "--resize-mask", "--json"]
+    assert main(["generate", "pbe", *args, *_files(tmp_path, red)]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["format"] == "JPEG" and r["repaint_fraction"] == pytest.approx(0.25, abs=0.01)
+    assert open(out, "rb").read(3) == b"\xff\xd8\xff"  # JPEG bytes, not PNG
+
+
+def test_model_of_another_kind_is_one_line(tmp_path, capsys):
+    from doodleflow.training.registry import Registry
+
+    art = tmp_path / "lora"
+    art.mkdir()
+    (art / "w.safetensors").write_bytes(b"x")
+    Registry().register("editlora-gen", "editlora", str(art), config={})
+    rc, err = _cli(["--model", "editlora-gen", "--out", str(tmp_path / "o.png"), *_files(tmp_path)], capsys)
+    assert rc == 2 and "is a editlora, not a Paint-by-Example checkpoint" in err, err

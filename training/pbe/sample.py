@@ -10,12 +10,12 @@ mask convention.
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from doodleflow.training.pbe.inputs import encode, output_format, read_image, repaint_mask
 from doodleflow.training.pbe.mask import repaint_to_keep
 from doodleflow.training.pbe.model import PbEModel
 from PIL import Image
@@ -105,10 +105,12 @@ def paint(
 
 def unit_image_to_png(img: torch.Tensor) -> bytes:
     """The first image of a (B, 3, H, W) batch in [0, 1] (the sampler's output) as PNG bytes."""
-    arr = (img[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+    return encode(unit_image(img), "PNG")
+
+
+def unit_image(img: torch.Tensor) -> Image.Image:
+    """The first image of a (B, 3, H, W) batch in [0, 1] as an RGB PIL image."""
+    return Image.fromarray((img[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8))
 
 
 def generate(
@@ -121,18 +123,24 @@ def generate(
     guidance: float = 5.0,
     seed: int = 0,
     size: int = 512,
+    resize_mask: bool = False,
 ) -> dict:
-    """Files in, PNG out (the `doodleflow generate pbe` command)."""
+    """Files in, an image out (the `doodleflow generate pbe` command); its format follows `out`'s suffix.
+
+    Every input is checked before the model loads (training/pbe/inputs.py has the mask rule)."""
+    im, ref = read_image(image, "--image"), read_image(reference, "--reference")
+    repaint = repaint_mask(read_image(mask, "--mask"), im.size, resize_mask)
+    fmt = output_format(out)
     model = load_for_inference(checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    with Image.open(image) as im, Image.open(mask) as m, Image.open(reference) as ref:
-        x, rm, r = prepare(im, m, ref, size, model.clip_size)
-    png = unit_image_to_png(paint(model, x, rm, r, steps, guidance, seed))
+    x, rm, r = prepare(im, Image.fromarray(repaint), ref, size, model.clip_size)
+    data = encode(unit_image(paint(model, x, rm, r, steps, guidance, seed)), fmt)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "wb") as f:
-        f.write(png)
+        f.write(data)
     return {
         "out": os.path.abspath(out),
+        "format": fmt,
         "size": [size, size],
         "steps": steps,
         "guidance": guidance,
