@@ -4,6 +4,7 @@ each epoch as a seeded permutation split evenly across the workers."""
 from __future__ import annotations
 
 import torch
+from doodleflow.data.split import Split
 from doodleflow.infra.errors import ConfigError
 from doodleflow.training.photodoodle.config import TrainConfig
 
@@ -27,6 +28,10 @@ def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
                 {"dataset": cfg.run.dataset, "version": cfg.run.version},
             )
     model.release_encoders()  # every caption is encoded: T5 and CLIP leave the GPU
+    # The cache holds every pair of the version; the held-out ones are dropped here, on read (data/split.py).
+    if plan.get("heldout"):
+        held = Split(*plan["heldout"]).heldout_mask(cache.pair_ids)
+        cache = cache.subset([i for i in range(len(cache)) if not held[i]])
     return cache
 
 

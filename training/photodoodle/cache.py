@@ -37,6 +37,11 @@ class PairCache:
     def __len__(self) -> int:
         return len(self.pair_ids)
 
+    def subset(self, keep: list[int]) -> PairCache:
+        """The pairs at `keep` (e.g. without the held-out ones); caption embeddings are shared."""
+        return PairCache([self.pair_ids[i] for i in keep], self.source[keep], self.target[keep],
+                         [self.caption_index[i] for i in keep], self.embeds, self.pooled)  # fmt: skip
+
     def batch(self, idx: list[int], model, generator: torch.Generator, device) -> EncodedBatch:
         """Samples `idx`: a caption drawn per sample, then fresh latent samples from the posteriors."""
         caps = [self.caption_index[i][int(torch.randint(len(self.caption_index[i]), (1,), generator=generator,

@@ -12,10 +12,23 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 from doodleflow.data.imageio import decode_rgb, resize
+from doodleflow.data.split import Split
 
 PAIR_COLUMNS = ["pair_id", "artist", "captions", "source_jpeg", "target_jpeg"]
+
+
+def pair_counts(ds, version: int, artist: str | None, split: Split) -> dict:
+    """Train and held-out pairs of `artist` (all pairs when None) in a version: `train --json` reports them."""
+    ids: list[str] = []
+    for p in ds.part_paths(version):
+        with ds.fs.open(p, "rb") as f:
+            t = pq.read_table(f, columns=["pair_id", "artist"]).to_pydict()
+        ids += [i for i, a in zip(t["pair_id"], t["artist"], strict=True) if artist is None or a == artist]
+    held = int(split.heldout_mask(ids).sum())
+    return {"train_samples": len(ids) - held, "heldout_samples": held}
 
 
 def _rgb(buf: bytes, height: int, width: int) -> np.ndarray:
@@ -27,10 +40,20 @@ def _captions_json(value) -> str:
     return value if isinstance(value, str) else json.dumps([str(c) for c in value])
 
 
-def decode_pairs(batch: dict, height: int, width: int, artist: str | None = None) -> dict[str, np.ndarray]:
+def train_rows(batch: dict, artist: str | None, heldout: tuple[float, int] | None) -> list[int]:
+    """Rows of `batch` a training run uses: the artist's (when given), never a held-out pair
+    (`heldout` = (fraction, seed) of the version's split, data/split.py)."""
+    ids = [str(p) for p in batch["pair_id"]]
+    held = Split(*heldout).heldout_mask(ids) if heldout else np.zeros(len(ids), dtype=bool)
+    return [i for i in range(len(ids)) if not held[i] and (artist is None or batch["artist"][i] == artist)]
+
+
+def decode_pairs(
+    batch: dict, height: int, width: int, artist: str | None = None, heldout: tuple[float, int] | None = None
+) -> dict[str, np.ndarray]:
     """{source_jpeg, target_jpeg, captions, ...} -> {source, target (B,H,W,3) uint8, captions (JSON), pair_id};
-    rows of other artists are dropped when `artist` is given."""
-    keep = [i for i in range(len(batch["pair_id"])) if artist is None or batch["artist"][i] == artist]
+    rows of other artists are dropped when `artist` is given, held-out pairs when `heldout` is."""
+    keep = train_rows(batch, artist, heldout)
     return {
         "source": np.stack([_rgb(batch["source_jpeg"][i], height, width) for i in keep]) if keep
         else np.zeros((0, height, width, 3), np.uint8),

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from doodleflow.data.split import split_of
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import InputError, NotFoundError
 from doodleflow.training.common.logs import log as train_log
@@ -25,6 +26,7 @@ from doodleflow.training.photodoodle.artifacts import (
 )
 from doodleflow.training.photodoodle.cache import cache_key, cache_path
 from doodleflow.training.photodoodle.config import PLAIN_BASE, TrainConfig
+from doodleflow.training.photodoodle.data import pair_counts
 from doodleflow.training.photodoodle.merge import base_identity
 from doodleflow.training.photodoodle.model import resolve_source_dir
 
@@ -41,6 +43,8 @@ class JobPlan:
     pairs: int
     cache_dir: str | None  # store path of the encoded-pairs cache when caching
     base: str  # what the LoRA trains on: "merged-omnieditor", "flux" or "given"
+    heldout: tuple[float, int]  # the version's split (fraction, seed): those pairs are never trained on
+    counts: dict  # train / held-out pairs (reported by `train --json`)
 
 
 def artist_rows(manifest: dict, artist: str | None, dataset: str) -> tuple[str | None, int]:
@@ -95,8 +99,12 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPla
     (training/common/plan.py), and decide whether the pairs are cached."""
     cfg = pin(cfg.check())
     ds, m = dataset_manifest(cfg, PAIRS_KIND)
-    row_filter, pairs = artist_rows(m, cfg.run.artist, ds.name)
+    row_filter, _ = artist_rows(m, cfg.run.artist, ds.name)
     check_parts(ds, cfg.run.version)
+    split = split_of(m)
+    counts = pair_counts(ds, cfg.run.version, row_filter, split)
+    pairs = counts["train_samples"]
+    log(f"training pairs: {pairs} ({counts['heldout_samples']} held out for evaluation; {split.describe()})")
     # Write the tiny preset here, once: inside DDP workers transformers' save_pretrained writes weights
     # on rank 0 only, so a preset built by another rank would lack its text encoders' weights.
     resolve_source_dir(cfg.model.source)
@@ -108,7 +116,9 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPla
     cache_dir = cache_path(cfg.run.store, ds.name, cfg.run.version, key) if cached else None
     trigger = m.get("inputs", {}).get("triggers", {}).get(cfg.run.artist) if cfg.run.artist else None
     parts = [ds.uri(p) for p in ds.part_paths(cfg.run.version)]
-    return JobPlan(cfg, run, parts, row_filter, trigger, pairs, cache_dir, base)
+    return JobPlan(
+        cfg, run, parts, row_filter, trigger, pairs, cache_dir, base, (split.fraction, split.seed), counts
+    )
 
 
 def lora_card(cfg: TrainConfig, trigger: str | None, info: dict, base: str | None = None) -> dict:

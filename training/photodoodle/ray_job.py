@@ -31,7 +31,8 @@ def pair_stream(plan: JobPlan):
 
     fs, paths = arrow_filesystem(plan.cfg.run.store, plan.parts)
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=PAIR_COLUMNS)
-    kw = {"height": plan.cfg.data.height, "width": plan.cfg.data.width, "artist": plan.artist_filter}
+    kw = {"height": plan.cfg.data.height, "width": plan.cfg.data.width, "artist": plan.artist_filter,
+          "heldout": plan.heldout}  # fmt: skip
     return ds.map_batches(decode_pairs, batch_format="numpy", batch_size=8, fn_kwargs=kw)
 
 
@@ -107,6 +108,7 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
         "artist_filter": plan.artist_filter,
         "trigger": plan.trigger,
         "base": plan.base,
+        "heldout": plan.heldout,
     }
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -126,4 +128,4 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
     result = plan.run.read_json("result.json")
     if result is None or result["steps"] != plan.cfg.run.steps:
         raise RuntimeError(f"run {plan.run.run_id} ended without reaching step {plan.cfg.run.steps}")
-    return result
+    return {**result, **plan.counts}
