@@ -70,6 +70,9 @@ def check_refresh(a: argparse.Namespace) -> None:
 
 def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
     check_refresh(a)
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.dataset_refresh import dataset_refresh
     from doodleflow.flows.task_runners import make_task_runner
 
@@ -142,6 +145,9 @@ def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.demo import run_demo
 
     out = run_demo(a.store, a.images, a.steps)

@@ -35,6 +35,9 @@ def cmd_eval(a: argparse.Namespace):
         validate_name(a.dataset, "dataset name")
     if a.samples < 1 or (a.steps is not None and a.steps < 1):
         raise ConfigError("--samples and --steps must be >= 1")
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.evaluate import evaluate_model
 
     r = evaluate_model(

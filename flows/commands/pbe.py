@@ -158,6 +158,9 @@ def _generate_parser(g: argparse.ArgumentParser) -> None:
 
 def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
     cfg = train_config(a)
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.train_pbe import train_pbe
 
     r = train_pbe(cfg)

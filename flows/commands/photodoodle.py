@@ -227,6 +227,9 @@ def preflight_artist(cfg: TrainConfig) -> TrainConfig:
 
 
 def cmd_ingest_pairs(a: argparse.Namespace) -> tuple[dict, str]:
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.photodoodle_ingest import ingest_pairs
 
     s = ingest_pairs(
@@ -250,6 +253,9 @@ def cmd_train_omnieditor(a: argparse.Namespace) -> tuple[dict, str]:
 
     cfg = train_config(a, "omnieditor", OMNIEDITOR_OPTIONS)
     preflight(cfg)
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.photodoodle import omnieditor
 
     r = omnieditor(cfg)
@@ -273,6 +279,9 @@ def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
     validate_name(a.artist, "artist name")
     cfg = train_config(a, "editlora")
     cfg = preflight_artist(cfg.replace(run={"artist": a.artist, "dataset": a.dataset or a.artist}))
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.photodoodle import train_artist
 
     r = train_artist(cfg)
@@ -285,6 +294,9 @@ def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
     cfg = train_config(a, "editlora", ARTISTS_OPTIONS)
     for n in names:
         preflight_artist(cfg.replace(run={"artist": n, "dataset": a.dataset or n}))
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.photodoodle import ArtistsFailed, train_artists
 
     state = train_artists(names, cfg, return_state=True)
