@@ -60,6 +60,9 @@ class CurationConfig:
     row_group_size: int = 32
     # Images held out for evaluation (data/split.py); recorded in the manifest, never in sample bytes.
     heldout_fraction: float = 0.1
+    # Annotated images missing under the images root are normally "not downloaded": listed per image in
+    # `_absent_images.parquet`. True quarantines each of their boxes as `missing_image` instead.
+    require_images: bool = False
 
     def __post_init__(self) -> None:
         if self.variants < 1:
@@ -85,8 +88,8 @@ class CurationConfig:
         )
 
     def content_hash(self) -> str:
-        """Hash of the fields that change sample bytes (sharding knobs excluded)."""
+        """Hash of the fields that change sample bytes (sharding knobs and input policy excluded)."""
         d = self.to_dict()
-        for k in ("samples_per_shard", "row_group_size", "heldout_fraction"):
+        for k in ("samples_per_shard", "row_group_size", "heldout_fraction", "require_images"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -14,14 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from doodleflow.data.errors import InputError
-from doodleflow.data.fsutil import filesystem, join
+from doodleflow.data.fsutil import filesystem, is_local, join
 
 REQUIRED_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 OPTIONAL_COLUMNS = ("IsGroupOf", "IsDepiction")
 COORDS = ("XMin", "YMin", "XMax", "YMax")
 CLASS_FILE = "class-descriptions-boxable.csv"
 BBOX_SUFFIX = "-annotations-bbox.csv"
+# Coordinate texts that mean "no value" (quarantined as box_nan); Arrow reads them as null.
+NAN_TEXTS = [v for t in ("", "nan", "na", "null", "none") for v in {t, t.upper(), t.capitalize()}]
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def read_class_descriptions(uri: str) -> dict[str, str]:
     """MID -> display name; the official file has no header, some copies have `LabelName,DisplayName`."""
     fs, path = filesystem(uri)
     try:
-        text = fs.cat_file(path).decode("utf-8")
+        text = fs.cat_file(path).decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(f"{uri}: not UTF-8 text ({e})") from e
     rows = [r for r in csv.reader(io.StringIO(text)) if r]
@@ -95,23 +100,106 @@ def split_of(csv_uri: str) -> str:
     return next((s for s in ("train", "validation", "test") if s in tokens), stem)
 
 
-def read_bbox_csv(uri: str, need: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The needed columns as strings, plus `_file` and `_line` (1-based, header = line 1)."""
-    fs, path = filesystem(uri)
-    raw = fs.cat_file(path)
-    if not raw.strip():
+def _header(uri: str, head: bytes) -> list[str]:
+    """The header row; a UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first name."""
+    if not head.strip():
         raise InputError(f"{uri}: empty file (expected a header row with {', '.join(REQUIRED_COLUMNS)})")
     try:
-        header = next(csv.reader(io.StringIO(raw[:65536].decode("utf-8", errors="strict").split("\n")[0])))
+        line = head.decode("utf-8-sig", errors="strict").split("\n")[0]
+        return [h.strip() for h in next(csv.reader(io.StringIO(line)))]
     except (UnicodeDecodeError, StopIteration) as e:
         raise InputError(f"{uri}: unreadable CSV ({type(e).__name__}: {e})") from e
-    header = [h.strip() for h in header]
+
+
+def _check_columns(uri: str, header: list[str], need: tuple[str, ...]) -> list[str]:
     for col in (*REQUIRED_COLUMNS, *need):
         if col not in header:
             raise InputError(f"{uri}: required column {col!r} missing (header: {','.join(header)})")
-    cols = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in header]
+    return [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in header]
+
+
+@dataclass
+class BboxTable:
+    """One annotation CSV, columnar: ImageID and LabelName dictionary-encoded (one dictionary per
+    column for the whole file), coordinates float64 (null = a NaN-like text). When some coordinate
+    is not a number at all, `text` holds the four coordinate columns as read (strings) and the
+    float columns hold NaN (not null) where the text did not parse."""
+
+    table: pa.Table
+    file: str  # base name, as quarantine rows name it
+    split: str
+    text: pa.Table | None = None
+
+
+def _open(uri: str):
+    fs, path = filesystem(uri)
+    return (path, fs.size(path)) if is_local(fs) else (fs.open(path, "rb", block_size=8 << 20), fs.size(path))
+
+
+def _read(uri: str, cols: list[str], types: dict) -> pa.Table:
+    src, _ = _open(uri)
+    opts = pacsv.ConvertOptions(
+        include_columns=cols, column_types=types, null_values=NAN_TEXTS, strings_can_be_null=False
+    )
     try:
-        df = pd.read_csv(io.BytesIO(raw), usecols=cols, dtype=str, keep_default_na=False, engine="c")
+        return pacsv.read_csv(src, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=opts)
+    finally:
+        if not isinstance(src, str):
+            src.close()
+
+
+def read_bbox_table(uri: str, need: tuple[str, ...] = ()) -> BboxTable:
+    """Read only the needed columns of a bbox CSV, typed, with Arrow's multi-threaded reader."""
+    fs, path = filesystem(uri)
+    with fs.open(path, "rb") as f:
+        head = f.read(65536)
+    cols = _check_columns(uri, _header(uri, head), need)
+    ids = pa.dictionary(pa.int32(), pa.string())
+    types = {c: ids for c in cols if c not in COORDS} | dict.fromkeys(COORDS, pa.float64())
+    name, split = os.path.basename(path), split_of(uri)
+    try:
+        table = _read(uri, cols, types)
+    except pa.ArrowInvalid as e:
+        if "conversion error" not in str(e):
+            raise InputError(f"{uri}: unreadable CSV ({e})") from e
+        # Some coordinate is not a number: read them as text and parse them chunk by chunk.
+        table = _read(uri, cols, types | dict.fromkeys(COORDS, pa.string()))
+        text = table.select(list(COORDS))
+        parsed = {
+            c: pa.chunked_array([_parse_coords(ch) for ch in table[c].chunks], pa.float64()) for c in COORDS
+        }
+        table = table.drop_columns(list(COORDS))
+        for c in COORDS:
+            table = table.append_column(c, parsed[c])
+        return BboxTable(table.unify_dictionaries(), name, split, text)
+    except (OSError, pa.ArrowException) as e:
+        raise InputError(f"{uri}: unreadable CSV ({e})") from e
+    return BboxTable(table.unify_dictionaries(), name, split)
+
+
+def _parse_coords(text: pa.Array) -> pa.Array:
+    """Text -> float64: NaN-like text -> null, other text that is not a number -> NaN (not null)."""
+    low = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+    nan_text = pc.is_in(low, value_set=pa.array(["", "nan", "na", "null", "none"]))
+    masked = pc.if_else(nan_text, pa.scalar(None, pa.string()), text)
+    try:
+        return pc.cast(masked, pa.float64())
+    except pa.ArrowInvalid:  # rare: only chunks with a bad value pay for pandas' lenient parser
+        values = pd.to_numeric(pd.Series(masked.to_pandas()), errors="coerce").to_numpy(np.float64)
+        return pa.array(values, pa.float64(), mask=nan_text.to_numpy(zero_copy_only=False))
+
+
+def read_bbox_csv(uri: str, need: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A small CSV as a pandas frame of strings, plus `_file`, `_line` (header = line 1) and `split`.
+
+    For inspection and tests; planning reads `read_bbox_table` (columnar, typed)."""
+    fs, path = filesystem(uri)
+    raw = fs.cat_file(path)
+    cols = _check_columns(uri, _header(uri, raw[:65536]), need)
+    try:
+        df = pd.read_csv(
+            io.BytesIO(raw), usecols=cols, dtype=str, keep_default_na=False, engine="c", encoding="utf-8-sig"
+        )
     except (ValueError, pd.errors.ParserError) as e:
         raise InputError(f"{uri}: unreadable CSV ({e})") from e
     df["_file"] = os.path.basename(path)

@@ -8,19 +8,23 @@ keys, which is what lets a rerun after a crash skip every shard that was already
 from __future__ import annotations
 
 import hashlib
-import posixpath
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import pandas as pd
-from doodleflow.data.boxes import QUARANTINE_COLUMNS, BoxTriage, triage_boxes
+import pyarrow as pa
+import pyarrow.compute as pc
+from doodleflow.data.boxes import ABSENT_SCHEMA, QUARANTINE_COLUMNS, BoxTriage, combine, triage_file
 from doodleflow.data.builder import BUILDER_VERSION, BoxJob, ImageJob
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.errors import InputError
 from doodleflow.data.fsutil import filesystem
-from doodleflow.data.openimages import locate_source, read_bbox_csv, read_class_descriptions
+from doodleflow.data.listing import fingerprints, list_images
+from doodleflow.data.openimages import SourceLayout, locate_source, read_bbox_table, read_class_descriptions
 from doodleflow.data.rng import sample_seed
+from doodleflow.data.snapshot import Snapshot
 
-IMAGE_EXTS = (".jpg", ".jpeg")
+ABSENT_WARN_FRACTION = 0.5  # warn when more than this share of the annotated images is not downloaded
 
 
 @dataclass(frozen=True)
@@ -35,71 +39,131 @@ class WorkUnit:
 
 @dataclass
 class InputPlan:
-    """Everything the inputs say, before comparing with the store."""
+    """Everything the inputs say, before comparing with the store. Sized by the images present (the
+    work), not by the annotation files: absent images are one row each in `absent`."""
 
     jobs: pd.DataFrame  # one row per sample to exist in the version
-    images: pd.DataFrame  # image_id, uri, fingerprint (the input snapshot)
+    images: pd.DataFrame  # image_id, uri, fingerprint of the images the jobs use (the input snapshot)
     triage: BoxTriage
-    quarantine: pd.DataFrame  # annotation rows + boxes whose image is missing
-    inputs: dict  # files the plan came from, with sizes and hashes
+    quarantine: pd.DataFrame  # annotation rows (+ boxes of absent images with require_images)
+    inputs: dict  # files the plan came from, with sizes and hashes; counts of absent images
+    absent: pa.Table = field(default_factory=ABSENT_SCHEMA.empty_table)  # image_id, boxes
+    warnings: list[str] = field(default_factory=list)
+    unchanged: dict | None = None  # inputs known to make the latest version: its summary, nothing planned
+
+    @classmethod
+    def skipped(cls, summary: dict) -> InputPlan:
+        """No plan: the input snapshot matched the latest version's (data/snapshot.py)."""
+        empty = pd.DataFrame(columns=["image_id", "uri", "fingerprint"])
+        triage = BoxTriage(pd.DataFrame(), pd.DataFrame(columns=QUARANTINE_COLUMNS), {})
+        return cls(
+            pd.DataFrame(columns=["image_id", "sample_id"]),
+            empty,
+            triage,
+            triage.quarantine,
+            {},
+            unchanged=summary,
+        )
 
 
 def index_images(images_root: str) -> pd.DataFrame:
     """image_id -> uri and a change fingerprint (size + mtime locally, size + ETag on S3)."""
-    fs, root = filesystem(images_root)
-    s3 = images_root.startswith("s3://")
-    rows = []
-    for path, info in sorted(fs.find(root, detail=True).items()):
-        name = posixpath.basename(path)
-        stem, ext = posixpath.splitext(name)
-        if ext.lower() not in IMAGE_EXTS:
-            continue
-        tag = info.get("ETag", "").strip('"') if s3 else f"{info.get('mtime', 0):.6f}"
-        rows.append((stem, f"s3://{path}" if s3 else path, f"{info.get('size', 0)}:{tag}"))
-    df = pd.DataFrame(rows, columns=["image_id", "uri", "fingerprint"])
-    # The same ImageID in two shard folders: keep the first in sorted order, deterministically.
-    return df.drop_duplicates("image_id", keep="first").reset_index(drop=True)
+    t = list_images(images_root)
+    return pd.DataFrame(
+        {"image_id": t["image_id"].to_pylist(), "uri": t["uri"].to_pylist(), "fingerprint": fingerprints(t)}
+    )
 
 
 def _file_record(uri: str) -> dict:
+    """Size, change tag and sha256 of an input file, hashed in 8 MB reads (never held whole)."""
     fs, path = filesystem(uri)
-    data = fs.cat_file(path)
-    return {"uri": uri, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    h, n = hashlib.sha256(), 0
+    with fs.open(path, "rb", block_size=8 << 20) as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return {"uri": uri, "bytes": n, "sha256": h.hexdigest()}
 
 
-def plan_inputs(source: str, images: str | None, cfg: CurationConfig) -> InputPlan:
-    layout = locate_source(source, images)
+def _file_records(layout: SourceLayout) -> dict:
+    return {
+        "class_descriptions": _file_record(layout.class_descriptions),
+        "annotations": [_file_record(u) for u in layout.bbox_csvs],
+    }
+
+
+def _used_images(listing: pa.Table, kept: pd.DataFrame) -> pd.DataFrame:
+    used = listing.filter(
+        pc.is_in(listing["image_id"], value_set=pa.array(kept["image_id"].unique(), pa.string()))
+    )
+    return pd.DataFrame(
+        {
+            "image_id": used["image_id"].to_pylist(),
+            "uri": used["uri"].to_pylist(),
+            "fingerprint": fingerprints(used),
+        }
+    )
+
+
+def _absent_warning(absent: pa.Table, present: int, root: str) -> list[str]:
+    n = absent.num_rows
+    if not n or n / (n + present) <= ABSENT_WARN_FRACTION:
+        return []
+    boxes = pc.sum(absent["boxes"]).as_py()
+    return [
+        f"{n} of {n + present} annotated images ({100 * n / (n + present):.2f}%) are not under {root}: "
+        f"their {boxes} boxes make no samples; the version's _absent_images.parquet lists them "
+        "(--require-images quarantines them instead)"
+    ]
+
+
+def plan_inputs(
+    source: str,
+    images: str | None,
+    cfg: CurationConfig,
+    snapshot: Snapshot | None = None,
+) -> InputPlan:
+    """Read and triage every annotation file against the images root listing; `snapshot`
+    (data/snapshot.py) brings the layout and listing when the caller already took them."""
+    layout = snapshot.layout if snapshot else locate_source(source, images)
     classes = read_class_descriptions(layout.class_descriptions)
     need = (("IsGroupOf",) if cfg.boxes.drop_group_of else ()) + (
         ("IsDepiction",) if cfg.boxes.drop_depiction else ()
     )
-    frames = [read_bbox_csv(uri, need) for uri in layout.bbox_csvs]  # all read before any work
-    triage = triage_boxes(pd.concat(frames, ignore_index=True), classes, cfg.boxes)
-    index = index_images(layout.images_root)
-    if index.empty:
+    listing = snapshot.listing if snapshot else list_images(layout.images_root)
+    if listing.num_rows == 0:
         raise InputError(f"images root {layout.images_root}: no *.jpg files")
-    kept = triage.kept.merge(index, on="image_id", how="left")
-    missing = kept["uri"].isna()
-    q_missing = pd.DataFrame(
-        {
-            "file": kept.loc[missing, "_file"],
-            "line": kept.loc[missing, "_line"],
-            "image_id": kept.loc[missing, "image_id"],
-            "label": kept.loc[missing, "label"],
-            "sample_id": "",
-            "reason": "missing_image",
-            "detail": "no <shard>/<ImageID>.jpg under " + layout.images_root,
-        }
-    )
-    jobs = _expand_variants(kept[~missing], classes, cfg)
-    inputs = {
-        "class_descriptions": _file_record(layout.class_descriptions),
-        "annotations": [_file_record(u) for u in layout.bbox_csvs],
+    present = listing["image_id"].combine_chunks()
+    # The files' sha256 (provenance) is hashed beside the parse: hashlib releases the GIL.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        records = pool.submit(_file_records, layout)
+        # One file in memory at a time: read it (typed, only the needed columns), triage it, keep the result.
+        files = [
+            triage_file(read_bbox_table(uri, need), classes, cfg.boxes, present, cfg.require_images)
+            for uri in layout.bbox_csvs
+        ]
+        triage = combine(files)
+        inputs = records.result()
+    index = _used_images(listing, triage.kept)
+    kept = triage.kept.merge(index, on="image_id", how="inner")
+    jobs = _expand_variants(kept, classes, cfg)
+    quarantine = triage.quarantine
+    if triage.missing is not None and len(triage.missing):
+        missing = triage.missing.assign(detail="no <shard>/<ImageID>.jpg under " + layout.images_root)
+        quarantine = pd.concat([quarantine, missing], ignore_index=True)
+    absent = ABSENT_SCHEMA.empty_table() if cfg.require_images else triage.absent  # quarantined instead
+    absent_boxes = int(pc.sum(absent["boxes"]).as_py() or 0)
+    inputs |= {
         "images_root": layout.images_root,
-        "images": len(index),
+        "images": listing.num_rows,
+        "images_absent": absent.num_rows,
+        "boxes_absent": absent_boxes,
+        "snapshot": snapshot.digest if snapshot else None,
     }
-    quarantine = pd.concat([triage.quarantine, q_missing], ignore_index=True)[QUARANTINE_COLUMNS]
-    return InputPlan(jobs, index, triage, quarantine, inputs)
+    warnings = _absent_warning(absent, index["image_id"].nunique(), layout.images_root)
+    inputs["warnings"] = warnings
+    quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS)
+    return InputPlan(jobs, index, triage, quarantine, inputs, absent, warnings)
 
 
 def _expand_variants(kept: pd.DataFrame, classes: dict[str, str], cfg: CurationConfig) -> pd.DataFrame:
