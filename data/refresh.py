@@ -33,6 +33,7 @@ from doodleflow.data.plan import InputPlan, WorkUnit, make_units, plan_inputs
 from doodleflow.data.report import throughput
 from doodleflow.data.schema import INPUTS_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from doodleflow.data.shard import build_unit
+from doodleflow.data.snapshot import record_snapshot, take_snapshot, unchanged_summary
 from doodleflow.data.store import DatasetStore
 
 KIND = "pbe-triples"
@@ -151,8 +152,9 @@ def draft_version(
             "_inputs.parquet": pa.Table.from_pandas(images, INPUTS_SCHEMA, preserve_index=False),
             "_quarantine.parquet": pa.Table.from_pandas(quarantine, QUARANTINE_SCHEMA, preserve_index=False),
             "_dropped.parquet": pa.Table.from_pandas(dropped_rows, QUARANTINE_SCHEMA, preserve_index=False),
+            "_absent_images.parquet": plan.absent,  # image_id, boxes: what a downloader should fetch
         },
-        rejects=[quarantine, dropped_rows],
+        rejects=[quarantine, dropped_rows, plan.absent],  # empty absent adds nothing to the hash
         heldout=Heldout("image_id", cfg.heldout_fraction, cfg.seed, "images", "samples"),
         fields={
             "config": cfg.to_dict(),
@@ -180,6 +182,7 @@ def commit_version(
     """Write the new version (or find that nothing changed) and return the refresh summary."""
     draft = draft_version(ds, cfg, plan, diff, unit_stats, source)
     done = commit_draft(ds, draft, run_id)
+    record_snapshot(ds, plan.inputs.get("snapshot"), done.version)  # the next unchanged rerun skips
     f = draft.fields
     return {
         "dataset": ds.name,
@@ -192,6 +195,8 @@ def commit_version(
         "path": ds.uri(ds.version_path(done.version)),
         "samples_total": done.manifest["rows_total"],
         "samples_new": f["samples_new"] if done.created else 0,
+        "images_absent": plan.inputs.get("images_absent", 0),
+        "warnings": plan.warnings,
     }
 
 
@@ -200,8 +205,11 @@ def plan_refresh(
 ) -> tuple[InputPlan, Diff, list[WorkUnit]]:
     """Read and validate every input (fails fast on structural errors), remove what a dead run left
     in the store (temporary files), then diff with the latest version and cut the new work into units."""
-    plan = plan_inputs(source, images, cfg)
     ds = DatasetStore(store_uri, dataset)
+    snap = take_snapshot(source, images, cfg)  # file sizes/mtimes and the images listing: no parse
+    if (same := unchanged_summary(ds, snap.digest)) is not None:
+        return InputPlan.skipped(same), Diff(same["version"], pd.DataFrame()), []
+    plan = plan_inputs(source, images, cfg, snapshot=snap)
     ds.sweep_temporary()
     diff = diff_with_latest(ds, plan)
     return plan, diff, make_units(diff.new_jobs, cfg)
@@ -222,6 +230,8 @@ def refresh_in_process(
     cfg = cfg or CurationConfig()
     t0 = time.perf_counter()
     plan, diff, units = plan_refresh(source, images, cfg, store, dataset)
+    if plan.unchanged is not None:
+        return plan.unchanged
     total = sum(u.n_samples for u in units)
     stats = build_locally(build_unit, units, (cfg, store, dataset), total, workers, log)
     run_id = run_id or f"local-{uuid.uuid4().hex[:12]}"

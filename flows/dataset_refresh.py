@@ -33,21 +33,29 @@ def dataset_refresh(
     variants: int = 1,
     samples_per_shard: int = 512,
     update_fiftyone: bool = False,
+    require_images: bool = False,
 ) -> dict:
     logger = get_run_logger()
     store = resolve_store(store)
-    cfg = CurationConfig(seed=seed, variants=variants, samples_per_shard=samples_per_shard)
+    cfg = CurationConfig(
+        seed=seed, variants=variants, samples_per_shard=samples_per_shard, require_images=require_images
+    )
     t0 = time.perf_counter()
-    plan, diff, units = plan_refresh(source, images, cfg, store, dataset)
+    ref, units = plan_refresh(source, images, cfg, store, dataset)  # a reference: the plan stays in the store
+    if ref.unchanged is not None:
+        logger.info(f"dataset {dataset}: inputs unchanged since version {ref.previous}, nothing parsed")
+        return ref.unchanged
+    for w in ref.warnings:
+        logger.warning(w)
     logger.info(
-        f"planned {len(plan.jobs)} samples from {plan.inputs['images']} images; "
-        f"{len(diff.new_jobs)} new in {len(units)} shards (previous version: {diff.previous})"
+        f"planned {ref.jobs} samples from {ref.images} images ({ref.images_absent} annotated images "
+        f"absent); {ref.new_jobs} new in {len(units)} shards (previous version: {ref.previous})"
     )
     build = on_store(build_shard, store)
     total = sum(u.n_samples for u in units)
     stats = build_units(build, units, (cfg, store, dataset), store, dataset, logger, total)
     run_id = str(get_run_context().flow_run.id)
-    summary = commit(store, dataset, cfg, plan, diff, stats, run_id, source)
+    summary = commit(store, dataset, cfg, ref, stats, run_id, source)
     speed = throughput(stats, time.perf_counter() - t0, os.cpu_count() or 1)
     summary["throughput"] = speed
     _publish(summary, speed, store, dataset)

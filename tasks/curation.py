@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from doodleflow.data import refresh
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import InputPlan, WorkUnit
-from doodleflow.data.refresh import Diff, commit_version
+from doodleflow.data.plan import WorkUnit
+from doodleflow.data.plan_ref import PlanRef, drop_plan, load_plan, save_plan
+from doodleflow.data.refresh import commit_version
 from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import retry_condition
@@ -21,9 +22,13 @@ def _unit_cache_key(_ctx, params: dict) -> str:
 @task(name="plan-refresh", cache_policy=NO_CACHE)
 def plan_refresh(
     source: str, images: str | None, cfg: CurationConfig, store_uri: str, dataset: str
-) -> tuple[InputPlan, Diff, list[WorkUnit]]:
-    """Read and validate every input (fails fast on structural errors), then diff with the store."""
-    return refresh.plan_refresh(source, images, cfg, store_uri, dataset)
+) -> tuple[PlanRef, list[WorkUnit]]:
+    """Read and validate every input (fails fast on structural errors), then diff with the store.
+    The plan and diff stay in the store; the result is a reference (data/plan_ref.py)."""
+    plan, diff, units = refresh.plan_refresh(source, images, cfg, store_uri, dataset)
+    if plan.unchanged is not None:
+        return PlanRef(None, diff.previous, unchanged=plan.unchanged), []
+    return save_plan(DatasetStore(store_uri, dataset), plan, diff), units
 
 
 @task(
@@ -57,10 +62,13 @@ def commit(
     store_uri: str,
     dataset: str,
     cfg: CurationConfig,
-    plan: InputPlan,
-    diff: Diff,
+    ref: PlanRef,
     stats: list[dict],
     run_id: str,
     source: str,
 ) -> dict:
-    return commit_version(DatasetStore(store_uri, dataset), cfg, plan, diff, stats, run_id, source)
+    ds = DatasetStore(store_uri, dataset)
+    plan, diff = load_plan(ds, ref)
+    summary = commit_version(ds, cfg, plan, diff, stats, run_id, source)
+    drop_plan(ds, ref)
+    return summary
