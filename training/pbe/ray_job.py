@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from doodleflow.training.common.lease import hold as hold_lease
 from doodleflow.training.common.logs import log as _log
 from doodleflow.training.common.plan import dataset_manifest, open_run, pin
 from doodleflow.training.common.ray_utils import (
@@ -144,7 +145,8 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
         datasets={"train": train_dataset(plan)},
     )
-    trainer.fit()
+    with hold_lease(plan.run, log):  # one writer per run: a live launch of the same run is refused
+        trainer.fit()
     result = plan.run.read_json("result.json")
     if result is None or result["steps"] != plan.cfg.run.steps:
         raise RuntimeError(f"run {plan.run.run_id} ended without reaching step {plan.cfg.run.steps}")
