@@ -19,6 +19,7 @@ from functools import cached_property
 
 from doodleflow.infra import settings
 from doodleflow.infra.errors import ConfigError, NotFoundError, TamperedArtifact, TransientError
+from doodleflow.training.registry.bases import base_digests, base_dirs, verify_bases
 from doodleflow.training.registry.lineage import code_version, file_digests, verify_files
 from doodleflow.training.registry.listing import list_sqlite, sqlite_path
 from doodleflow.training.registry.refs import KINDS, ModelRef, parse_ref
@@ -137,16 +138,22 @@ class Registry:
         metrics: dict | None = None,
         images: list[str] = (),
         run_id: str | None = None,
+        bases: list[str] | None = None,
     ) -> Registered:
-        """Register the artifact at `uri` (a folder or file in the store) as a new version of `name`."""
+        """Register the artifact at `uri` (a folder or file in the store) as a new version of `name`.
+
+        `bases`: directories of the frozen weights loading it also reads (default: found from the
+        artifact itself, training/registry/bases.py); their files' digests join the lineage."""
         if kind not in KINDS:
             raise ValueError(f"unknown artifact kind {kind!r}; one of {', '.join(KINDS)}")
         metrics = finite_metrics(name, metrics or {})
         files = file_digests(uri)
+        base = base_digests(base_dirs(kind, uri) if bases is None else bases)
         lineage = {
             "kind": kind,
             "uri": uri,
             "files": files,
+            "base": base,
             "dataset": dataset,
             "config": config,
             "parent": parent,
@@ -167,6 +174,7 @@ class Registry:
             "kind": kind,
             "uri": uri,
             "files_sha256": _digest(files),
+            "base_sha256": _digest(base),
             "git_commit": lineage["git_commit"],
             "git_dirty": str(lineage["git_dirty"]).lower(),
             "parent": parent or "",
@@ -208,7 +216,9 @@ class Registry:
 
     def _load(self, mv) -> Registered:
         lineage = self._lineage(mv)
-        if _digest(lineage["files"]) != mv.tags.get("files_sha256"):
+        if _digest(lineage["files"]) != mv.tags.get("files_sha256") or (
+            "base_sha256" in mv.tags and _digest(lineage.get("base", [])) != mv.tags["base_sha256"]
+        ):
             raise TamperedArtifact(
                 f"{mv.name}:{mv.version}: lineage file list does not match its registered digest"
             )
@@ -274,6 +284,7 @@ class Registry:
         reg = self._load(mv)
         if verify:
             verify_files(reg.uri, reg.lineage["files"])
+            verify_bases(reg.lineage.get("base", []))
         return reg
 
 

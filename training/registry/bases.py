@@ -1,0 +1,133 @@
+"""The frozen weights a registered artifact needs besides its own files, and their digests.
+
+A PbE checkpoint holds only the trained weights: the VAE, the CLIP tower and (for a tiny model) the
+rest come from its base directory, so "sha256-verified" must cover those files too. Big base files
+are hashed once and the digest cached by (size, mtime) in $DOODLEFLOW_HOME/cache/sha256.json; a file
+rewritten in place gets a new mtime and is hashed again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+from doodleflow.data.fsutil import atomic_write, filesystem, is_local, join
+from doodleflow.infra import settings
+from doodleflow.infra.errors import TamperedArtifact
+
+
+def base_dirs(kind: str, uri: str) -> list[str]:
+    """Local or s3:// directories of the frozen weights that loading `uri` (of `kind`) reads."""
+    fs, path = filesystem(uri)
+    if kind == "pbe-checkpoint":
+        state = join(path, "state.json")  # training/common/rundir.py; a diffusers dir has none and
+        # is self-contained: all of it is the artifact
+        return _pbe_bases(json.loads(fs.cat_file(state))["config"]) if fs.exists(state) else []
+    for card in ("lora.json", "merged.json"):  # training/photodoodle/artifacts.py
+        if fs.exists(join(path, card)):
+            return _flux_bases(json.loads(fs.cat_file(join(path, card))))
+    return []
+
+
+def _pbe_bases(config: dict) -> list[str]:
+    from doodleflow.training.pbe.config import TrainConfig
+    from doodleflow.training.pbe.model import resolve_source_dir
+
+    src = dataclasses.replace(TrainConfig.from_dict(config).model.source, init_from=None)
+    if src.kind == "sd1":
+        return [src.pretrained, src.clip]
+    return [resolve_source_dir(src)]
+
+
+def _flux_bases(card: dict) -> list[str]:
+    if "base" not in card:
+        return []
+    from doodleflow.training.photodoodle.config import PLAIN_BASE
+    from doodleflow.training.photodoodle.generate import source_of
+    from doodleflow.training.photodoodle.model import resolve_source_dir
+
+    src = source_of(card)
+    out = [resolve_source_dir(dataclasses.replace(src, base_transformer=None))]
+    if src.base_transformer and src.base_transformer != PLAIN_BASE:
+        out.append(src.base_transformer)
+    return out
+
+
+def base_digests(dirs: list[str]) -> list[dict]:
+    """[{"root": dir, "files": [{path, bytes, sha256}, ...]}] for each base directory."""
+    return [{"root": d, "files": digests(d)} for d in dirs]
+
+
+def verify_bases(bases: list[dict]) -> None:
+    """Raise TamperedArtifact if a recorded base file is missing or its bytes changed."""
+    for base in bases:
+        have = {f["path"]: f["sha256"] for f in digests(base["root"])}
+        for f in base["files"]:
+            got = have.get(f["path"])
+            if got is None:
+                raise TamperedArtifact(f"base {base['root']}: {f['path']} is missing")
+            if got != f["sha256"]:
+                raise TamperedArtifact(
+                    f"base {base['root']}: {f['path']} has sha256 {got[:16]}..., registered "
+                    f"{f['sha256'][:16]}...: refusing to load a model on modified base weights"
+                )
+
+
+def digests(root_uri: str) -> list[dict]:
+    """Every file under `root_uri` with its size and sha256, local digests cached by (size, mtime)."""
+    fs, root = filesystem(root_uri)
+    paths = sorted(p for p in fs.find(root) if fs.isfile(p))
+    cache = _Cache() if is_local(fs) else None
+    out = []
+    for p in paths:
+        digest = cache.get(p) if cache else None
+        if digest is None:
+            digest = _sha256(fs, p)
+            if cache:
+                cache.put(p, digest)
+        out.append({"path": os.path.relpath(p, root), "bytes": fs.size(p), "sha256": digest})
+    if cache:
+        cache.save()
+    return out
+
+
+def _sha256(fs, path: str) -> str:
+    h = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Cache:
+    """sha256 of local files keyed by absolute path, valid while (size, mtime_ns) are unchanged."""
+
+    def __init__(self) -> None:
+        self.path = os.path.join(settings.home(), "cache", "sha256.json")
+        try:
+            with open(self.path) as f:
+                self.entries = json.load(f)
+        except (FileNotFoundError, ValueError):
+            self.entries = {}
+        self.dirty = False
+
+    @staticmethod
+    def _key(path: str) -> list[int]:
+        st = os.stat(path)
+        return [st.st_size, st.st_mtime_ns]
+
+    def get(self, path: str) -> str | None:
+        e = self.entries.get(path)
+        return e["sha256"] if e and e["stat"] == self._key(path) else None
+
+    def put(self, path: str, digest: str) -> None:
+        self.entries[path] = {"stat": self._key(path), "sha256": digest}
+        self.dirty = True
+
+    def save(self) -> None:
+        if self.dirty:
+            fs, _ = filesystem(self.path)
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            atomic_write(fs, self.path, json.dumps(self.entries, sort_keys=True).encode())
