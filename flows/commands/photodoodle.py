@@ -19,10 +19,10 @@ def register(sub, groups) -> None:
     p.add_argument(
         "--source", required=True, help="folder with <style>/meta.jsonl, or N.jpg / N_blend.jpg + captions"
     )
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset", required=True, help="pair dataset to write a new version of")
     p.add_argument("--artist", help="artist/style of every pair (default: the style folder's name)")
     p.add_argument("--trigger", help="trigger word (default: the captions' sks... word, else the artist)")
-    p.add_argument("--pairs-per-shard", type=int, default=64)
+    p.add_argument("--pairs-per-shard", type=int, default=64, help="pairs per Parquet part")
     add_store(p)
     add_json(p)
     p.set_defaults(func=cmd_ingest_pairs)
@@ -67,17 +67,17 @@ def register(sub, groups) -> None:
     g.add_argument(
         "--model", help="a registered EditLoRA: NAME, NAME@alias or NAME:version (sha256-verified)"
     )
-    g.add_argument("--image", required=True)
+    g.add_argument("--image", required=True, help="the photo to edit")
     g.add_argument(
         "--prompt", required=True, help="the edit; the artist's trigger word is appended if missing"
     )
     g.add_argument("--out", required=True, help="output PNG")
-    g.add_argument("--steps", type=int, default=20)
-    g.add_argument("--guidance", type=float, default=3.5)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps", type=int, default=20, help="sampler steps")
+    g.add_argument("--guidance", type=float, default=3.5, help="FLUX guidance (distilled, no true CFG)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     g.add_argument("--run", help="a specific training run of the artist (default: the newest)")
     g.add_argument("--height", type=int, help="default: the size the LoRA was trained at")
-    g.add_argument("--width", type=int)
+    g.add_argument("--width", type=int, help="default: the size the LoRA was trained at")
     add_store(g)
     add_json(g)
     g.set_defaults(func=cmd_generate_doodle)
