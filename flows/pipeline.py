@@ -76,7 +76,7 @@ def pipeline(
     store = resolve_store(store)
     train_config = pbe_config or {}
     if latent_cache:  # not part of the stage key: the cache changes the speed, not what is learned
-        train_config = {**train_config, "data": {**train_config.get("data", {}), "latent_cache": "build"}}
+        train_config = {**train_config, "data": {**train_config.get("data", {}), "latent_cache": "on"}}
     out: dict = {"store": store}
     # Settings every training stage shares; what is not given here takes the family config's default.
     common = {

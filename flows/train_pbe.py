@@ -26,11 +26,11 @@ def train_pbe(config: TrainConfig) -> dict:
         source = registered_source(source.init_model)
         logger.info(f"fine-tuning from {source.init_model} ({source.init_from})")
         cfg = cfg.replace(model={"source": source})
-    if cfg.data.latent_cache == "build":
+    if cfg.data.latent_cache == "on":
         build_pbe_cache(cfg)
     result = run_pbe_job(cfg)
     publish_pbe_run(cfg.run.store, result)
-    if cfg.publish.register:  # evaluate on the held-out split, then register with lineage (flows/registration.py)
+    if cfg.publish.register:  # evaluate on the held-out split, then register (flows/registration.py)
         from doodleflow.flows.registration import evaluate_and_register_pbe
 
         p = cfg.publish

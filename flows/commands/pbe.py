@@ -48,11 +48,11 @@ TRAIN_OPTIONS = [
     Opt("--resolution", "data.resolution", "training resolution in pixels (a multiple of 64)", int),
     Opt("--checkpoint-every", "run.checkpoint_every", "steps between checkpoints", int),
     Opt(
-        "--latent-cache",
+        "--cache",
         "data.latent_cache",
-        "auto: train from the version's latent cache when present; "
-        "build: make it first; off: encode every step",
-        choices=("auto", "build", "off"),
+        "the version's latent cache (encoded once): auto: use it when present; on: build it first; "
+        "off: encode every step (the same vocabulary as the PhotoDoodle commands' --cache)",
+        choices=("auto", "on", "off"),
     ),
     Opt(
         "--sample-by",

@@ -78,7 +78,7 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
     # Resume through the same CLI (in-process this time: a real Prefect flow run on the session's API),
     # switching to the latent cache, which the flow builds first: the run id does not depend on it.
     evals = ["--eval-samples", "2", "--eval-steps", "2"]
-    assert main([*args, "--workers", "0", "--resume", "--latent-cache", "build", *evals, "--json"]) == 0
+    assert main([*args, "--workers", "0", "--resume", "--cache", "on", *evals, "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["steps"] == 12 and result["resumed_from"] == killed_at
     assert result["checkpoint"] == run.uri(run.checkpoint_path(12)) and run.latest() == 12

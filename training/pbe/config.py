@@ -27,7 +27,8 @@ from doodleflow.training.common.config import (
 )
 
 ModelKind = Literal["tiny", "sd1", "pbe"]
-LatentCache = Literal["auto", "build", "off"]
+# auto: train from the cache when present; on: build it first (one vocabulary with PhotoDoodle's --cache)
+LatentCache = Literal["auto", "on", "off"]
 SampleBy = Literal["image", "box"]
 MAX_MICRO_BATCH = 4  # the reference's batch per GPU (train.sh: batch_size 4 on each of 8 GPUs)
 
@@ -125,7 +126,9 @@ class DataConfig:
         # The VAE downsamples 8x and the UNet 8x more: the latent grid needs whole cells.
         multiple_of(self.resolution, 64, 64, 2048, "--resolution")
         at_least(self.shuffle_buffer, 0, "data.shuffle_buffer")
-        one_of(self.latent_cache, ("auto", "build", "off"), "--latent-cache")
+        if self.latent_cache == "build":  # the name before --cache auto|on|off (checkpoints keep it)
+            object.__setattr__(self, "latent_cache", "on")
+        one_of(self.latent_cache, ("auto", "on", "off"), "--cache")
         one_of(self.sample_by, ("image", "box"), "--sample-by")
 
 
@@ -208,7 +211,9 @@ class TrainConfig(SectionedConfig):
             "model": self.model.source.identity(),
             "diffusion": asdict(self.diffusion),
             "optim": asdict(self.optim),
-            "data": {k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask", "sample_by")},
+            "data": {
+                k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask", "sample_by")
+            },
         }
         return short_hash(ident)
 

@@ -121,7 +121,7 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
     from ray.train.torch import TorchTrainer
 
     ray_address, max_failures = cfg.launch.ray_address, cfg.launch.max_failures
-    if cfg.data.latent_cache == "build":
+    if cfg.data.latent_cache == "on":
         build_cache(cfg, ray_address, log)
     plan = plan_job(cfg, log)
     where = init_ray(ray_address)
