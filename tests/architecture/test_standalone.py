@@ -8,7 +8,9 @@ import re
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FOLDERS = ("data", "tasks", "training", "flows", "infra", "bench", "tests", "docs")
 # Notes that live beside the checkout on the machine this was written on, not in the repository.
-OUTSIDE = re.compile(r"shared/(reference|realdata)|\.\./shared|seed-algorithms|performance-and-style|stack\.md")
+OUTSIDE = re.compile(
+    r"shared/(reference|realdata)|\.\./shared|seed-algorithms|performance-and-style|stack\.md"
+)
 
 
 def _files():
