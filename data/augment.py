@@ -16,16 +16,35 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import threading
 from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # otherwise every import tries the network
 
-import albumentations as A
 import cv2
 import numpy as np
 from doodleflow.data.config import SampleConfig
 from doodleflow.data.imageio import halve_to_within_2x
+
+
+def _albumentations():
+    """albumentations without torch. Its package init also imports its PyTorch helpers (ToTensorV2),
+    and so torch: ~3 s of every refresh worker's start-up for a module curation never uses. They are
+    hidden during this import (the package skips them on ImportError); a later
+    `import albumentations.pytorch` still works."""
+    hide = "torch" not in sys.modules and "albumentations" not in sys.modules
+    if hide:
+        sys.modules["albumentations.pytorch"] = None  # type: ignore[assignment]
+    try:
+        import albumentations
+    finally:
+        if hide:
+            del sys.modules["albumentations.pytorch"]
+    return albumentations
+
+
+A = _albumentations()
 
 
 @functools.lru_cache(maxsize=8)
