@@ -3,8 +3,9 @@
     refresh -> latent cache -> Paint-by-Example training -> evaluation -> registration   (FiftyOne optional)
     pair ingest -> OmniEditor -> merge -> EditLoRA per artist -> evaluation -> registration
 
-Each training stage is keyed by (its dataset version's content hash, its settings): a stage whose key
-already has a record in the store is skipped, so a nightly run with no new data costs seconds.
+Each training stage is keyed by (its dataset version's content hash, its settings), and each artist is
+its own stage keyed on its own pairs: a stage whose key already has a record in the store is skipped,
+so a nightly run with no new data costs seconds and new pairs for one artist retrain that artist only.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from doodleflow.training.photodoodle.config import TrainConfig as DoodleConfig
 from prefect import flow, get_run_logger
 
 
-def _stage_path(store: str, stage: str, dataset: str, settings: dict) -> str:
+def _stage_path(store: str, stage: str, dataset: str, settings: dict, version: int | None = None) -> str:
+    """Where a stage's record lives: keyed by the content hash of `dataset` at `version` (default:
+    its latest) and the stage's settings."""
     ds = DatasetStore(store, dataset)
-    content = ds.manifest(ds.latest())["content_hash"]
+    content = ds.manifest(ds.latest() if version is None else version)["content_hash"]
     key = hashlib.sha256(json.dumps([content, settings], sort_keys=True, default=str).encode()).hexdigest()[
         :20
     ]
@@ -46,6 +49,26 @@ def _stage(store: str, stage: str, dataset: str, settings: dict, run, log) -> di
     if isinstance(out, dict):
         atomic_write(fs, path, json.dumps(out, default=str).encode())
     return {**out, "skipped": False} if isinstance(out, dict) else out
+
+
+def _artist_stages(store: str, versions: dict[str, int], settings: dict, train, log) -> dict:
+    """One stage per artist, keyed by that artist's own pairs version and the settings: only the
+    artists whose key has no record are trained (together, by `train(names)`, in parallel), so new
+    pairs for one artist retrain that artist only."""
+    fs, _ = filesystem(store)
+    paths = {a: _stage_path(store, "artist", a, {**settings, "artist": a}, v) for a, v in versions.items()}
+    done = {a: json.loads(fs.cat_file(p)) for a, p in paths.items() if fs.exists(p)}
+    todo = [a for a in versions if a not in done]
+    for a in done:
+        log.info(f"artist {a}: pairs unchanged since the recorded run, skipped")
+    trained = train(todo)["artists"] if todo else {}
+    for a, outcome in trained.items():
+        if outcome.get("status") != "failed":
+            atomic_write(fs, paths[a], json.dumps(outcome, default=str).encode())
+    artists = {
+        a: {**done[a], "skipped": True} if a in done else {**trained[a], "skipped": False} for a in versions
+    }
+    return {"artists": artists, "trained": todo, "skipped": sorted(done)}
 
 
 @flow(name="pipeline")
@@ -133,18 +156,18 @@ def pipeline(
         for a in artists:
             out[f"pairs-{a}"] = ingest_pairs(source=join(artists_source, a), dataset=a, store=store, artist=a)
         if artists:
-            key = {
+            settings = {
                 "preset": preset,
                 "steps": artist_steps,
-                "artists": sorted(artists),
                 "base": out.get("omnieditor", {}).get("merged_base"),
             }
-            out["artists"] = _stage(
+            out["artists"] = _artist_stages(
                 store,
-                "artists",
-                artists[0],
-                key,
-                lambda: train_artists(artists, doodle_run_config(preset, {"steps": artist_steps}, common)),
+                {a: out[f"pairs-{a}"]["version"] for a in artists},
+                settings,
+                lambda names: train_artists(
+                    names, doodle_run_config(preset, {"steps": artist_steps}, common)
+                ),
                 log,
             )
     return out
