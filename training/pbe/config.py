@@ -56,12 +56,17 @@ class ModelSource:
     init_sha256: str | None = None
 
     def __post_init__(self) -> None:
+        one_of(self.kind, ("tiny", "sd1", "pbe"), "--preset")
         if self.kind == "sd1" and not (self.pretrained and self.clip):
             raise ConfigError(
                 "model kind sd1 needs a Stable Diffusion v1 dir (--pretrained) and a CLIP dir (--clip)"
             )
         if self.kind == "pbe" and not self.pretrained:
             raise ConfigError("model kind pbe needs a diffusers Paint-by-Example dir (--pretrained)")
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.kind == "tiny"
 
     def identity(self) -> dict:
         """What names these weights (tiny_root is a location, not an identity)."""
@@ -211,9 +216,7 @@ class TrainConfig(SectionedConfig):
             "model": self.model.source.identity(),
             "diffusion": asdict(self.diffusion),
             "optim": asdict(self.optim),
-            "data": {
-                k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask", "sample_by")
-            },
+            "data": {k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask", "sample_by")},
         }
         return short_hash(ident)
 
