@@ -1,0 +1,83 @@
+"""Bad training arguments are refused before any server, pool or cluster starts: one line on stderr,
+exit 2, in under 2 s, nothing written (issue 14 item 4). The checks live in the config objects, so the
+flows and the deployments refuse the same values (a flow's parameters are validated by Prefect)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from doodleflow.infra.errors import ConfigError
+from doodleflow.training.pbe.config import TrainConfig as PbEConfig
+from doodleflow.training.photodoodle.config import TrainConfig as DoodleConfig
+
+BAD = [
+    ("train pbe --dataset kr --steps 0", "--steps must be at least 1, got 0"),
+    ("train pbe --dataset kr --lr -1", "--lr must be a positive number, got -1.0"),
+    ("train pbe --dataset kr --batch-size 0", "--batch-size must be at least 1, got 0"),
+    ("train pbe --dataset kr --resolution 7", "--resolution must be a multiple of 64"),
+    (
+        "train pbe --dataset kr --batch-size 6 --workers 4",
+        "--batch-size 6 (the global batch) does not split over 4",
+    ),
+    ("train pbe --dataset ../evil", "invalid dataset name '../evil'"),
+    ("train pbe --dataset kr --run-name a/b", "invalid run name (--run-name) 'a/b'"),
+    ("train pbe --dataset kr", "dataset 'kr' has no version in"),
+    ("train pbe --dataset kr --preset sd1", "model kind sd1 needs a Stable Diffusion v1 dir"),
+    ("train pbe --dataset kr --pretrained /no/such/dir", "--pretrained '/no/such/dir' is not a directory"),
+    ("train artist --artist lulu --rank 0", "--rank must be at least 1, got 0"),
+    ("train artist --artist lulu --height 100", "--height must be a multiple of 16"),
+    ("train artists --artists ok,../x", "invalid artist name '../x'"),
+    ("train artist --artist lulu", "dataset 'lulu' has no version in"),
+    (
+        "train omnieditor --dataset edits --workers 2",
+        "--batch-size 1 (the global batch) does not split over 2",
+    ),
+    (
+        "train omnieditor --dataset edits --preset flux-dev",
+        "preset flux-dev needs a local diffusers FLUX.1-dev",
+    ),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[a for a, _ in BAD])
+def test_bad_argument_exits_2_at_once_with_one_line_and_writes_nothing(args, message, tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "DOODLEFLOW_HOME": str(home), "DOODLEFLOW_STORE": str(home / "store")}
+    t0 = time.perf_counter()
+    p = subprocess.run(
+        [sys.executable, "-m", "doodleflow.flows.cli", *args.split()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.perf_counter() - t0
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], p.stderr
+    assert took < 2.0, f"{args}: {took:.2f} s"
+    written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files]
+    assert written == [] and not (home / "store").exists()
+
+
+def test_flows_and_deployments_get_the_same_checks():
+    """A deployment's parameters are a partial dict: the config's constructors refuse bad values too."""
+    with pytest.raises(ConfigError, match="--steps must be at least 1"):
+        PbEConfig.from_dict({"run": {"steps": 0}})
+    with pytest.raises(ConfigError, match="--lr must be a positive number"):
+        DoodleConfig.from_dict({"optim": {"lr": float("nan")}})
+    with pytest.raises(ConfigError, match="unknown data setting"):
+        PbEConfig().with_overrides({"data": {"batchsize": 4}})
+    with pytest.raises(ConfigError, match="an EditLoRA run needs an artist"):
+        DoodleConfig.for_stage("editlora", dataset="d").check()
+    cfg = DoodleConfig.from_dict({"model": {"source": {"preset": "flux-dev", "pretrained": "/x"}}})
+    assert (cfg.data.height, cfg.data.width, cfg.data.max_sequence_length) == (768, 512, 512)  # the preset's
+    assert (cfg.model.lora.rank, cfg.model.lora.alpha, cfg.data.batch_size) == (
+        128,
+        128.0,
+        1,
+    )  # the reference
