@@ -67,6 +67,30 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(tiny_dir, tmp_pa
     assert os.path.exists(os.path.join(store, "cache", "photodoodle", "magic"))
 
 
+def test_accumulated_steps_resume_exactly_mid_epoch(tiny_dir, tmp_path):
+    """A global batch of 2 on one worker: two micro-batches per step (a step spans the epoch boundary of
+    5 pairs); a run split at step 2 continues bit-identically, its data position included."""
+    store = str(tmp_path / "store")
+    make_pair_dataset(str(tmp_path), store, "magic", 5)
+
+    def cfg(**run):
+        c = _cfg(store, tiny_dir, **{"steps": 4, "checkpoint_every": 2, **run})
+        return c.replace(data={"batch_size": 2})
+
+    assert cfg().batch_plan(1).accumulation == 2
+    straight, w_straight = _train_in_process(cfg(run_name="straight"))
+    _train_in_process(cfg(run_name="split", steps=2))
+    resumed, w_resumed = _train_in_process(cfg(run_name="split", resume=True))
+    assert resumed["resumed_from"] == 2 and resumed["batch"] == {
+        "global": 2,
+        "micro": 1,
+        "accumulation": 2,
+        "workers": 1,
+    }
+    assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)
+    assert resumed["final_loss"] == pytest.approx(straight["final_loss"], abs=0)
+
+
 def test_a_damaged_part_fails_before_any_worker_starts(tiny_dir, tmp_path):
     store = str(tmp_path / "store")
     make_pair_dataset(str(tmp_path), store, "magic", 2)
