@@ -12,6 +12,8 @@ import sys
 import time
 
 import pytest
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.refresh import refresh_in_process
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.synthetic import make_source
 
@@ -54,7 +56,7 @@ def _refresh_json(src: str, store: str, *extra: str, env: dict | None = None) ->
 def test_crash_before_commit_leaves_previous_version_visible(tmp_path):
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
     good_tree(src, n=4, real=False)
-    v1 = _refresh_json(src, store)
+    v1 = refresh_in_process(src, "c", store)  # the previous version: made in process (not under test)
     assert v1["version"] == 1 and v1["created"]
     new = make_source(src, 2, seed=5, size=(640, 480), boxes_per_image=(1, 1), salt="late")
     p = _cli(
@@ -108,7 +110,7 @@ def test_sigkill_during_build_then_rerun_reuses_finished_shards(tmp_path):
     assert ds.versions() == []
     done = _refresh_json(src, store, "--samples-per-shard", "2", "--workers", "1")
     assert done["version"] == 1 and done["throughput"]["shards_reused"] >= 3
-    fresh = _refresh_json(src, clean, "--samples-per-shard", "2")
+    fresh = refresh_in_process(src, "c", clean, CurationConfig(samples_per_shard=2))  # the reference
     assert done["samples_total"] == fresh["samples_total"]
     a = ds.read_table(1).sort_by("sample_id")
     b = DatasetStore(clean, "c").read_table(1).sort_by("sample_id")
@@ -137,7 +139,7 @@ def test_crash_and_rerun_on_s3(tmp_path, bucket):
     assert ds.versions() == [2]
     ids = ds.read_table(2, columns=["sample_id"])["sample_id"].to_pylist()
     assert len(ids) == len(set(ids)) == done["samples_total"] > 0
-    again = _refresh_json(src, store)
+    again = refresh_in_process(src, "c", store)
     assert not again["created"] and again["version"] == 2
 
 

@@ -1,5 +1,6 @@
-"""The dataset-refresh flow end to end on real Prefect runs: bad inputs, determinism, idempotent and
-incremental refreshes, crashes, the CLI, and an S3 store on moto's server."""
+"""The dataset-refresh flow end to end on real Prefect runs: bad inputs and the run's report,
+determinism across task runners, idempotent reruns, Ray, and an S3 store on moto's server. The
+refresh's library behaviour without Prefect (incremental, changed images) is in test_refresh.py."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import shutil
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
+from doodleflow.data.config import CurationConfig
+from doodleflow.data.refresh import refresh_in_process
 from doodleflow.data.store import DatasetStore
-from doodleflow.data.synthetic import bbox_row, make_source, write_bbox_csv
+from doodleflow.data.synthetic import bbox_row, write_bbox_csv
 from doodleflow.flows.dataset_refresh import dataset_refresh
 from doodleflow.flows.task_runners import make_task_runner
 
@@ -91,47 +94,6 @@ def test_rerun_is_idempotent_and_content_is_deterministic(tmp_path):
     assert ma["config_hash"] == mb["config_hash"]
 
 
-def test_incremental_refresh_processes_only_what_is_new(tmp_path):
-    src, store = str(tmp_path / "src"), str(tmp_path / "store")
-    good_tree(src, n=8, real=False)
-    v1 = dataset_refresh(source=src, dataset="inc", store=store, samples_per_shard=4)
-    new_rows = make_source(src, 3, seed=7, size=(640, 480), boxes_per_image=(1, 1), salt="new")
-    v2 = dataset_refresh(source=src, dataset="inc", store=store, samples_per_shard=4)
-    assert v2["version"] == 2 and v2["samples_new"] == len(new_rows)
-    assert v2["samples_total"] == v1["samples_total"] + len(new_rows)
-    assert v2["throughput"]["samples_built"] == len(new_rows)
-    old, new = _content(store, "inc", 1), _content(store, "inc", 2)
-    assert all(new[k] == v for k, v in old.items())  # old samples untouched
-    ds = DatasetStore(store, "inc")
-    v1_parts = {os.stat(p).st_ino for p in ds.part_paths(1)}
-    assert v1_parts <= {os.stat(p).st_ino for p in ds.part_paths(2)}  # carried by hard link, not rewritten
-    # removing an annotation row removes its sample, without re-decoding anything
-    csv_path = os.path.join(src, "annotations", "oidv6-train-annotations-bbox.csv")
-    lines = open(csv_path).read().splitlines()
-    open(csv_path, "w").write("\n".join(lines[:1] + lines[2:]) + "\n")
-    v3 = dataset_refresh(source=src, dataset="inc", store=store, samples_per_shard=4)
-    assert v3["version"] == 3 and v3["samples_total"] == v2["samples_total"] - 1
-    assert v3["samples_new"] == 0 and v3["throughput"]["samples_built"] == 0
-    assert set(_content(store, "inc", 3)) < set(new)
-    # readers of older versions are unaffected
-    assert _content(store, "inc", 1) == old
-
-
-def test_changed_image_bytes_rebuild_its_samples(tmp_path):
-    src, store = str(tmp_path / "src"), str(tmp_path / "store")
-    good_tree(src, n=4, real=False)
-    dataset_refresh(source=src, dataset="chg", store=store)
-    img_dir = os.path.join(src, "images", "train_0")
-    victim = sorted(os.listdir(img_dir))[0]
-    from PIL import Image
-
-    Image.open(os.path.join(img_dir, victim)).rotate(180).save(os.path.join(img_dir, victim), quality=80)
-    s = dataset_refresh(source=src, dataset="chg", store=store)
-    n_victim = sum(1 for k in _content(store, "chg", 1) if k.startswith(victim[:-4]))
-    assert s["version"] == 2 and s["samples_new"] == n_victim > 0
-    assert s["samples_total"] == len(_content(store, "chg", 1))
-
-
 def test_s3_source_and_store_on_a_real_s3_endpoint(tmp_path, bucket):
     from doodleflow.data.fsutil import filesystem
 
@@ -149,9 +111,9 @@ def test_s3_source_and_store_on_a_real_s3_endpoint(tmp_path, bucket):
     with ds.fs.open(ds.part_paths(1)[0], "rb") as f:
         assert pq.read_table(f).num_rows > 0
     assert not os.path.exists(os.path.join(os.environ["DOODLEFLOW_HOME"], "store", "datasets", "s3ds"))
-    # same inputs, local store: same content
-    local = dataset_refresh(
-        source=local_src, dataset="s3ds", store=str(tmp_path / "store"), samples_per_shard=4
+    # same inputs, local store (in process): same content
+    local = refresh_in_process(
+        local_src, "s3ds", str(tmp_path / "store"), CurationConfig(samples_per_shard=4)
     )
     assert local["samples_total"] == expected
     assert _content(store, "s3ds") == _content(str(tmp_path / "store"), "s3ds")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import make_units, plan_inputs
-from doodleflow.data.refresh import commit_version, diff_with_latest
-from doodleflow.data.shard import build_unit
+from doodleflow.data.refresh import refresh_in_process
 from doodleflow.data.split import is_heldout
 from doodleflow.data.store import DatasetStore
 from doodleflow.training.eval.models import load_eval_models
@@ -18,29 +17,27 @@ from PIL import Image
 from tests.curation.trees import good_tree
 
 
-def _dataset(tmp_path) -> str:
-    src, store = str(tmp_path / "src"), str(tmp_path / "store")
-    good_tree(src, n=16, real=False)
-    cfg = CurationConfig(heldout_fraction=0.3)
-    plan = plan_inputs(src, None, cfg)
-    ds = DatasetStore(store, "ev")
-    diff = diff_with_latest(ds, plan)
-    stats = [build_unit(u, cfg, store, "ev") for u in make_units(diff.new_jobs, cfg)]
-    commit_version(ds, cfg, plan, diff, stats, "run", src)
-    return store
-
-
-def test_pbe_evaluation_on_the_heldout_split(tmp_path):
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[str, object, object]:
+    """One dataset version, one tiny PbE model and the tiny eval models for the module's tests (each
+    test only reads them)."""
     from doodleflow.training.pbe.model import load_pbe_dir
     from doodleflow.training.pbe.presets import save_tiny_pbe
 
-    store = _dataset(tmp_path)
+    root = tmp_path_factory.mktemp("pbe-eval")
+    src, store = str(root / "src"), str(root / "store")
+    good_tree(src, n=16, real=False)
+    refresh_in_process(src, "ev", store, CurationConfig(heldout_fraction=0.3), run_id="run")
+    model = load_pbe_dir(save_tiny_pbe(str(root / "models")))
+    return store, model, load_eval_models(str(root / "home"))
+
+
+def test_pbe_evaluation_on_the_heldout_split(setup, tmp_path):
+    store, model, models = setup
     rows, info = heldout_rows(store, "ev", None, limit=3)
     assert info["heldout"] and 0 < len(rows) <= 3
     m = DatasetStore(store, "ev").manifest(1)["heldout"]
     assert all(is_heldout(r["image_id"], m["fraction"], m["seed"]) for r in rows)
-    model = load_pbe_dir(save_tiny_pbe(str(tmp_path / "models")))
-    models = load_eval_models(str(tmp_path / "home"))
     res = evaluate_pbe(model, rows, models, str(tmp_path / "eval"), steps=3)
     assert set(res["metrics"]) == {"region_clip_score", "fid"}
     assert -100 <= res["metrics"]["region_clip_score"] <= 100
@@ -54,18 +51,14 @@ def test_pbe_evaluation_on_the_heldout_split(tmp_path):
     assert again["metrics"] == res["metrics"]  # seeded: the same outputs and scores
 
 
-def test_quality_score_when_gmm_weights_are_given(tmp_path):
+def test_quality_score_when_gmm_weights_are_given(setup, tmp_path):
     import numpy as np
-    from doodleflow.training.pbe.model import load_pbe_dir
-    from doodleflow.training.pbe.presets import save_tiny_pbe
 
-    store = _dataset(tmp_path)
+    store, model, models = setup
     rows, _ = heldout_rows(store, "ev", None, limit=2)
-    models = load_eval_models(str(tmp_path / "home"))
     d = models.inception.features([Image.new("RGB", (64, 64))]).shape[1]
     gmm = str(tmp_path / "gmm.npz")
     np.savez(gmm, weights=np.ones(1), means=np.zeros((1, d)), covariances=np.eye(d)[None])
-    model = load_pbe_dir(save_tiny_pbe(str(tmp_path / "models")))
     res = evaluate_pbe(model, rows, models, str(tmp_path / "eval"), steps=2, gmm=gmm)
     assert 0.0 <= res["metrics"]["quality_score"] <= 100.0
 

@@ -1,0 +1,77 @@
+"""One version commit for both dataset kinds (data/commit.py): pair datasets get what triples had
+alone before: the held-out split in the manifest, the wait for an earlier concurrent claim (two runs
+on the same inputs make one version), and the failpoint before the manifest."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from doodleflow.data.commit import _write_version, commit_draft
+from doodleflow.data.pairs import draft_pairs_version, ingest_pairs_in_process, plan_ingest
+from doodleflow.data.pairs_build import build_pairs_unit
+from doodleflow.data.pairs_synthetic import write_photodoodle_style
+from doodleflow.data.split import is_heldout
+from doodleflow.data.store import DatasetStore
+
+from tests.conftest import REPO
+
+
+def test_a_pair_version_records_its_heldout_split(tmp_path):
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    write_photodoodle_style(src, "magic", 12, seed=3)
+    s = ingest_pairs_in_process(src, "magic", store)
+    ds = DatasetStore(store, "magic")
+    m = ds.manifest(s["version"])
+    ids = ds.read_table(s["version"], columns=["pair_id"])["pair_id"].to_pylist()
+    assert m["kind"] == "photodoodle-pairs" and m["parent"] is None and m["rows_total"] == 12
+    h = m["heldout"]
+    assert (h["column"], h["fraction"], h["seed"]) == ("pair_id", 0.1, 0)
+    assert h["pairs"] == sum(is_heldout(i, 0.1, 0) for i in ids)
+    assert h["method"] == "sha256(f'{seed}:{pair_id}') < fraction * 2**256"
+
+
+def test_two_pair_ingests_at_once_make_one_version(tmp_path):
+    """Run A has claimed version 1 and is still writing; run B, with the same content, claims 2, waits
+    for A's live claim, then finds A's version holds what it would write and gives its claim back."""
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    write_photodoodle_style(src, "magic", 4, seed=3)
+    ds = DatasetStore(store, "magic")
+    plan, units = plan_ingest(src, None, None, 2, store, "magic")
+    stats = [build_pairs_unit(u, store, "magic") for u in units]
+    draft = draft_pairs_version(ds, plan, stats)
+    claimed = threading.Event()
+
+    def run_a() -> None:
+        v = ds.claim_next_version("run-a")
+        claimed.set()
+        time.sleep(1.5)  # still placing files when B arrives
+        _write_version(ds, v, draft, "run-a")
+
+    a = threading.Thread(target=run_a)
+    a.start()
+    claimed.wait(10)
+    t0 = time.perf_counter()
+    b = commit_draft(ds, draft_pairs_version(ds, plan, stats), "run-b")
+    waited = time.perf_counter() - t0
+    a.join()
+    assert (b.version, b.created) == (1, False) and waited > 0.5
+    assert ds.versions() == [1] and not os.path.exists(ds.version_path(2))
+    assert ds.manifest(1)["run_id"] == "run-a"
+
+
+def test_a_pair_ingest_killed_before_its_manifest_leaves_no_version(tmp_path):
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    write_photodoodle_style(src, "magic", 3, seed=3)
+    code = f"from doodleflow.data.pairs import ingest_pairs_in_process as f; f({src!r}, 'magic', {store!r})"
+    env = {**os.environ, "DOODLEFLOW_FAILPOINT": "commit.before_manifest"}
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, timeout=300)
+    assert p.returncode == 137, p.stderr.decode()[-2000:]
+    ds = DatasetStore(store, "magic")
+    assert ds.versions() == [] and os.path.exists(os.path.join(ds.version_path(1), "_claim"))
+    done = ingest_pairs_in_process(src, "magic", store)  # the dead run's claim does not block
+    assert (done["version"], done["created"], done["pairs_total"]) == (2, True, 3)
+    assert ds.versions() == [2]
