@@ -81,3 +81,40 @@ def test_flows_and_deployments_get_the_same_checks():
         128.0,
         1,
     )  # the reference
+
+
+def test_training_deployments_validate_into_the_family_configs():
+    """infra/prefect.yaml's training parameters become the same config objects the CLI builds."""
+    import importlib
+    import re
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    with open(os.path.join(REPO, "infra", "prefect.yaml")) as f:
+        deps = {d["name"]: d for d in yaml.safe_load(f)["deployments"]}
+    for name, family in (
+        ("train-pbe", PbEConfig),
+        ("omnieditor", DoodleConfig),
+        ("train-artist", DoodleConfig),
+    ):
+        d = deps[name]
+        text = re.sub(r"\{\{ \$\w+ \}\}", "/models", yaml.safe_dump(d["parameters"]))
+        path, fn = d["entrypoint"].split(":")
+        flow = getattr(
+            importlib.import_module("doodleflow." + path.removesuffix(".py").replace("/", ".")), fn
+        )
+        cfg = flow.validate_parameters(yaml.safe_load(text))["config"]
+        assert isinstance(cfg, family) and cfg.run.use_gpu, name
+        if name == "train-pbe":
+            assert (cfg.model.source.kind, cfg.data.batch_size, cfg.optim.lr, cfg.run.workers) == (
+                "sd1",
+                32,
+                1e-5,
+                8,
+            )
+            assert cfg.batch_plan().accumulation == 1  # 8 workers x 4: the reference's layout
+        else:
+            assert (cfg.data.height, cfg.data.width, cfg.model.lora.rank) == (768, 512, 128)
+            cfg.batch_plan()  # the global batch splits over the deployment's workers
