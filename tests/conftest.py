@@ -34,13 +34,39 @@ def s3_endpoint():
     env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SEC07:14:09.457 | INFO    | Task run 'build-shard-c9d' - Finished in state Completed()
-07:14:09.538 | INFO    | Flow run 'artichoke-koel' - shard 3/4 dba53800b20b: 382 samples built in 45.49s (8.4 samples/s build); run: 1411/1928 samples in 159.3s wall (8.9 samples/s wall)
-07:14:22.343 | INFO    | Task run 'build-shard-cef' - Finished in state Completed()
-07:14:22.529 | INFO    | Flow run 'artichoke-koel' - shard 4/4 ffbf2b203de3: 517 samples built in 61.76s (8.4 samples/s build); run: 1928/1928 samples in 172.3s wall (11.2 samples/s wall)
-07:14:29.410 | INFO    | Task run 'commit-version-b55' - Finished in state Completed()
-07:14:31.016 | INFO    | Flow run 'artichoke-koel' - dataset scale version 1: 1928 samples (1928 new) at /tmp/scale-refresh-jbcibct3/store/datasets/scale/versions/v000001
-):
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield endpoint
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, request):
+    """A fresh bucket per test: s3://<name>."""
+    from doodleflow.data.fsutil import filesystem
+
+    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    fs, _ = filesystem(f"s3://{name}")
+    fs.mkdir(name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
     """One real Prefect API server (SQLite) for the session, shared with CLI subprocesses."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
