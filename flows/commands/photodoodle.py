@@ -6,13 +6,19 @@ import argparse
 import json
 import sys
 
-from doodleflow.flows.commands.common import add_json, add_store
+from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
 from doodleflow.infra.errors import ConfigError
 from doodleflow.training.photodoodle.config import TrainConfig, artist_names
 
 
 def register(sub, groups) -> None:
+    _ingest_parser(sub)
+    _train_parsers(groups["train"])
+    _doodle_parser(groups["generate"])
+
+
+def _ingest_parser(sub) -> None:
     ingest = sub.add_parser("ingest", help="turn source data into a versioned dataset")
     isub = ingest.add_subparsers(dest="target", required=True)
     p = isub.add_parser("pairs", help="PhotoDoodle editing pairs -> a versioned Parquet pair dataset")
@@ -27,7 +33,8 @@ def register(sub, groups) -> None:
     add_json(p)
     p.set_defaults(func=cmd_ingest_pairs)
 
-    train = groups["train"]
+
+def _train_parsers(train) -> None:
     o = train.add_parser(
         "omnieditor",
         help="PhotoDoodle stage 1: OmniEditor LoRA on Ray Train, then merge",
@@ -62,7 +69,9 @@ def register(sub, groups) -> None:
     add_options(m, ARTISTS_OPTIONS, TrainConfig.for_stage("editlora"))
     m.set_defaults(func=cmd_train_artists)
 
-    g = groups["generate"].add_parser("doodle", help="edit an image with an artist's EditLoRA")
+
+def _doodle_parser(generate) -> None:
+    g = generate.add_parser("doodle", help="edit an image with an artist's EditLoRA")
     g.add_argument("--artist", help="use the artist's newest LoRA (or --run's)")
     g.add_argument(
         "--model", help="a registered EditLoRA: NAME, NAME@alias or NAME:version (sha256-verified)"
@@ -227,6 +236,8 @@ def preflight_artist(cfg: TrainConfig) -> TrainConfig:
 
 
 def cmd_ingest_pairs(a: argparse.Namespace) -> tuple[dict, str]:
+    check_source_and_names(a, {"dataset": "dataset name", "artist": "artist name"})
+    at_least(a.pairs_per_shard, 1, "--pairs-per-shard")
     from doodleflow.flows import prefect_api
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
@@ -317,7 +328,7 @@ def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.infra.settings import resolve_store
-    from doodleflow.training.photodoodle.generate import generate_doodle
+    from doodleflow.training.photodoodle.generate import DoodleRequest, generate_doodle
 
     artist, run = a.artist, a.run
     if a.model:  # a registered EditLoRA: its files are verified, then its run is the one loaded
@@ -331,19 +342,8 @@ def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     if not artist:
         raise ConfigError("give --artist or --model")
     print(f"generating with {artist}'s LoRA ...", file=sys.stderr)
-    r = generate_doodle(
-        resolve_store(a.store),
-        artist,
-        a.image,
-        a.prompt,
-        a.out,
-        steps=a.steps,
-        guidance=a.guidance,
-        seed=a.seed,
-        run=run,
-        height=a.height,
-        width=a.width,
-    )
+    req = DoodleRequest(a.image, a.prompt, a.out, a.steps, a.guidance, a.seed, run, a.height, a.width)
+    r = generate_doodle(resolve_store(a.store), artist, req)
     return (
         r,
         f"wrote {r['out']} ({r['width']}x{r['height']}, {r['steps']} steps) with {r['lora']}\n  prompt: {r['prompt']}",

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import torch
 from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
-from doodleflow.training.photodoodle.generate import doodle, generate_doodle, load_condition, with_trigger
+from doodleflow.training.photodoodle.generate import (
+    DoodleRequest,
+    doodle,
+    generate_doodle,
+    load_condition,
+    with_trigger,
+)
 from doodleflow.training.photodoodle.model import load_model
 from doodleflow.training.photodoodle.sampler import FluxSamplerConfig, sample
 from PIL import Image
@@ -71,11 +77,13 @@ def test_generate_doodle_on_the_real_photo(tiny_dir, tmp_path, monkeypatch):
     store = str(tmp_path / "store")
     publish_artist_lora(tiny_dir, store)
     out = str(tmp_path / "out" / "doodle.png")
-    r = generate_doodle(store, "lulu", PHOTO, "add a halo and wings for the cat", out, steps=3, seed=1)
+    r = generate_doodle(
+        store, "lulu", DoodleRequest(PHOTO, "add a halo and wings for the cat", out, steps=3, seed=1)
+    )
     img = Image.open(out)
     assert img.size == (64, 96) and img.mode == "RGB"
     assert r["prompt"].endswith("by sksmonstercalledlulu") and r["run_id"] == "r1"
     with pytest.raises(LookupError):
-        generate_doodle(store, "nobody", PHOTO, "x", out)
+        generate_doodle(store, "nobody", DoodleRequest(PHOTO, "x", out))
     with pytest.raises(ValueError, match="artist name"):
-        generate_doodle(store, "../lulu", PHOTO, "x", out)
+        generate_doodle(store, "../lulu", DoodleRequest(PHOTO, "x", out))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -95,32 +96,38 @@ def doodle(
     }
 
 
-def generate_doodle(
-    store: str,
-    artist: str,
-    image: str,
-    prompt: str,
-    out: str,
-    steps: int = 20,
-    guidance: float = 3.5,
-    seed: int = 0,
-    run: str | None = None,
-    height: int | None = None,
-    width: int | None = None,
-) -> dict:
+@dataclass(frozen=True)
+class DoodleRequest:
+    """One `generate doodle`: which image, the edit, where the PNG goes, and how to sample."""
+
+    image: str
+    prompt: str
+    out: str
+    steps: int = 20  # the reference's inference steps
+    guidance: float = 3.5  # FLUX's distilled guidance, as the reference
+    seed: int = 0
+    run: str | None = None  # a specific training run of the artist (default: the newest)
+    height: int | None = None  # default: the size the LoRA was trained at
+    width: int | None = None
+
+
+def generate_doodle(store: str, artist: str, req: DoodleRequest) -> dict:
     """Load the artist's newest LoRA (or `run`'s) with its base, edit `image`, write `out` (PNG)."""
     from doodleflow.training.photodoodle.artifacts import find_lora
     from doodleflow.training.photodoodle.model import load_model
 
-    card = find_lora(store, artist, run)
+    card = find_lora(store, artist, req.run)
     cuda = torch.cuda.is_available()
     model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
     sc = FluxSamplerConfig(
-        steps=steps, guidance=guidance, seed=seed, max_sequence_length=card.get("max_sequence_length", 512)
+        steps=req.steps,
+        guidance=req.guidance,
+        seed=req.seed,
+        max_sequence_length=card.get("max_sequence_length", 512),
     )
-    png, info = doodle(model, card, image, prompt, sc, height, width, adapter=artist)
-    fs, path = filesystem(out)
-    if os.path.dirname(path) and not out.startswith("s3://"):
+    png, info = doodle(model, card, req.image, req.prompt, sc, req.height, req.width, adapter=artist)
+    fs, path = filesystem(req.out)
+    if os.path.dirname(path) and not req.out.startswith("s3://"):
         os.makedirs(os.path.dirname(path), exist_ok=True)
     atomic_write(fs, path, png)
-    return {**info, "artist": artist, "out": out, "run_id": card.get("run_id")}
+    return {**info, "artist": artist, "out": req.out, "run_id": card.get("run_id")}
