@@ -72,12 +72,17 @@ def main(argv: list[str] | None = None) -> int:
 
         processes.install()
     a = _parser().parse_args(argv)
+    from doodleflow.flows import environment
     from doodleflow.infra.errors import DoodleflowError
 
     try:
+        environment.check(a)  # an s3:// store answers before any work starts
         result, text, *then = a.func(a)
-    except DoodleflowError as e:  # a user's error: one line; anything else is a bug and keeps its traceback
-        print(f"doodleflow {a.command}: error: {e}", file=sys.stderr)
+    except Exception as e:  # a user's error or the environment's: one line; a bug keeps its traceback
+        err = e if isinstance(e, DoodleflowError) else environment.user_error(e)
+        if err is None:
+            raise
+        print(f"doodleflow {a.command}: error: {err}", file=sys.stderr)
         return 2
     print(text)
     if getattr(a, "json", False):

@@ -31,17 +31,19 @@ from doodleflow.infra.settings import home
 
 PROBE_TIMEOUT_S = 3.0
 _server: subprocess.Popen | None = None
+_url: str | None = None
 
 
 def start() -> str:
     """The API URL this command's flows use: $PREFECT_API_URL once it answers, else a server started
     here (once per process) whose URL is exported to every child."""
+    global _url
     url = os.environ.get("PREFECT_API_URL")
     if url:
-        if _server is None:  # not ours: a server someone runs, which must answer
+        if url != _url:  # not the one this process started: a server someone runs, which must answer
             check(url)
         return url
-    url = _start_server()
+    url = _url = _start_server()
     os.environ["PREFECT_API_URL"] = url
     if "prefect.context" in sys.modules:  # Prefect read its settings already: make it see the URL
         sys.modules["prefect.context"].refresh_global_settings_context()
