@@ -43,6 +43,22 @@ def deployments(
     return out
 
 
+def check_serve(dataset: str, store: str | None, limit: int | None) -> None:
+    """Before Prefect is imported (seconds): the server to serve against, the names, the limit."""
+    from doodleflow.data.names import validate_name
+    from doodleflow.infra.settings import prefect_api_url, resolve_store
+
+    if not prefect_api_url():
+        raise ConfigError(
+            "doodleflow serve needs a Prefect server: set PREFECT_API_URL "
+            "(e.g. http://127.0.0.1:4200/api after `prefect server start`)"
+        )
+    validate_name(dataset, "dataset name")
+    resolve_store(store)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
+
+
 def serve(
     source: str | None = None,
     dataset: str = "openimages-pbe",
@@ -50,11 +66,7 @@ def serve(
     store: str | None = None,
     limit: int | None = None,
 ) -> None:
+    check_serve(dataset, store, limit)
     from prefect import serve as prefect_serve
 
-    if not os.environ.get("PREFECT_API_URL"):
-        raise ConfigError(
-            "doodleflow serve needs a Prefect server: set PREFECT_API_URL "
-            "(e.g. http://127.0.0.1:4200/api after `prefect server start`)"
-        )
     prefect_serve(*deployments(source, dataset, cron, store), limit=limit)

@@ -26,3 +26,28 @@ def add_dataset(p: argparse.ArgumentParser, required: bool = False, help: str = 
 
 def add_seed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same result")
+
+
+def check_source_and_names(a: argparse.Namespace, names: dict[str, str]) -> None:
+    """The checks every data command makes before anything starts: each `names` flag (attribute ->
+    what it names) is a valid name, the store URI is usable, a local --source is a directory."""
+    import os
+
+    from doodleflow.data.names import validate_name
+    from doodleflow.infra.errors import ConfigError
+    from doodleflow.infra.settings import resolve_store
+
+    for attr, what in names.items():
+        if getattr(a, attr, None) is not None:
+            validate_name(getattr(a, attr), what)
+    resolve_store(getattr(a, "store", None))
+    source = getattr(a, "source", None)
+    if source and "://" not in source and not os.path.isdir(source):
+        raise ConfigError(f"--source {source}: no such directory")
+
+
+def at_least(value: int | None, low: int, flag: str) -> None:
+    from doodleflow.infra.errors import ConfigError
+
+    if value is not None and value < low:
+        raise ConfigError(f"{flag} must be >= {low}, got {value}")

@@ -6,7 +6,14 @@ import argparse
 import json
 import os
 
-from doodleflow.flows.commands.common import add_dataset, add_json, add_seed, add_store
+from doodleflow.flows.commands.common import (
+    add_dataset,
+    add_json,
+    add_seed,
+    add_store,
+    at_least,
+    check_source_and_names,
+)
 
 
 def register(sub, groups) -> None:
@@ -172,6 +179,9 @@ def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
+    check_source_and_names(a, {})
+    at_least(a.images, 4, "--images")  # fewer leaves no held-out image and no full batch
+    at_least(a.steps, 1, "--steps")
     from doodleflow.flows import prefect_api
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers

@@ -107,6 +107,14 @@ def _error_lines(p: subprocess.CompletedProcess) -> list[str]:
         (["datasets", "../evil"], "invalid dataset name"),
         (["eval", "--model", "a b"], "invalid model reference"),
         (["inspect", "--dataset", "../x", "--no-launch"], "invalid dataset name"),
+        (["ingest", "pairs", "--source", ".", "--dataset", "../evil"], "invalid dataset name '../evil'"),
+        (["ingest", "pairs", "--source", ".", "--dataset", "ok", "--artist", "a/b"], "invalid artist name"),
+        (
+            ["ingest", "pairs", "--source", "/no/such", "--dataset", "ok"],
+            "--source /no/such: no such directory",
+        ),
+        (["demo", "--images", "0"], "--images must be >= 4"),
+        (["serve"], "needs a Prefect server: set PREFECT_API_URL"),
     ],
 )
 def test_bad_arguments_one_line_before_anything_starts(tmp_path, args, message):
