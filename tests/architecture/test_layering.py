@@ -14,12 +14,6 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAYERS = ["infra", "data", "training", "tasks", "flows"]
-# Function-level cycles inside the training core that its owners are folding into one module.
-KNOWN_CYCLES = {
-    frozenset({"doodleflow.training.pbe.model", "doodleflow.training.pbe.presets"}),
-    frozenset({"doodleflow.training.photodoodle.model", "doodleflow.training.photodoodle.presets"}),
-    frozenset({"doodleflow.training.pbe.ray_cache", "doodleflow.training.pbe.ray_job"}),
-}
 
 
 def _modules() -> dict[str, str]:
@@ -140,7 +134,7 @@ def _without_packages(edges: dict[str, dict[str, int]], mods: dict[str, str]) ->
 
 def test_no_import_cycles():
     mods, edges, _ = _graph()
-    cycles = [c for c in _cycles(_without_packages(edges, mods)) if frozenset(c) not in KNOWN_CYCLES]
+    cycles = _cycles(_without_packages(edges, mods))
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
