@@ -73,7 +73,9 @@ def plan_stream(
         log(f"dataset {ds.name} v{cfg.run.version}: {split.describe()}")
     counts = version_counts(ds, cfg.run.version, split)
     per_epoch = counts["train_images"] if cfg.data.sample_by == "image" else counts["train_samples"]
-    epochs = epochs_to_cover(steps_left, cfg.batch_plan().global_batch, per_epoch)
+    # A worker group restarted after a failure starts a fresh epoch: one spare epoch per allowed restart.
+    spare = int(getattr(getattr(cfg, "launch", None), "max_failures", 0) or 0)
+    epochs = epochs_to_cover(steps_left, cfg.batch_plan().global_batch, per_epoch) + spare
     log(
         f"training data: {counts['train_samples']} samples of {counts['train_images']} images "
         f"({counts['heldout_samples']} samples of {counts['heldout_images']} held-out images left out); "
