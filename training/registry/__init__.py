@@ -1,7 +1,17 @@
 """The model registry: every trained artifact registered in MLflow with its lineage, loaded by
-reference (`NAME`, `NAME@alias`, `NAME:version`) with its files' sha256 verified."""
+reference (`NAME`, `NAME@alias`, `NAME:version`) with its files' sha256 verified.
 
-from doodleflow.training.registry.refs import ModelRef, parse_ref
-from doodleflow.training.registry.registry import Registry, TamperedArtifact
+`Registry` is loaded on first use: the CLI's parser imports `refs` (the kinds) and must stay light."""
 
-__all__ = ["ModelRef", "Registry", "TamperedArtifact", "parse_ref"]
+from doodleflow.infra.errors import TamperedArtifact
+from doodleflow.training.registry.refs import KINDS, ModelRef, parse_ref
+
+__all__ = ["KINDS", "ModelRef", "Registry", "TamperedArtifact", "parse_ref"]
+
+
+def __getattr__(name: str):
+    if name == "Registry":
+        from doodleflow.training.registry.registry import Registry
+
+        return Registry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
