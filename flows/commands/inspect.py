@@ -29,11 +29,13 @@ def register(sub, groups) -> None:
 
 def cmd_inspect(a: argparse.Namespace):
     from doodleflow.data.names import validate_name
+    from doodleflow.data.store import DatasetStore
     from doodleflow.infra import settings
     from doodleflow.infra.settings import resolve_store
     from doodleflow.training.registry.refs import parse_ref
 
     validate_name(a.dataset, "dataset name")  # before FiftyOne's database starts
+    DatasetStore(resolve_store(a.store), a.dataset).resolve(a.version)  # NotFoundError if absent
     if a.predictions:
         parse_ref(a.predictions)
     from doodleflow.data.inspection.fo_build import sync_version

@@ -107,6 +107,7 @@ def _error_lines(p: subprocess.CompletedProcess) -> list[str]:
         (["datasets", "../evil"], "invalid dataset name"),
         (["eval", "--model", "a b"], "invalid model reference"),
         (["inspect", "--dataset", "../x", "--no-launch"], "invalid dataset name"),
+        (["inspect", "--dataset", "nosuch", "--no-launch"], "dataset 'nosuch' has no version"),
         (["ingest", "pairs", "--source", ".", "--dataset", "../evil"], "invalid dataset name '../evil'"),
         (["ingest", "pairs", "--source", ".", "--dataset", "ok", "--artist", "a/b"], "invalid artist name"),
         (
