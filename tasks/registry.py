@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import math
 import os
 
 from doodleflow.data.report import artifact_key
 from doodleflow.infra import settings
 from doodleflow.infra.errors import retry_condition
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -51,6 +52,9 @@ def register_artifact(
     from doodleflow.training.registry import Registry
 
     reg = Registry(home=settings.home(), store=store)
+    for k, v in (metrics or {}).items():  # on the run page too; the registry records it as null
+        if isinstance(v, float) and not math.isfinite(v):
+            get_run_logger().warning(f"registering {name} with metric {k} = {v}: not a finite number")
     run_id = find_run(reg.client, *trained) if trained else None
     if run_id is None:
         run_id = reg.start_run(kind, f"{kind}:{name}", config)
