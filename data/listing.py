@@ -69,13 +69,14 @@ def _scan_local(root: str) -> Iterator[pa.RecordBatch]:
         yield _batch(ids, uris, sizes, mtimes, None)
 
 
-def _scan_s3(fs, path: str) -> Iterator[pa.RecordBatch]:
+def _scan_s3(fs, path: str, page_size: int = 1000) -> Iterator[pa.RecordBatch]:
     """ListObjectsV2, one page (<= 1000 keys) at a time; each page becomes one Arrow batch."""
     bucket, _, prefix = path.partition("/")
     prefix = f"{prefix.rstrip('/')}/" if prefix else ""
     token = None
     while True:
-        kw = {"Bucket": bucket, "Prefix": prefix} | ({"ContinuationToken": token} if token else {})
+        kw = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
+        kw |= {"ContinuationToken": token} if token else {}
         page = fs.call_s3("list_objects_v2", **kw)
         objs = [o for o in page.get("Contents", []) if _is_image(o["Key"].rsplit("/", 1)[-1])]
         if objs:
@@ -91,11 +92,11 @@ def _scan_s3(fs, path: str) -> Iterator[pa.RecordBatch]:
             return
 
 
-def list_images(images_root: str) -> pa.Table:
+def list_images(images_root: str, page_size: int = 1000) -> pa.Table:
     """Every *.jpg / *.jpeg under the root, sorted by uri; an ImageID found twice (two shard folders)
     keeps its first uri in that order, deterministically."""
     fs, root = filesystem(images_root)
-    batches = _scan_local(root) if is_local(fs) else _scan_s3(fs, root)
+    batches = _scan_local(root) if is_local(fs) else _scan_s3(fs, root, page_size)
     t = pa.Table.from_batches(list(batches), schema=LISTING_SCHEMA)
     t = t.take(pc.sort_indices(t["uri"])) if t.num_rows else t
     if t.num_rows and pc.count_distinct(t["image_id"]).as_py() < t.num_rows:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common import distributed
+from doodleflow.training.common import distributed, progress
 from doodleflow.training.common.metrics import MetricsLog, format_line
 from doodleflow.training.common.mfu import mfu, peak_flops, peak_memory_gib
 from doodleflow.training.common.plot import loss_curve_png
@@ -139,6 +139,7 @@ class StepLoop:
                 if self.metrics is not None:
                     self.metrics.append(rec)
                     self.ctx.log(format_line(rec, self.cfg.steps))
+                    progress.record(self.run, rec, self.cfg.steps)  # for the driver, bounded rate
             if self.t.step % self.cfg.checkpoint_every == 0 and self.t.step < self.cfg.steps:
                 self.checkpoint(last)
             maybe_fail(self.t.step, self.cfg.fail_at_step, self.run, self.ctx)

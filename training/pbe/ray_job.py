@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from doodleflow.training.common import progress
 from doodleflow.training.common.lease import hold as hold_lease
 from doodleflow.training.common.logs import log as _log
 from doodleflow.training.common.plan import dataset_manifest, open_run, pin
@@ -145,7 +146,8 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
         datasets={"train": train_dataset(plan)},
     )
-    with hold_lease(plan.run, log):  # one writer per run: a live launch of the same run is refused
+    # One writer per run (a live launch of the same run is refused); rank 0's progress shown here.
+    with hold_lease(plan.run, log), progress.follow(plan.run, progress.emitter(log)):
         trainer.fit()
     result = plan.run.read_json("result.json")
     if result is None or result["steps"] != plan.cfg.run.steps:

@@ -10,6 +10,7 @@ which is also how `FailureConfig` restarts continue after a worker dies.
 from __future__ import annotations
 
 import torch
+from doodleflow.training.common import progress
 from doodleflow.training.common.lease import hold as hold_lease
 from doodleflow.training.common.logs import log as train_log
 from doodleflow.training.common.ray_utils import (
@@ -125,7 +126,8 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, plan.cfg.launch.max_failures),
         datasets=None if plan.cache_dir else {"train": pair_stream(plan)},
     )
-    with hold_lease(plan.run, log):  # one writer per run: a live launch of the same run is refused
+    # One writer per run (a live launch of the same run is refused); rank 0's progress shown here.
+    with hold_lease(plan.run, log), progress.follow(plan.run, progress.emitter(log)):
         trainer.fit()
     result = plan.run.read_json("result.json")
     if result is None or result["steps"] != plan.cfg.run.steps:
