@@ -137,3 +137,18 @@ def test_light_commands_stay_light(tmp_path, args):
     p, wall, heavy = _run(args, str(tmp_path / "home"))
     assert p.returncode == 0, p.stderr
     assert heavy == [] and wall < 10, (heavy, wall)
+
+
+def test_one_cache_flag_one_vocabulary():
+    """`--cache auto|on|off` on every command that has a cache (PbE's was --latent-cache auto|build|off)."""
+    from doodleflow.training.pbe.config import DataConfig
+
+    caches = {
+        path: a.choices
+        for path, p in _parsers(_parser())
+        for a in p._actions
+        if any("cache" in o for o in a.option_strings)
+    }
+    assert set(caches) == {"doodleflow train pbe", "doodleflow train omnieditor"}, caches
+    assert all(tuple(c) == ("auto", "on", "off") for c in caches.values())
+    assert DataConfig(latent_cache="build").latent_cache == "on"  # a checkpoint's saved config still reads
