@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         from doodleflow.flows import processes
 
         processes.install()
+        from doodleflow.training.common.logs import quiet_libraries
+
+        quiet_libraries()  # library noise to $DOODLEFLOW_HOME/logs/, no colour codes when redirected
     a = _parser().parse_args(argv)
     from doodleflow.flows import environment
     from doodleflow.infra.errors import DoodleflowError

@@ -25,18 +25,23 @@ def _ram_bytes() -> int:
 def init_ray(address: str | None = None) -> str:
     """Join `address` / $RAY_ADDRESS, or start a local cluster sized to this machine. Returns which."""
     import ray
+    from doodleflow.training.common.logs import quiet_ray
 
+    quiet_ray()  # Ray's driver messages to the log file
     if ray.is_initialized():
         return "already connected"
     addr = ray_address(address)
     if addr and addr != "local":
-        ray.init(address=addr, ignore_reinit_error=True)
+        ray.init(address=addr, ignore_reinit_error=True, log_to_driver=False)
         return addr
     ray.init(
         num_cpus=os.cpu_count() or 1,
         include_dashboard=False,
         object_store_memory=object_store_bytes(),
         ignore_reinit_error=True,
+        # Workers' output (library warnings, Ray Train's internals) stays in Ray's session logs; the
+        # driver shows rank 0's progress (training/common/progress.py).
+        log_to_driver=False,
     )
     return "local"
 
