@@ -11,9 +11,11 @@ def make_task_runner(workers: int | None = None, ray: str | None = None):
     """`ray` is a cluster address ('auto', 'host:port', 'ray://...') or 'local' to start one here."""
     address = ray_address(ray)
     if address:
+        from doodleflow.training.common.logs import quiet_ray
         from prefect_ray import RayTaskRunner
 
-        init = {"include_dashboard": False, "ignore_reinit_error": True}
+        quiet_ray()  # Ray's driver messages to the log file; workers' output stays in Ray's session logs
+        init = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False}
         if address == "local":
             cpus = workers or os.cpu_count() or 1
             # Cap the object store: small machines and containers have a small /dev/shm.
