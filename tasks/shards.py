@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from doodleflow.data.report import ShardProgress
 from doodleflow.data.store import DatasetStore
+from doodleflow.tasks.progress import StageProgress, artifact_key
 from prefect import unmapped
 from prefect.context import get_run_context
 from prefect.futures import as_completed
@@ -33,13 +34,16 @@ def build_units(
 ) -> list[dict]:
     """`build(unit, *args)` for every unit as Prefect task runs; their stats in unit order."""
     progress = ShardProgress(len(units), total, noun)
+    # One terminal line for the stage; the Prefect run gets a progress artifact and bounded-rate lines.
+    stage = StageProgress(f"{dataset}: build {noun}", len(units), artifact_key("progress", dataset, noun))
     results: dict[str, dict] = {}
     for fut in as_completed(_submit(build, units, args)):
         s = fut.result()
         if fut.state.name == "Cached":  # Prefect's cache answered: nothing was built this run
             s = {**s, "reused": True}
         results[s["key"]] = s
-        logger.info(progress.line(s))
+        stage.update(len(results), progress.line(s))
+    stage.close()
     # Prefect's cache can outlive the store (a wiped or different bucket): rebuild what is missing.
     ds = DatasetStore(store, dataset)
     for u in units:
