@@ -19,9 +19,9 @@ from doodleflow.data.imageio import dct_divisor, decode_rgb, encode_jpeg, encode
 from doodleflow.data.mask import bezier_polygon, output_mask
 from doodleflow.data.rng import SampleRng
 
-BUILDER_VERSION = "3"  # bump when sample bytes change for the same config; part of every shard key
-# 2: bilinear after 2x2-box halving instead of INTER_AREA, power-of-two DCT scales only, per-sample scale.
-# 3: mask PNG deflated by ISA-L (level 1) instead of libpng's zlib: other bytes, the same pixels.
+# BUILDER_VERSION (bump when sample bytes change) lives beside the sample schema: the input snapshot
+# reads it without loading the image libraries. Re-exported here for the builder's readers.
+from doodleflow.data.schema import BUILDER_VERSION  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,17 @@ import io
 import os
 import posixpath
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from doodleflow.data.errors import InputError
 from doodleflow.data.fsutil import filesystem, is_local, join
+
+if TYPE_CHECKING:  # pandas loads only where a frame is made: the unchanged-rerun check needs none
+    import pandas as pd
 
 REQUIRED_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 OPTIONAL_COLUMNS = ("IsGroupOf", "IsDepiction")
@@ -185,6 +188,8 @@ def _parse_coords(text: pa.Array) -> pa.Array:
     try:
         return pc.cast(masked, pa.float64())
     except pa.ArrowInvalid:  # rare: only chunks with a bad value pay for pandas' lenient parser
+        import pandas as pd
+
         values = pd.to_numeric(pd.Series(masked.to_pandas()), errors="coerce").to_numpy(np.float64)
         return pa.array(values, pa.float64(), mask=nan_text.to_numpy(zero_copy_only=False))
 
@@ -193,6 +198,8 @@ def read_bbox_csv(uri: str, need: tuple[str, ...] = ()) -> pd.DataFrame:
     """A small CSV as a pandas frame of strings, plus `_file`, `_line` (header = line 1) and `split`.
 
     For inspection and tests; planning reads `read_bbox_table` (columnar, typed)."""
+    import pandas as pd
+
     fs, path = filesystem(uri)
     raw = fs.cat_file(path)
     cols = _check_columns(uri, _header(uri, raw[:65536]), need)

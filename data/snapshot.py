@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass
 
 import pyarrow as pa
-from doodleflow.data.builder import BUILDER_VERSION
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.fsutil import atomic_write, filesystem, is_local, join
 from doodleflow.data.listing import list_images, listing_digest
 from doodleflow.data.openimages import SourceLayout, locate_source
+from doodleflow.data.schema import BUILDER_VERSION
 from doodleflow.data.store import DatasetStore
 
 # Bump when planning changes what the same inputs plan to (a recorded snapshot must not skip then).
