@@ -112,3 +112,36 @@ def test_no_held_out_image_reaches_a_training_batch(version, ray_cluster, worker
         sum(ids.values())
         >= EPOCHS * (len(table["image_id"]) - sum(i in held for i in table["image_id"])) - 2 * workers
     )
+
+
+def test_the_job_plan_counts_the_split_and_an_old_manifest_gets_the_default(version, models_root, tmp_path):
+    import json
+    import shutil
+
+    from doodleflow.training.pbe.ray_job import plan_job
+
+    ds, v, _, table, held = version
+    cfg = TrainConfig().replace(
+        model={"source": ModelSource(kind="tiny", tiny_root=models_root)},
+        data={"resolution": 64, "batch_size": 2, "latent_cache": "off"},
+        run={"store": ds.store_uri, "dataset": "split", "version": v, "steps": 5, "run_name": "plan-1"},
+    )
+    logs: list[str] = []
+    plan = plan_job(cfg, log=logs.append)
+    train_images = len(set(table["image_id"]) - held)
+    assert plan.counts["heldout_images"] == len(held) and plan.counts["train_images"] == train_images
+    assert plan.counts["samples_per_epoch"] == train_images and plan.counts["split"]["defaulted"] is False
+    assert plan.stream.epochs >= 5 * 2 / train_images  # enough epochs for 5 steps of the global batch 2
+    assert not any("records no split" in m for m in logs)
+
+    # A version committed before the split was recorded: same rows, manifest without "heldout".
+    old = tmp_path / "old"
+    shutil.copytree(ds.store_uri, old)
+    mpath = old / "datasets" / "split" / "versions" / f"v{v:06d}" / "_manifest.json"
+    m = json.loads(mpath.read_text())
+    m.pop("heldout")
+    mpath.write_text(json.dumps(m))
+    logs.clear()
+    plan = plan_job(cfg.replace(run={"store": str(old), "run_name": "plan-2"}), log=logs.append)
+    assert plan.counts["split"] == {"fraction": 0.1, "seed": 0, "defaulted": True}
+    assert any("records no split: default parameters" in m for m in logs), logs
