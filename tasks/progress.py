@@ -55,8 +55,9 @@ class StageProgress:
             else None,
         }
         self.artifact = None
-        with contextlib.suppress(Exception):  # progress is best effort: never fails the run
-            self.artifact = create_progress_artifact(0.0, key=key, description=f"{stage}: progress")
+        if task or flow:  # outside a Prefect run (a library call): the terminal line only
+            with contextlib.suppress(Exception):  # progress is best effort: never fails the run
+                self.artifact = create_progress_artifact(0.0, key=key, description=f"{stage}: progress")
         self._lock = threading.Lock()
         self._last = {"artifact": 0.0, "log": 0.0, "terminal": 0.0}
         self._line = ""
