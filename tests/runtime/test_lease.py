@@ -70,3 +70,13 @@ def test_the_heartbeat_keeps_the_lease_fresh_and_notices_a_take_over(run):
         time.sleep(0.5)
         assert mine.lost and mine.lost["owner"] == "other"
     assert run.read_json(LEASE)["owner"] == "other"  # not ours to remove
+
+
+def test_a_worker_of_another_launch_stops_before_it_writes(run):
+    from doodleflow.training.common.lease import check_writer
+
+    run.write_json(LEASE, RunLease(run).record() | {"ray_job": "02000000"})
+    check_writer(run, job="02000000")  # its own driver's lease: writes
+    check_writer(run, job=None)  # not under Ray: nothing to compare
+    with pytest.raises(LostRace, match="this worker of Ray job 01000000 stops without writing"):
+        check_writer(run, job="01000000")  # an orphan of the killed launch, after a resume took over

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -49,6 +50,27 @@ def holder_alive(lease: dict, now: float, stale_after: float = STALE_AFTER_S) ->
     return now - float(lease.get("heartbeat", 0)) < stale_after
 
 
+def ray_job_id() -> str | None:
+    """The Ray job this process belongs to (a driver and its workers share it), if Ray is running."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_job_id()
+
+
+def check_writer(run, job: str | None = None) -> None:
+    """Rank 0, before it writes a checkpoint: the lease must still be its own driver's (the same Ray
+    job). A worker whose driver is gone and whose run was taken over (`--resume`) stops here instead of
+    writing checkpoints that race the new launch's."""
+    job = job or ray_job_id()
+    cur = run.read_json(LEASE)
+    if job and cur and cur.get("ray_job") and cur["ray_job"] != job:
+        raise LostRace(
+            f"run {run.run_id}: the lease is held by another launch (pid {cur.get('pid')} on "
+            f"{cur.get('host')}); this worker of Ray job {job} stops without writing"
+        )
+
+
 class RunLease:
     """The lease of one run directory (a training/common/rundir.RunDir)."""
 
@@ -62,7 +84,7 @@ class RunLease:
     def record(self) -> dict:
         pid = os.getpid()
         return {"owner": self.owner, "pid": pid, "pid_start": _start_time(pid), "host": socket.gethostname(),
-                "heartbeat": time.time()}  # fmt: skip
+                "ray_job": ray_job_id(), "heartbeat": time.time()}  # fmt: skip
 
     def acquire(self, log: Callable[[str], None] = lambda m: None) -> None:
         """Take the lease, or raise LostRace naming the live holder."""
