@@ -1,4 +1,4 @@
-"""JPEG/PNG decode and encode on libjpeg-turbo (simplejpeg) with a Pillow fallback.
+"""JPEG/PNG decode and encode: JPEGs on libjpeg-turbo (simplejpeg) alone, strictly; other formats on Pillow.
 
 Decoding is the largest cost of curation, so the builder asks for the smallest DCT-scaled decode
 (1/2, 1/4, 1/8) that still holds every crop it needs at full output resolution. Only those three

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from doodleflow.data.fsutil import filesystem
-from doodleflow.data.imageio import UnreadableImage, decode_rgb, encode_jpeg
+from doodleflow.data.imageio import UnreadableImage, decode_rgb, encode_jpeg, is_jpeg
 from doodleflow.data.pairs_schema import PAIRS_BUILDER_VERSION, PAIRS_ROW_GROUP_SIZE, pairs_table
 from doodleflow.data.pairs_source import PairJob, reject_row
 from doodleflow.data.parquet import parquet_bytes
@@ -47,7 +47,7 @@ def _as_jpeg(buf: bytes) -> tuple[bytes, tuple[int, int]]:
     """(JPEG bytes, (w, h)); decoding fully also rejects truncated files."""
     rgb = decode_rgb(buf)
     size = (int(rgb.shape[1]), int(rgb.shape[0]))
-    return (buf if buf[:3] == b"\xff\xd8\xff" else encode_jpeg(rgb, JPEG_QUALITY)), size
+    return (buf if is_jpeg(buf) else encode_jpeg(rgb, JPEG_QUALITY)), size
 
 
 def build_pair(job: PairJob) -> tuple[dict | None, dict | None]:
