@@ -52,7 +52,7 @@ def epochs(epoch_batches: Callable[[int], Iterable], start_epoch: int) -> Iterat
             n += 1
             yield epoch, batch
         if n == 0:
-            raise ConfigError("an epoch produced no batch: the dataset is smaller than workers x batch size")
+            raise ConfigError("an epoch produced no batch: the dataset is smaller than workers x micro-batch")
         epoch += 1
 
 
