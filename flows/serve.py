@@ -25,11 +25,12 @@ def deployments(
 
     store = store or os.environ.get("DOODLEFLOW_STORE")
     common = {"store": store} if store else {}
+    training = {"config": {"run": common}} if store else {}  # training flows take one config (by section)
     out = [
-        train_pbe.to_deployment(name="train-pbe", parameters=common),
-        omnieditor.to_deployment(name="omnieditor", parameters=common),
-        train_artist.to_deployment(name="train-artist", parameters=common),
-        train_artists.to_deployment(name="train-artists", parameters=common),
+        train_pbe.to_deployment(name="train-pbe", parameters=training),
+        omnieditor.to_deployment(name="omnieditor", parameters=training),
+        train_artist.to_deployment(name="train-artist", parameters=training),
+        train_artists.to_deployment(name="train-artists", parameters=training),
         ingest_pairs.to_deployment(name="ingest-pairs", parameters=common),
         pipeline.to_deployment(name="pipeline", parameters=common),
     ]

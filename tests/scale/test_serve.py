@@ -93,12 +93,13 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
             run = run_deployment(
                 "photodoodle-train-artist/train-artist",
                 timeout=900,
-                parameters={
-                    "artist": "alice",
-                    "dataset": "alice",
-                    "steps": 2,
-                    "cpus_per_worker": 0.5,
-                    "evaluate": False,
+                parameters={  # the flow's one config, by section (no OmniEditor merged: the plain base)
+                    "config": {
+                        "run": {"artist": "alice", "dataset": "alice", "steps": 2},
+                        "model": {"source": {"base_transformer": "flux"}},
+                        "launch": {"cpus_per_worker": 0.5},
+                        "publish": {"evaluate": False},
+                    }
                 },
             )
         assert run.state.is_completed(), run.state
