@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from doodleflow.infra.errors import ConfigError
+from doodleflow.infra.errors import ConfigError, NotFoundError
 from doodleflow.training.registry import Registry, TamperedArtifact, parse_ref
 from doodleflow.training.registry.refs import ModelRef
 from safetensors.torch import save_file
@@ -110,6 +110,10 @@ def test_promotion_and_alias_resolution(registry, tmp_path):
         registry.resolve("pbe@staging")
     with pytest.raises(LookupError):
         registry.resolve("nope")
+    with pytest.raises(NotFoundError, match="no registered model version pbe:9"):
+        registry.promote("pbe", 9, "production")
+    with pytest.raises(ConfigError, match="invalid model reference"):
+        registry.promote("pbe", 1, "bad alias")
 
 
 def test_tampered_or_missing_files_are_refused(registry, tmp_path):

@@ -187,7 +187,13 @@ class Registry:
         return Registered(name, int(mv.version), kind, uri, run_id, lineage)
 
     def promote(self, name: str, version: int, alias: str) -> Registered:
-        self.client.get_model_version(name, str(version))  # raises if absent
+        from mlflow.exceptions import MlflowException
+
+        parse_ref(f"{name}@{alias}")  # the same name and alias rules as a reference
+        try:
+            self.client.get_model_version(name, str(version))
+        except MlflowException as e:
+            raise NotFoundError(f"no registered model version {name}:{version}: {e.message}") from e
         self.client.set_registered_model_alias(name, alias, str(version))
         return self.show(name, version)
 
