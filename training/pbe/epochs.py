@@ -19,6 +19,7 @@ many boxes weigh more). Held-out images (data/split.py) never enter either strea
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from typing import Literal
@@ -82,8 +83,9 @@ def shuffled(n: int, seed: int, epoch: int, salt: str) -> np.ndarray:
     return np.random.default_rng(s).permutation(n)
 
 
+@functools.lru_cache(maxsize=4)
 def part_order(n_parts: int, seed: int, epoch: int) -> np.ndarray:
-    """Each epoch visits the parts in its own seeded order."""
+    """Each epoch visits the parts in its own seeded order (cached: every item of an epoch asks)."""
     return shuffled(n_parts, seed, epoch, "parts")
 
 

@@ -23,6 +23,7 @@ from doodleflow.data.split import Split, split_of
 from doodleflow.training.pbe.epochs import epoch_sizes, epochs_to_cover, part_order, read_epoch_part
 
 CHUNK = 16  # rows per emitted block: a 512px decoded sample is ~1.2 MB, keep blocks small
+MAX_BLOCKS = 10_000  # read tasks of the stream (a full OpenImages run has ~1M (epoch, part) items)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ def epoch_stream(plan: StreamPlan):
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     items = plan.epochs * len(plan.parts)
-    return ray.data.range(items, override_num_blocks=items).map_batches(
+    # One item per block up to MAX_BLOCKS; beyond, consecutive items (the same epoch) share a block.
+    return ray.data.range(items, override_num_blocks=min(items, MAX_BLOCKS)).map_batches(
         emit, batch_size=1, batch_format="numpy", fn_kwargs={"plan": plan.to_dict()}
     )
 
