@@ -30,11 +30,16 @@ def cmd_eval(a: argparse.Namespace):
     from doodleflow.infra.errors import ConfigError
     from doodleflow.training.registry.refs import parse_ref
 
-    parse_ref(a.model)  # arguments first: before Prefect, MLflow or torch start
+    ref = parse_ref(a.model)  # arguments first: before Prefect, MLflow or torch start
     if a.dataset:
         validate_name(a.dataset, "dataset name")
     if a.samples < 1 or (a.steps is not None and a.steps < 1):
         raise ConfigError("--samples and --steps must be >= 1")
+    from doodleflow.flows.commands.registry import open_registry
+    from doodleflow.infra.errors import NotFoundError
+
+    if ref.name not in {m["name"] for m in open_registry().list()}:  # light: no MLflow import
+        raise NotFoundError(f"no registered model {ref.name!r} (`doodleflow registry list` shows them)")
     from doodleflow.flows import prefect_api
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers

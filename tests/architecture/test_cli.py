@@ -106,6 +106,7 @@ def _error_lines(p: subprocess.CompletedProcess) -> list[str]:
         (["datasets", "nosuch"], "no dataset 'nosuch'"),
         (["datasets", "../evil"], "invalid dataset name"),
         (["eval", "--model", "a b"], "invalid model reference"),
+        (["eval", "--model", "nosuch"], "no registered model 'nosuch'"),
         (["inspect", "--dataset", "../x", "--no-launch"], "invalid dataset name"),
         (["inspect", "--dataset", "nosuch", "--no-launch"], "dataset 'nosuch' has no version"),
         (["ingest", "pairs", "--source", ".", "--dataset", "../evil"], "invalid dataset name '../evil'"),
