@@ -110,6 +110,8 @@ class Registry:
         """MLflow's client, made on first use: importing MLflow costs ~1.3 s that `list` does without."""
         from mlflow import MlflowClient
 
+        for noisy in ("mlflow.store.db.utils", "alembic"):  # "Creating initial MLflow database tables..."
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         if db := sqlite_path(self.tracking_uri):
             os.makedirs(os.path.dirname(db), exist_ok=True)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
