@@ -98,13 +98,13 @@ class StageProgress:
             self.stream.flush()
 
 
-def artifact_key(*parts: str) -> str:
+def artifact_key(*parts: str | None) -> str:
     """Prefect artifact keys take lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(str(p) for p in parts if p).lower()).strip("-")
 
 
 @contextlib.contextmanager
-def training_progress(stage: str, total_steps: int, *key: str) -> Iterator[StageProgress]:
+def training_progress(stage: str, total_steps: int, *key: str | None) -> Iterator[StageProgress]:
     """The progress of the training jobs launched in the block (rank 0's progress.json, followed by
     the driver: training/common/progress.py) as this run's progress artifact, log lines and one
     terminal line."""
