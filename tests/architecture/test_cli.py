@@ -16,7 +16,7 @@ import pytest
 from doodleflow.flows.cli import _parser, json_safe, main
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HEAVY = ("prefect", "torch", "ray", "mlflow", "albumentations", "fiftyone")
+HEAVY = ("prefect", "torch", "ray", "mlflow", "albumentations", "fiftyone", "pyarrow", "pandas")
 
 
 def _parsers(p: argparse.ArgumentParser, path: str = "doodleflow"):
