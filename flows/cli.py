@@ -26,21 +26,13 @@ COMMAND_MODULES = [
 ]
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's default in --help, unless there is none (None, a flag) or the help states it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
-            return text
-        return super()._get_help_string(action)
-
-
 class _Parser(argparse.ArgumentParser):
     """Subcommand parsers are made with the parent's class, so every one of them gets the formatter."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
+        from doodleflow.flows.commands.options import DefaultsHelp
+
+        kwargs.setdefault("formatter_class", DefaultsHelp)
         super().__init__(*args, **kwargs)
 
 
