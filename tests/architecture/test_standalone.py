@@ -32,3 +32,22 @@ def test_nothing_points_outside_the_repository():
         if OUTSIDE.search(line)
     ]
     assert not hits, "references to files outside the repository:\n" + "\n".join(hits)
+
+
+def test_cited_labels_are_defined_in_the_repository():
+    """Labels such as (B4) or (C4, C5) name a paper's behaviour and its official file in docs/references.md."""
+    defined = set(
+        re.findall(r"^\| ([A-D][1-7]) \|", open(os.path.join(REPO, "docs", "references.md")).read(), re.M)
+    )
+    assert {"A1", "B4", "C7", "D2"} <= defined
+    cited = {
+        label
+        for path in _files()
+        for group in re.findall(
+            r"\(([A-D][1-7](?:(?:-|, ?)[A-D]?[1-7])*)\)", open(path, errors="replace").read()
+        )
+        for label in re.findall(r"[A-D][1-7]", group)
+    }
+    assert cited and cited <= defined, (
+        f"cited but not defined in docs/references.md: {sorted(cited - defined)}"
+    )
