@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import TYPE_CHECKING
 
 from doodleflow.flows.commands.common import (
     add_dataset,
@@ -14,6 +15,9 @@ from doodleflow.flows.commands.common import (
     at_least,
     check_source_and_names,
 )
+
+if TYPE_CHECKING:
+    from doodleflow.data.config import CurationConfig
 
 
 def register(sub, groups) -> None:
@@ -64,15 +68,13 @@ def register(sub, groups) -> None:
     m.set_defaults(func=cmd_demo)
 
 
-def check_refresh(a: argparse.Namespace) -> None:
-    """Every argument checked before Prefect, a pool or Ray starts (a bad one costs < 2 s, writes nothing)."""
+def check_refresh(a: argparse.Namespace) -> CurationConfig:
+    """Every argument checked before Prefect, a pool or Ray starts (a bad one costs < 2 s, writes
+    nothing); returns the refresh's config."""
     from doodleflow.data.config import CurationConfig
-    from doodleflow.data.names import validate_name
     from doodleflow.infra.errors import ConfigError
-    from doodleflow.infra.settings import resolve_store
 
-    validate_name(a.dataset, "dataset name")
-    resolve_store(a.store)
+    check_source_and_names(a, {"dataset": "dataset name"})
     cfg = CurationConfig(
         seed=a.seed,
         variants=a.variants,
@@ -81,9 +83,8 @@ def check_refresh(a: argparse.Namespace) -> None:
     )
     if a.workers is not None and a.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {a.workers}")
-    for flag, path in (("--source", a.source), ("--images", a.images)):
-        if path and "://" not in path and not os.path.isdir(path):
-            raise ConfigError(f"{flag} {path}: no such directory")
+    if a.images and "://" not in a.images and not os.path.isdir(a.images):
+        raise ConfigError(f"--images {a.images}: no such directory")
     return cfg
 
 
