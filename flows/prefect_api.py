@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -45,6 +46,8 @@ def start() -> str:
         return url
     url = _url = _start_server()
     os.environ["PREFECT_API_URL"] = url
+    # Its UI is off (as in Prefect's own ephemeral mode): no "View at <dead link>" line per flow run.
+    logging.getLogger("prefect.flow_runs").addFilter(lambda r: not str(r.msg).startswith("View at "))
     if "prefect.context" in sys.modules:  # Prefect read its settings already: make it see the URL
         sys.modules["prefect.context"].refresh_global_settings_context()
     return url
