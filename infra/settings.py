@@ -46,7 +46,8 @@ def mlflow_tracking_uri(home_dir: str | None = None) -> str:
 
 
 def prefect_api_url() -> str | None:
-    """A Prefect server to use; None means an ephemeral API for this command."""
+    """A Prefect server to use; None means one API started for the command after its arguments are
+    checked and shared with every process it starts (flows/prefect_api.py)."""
     return os.environ.get("PREFECT_API_URL") or None
 
 
