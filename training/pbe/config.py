@@ -216,7 +216,9 @@ class TrainConfig(SectionedConfig):
             "model": self.model.source.identity(),
             "diffusion": asdict(self.diffusion),
             "optim": asdict(self.optim),
-            "data": {k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask", "sample_by")},
+            "data": {
+                k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask", "sample_by")
+            },
         }
         return short_hash(ident)
 
