@@ -8,10 +8,12 @@ SIGKILLed, and `PR_SET_PDEATHSIG` only covers a process's direct children. So:
 - `install()` marks the command with a token in the environment (`DOODLEFLOW_RUN_TOKENS`); every
   process started after that inherits it, whoever starts it (Ray's workers inherit the raylet's).
 - It starts one small reaper process (stdlib only, its own session so Ctrl-C and a closed terminal
-  leave it alone) that waits on the command's pid (a pidfd: no polling, no pid reuse). When the
+  leave it alone) that waits on the command's pid (a pidfd: no pid reuse), noting the command's
+  descendants every second meanwhile (Ray starts its GCS and raylet with a parent-death signal: they
+  die with the command, and their children lose the parent that linked them to it). When the
   command is gone - any exit, SIGKILL included - the reaper sends SIGTERM to every process carrying
-  the token, then SIGKILL to what is left after a grace period, and rescans for stragglers spawned
-  in between.
+  the token and to every descendant it noted (by pid and start time), then SIGKILL to what is left
+  after a grace period, and rescans for stragglers spawned in between.
 - `kill_with_parent()` is the direct-child half (a process we Popen ourselves, e.g. the Prefect API
   server): the kernel signals it the moment its parent dies.
 
@@ -65,29 +67,6 @@ def kill_with_parent(sig: int = signal.SIGTERM) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the reaper still covers it
         pass
-
-
-def tokened(token: str) -> list[int]:
-    """Pids of live processes (other than this one) whose environment carries `token`."""
-    return _scan(token, os.getpid())
-
-
-def _scan(token: str, me: int) -> list[int]:
-    needle = f"{ENV}=".encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read()
-        except OSError:  # gone, or another user's
-            continue
-        for var in env.split(b"\0"):
-            if var.startswith(needle) and token.encode() in var[len(needle) :].split(b":"):
-                out.append(int(name))
-                break
-    return out
 
 
 # The reaper: stdlib only and started with -S, so it costs ~20 ms and a few MB. It collects the
