@@ -17,9 +17,10 @@ SIGKILLed, and `PR_SET_PDEATHSIG` only covers a process's direct children. So:
 - `kill_with_parent()` is the direct-child half (a process we Popen ourselves, e.g. the Prefect API
   server): the kernel signals it the moment its parent dies.
 
-A Ray cluster the command only joins (an address) is not ours: Ray ends the job's workers and actors
-when their driver goes (job ownership); training/common/lease.py keeps a killed run's writers off a
-resumed run's directory there.
+FiftyOne's database service is spared: it is shared by every process using the same database and
+ends itself once the last of them is gone. A Ray cluster the command only joins (an address) is not
+ours: Ray ends the job's workers and actors when their driver goes (job ownership), and
+training/common/lease.py keeps a killed run's orphaned writer off a resumed run's directory.
 """
 
 from __future__ import annotations
@@ -99,16 +100,28 @@ def table(env=True):
         procs[int(name)] = (int(fields[1]), fields[19], tokened)
     return procs
 known = {}
+spare = {}
+def spared(pid):
+    # FiftyOne's database service is shared by every process that uses the same database and ends
+    # itself (and its mongod) once the last of them has exited: not ours to end.
+    if pid not in spare:
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read()
+        except OSError:
+            cmd = b""
+        spare[pid] = b"fiftyone" in cmd and (b"service/main.py" in cmd or b"mongod" in cmd)
+    return spare[pid]
 def collect():
     procs = table()
     for pid, (ppid, start, tokened) in procs.items():
-        if tokened:
+        if tokened and not spared(pid):
             known[pid] = start
     grew = True
     while grew:
         grew = False
         for pid, (ppid, start, _) in procs.items():
-            if ppid in known and pid not in known:
+            if ppid in known and pid not in known and not spared(pid):
                 known[pid] = start
                 grew = True
     return [pid for pid, start in known.items() if pid in procs and procs[pid][1] == start]
@@ -133,7 +146,7 @@ def watch():
         while grew:
             grew = False
             for pid, (ppid, start, _) in procs.items():
-                if ppid in seen and pid not in seen:
+                if ppid in seen and pid not in seen and not spared(pid):
                     seen.add(pid)
                     known[pid] = start
                     grew = True
