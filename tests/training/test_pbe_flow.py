@@ -132,6 +132,15 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
     assert [newest[s].value for s in range(1, 13)] == pytest.approx([r["loss"] for r in recs])
     assert [m.step for m in client.get_metric_history(reg["run_id"], "resumed_from")] == [killed_at + 1]
     assert mlflow_run.data.params["optim.lr"] == "0.001"
+    # The batch recipe as MLflow params and in the result: global 2 = 1 replica x micro-batch 2 x 1.
+    params = mlflow_run.data.params
+    assert [params[f"batch.{k}"] for k in ("global", "micro", "accumulation", "workers")] == [
+        "2",
+        "2",
+        "1",
+        "1",
+    ]
+    assert result["batch"] == {"global": 2, "micro": 2, "accumulation": 1, "workers": 1}
 
     _fine_tune_from_registered(store, result, capsys)
 
