@@ -10,10 +10,10 @@ import argparse
 import contextlib
 import importlib
 import json
-import math
 import sys
 
 from doodleflow.flows import runtime  # noqa: F401  (environment defaults first)
+from doodleflow.flows.commands.common import json_safe
 
 COMMAND_MODULES = [
     "doodleflow.flows.commands.curation",
@@ -86,17 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             wait()
     return 0
-
-
-def json_safe(obj):
-    """NaN and infinities as null: JSON has no NaN, and a bare `NaN` breaks every strict parser."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj
 
 
 if __name__ == "__main__":

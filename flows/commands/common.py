@@ -51,3 +51,16 @@ def at_least(value: int | None, low: int, flag: str) -> None:
 
     if value is not None and value < low:
         raise ConfigError(f"{flag} must be >= {low}, got {value}")
+
+
+def json_safe(obj):
+    """NaN and infinities as null: JSON has no NaN, and a bare `NaN` breaks every strict parser."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names
+from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names, json_safe
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
 from doodleflow.infra.errors import ConfigError
 from doodleflow.training.photodoodle.config import TrainConfig, artist_names
@@ -321,7 +321,7 @@ def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
         # Still a result (the others finished): print it as usual, then exit non-zero.
         print(text)
         if a.json:
-            print(json.dumps(res, sort_keys=True, default=str))
+            print(json.dumps(json_safe(res), sort_keys=True, default=str, allow_nan=False))
         raise SystemExit(1)
     return res, text
 
