@@ -55,21 +55,23 @@ import pyarrow as pa, pyarrow.csv as pacsv
 ids = pa.dictionary(pa.int32(), pa.string())
 cols = ["ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"]
 types = {"ImageID": ids, "LabelName": ids} | {c: pa.float32() for c in cols[2:]}
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 t = pacsv.read_csv(sys.argv[1], read_options=pacsv.ReadOptions(block_size=8 << 20),
                    convert_options=pacsv.ConvertOptions(include_columns=cols, column_types=types))
-print(json.dumps({"s": time.perf_counter() - t0, "rows": t.num_rows,
-                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"s": time.perf_counter() - t0, "rows": t.num_rows, "rss_gb": ru.ru_maxrss / 1e6,
+                  "cpu": time.process_time() - c0}))
 """
 
 PLAN = """
 import json, resource, sys, time
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.plan import plan_inputs
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 p = plan_inputs(sys.argv[1], None, CurationConfig())
 print(json.dumps({"s": time.perf_counter() - t0, "jobs": len(p.jobs), "absent": p.absent.num_rows,
-                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+                  "cpu": time.process_time() - c0}))
 """
 
 
@@ -100,13 +102,20 @@ def plan_vs_floor(root: str, rounds: int) -> dict:
         pair = [("floor", FLOOR, csv), ("plan", PLAN, root)]
         for name, code, arg in pair if r % 2 == 0 else pair[::-1]:
             (floors if name == "floor" else plans).append(_probe(code, arg))
-        print(f"  round {r + 1}: floor {floors[-1]['s']:.1f}s, plan {plans[-1]['s']:.1f}s", flush=True)
+        f, p = floors[-1], plans[-1]
+        print(
+            f"  round {r + 1}: floor {f['s']:.1f}s ({f['cpu']:.1f}s CPU), plan {p['s']:.1f}s ({p['cpu']:.1f}s CPU)",
+            flush=True,
+        )
     return {
         "floor_s": statistics.median(f["s"] for f in floors),
         "floor_rss_gb": max(f["rss_gb"] for f in floors),
         "plan_s": statistics.median(p["s"] for p in plans),
         "plan_rss_gb": max(p["rss_gb"] for p in plans),
         "ratio": statistics.median(p["s"] / f["s"] for p, f in zip(plans, floors, strict=True)),
+        "floor_cpu": statistics.median(f["cpu"] for f in floors),
+        "plan_cpu": statistics.median(p["cpu"] for p in plans),
+        "cpu_ratio": statistics.median(p["cpu"] / f["cpu"] for p, f in zip(plans, floors, strict=True)),
         "jobs": plans[-1]["jobs"],
         "absent": plans[-1]["absent"],
     }
@@ -225,11 +234,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(rows: list[tuple[int, dict]]) -> str:
-    head = ["rows", "floor s", "plan s", "plan/floor", "plan RSS GB", "first refresh s", "tree RSS GB"]
+    head = ["rows", "floor s (CPU)", "plan s (CPU)", "plan/floor wall (CPU)", "plan RSS GB"]
+    head += ["first refresh s", "tree RSS GB"]
     head += ["no-change rerun s", "+10 images rerun s (samples)"]
     out = []
     for n, m in rows:
-        r = [f"{n / 1e6:.2f}M", f"{m['floor_s']:.1f}", f"{m['plan_s']:.1f}", f"{m['ratio']:.2f}"]
+        r = [
+            f"{n / 1e6:.2f}M",
+            f"{m['floor_s']:.1f} ({m['floor_cpu']:.1f})",
+            f"{m['plan_s']:.1f} ({m['plan_cpu']:.1f})",
+        ]
+        r += [f"{m['ratio']:.2f} ({m['cpu_ratio']:.2f})"]
         r += [f"{m['plan_rss_gb']:.2f}"]
         if "first_s" in m:
             r += [

@@ -134,16 +134,17 @@ def plan_inputs(
     if listing.num_rows == 0:
         raise InputError(f"images root {layout.images_root}: no *.jpg files")
     present = listing["image_id"].combine_chunks()
-    # The files' sha256 (provenance) is hashed beside the parse: hashlib releases the GIL.
+    files, records = [], None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        records = pool.submit(_file_records, layout)
-        # One file in memory at a time: read it (typed, only the needed columns), triage it, keep the result.
-        files = [
-            triage_file(read_bbox_table(uri, need), classes, cfg.boxes, present, cfg.require_images)
-            for uri in layout.bbox_csvs
-        ]
+        for uri in layout.bbox_csvs:  # one file in memory at a time: read (typed, needed columns), triage
+            table = read_bbox_table(uri, need)
+            # The files' sha256 (provenance) is hashed beside the triage, which runs on one core (the
+            # read uses both): hashlib releases the GIL.
+            records = records or pool.submit(_file_records, layout)
+            files.append(triage_file(table, classes, cfg.boxes, present, cfg.require_images))
+            del table
         triage = combine(files)
-        inputs = records.result()
+        inputs = records.result() if records else _file_records(layout)
     index = _used_images(listing, triage.kept)
     kept = triage.kept.merge(index, on="image_id", how="inner")
     jobs = _expand_variants(kept, classes, cfg)
