@@ -80,7 +80,9 @@ def _doodle_parser(generate) -> None:
     g.add_argument(
         "--prompt", required=True, help="the edit; the artist's trigger word is appended if missing"
     )
-    g.add_argument("--out", required=True, help="output PNG")
+    g.add_argument(
+        "--out", required=True, help="output image; the format follows the suffix (.png, .jpg, .webp)"
+    )
     g.add_argument("--steps", type=int, default=20, help="sampler steps")
     g.add_argument("--guidance", type=float, default=3.5, help="FLUX guidance (distilled, no true CFG)")
     g.add_argument("--seed", type=int, default=0, help="seed of the initial noise")

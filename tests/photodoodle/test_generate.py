@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
 from doodleflow.training.photodoodle.generate import (
     DoodleRequest,
@@ -87,3 +88,17 @@ def test_generate_doodle_on_the_real_photo(tiny_dir, tmp_path, monkeypatch):
         generate_doodle(store, "nobody", DoodleRequest(PHOTO, "x", out))
     with pytest.raises(ValueError, match="artist name"):
         generate_doodle(store, "../lulu", DoodleRequest(PHOTO, "x", out))
+
+
+def test_generate_doodle_writes_the_format_its_suffix_names(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOODLEFLOW_HOME", str(tmp_path / "home"))
+    store = str(tmp_path / "store")
+    publish_artist_lora(tiny_dir, store)
+    out = str(tmp_path / "doodle.jpg")
+    generate_doodle(store, "lulu", DoodleRequest(PHOTO, "add a halo", out, steps=2, seed=1))
+    with open(out, "rb") as f:
+        assert f.read(3) == b"\xff\xd8\xff"  # JPEG bytes, not PNG bytes under a .jpg name
+    assert Image.open(out).format == "JPEG"
+    with pytest.raises(ConfigError, match="unknown image suffix"):
+        generate_doodle(store, "lulu", DoodleRequest(PHOTO, "x", str(tmp_path / "doodle.xyz")))
+    assert not os.path.exists(tmp_path / "doodle.xyz")

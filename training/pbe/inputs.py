@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from doodleflow.infra.errors import ConfigError, InputError
+from doodleflow.infra.errors import InputError
 from PIL import Image, UnidentifiedImageError
 
 ON = 128  # the brightest channel (and alpha) at or above this repaints
@@ -49,20 +49,3 @@ def repaint_mask(mask: Image.Image, image_size: tuple[int, int], resize: bool = 
             "repaints; black and transparent pixels keep the image)"
         )
     return on.astype(np.uint8) * 255
-
-
-def output_format(path: str) -> str:
-    """The image format `path`'s suffix names (PNG, JPEG, WEBP...), as Pillow calls it."""
-    ext = os.path.splitext(path)[1].lower()
-    fmt = Image.registered_extensions().get(ext)
-    if fmt is None or fmt not in Image.SAVE:
-        raise ConfigError(f"--out {path}: unknown image suffix {ext!r}; use .png, .jpg or .webp")
-    return fmt
-
-
-def encode(image: Image.Image, fmt: str) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-    return buf.getvalue()

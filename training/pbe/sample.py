@@ -15,7 +15,8 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
-from doodleflow.training.pbe.inputs import encode, output_format, read_image, repaint_mask
+from doodleflow.training.common.image_files import encode, output_format
+from doodleflow.training.pbe.inputs import read_image, repaint_mask
 from doodleflow.training.pbe.mask import repaint_to_keep
 from doodleflow.training.pbe.model import PbEModel
 from PIL import Image

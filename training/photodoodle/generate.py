@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from doodleflow.data.fsutil import atomic_write, filesystem
+from doodleflow.training.common.image_files import encode, output_format
 from doodleflow.training.common.localize import local_file
 from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
 from doodleflow.training.photodoodle.sampler import FluxSamplerConfig, sample
@@ -98,7 +99,7 @@ def doodle(
 
 @dataclass(frozen=True)
 class DoodleRequest:
-    """One `generate doodle`: which image, the edit, where the PNG goes, and how to sample."""
+    """One `generate doodle`: which image, the edit, where the output goes, and how to sample."""
 
     image: str
     prompt: str
@@ -112,8 +113,11 @@ class DoodleRequest:
 
 
 def generate_doodle(store: str, artist: str, req: DoodleRequest) -> dict:
-    """Load the artist's newest LoRA (or `run`'s) with its base, edit `image`, write `out` (PNG)."""
+    """Load the artist's newest LoRA (or `run`'s) with its base, edit `image`, write `out` (its format
+    follows the suffix: .png, .jpg, .webp)."""
     from doodleflow.training.photodoodle.artifacts import find_lora
+
+    fmt = output_format(req.out)  # an unknown suffix is refused before the model loads
     from doodleflow.training.photodoodle.model import load_model
 
     card = find_lora(store, artist, req.run)
@@ -129,5 +133,5 @@ def generate_doodle(store: str, artist: str, req: DoodleRequest) -> dict:
     fs, path = filesystem(req.out)
     if os.path.dirname(path) and not req.out.startswith("s3://"):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-    atomic_write(fs, path, png)
+    atomic_write(fs, path, png if fmt == "PNG" else encode(Image.open(io.BytesIO(png)), fmt))
     return {**info, "artist": artist, "out": req.out, "run_id": card.get("run_id")}
