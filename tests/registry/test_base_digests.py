@@ -60,3 +60,31 @@ def test_base_digests_are_cached_by_size_and_mtime(tmp_path):
     assert digests(str(d)) == first  # from the cache
     (d / "w.bin").write_bytes(b"b" * 1000)  # same size, new mtime: hashed again
     assert digests(str(d))[0]["sha256"] != first[0]["sha256"]
+
+
+def test_a_checkpoint_loaded_by_path_checks_its_runs_base(tmp_path):
+    """`generate pbe --checkpoint` (no registry): the run recorded its base's digests when it started."""
+    from doodleflow.training.common.rundir import RunDir
+    from doodleflow.training.pbe.config import ModelSource, TrainConfig
+    from doodleflow.training.pbe.model import load_pbe_dir
+    from doodleflow.training.pbe.presets import save_tiny_pbe
+    from doodleflow.training.pbe.sample import load_for_inference
+    from doodleflow.training.pbe.trainer import PbETrainer
+    from doodleflow.training.registry.bases import BASES, record_run_bases
+
+    root = str(tmp_path / "models")
+    cfg = TrainConfig().replace(model={"source": ModelSource(kind="tiny", tiny_root=root)})
+    tiny = save_tiny_pbe(root)
+    run = RunDir(str(tmp_path / "store"), "pbe", "by-path")
+    record_run_bases(run, cfg.to_dict())
+    model, opt, state = PbETrainer(load_pbe_dir(tiny), cfg).state_tensors()
+    ck = run.write_checkpoint(1, model, opt, {**state, "config": cfg.to_dict()})
+    [base] = run.read_json(BASES)
+    assert base["root"] == tiny and any(f["path"].startswith("vae/") for f in base["files"])
+    load_for_inference(ck)  # untouched: loads
+    path = os.path.join(tiny, "vae/diffusion_pytorch_model.safetensors")
+    tensors = load_file(path)
+    name = sorted(tensors)[0]
+    save_file({**tensors, name: tensors[name] * 1.5}, path)
+    with pytest.raises(TamperedArtifact, match="modified base"):
+        load_for_inference(ck)

@@ -28,6 +28,7 @@ from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.model import resolve_source_dir
 from doodleflow.training.pbe.ray_cache import build_cache
 from doodleflow.training.pbe.stream import StreamPlan, plan_stream, resume_point
+from doodleflow.training.registry.bases import record_run_bases
 
 FAMILY = "pbe"
 DATASET_KIND = "pbe-triples"
@@ -61,6 +62,7 @@ def plan_job(cfg: TrainConfig, log=_log) -> JobPlan:
     cfg = pin(cfg.check())
     ds, manifest = dataset_manifest(cfg, DATASET_KIND)
     run = open_run(cfg, FAMILY, int(manifest["rows_total"]), log)
+    record_run_bases(run, cfg.to_dict())  # a checkpoint loaded by path is verified against these
     cache = None
     if cfg.data.latent_cache != "off":
         cache = find_cache(cfg)

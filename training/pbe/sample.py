@@ -28,10 +28,12 @@ def load_for_inference(checkpoint: str) -> PbEModel:
     from doodleflow.training.common.rundir import read_checkpoint_uri
     from doodleflow.training.pbe.config import TrainConfig
     from doodleflow.training.pbe.model import load_model, load_pbe_dir
+    from doodleflow.training.registry.bases import verify_run_bases
 
     if os.path.exists(os.path.join(checkpoint, "model_index.json")):
         return load_pbe_dir(checkpoint)
-    weights, _, state = read_checkpoint_uri(checkpoint)
+    weights, _, state = read_checkpoint_uri(checkpoint)  # verifies the checkpoint's own files
+    verify_run_bases(checkpoint)  # and the frozen base it loads with (TamperedArtifact if changed)
     # The base only: these weights replace whatever the run itself was initialised from.
     base = dataclasses.replace(TrainConfig.from_dict(state["config"]).model.source, init_from=None)
     model = load_model(base)

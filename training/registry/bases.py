@@ -55,6 +55,28 @@ def _flux_bases(card: dict) -> list[str]:
     return out
 
 
+BASES = "bases.json"  # in a run directory: the base files every checkpoint of the run loads with
+
+
+def record_run_bases(run, config: dict) -> None:
+    """Write the digests of a PbE run's base files beside its run.json, once per run, so a checkpoint
+    loaded by path (`generate pbe --checkpoint`, unregistered) is verified like a registered one."""
+    if run.read_json(BASES) is None:
+        run.write_json(BASES, base_digests(_pbe_bases(config)))
+
+
+def verify_run_bases(checkpoint_uri: str) -> bool:
+    """Verify the base files recorded for the run `checkpoint_uri` belongs to; False if none were
+    recorded (a run written before base digests existed)."""
+    fs, path = filesystem(checkpoint_uri)
+    run_dir = path.rstrip("/").rsplit("/", 2)[0]  # <run>/checkpoints/step-NNNNNN
+    record = join(run_dir, BASES)
+    if not fs.exists(record):
+        return False
+    verify_bases(json.loads(fs.cat_file(record)))
+    return True
+
+
 def base_digests(dirs: list[str]) -> list[dict]:
     """[{"root": dir, "files": [{path, bytes, sha256}, ...]}] for each base directory."""
     return [{"root": d, "files": digests(d)} for d in dirs]
