@@ -66,14 +66,6 @@ class InputPlan:
         )
 
 
-def index_images(images_root: str) -> pd.DataFrame:
-    """image_id -> uri and a change fingerprint (size + mtime locally, size + ETag on S3)."""
-    t = list_images(images_root)
-    return pd.DataFrame(
-        {"image_id": t["image_id"].to_pylist(), "uri": t["uri"].to_pylist(), "fingerprint": fingerprints(t)}
-    )
-
-
 def _file_record(uri: str) -> dict:
     """Size, change tag and sha256 of an input file, hashed in 8 MB reads (never held whole)."""
     fs, path = filesystem(uri)
@@ -101,7 +93,8 @@ def _used_images(listing: pa.Table, kept: pd.DataFrame) -> pd.DataFrame:
             "image_id": used["image_id"].to_pylist(),
             "uri": used["uri"].to_pylist(),
             "fingerprint": fingerprints(used),
-        }
+        },
+        dtype=object,  # strings, also when no image is used (an empty frame would default to float)
     )
 
 
