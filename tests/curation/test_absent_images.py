@@ -172,3 +172,13 @@ def test_store_written_before_stays_readable_and_refreshable(tmp_path, absent):
         assert "missing_image" not in again["quarantined"]
     third = refresh_in_process(src, "d", store)  # the record the second run wrote: nothing parsed
     assert third["version"] == latest and not third["created"] and "skipped" in third
+
+
+def test_header_only_csv_plans_nothing(tmp_path):
+    src = tmp_path / "src"
+    make_source(str(src), 1, seed=6, boxes_per_image=(1, 1))
+    (src / "annotations" / TRAIN_CSV).write_text(
+        (src / "annotations" / TRAIN_CSV).read_text().splitlines()[0] + "\n"
+    )
+    plan = plan_inputs(str(src), None, CurationConfig())
+    assert len(plan.jobs) == 0 and plan.absent.num_rows == 0 and plan.inputs["images"] == 1
