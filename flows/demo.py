@@ -46,10 +46,10 @@ def demo_sources(n_images: int) -> dict[str, str]:
 
 def run_demo(store: str | None, n_images: int, steps: int | None = None) -> dict:
     """`steps` (per training stage) shortens every stage alike, e.g. for the end-to-end tests."""
-    from doodleflow.flows.pipeline import pipeline
+    from doodleflow.flows.pipeline import PipelineConfig, pipeline
 
     src = demo_sources(n_images)
-    out = pipeline(
+    config = PipelineConfig(
         openimages_source=src["openimages"],
         pairs_source=src["pairs"],
         artists_source=src["artists"],
@@ -66,6 +66,7 @@ def run_demo(store: str | None, n_images: int, steps: int | None = None) -> dict
         fiftyone=True,
         workers=0,
     )
+    out = pipeline(config)
     return {**out, "text": summary_text(out)}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 from doodleflow.data.fsutil import filesystem
 from doodleflow.flows import runtime
@@ -11,6 +12,7 @@ from doodleflow.flows.registration import eval_outputs
 from doodleflow.infra.errors import ConfigError
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.evaluation import evaluate_doodle, evaluate_pbe
+from doodleflow.training.eval.spec import EvalSpec
 from prefect import flow
 
 
@@ -49,14 +51,11 @@ def evaluate_model(
             f"{model} is a {reg.kind}: evaluation applies to pbe-checkpoint and editlora models"
         )
     with eval_outputs(store, f"eval/registered/{reg.name}/v{reg.version}/{dataset}") as out:
+        spec = EvalSpec(store, dataset, version, samples, clip_dir=clip, inception_dir=inception, gmm=gmm)
         if reg.kind == "pbe-checkpoint":
-            res = evaluate_pbe(
-                reg.uri, store, dataset, version, out["dir"], clip, inception, samples, steps or 50, 0, gmm
-            )
+            res = evaluate_pbe(reg.uri, replace(spec, steps=steps or 50), out["dir"])
         else:
-            res = evaluate_doodle(
-                _lora_card(reg.uri), store, dataset, version, out["dir"], clip, samples, steps or 20
-            )
+            res = evaluate_doodle(_lora_card(reg.uri), replace(spec, steps=steps or 20), out["dir"])
     grid = f"{out['uri']}/{os.path.basename(res['grid'])}"
     return {
         "model": f"{reg.name}:{reg.version}",

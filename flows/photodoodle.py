@@ -170,4 +170,4 @@ def _register_artist(result: dict, cfg: TrainConfig) -> dict:
         **cfg.to_dict(),
         "base": {"trained_on": card.get("trained_on"), "transformer": card.get("base_transformer")},
     }
-    return evaluate_and_register_artist(cfg.run.store, result, config, cfg.publish.evaluate)
+    return evaluate_and_register_artist(cfg, result, config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass
 
 from doodleflow.data.fsutil import atomic_write, filesystem, join
 from doodleflow.data.store import DatasetStore
@@ -38,8 +39,9 @@ def _stage_path(store: str, stage: str, dataset: str, settings: dict, version: i
     return join(filesystem(store)[1], "pipeline", stage, f"{key}.json")
 
 
-def _stage(store: str, stage: str, dataset: str, settings: dict, run, log) -> dict:
+def _stage(store: str, stage: str, dataset: str, settings: dict, run) -> dict:
     """Run `run()` unless this stage already ran on the same data with the same settings."""
+    log = get_run_logger()
     fs, _ = filesystem(store)
     path = _stage_path(store, stage, dataset, settings)
     if fs.exists(path):
@@ -51,11 +53,11 @@ def _stage(store: str, stage: str, dataset: str, settings: dict, run, log) -> di
     return {**out, "skipped": False} if isinstance(out, dict) else out
 
 
-def _artist_stages(store: str, versions: dict[str, int], settings: dict, train, log) -> dict:
+def _artist_stages(store: str, versions: dict[str, int], settings: dict, train) -> dict:
     """One stage per artist, keyed by that artist's own pairs version and the settings: only the
     artists whose key has no record are trained (together, by `train(names)`, in parallel), so new
     pairs for one artist retrain that artist only."""
-    fs, _ = filesystem(store)
+    log, (fs, _) = get_run_logger(), filesystem(store)
     paths = {a: _stage_path(store, "artist", a, {**settings, "artist": a}, v) for a, v in versions.items()}
     done = {a: json.loads(fs.cat_file(p)) for a, p in paths.items() if fs.exists(p)}
     todo = [a for a in versions if a not in done]
@@ -71,105 +73,102 @@ def _artist_stages(store: str, versions: dict[str, int], settings: dict, train, 
     return {"artists": artists, "trained": todo, "skipped": sorted(done)}
 
 
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline's inputs and settings, handed whole to the flow (`doodleflow demo` builds
+    one). A source left out skips its branch; a setting left None takes its family config's default."""
+
+    openimages_source: str | None = None  # OpenImages boxes -> the PbE branch
+    pairs_source: str | None = None  # general editing pairs -> OmniEditor
+    artists_source: str | None = None  # one folder per artist (30-50 before/after pairs each)
+    artists: list[str] | None = None  # default: every folder in artists_source
+    store: str | None = None
+    pbe_dataset: str = "openimages-pbe"
+    pairs_dataset: str = "editing-pairs"
+    preset: str = "tiny"
+    pbe_steps: int | None = None
+    omnieditor_steps: int | None = None
+    artist_steps: int | None = None
+    eval_steps: int | None = None
+    eval_samples: int | None = None
+    pbe_config: dict | None = None  # PbE config overrides by section
+    fiftyone: bool = False
+    workers: int = 1
+    ray_address: str | None = None
+    # Encode the new version's VAE latents and CLIP tokens once and train from them; not part of the
+    # stage key: the cache changes the speed, not what is learned.
+    latent_cache: bool = True
+
+
 @flow(name="pipeline")
-def pipeline(
-    openimages_source: str | None = None,
-    pairs_source: str | None = None,
-    artists_source: str | None = None,
-    artists: list[str] | None = None,
-    store: str | None = None,
-    pbe_dataset: str = "openimages-pbe",
-    pairs_dataset: str = "editing-pairs",
-    preset: str = "tiny",
-    pbe_steps: int | None = None,
-    omnieditor_steps: int | None = None,
-    artist_steps: int | None = None,
-    eval_steps: int | None = None,
-    eval_samples: int | None = None,
-    pbe_config: dict | None = None,
-    fiftyone: bool = False,
-    workers: int = 1,
-    ray_address: str | None = None,
-    latent_cache: bool = True,
-) -> dict:
-    """`pairs_source`: general editing pairs for OmniEditor; `artists_source`: one folder per artist
-    (30-50 before/after pairs each; default: every folder in it). `latent_cache`: encode the new
-    dataset version's VAE latents and CLIP tokens once (skipped when they exist) and train from them."""
-    log = get_run_logger()
-    store = resolve_store(store)
-    train_config = pbe_config or {}
-    if latent_cache:  # not part of the stage key: the cache changes the speed, not what is learned
-        train_config = {**train_config, "data": {**train_config.get("data", {}), "latent_cache": "on"}}
-    out: dict = {"store": store}
+def pipeline(config: PipelineConfig | None = None) -> dict:
+    """refresh -> latent cache -> PbE, pairs -> OmniEditor, artists -> EditLoRAs; unchanged stages skip."""
+    c = config or PipelineConfig()
+    store = resolve_store(c.store)
     # Settings every training stage shares; what is not given here takes the family config's default.
     common = {
-        "run": {"store": store, "workers": workers, "resume": True},
-        "launch": {"ray_address": ray_address},
+        "run": {"store": store, "workers": c.workers, "resume": True},
+        "launch": {"ray_address": c.ray_address},
     }
-    if openimages_source:
-        out["refresh"] = dataset_refresh(
-            source=openimages_source, dataset=pbe_dataset, store=store, update_fiftyone=fiftyone
-        )
-        settings = {
-            "preset": preset,
-            "steps": pbe_steps,
-            "config": pbe_config,
-            "eval": [eval_steps, eval_samples],
-        }
-        out["pbe"] = _stage(
-            store,
-            "pbe",
-            pbe_dataset,
-            settings,
-            lambda: train_pbe(
-                pbe_run_config(
-                    train_config,
-                    preset,
-                    run={"dataset": pbe_dataset, "version": out["refresh"]["version"], "steps": pbe_steps},
-                    common=common,
-                    publish={"eval_samples": eval_samples, "eval_steps": eval_steps},
-                )
-            ),
-            log,
-        )
-    if pairs_source:
-        out["pairs"] = ingest_pairs(source=pairs_source, dataset=pairs_dataset, store=store, artist=None)
-        out["omnieditor"] = _stage(
-            store,
-            "omnieditor",
-            pairs_dataset,
-            {"preset": preset, "steps": omnieditor_steps},
-            lambda: omnieditor(
-                doodle_run_config(
-                    preset,
-                    {"stage": "omnieditor", "dataset": pairs_dataset, "steps": omnieditor_steps},
-                    common,
-                )
-            ),
-            log,
-        )
-    if artists_source:
-        fs, root = filesystem(artists_source)
-        artists = artists or sorted(
-            p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False) if fs.isdir(p)
-        )
-        for a in artists:
-            out[f"pairs-{a}"] = ingest_pairs(source=join(artists_source, a), dataset=a, store=store, artist=a)
-        if artists:
-            settings = {
-                "preset": preset,
-                "steps": artist_steps,
-                "base": out.get("omnieditor", {}).get("merged_base"),
-            }
-            out["artists"] = _artist_stages(
-                store,
-                {a: out[f"pairs-{a}"]["version"] for a in artists},
-                settings,
-                lambda names: train_artists(
-                    names, doodle_run_config(preset, {"steps": artist_steps}, common)
-                ),
-                log,
-            )
+    out: dict = {"store": store}
+    if c.openimages_source:
+        out.update(_pbe_branch(c, store, common))
+    if c.pairs_source:
+        out.update(_omnieditor_branch(c, store, common))
+    if c.artists_source:
+        out.update(_artists_branch(c, store, common, out.get("omnieditor", {}).get("merged_base")))
+    return out
+
+
+def _pbe_branch(c: PipelineConfig, store: str, common: dict) -> dict:
+    refresh = dataset_refresh(
+        source=c.openimages_source, dataset=c.pbe_dataset, store=store, update_fiftyone=c.fiftyone
+    )
+    overrides = c.pbe_config or {}
+    if c.latent_cache:
+        overrides = {**overrides, "data": {**overrides.get("data", {}), "latent_cache": "on"}}
+    cfg = pbe_run_config(
+        overrides,
+        c.preset,
+        run={"dataset": c.pbe_dataset, "version": refresh["version"], "steps": c.pbe_steps},
+        common=common,
+        publish={"eval_samples": c.eval_samples, "eval_steps": c.eval_steps},
+    )
+    settings = {
+        "preset": c.preset,
+        "steps": c.pbe_steps,
+        "config": c.pbe_config,
+        "eval": [c.eval_steps, c.eval_samples],
+    }
+    return {"refresh": refresh, "pbe": _stage(store, "pbe", c.pbe_dataset, settings, lambda: train_pbe(cfg))}
+
+
+def _omnieditor_branch(c: PipelineConfig, store: str, common: dict) -> dict:
+    pairs = ingest_pairs(source=c.pairs_source, dataset=c.pairs_dataset, store=store, artist=None)
+    cfg = doodle_run_config(
+        c.preset, {"stage": "omnieditor", "dataset": c.pairs_dataset, "steps": c.omnieditor_steps}, common
+    )
+    settings = {"preset": c.preset, "steps": c.omnieditor_steps}
+    return {
+        "pairs": pairs,
+        "omnieditor": _stage(store, "omnieditor", c.pairs_dataset, settings, lambda: omnieditor(cfg)),
+    }
+
+
+def _artists_branch(c: PipelineConfig, store: str, common: dict, merged_base: str | None) -> dict:
+    fs, root = filesystem(c.artists_source)
+    artists = c.artists or sorted(
+        p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False) if fs.isdir(p)
+    )
+    out = {
+        f"pairs-{a}": ingest_pairs(source=join(c.artists_source, a), dataset=a, store=store, artist=a)
+        for a in artists
+    }
+    if artists:
+        settings = {"preset": c.preset, "steps": c.artist_steps, "base": merged_base}
+        cfg = doodle_run_config(c.preset, {"steps": c.artist_steps}, common)
+        versions = {a: out[f"pairs-{a}"]["version"] for a in artists}
+        out["artists"] = _artist_stages(store, versions, settings, lambda names: train_artists(names, cfg))
     return out
 
 

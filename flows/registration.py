@@ -12,11 +12,16 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 
 from doodleflow.data.store import DatasetStore
 from doodleflow.flows import runtime
 from doodleflow.tasks.evaluation import evaluate_doodle, evaluate_pbe
 from doodleflow.tasks.registry import register_artifact
+from doodleflow.training.eval.spec import EvalSpec
+from doodleflow.training.pbe.config import TrainConfig as PbEConfig
+from doodleflow.training.photodoodle.config import TrainConfig as DoodleConfig
+from doodleflow.training.registry.record import ArtifactRecord
 
 MERGED = "photodoodle-merged-base"
 OMNI = "photodoodle-omnieditor"
@@ -62,46 +67,42 @@ def eval_outputs(store: str, rel: str):
         shutil.rmtree(out["dir"], ignore_errors=True)
 
 
-def evaluate_and_register_pbe(
-    store: str,
-    result: dict,
-    dataset: str,
-    version: int | None,
-    config: dict,
-    evaluate: bool = True,
-    eval_samples: int = 4,
-    eval_steps: int = 50,
-    clip_dir: str | None = None,
-    inception_dir: str | None = None,
-    parent: str | None = None,
-) -> dict:
+def evaluate_and_register_pbe(cfg: PbEConfig, result: dict) -> dict:
+    """Evaluate a finished PbE run on its dataset version's held-out split (unless
+    `cfg.publish.evaluate` is off), then register its checkpoint; the parent is the registered model
+    it fine-tuned from, if any."""
     from doodleflow.training.common.rundir import RunDir
 
+    store, p = cfg.run.store, cfg.publish
     ran = (RunDir(store, "pbe", result["run_id"]).read_json("run.json") or {}).get("dataset", {})
-    lineage = dataset_lineage(store, dataset, ran.get("version") or version or None)
+    lineage = dataset_lineage(store, cfg.run.dataset, ran.get("version") or cfg.run.version or None)
+    spec = EvalSpec(store, cfg.run.dataset, lineage["version"], p.eval_samples, p.eval_steps)
+    spec = replace(spec, clip_dir=p.eval_clip, inception_dir=p.eval_inception)
+    record = ArtifactRecord(
+        f"pbe-{cfg.run.dataset}",
+        "pbe-checkpoint",
+        result["checkpoint"],
+        cfg.to_dict(),
+        lineage,
+        parent=cfg.model.source.init_model,
+    )
+    run_eval = (lambda out_dir: evaluate_pbe(result["checkpoint"], spec, out_dir)) if p.evaluate else None
+    return _evaluate_and_register(store, "pbe", result, record, run_eval)
 
-    def run_eval(out_dir: str) -> dict:
-        return evaluate_pbe(result["checkpoint"], store, dataset, lineage["version"], out_dir, clip_dir,
-                            inception_dir, eval_samples, eval_steps)  # fmt: skip
 
-    return _evaluate_and_register(store, "pbe", result, f"pbe-{dataset}", "pbe-checkpoint", result["checkpoint"],
-                                  config, lineage, parent, run_eval if evaluate else None)  # fmt: skip
-
-
-def _evaluate_and_register(store: str, family: str, result: dict, name: str, kind: str, uri: str, config: dict,
-                           lineage: dict, parent: str | None, run_eval) -> dict:  # fmt: skip
-    """Evaluate (`run_eval(out_dir)`, unless None), then register with the metrics, the sample grid
-    and the loss curve; the evaluation files are published to `<store>/eval/<family>/<run id>/`."""
+def _evaluate_and_register(store: str, family: str, result: dict, record: ArtifactRecord, run_eval) -> dict:
+    """Evaluate (`run_eval(out_dir)`, unless None), then register `record` with the metrics, the sample
+    grid and the loss curve; the evaluation files are published to `<store>/eval/<family>/<run id>/`."""
     run_id = result["run_id"]
-    metrics, images = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}, []
+    record.metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
+    record.curve, record.trained = _curve(store, family, run_id), (family, run_id)
     with eval_outputs(store, f"eval/{family}/{run_id}") as out:
         if run_eval is not None:
             ev = run_eval(out["dir"])
-            metrics.update(ev["metrics"])
-            images.append(ev["grid"])
-        images += _loss_png(store, family, run_id, out["dir"])
-        reg = register_artifact(name, kind, uri, config, lineage, parent=parent, metrics=metrics, images=images,
-                                curve=_curve(store, family, run_id), trained=(family, run_id), store=store)  # fmt: skip
+            record.metrics.update(ev["metrics"])
+            record.images.append(ev["grid"])
+        record.images += _loss_png(store, family, run_id, out["dir"])
+        reg = register_artifact(record, store=store)
     return {**reg, "eval_dir": out["uri"]}
 
 
@@ -110,29 +111,18 @@ def register_omnieditor(store: str, result: dict, merged: dict | None, config: d
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
     metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
     with eval_outputs(store, f"eval/omnieditor/{result['run_id']}") as out:
-        omni = register_artifact(
-            OMNI,
-            "omnieditor-lora",
-            card["dir"],
-            config,
-            lineage,
-            metrics=metrics,
-            images=_loss_png(store, "omnieditor", result["run_id"], out["dir"]),
-            curve=_curve(store, "omnieditor", result["run_id"]),
-            trained=("omnieditor", result["run_id"]),
-            store=store,
+        record = ArtifactRecord(OMNI, "omnieditor-lora", card["dir"], config, lineage, metrics=metrics)
+        record.images = _loss_png(store, "omnieditor", result["run_id"], out["dir"])
+        record.curve, record.trained = (
+            _curve(store, "omnieditor", result["run_id"]),
+            ("omnieditor", result["run_id"]),
         )
+        omni = register_artifact(record, store=store)
     registered = {"omnieditor": omni}
     if merged:
-        registered["merged_base"] = register_artifact(
-            MERGED,
-            "merged-base",
-            merged["dir"],
-            config,
-            lineage,
-            parent=f"{omni['name']}:{omni['version']}",
-            store=store,
-        )
+        parent = f"{omni['name']}:{omni['version']}"
+        record = ArtifactRecord(MERGED, "merged-base", merged["dir"], config, lineage, parent=parent)
+        registered["merged_base"] = register_artifact(record, store=store)
     return registered
 
 
@@ -153,22 +143,15 @@ def _merged_parent(base_transformer: str | None) -> str | None:
     return None
 
 
-def evaluate_and_register_artist(
-    store: str,
-    result: dict,
-    config: dict,
-    evaluate: bool = True,
-    eval_samples: int = 2,
-    eval_steps: int = 20,
-    clip_dir: str | None = None,
-) -> dict:
-    card = result["lora_card"]
+def evaluate_and_register_artist(cfg: DoodleConfig, result: dict, config: dict) -> dict:
+    """Evaluate an EditLoRA on its artist's held-out pairs (unless `cfg.publish.evaluate` is off), then
+    register it; `config` is what the lineage records (the run's config and the base it trained on)."""
+    store, card = cfg.run.store, result["lora_card"]
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
-
-    def run_eval(out_dir: str) -> dict:
-        return evaluate_doodle(card, store, card["dataset"], lineage["version"], out_dir, clip_dir, eval_samples,
-                               eval_steps)  # fmt: skip
-
-    return _evaluate_and_register(store, "editlora", result, f"editlora-{card['artist']}", "editlora", card["dir"],
-                                  config, lineage, _merged_parent(card.get("base_transformer")),
-                                  run_eval if evaluate else None)  # fmt: skip
+    spec = EvalSpec(store, card["dataset"], lineage["version"], samples=2, steps=20)
+    parent = _merged_parent(card.get("base_transformer"))
+    record = ArtifactRecord(
+        f"editlora-{card['artist']}", "editlora", card["dir"], config, lineage, parent=parent
+    )
+    run_eval = (lambda out_dir: evaluate_doodle(card, spec, out_dir)) if cfg.publish.evaluate else None
+    return _evaluate_and_register(store, "editlora", result, record, run_eval)

@@ -32,7 +32,7 @@ def deployments(
         train_artist.to_deployment(name="train-artist", parameters=training),
         train_artists.to_deployment(name="train-artists", parameters=training),
         ingest_pairs.to_deployment(name="ingest-pairs", parameters=common),
-        pipeline.to_deployment(name="pipeline", parameters=common),
+        pipeline.to_deployment(name="pipeline", parameters={"config": common} if common else {}),
     ]
     source = source or os.environ.get("DOODLEFLOW_OPENIMAGES_SOURCE")
     if source:  # the nightly refresh needs to know what to refresh

@@ -33,20 +33,7 @@ def train_pbe(config: TrainConfig) -> dict:
     if cfg.publish.register:  # evaluate on the held-out split, then register (flows/registration.py)
         from doodleflow.flows.registration import evaluate_and_register_pbe
 
-        p = cfg.publish
-        result["registered"] = evaluate_and_register_pbe(
-            cfg.run.store,
-            result,
-            cfg.run.dataset,
-            cfg.run.version,
-            cfg.to_dict(),
-            p.evaluate,
-            p.eval_samples,
-            p.eval_steps,
-            p.eval_clip,
-            p.eval_inception,
-            parent=source.init_model,
-        )
+        result["registered"] = evaluate_and_register_pbe(cfg, result)
     loss = "n/a" if result["final_loss"] is None else f"{result['final_loss']:.4f}"
     logger.info(
         f"run {result['run_id']}: {result['steps']} steps, final loss {loss}, checkpoint {result['checkpoint']}"

@@ -7,6 +7,7 @@ import os
 
 from doodleflow.data.report import artifact_key
 from doodleflow.infra import settings
+from doodleflow.training.eval.spec import EvalSpec
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -63,19 +64,7 @@ def _publish(res: dict, title: str, key: str) -> None:
 
 
 @task(name="evaluate-pbe", cache_policy=NO_CACHE)
-def evaluate_pbe(
-    checkpoint: str,
-    store: str,
-    dataset: str,
-    version: int | None,
-    out_dir: str,
-    clip_dir: str | None = None,
-    inception_dir: str | None = None,
-    samples: int = 8,
-    steps: int = 50,
-    seed: int = 0,
-    gmm: str | None = None,
-) -> dict:
+def evaluate_pbe(checkpoint: str, spec: EvalSpec, out_dir: str) -> dict:
     import torch
     from doodleflow.training.eval.models import load_eval_models
     from doodleflow.training.eval.pbe import evaluate_pbe as run_eval
@@ -84,25 +73,16 @@ def evaluate_pbe(
 
     model = load_for_inference(checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    rows, info = heldout_rows(store, dataset, version, samples)
-    models = load_eval_models(settings.home(), clip_dir, inception_dir)
-    res = run_eval(model, rows, models, out_dir, steps=steps, seed=seed, gmm=gmm)
+    rows, info = heldout_rows(spec.store, spec.dataset, spec.version, spec.samples)
+    models = load_eval_models(settings.home(), spec.clip_dir, spec.inception_dir)
+    res = run_eval(model, rows, models, out_dir, steps=spec.steps, seed=spec.seed, gmm=spec.gmm)
     res.pop("outputs")
-    return _record({**res, **info}, out_dir, f"Paint-by-Example evaluation of {checkpoint}", f"pbe-{dataset}")
+    title = f"Paint-by-Example evaluation of {checkpoint}"
+    return _record({**res, **info}, out_dir, title, f"pbe-{spec.dataset}")
 
 
 @task(name="evaluate-doodle", cache_policy=NO_CACHE)
-def evaluate_doodle(
-    card: dict,
-    store: str,
-    dataset: str,
-    version: int | None,
-    out_dir: str,
-    clip_dir: str | None = None,
-    samples: int = 2,
-    steps: int = 20,
-    seed: int = 0,
-) -> dict:
+def evaluate_doodle(card: dict, spec: EvalSpec, out_dir: str) -> dict:
     import torch
     from doodleflow.training.eval.models import load_eval_models
     from doodleflow.training.eval.photodoodle import evaluate_doodle as run_eval
@@ -112,12 +92,12 @@ def evaluate_doodle(
 
     cuda = torch.cuda.is_available()
     model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
-    rows, info = heldout_pairs(store, dataset, version, samples)
-    models = load_eval_models(settings.home(), clip_dir)
-    res = run_eval(model, card, rows, models, out_dir, steps=steps, seed=seed)
+    rows, info = heldout_pairs(spec.store, spec.dataset, spec.version, spec.samples)
+    models = load_eval_models(settings.home(), spec.clip_dir)
+    res = run_eval(model, card, rows, models, out_dir, steps=spec.steps, seed=spec.seed)
     return _record(
         {**res, **info},
         out_dir,
         f"PhotoDoodle evaluation of {card['uri']}",
-        f"editlora-{card.get('artist') or dataset}",
+        f"editlora-{card.get('artist') or spec.dataset}",
     )

@@ -9,6 +9,7 @@ import os
 from doodleflow.data.report import artifact_key
 from doodleflow.infra import settings
 from doodleflow.infra.errors import retry_condition
+from doodleflow.training.registry.record import ArtifactRecord
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -33,49 +34,36 @@ def _log_curve(reg, run_id: str, records: list[dict]) -> None:
     retry_delay_seconds=2,
     retry_condition_fn=retry_condition,
 )
-def register_artifact(
-    name: str,
-    kind: str,
-    uri: str,
-    config: dict,
-    dataset: dict | None = None,
-    parent: str | None = None,
-    metrics: dict | None = None,
-    images: list[str] | None = None,
-    curve: list[dict] | None = None,
-    trained: tuple[str, str] | None = None,
-    store: str | None = None,
-) -> dict:
-    """`trained` = (family, run id) of the training run: its live MLflow run (training/common/tracking.py)
-    gets the version; a run trained without tracking gets a new MLflow run with `curve` replayed."""
+def register_artifact(record: ArtifactRecord, store: str | None = None) -> dict:
+    """Register `record` (training/registry/record.py) and show the version on the Prefect run."""
     from doodleflow.training.common.tracking import find_run
     from doodleflow.training.registry import Registry
 
     reg = Registry(home=settings.home(), store=store)
-    for k, v in (metrics or {}).items():  # on the run page too; the registry records it as null
+    for k, v in record.metrics.items():  # on the run page too; the registry records it as null
         if isinstance(v, float) and not math.isfinite(v):
-            get_run_logger().warning(f"registering {name} with metric {k} = {v}: not a finite number")
-    run_id = find_run(reg.client, *trained) if trained else None
+            get_run_logger().warning(f"registering {record.name} with metric {k} = {v}: not a finite number")
+    run_id = find_run(reg.client, *record.trained) if record.trained else None
     if run_id is None:
-        run_id = reg.start_run(kind, f"{kind}:{name}", config)
-        if curve:
-            _log_curve(reg, run_id, curve)
+        run_id = reg.start_run(record.kind, f"{record.kind}:{record.name}", record.config)
+        if record.curve:
+            _log_curve(reg, run_id, record.curve)
     r = reg.register(
-        name,
-        kind,
-        uri,
-        config=config,
-        dataset=dataset,
-        parent=parent,
+        record.name,
+        record.kind,
+        record.uri,
+        config=record.config,
+        dataset=record.dataset,
+        parent=record.parent,
         flow_run_id=str(flow_run.id) if flow_run.id else None,
-        metrics=metrics or {},
-        images=[i for i in images or [] if os.path.exists(i)],
+        metrics=record.metrics,
+        images=[i for i in record.images if os.path.exists(i)],
         run_id=run_id,
     )
     create_markdown_artifact(
-        registration_markdown(r.to_dict(), images or []),
-        key=artifact_key("registry", name),
-        description=f"registered {kind} {name}:{r.version}",
+        registration_markdown(r.to_dict(), record.images),
+        key=artifact_key("registry", record.name),
+        description=f"registered {record.kind} {record.name}:{r.version}",
     )
     return {k: v for k, v in r.to_dict().items() if k not in ("files", "config")}
 

@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 from doodleflow.data.pairs_synthetic import write_photodoodle_style
-from doodleflow.flows.pipeline import pipeline
+from doodleflow.flows.pipeline import PipelineConfig, pipeline
 from doodleflow.training.photodoodle.artifacts import omnieditor_lora_rel, publish_lora
 from doodleflow.training.photodoodle.config import LoraSettings, ModelSource
 from doodleflow.training.photodoodle.lora import add_lora
@@ -39,12 +39,12 @@ def test_new_pairs_for_one_artist_retrain_that_artist_only(tmp_path):
     _merged_base(store)
     for i, a in enumerate(("alice", "bob")):
         write_photodoodle_style(src, a, 3, seed=i, photo_path=PHOTO)
-    first = pipeline(artists_source=src, store=store, artist_steps=1, workers=1)
+    first = pipeline(PipelineConfig(artists_source=src, store=store, artist_steps=1, workers=1))
     assert first["artists"]["trained"] == ["alice", "bob"] and first["artists"]["skipped"] == []
     assert all(first["artists"]["artists"][a]["status"] == "completed" for a in ("alice", "bob"))
 
     write_photodoodle_style(src, "bob", 5, seed=1, photo_path=PHOTO)  # two new pairs for bob
-    second = pipeline(artists_source=src, store=store, artist_steps=1, workers=1)
+    second = pipeline(PipelineConfig(artists_source=src, store=store, artist_steps=1, workers=1))
     assert second["pairs-bob"]["version"] == first["pairs-bob"]["version"] + 1
     assert second["pairs-alice"]["version"] == first["pairs-alice"]["version"]
     assert second["artists"]["trained"] == ["bob"] and second["artists"]["skipped"] == ["alice"]
