@@ -61,6 +61,7 @@ class StageProgress:
         self._lock = threading.Lock()
         self._last = {"artifact": 0.0, "log": 0.0, "terminal": 0.0}
         self._line = ""
+        self._printed = ""
 
     def _due(self, what: str, every: float, now: float, force: bool) -> bool:
         if force or now - self._last[what] >= every:
@@ -87,7 +88,8 @@ class StageProgress:
         if self.tty:  # one line, rewritten in place
             self.stream.write(f"\r\x1b[K{text}")
             self.stream.flush()
-        elif self._due("terminal", TERMINAL_EVERY_S, now, force):
+        elif text != self._printed and self._due("terminal", TERMINAL_EVERY_S, now, force):
+            self._printed = text  # close() after a final update: the same line once, not twice
             self.stream.write(f"{time.strftime('%H:%M:%S')} | {text}\n")
             self.stream.flush()
 

@@ -58,6 +58,14 @@ def test_a_redirected_terminal_gets_plain_bounded_lines():
     assert len(lines) == 2 and "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 
 
+def test_a_stage_whose_last_update_was_printed_closes_without_repeating_it():
+    out = io.StringIO()
+    sp = StageProgress("build", 1, "k", stream=out)
+    sp.update(1, "1/1 shards", force=True)  # the last shard's line, printed at once
+    sp.close()  # the same state: not printed again
+    assert out.getvalue().count("build: 1/1 shards") == 1
+
+
 @pytest.mark.slow
 def test_a_flow_run_gets_a_progress_artifact_and_log_lines(prefect_api, tmp_path):
     from prefect import flow, task

@@ -89,3 +89,6 @@ def quiet_ray() -> None:
     """After `import ray` (which gives its logger a stderr handler): Ray's driver messages to the log
     file. Workers' output stays in Ray's session logs (ray.init(log_to_driver=False))."""
     to_log_file("ray")
+    import ray.data  # noqa: F401  (its import installs a stderr handler on "ray.data": replaced here)
+
+    to_log_file("ray.data")

@@ -83,7 +83,7 @@ def _encode(cfg: TrainConfig, todo: list, workers: int, log) -> None:
         PartEncoder,
         fn_constructor_kwargs={"cfg": cfg.to_dict(), "threads": cpus},
         batch_size=1,
-        concurrency=n,
+        compute=ray.data.ActorPoolStrategy(size=n),
         num_gpus=1 if cfg.run.use_gpu else 0,
         num_cpus=cpus,
     )
