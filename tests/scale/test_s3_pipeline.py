@@ -22,6 +22,7 @@ LOCAL_OK = {
     "demo": "the demo's generated input sample, made once (a cache of its inputs)",
     "fiftyone": "FiftyOne's MongoDB data (a MongoDB server in a deployment)",
     "cache/media": "the decoded images FiftyOne's App shows (a cache of the dataset's bytes)",
+    "cache/sha256.json": "digests of local base-weight files, valid while size and mtime hold",
     "cache/store": "local copies of store files that diffusers/peft load from a directory (named by URI)",
     "mlflow/mlflow.db": "the MLflow tracking database (MLFLOW_TRACKING_URI for a server)",
     "prefect": "Prefect's client settings and memo store (the API is the session's server)",

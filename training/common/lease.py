@@ -58,11 +58,10 @@ def ray_job_id() -> str | None:
     return ray.get_runtime_context().get_job_id()
 
 
-def check_writer(run, job: str | None = None) -> None:
+def check_writer(run, job: str | None) -> None:
     """Rank 0, before it writes a checkpoint: the lease must still be its own driver's (the same Ray
-    job). A worker whose driver is gone and whose run was taken over (`--resume`) stops here instead of
-    writing checkpoints that race the new launch's."""
-    job = job or ray_job_id()
+    job, `job` = ray_job_id(); None outside Ray: nothing to compare). A worker whose driver is gone
+    and whose run was taken over (`--resume`) stops here instead of racing the new launch's writes."""
     cur = run.read_json(LEASE)
     if job and cur and cur.get("ray_job") and cur["ray_job"] != job:
         raise LostRace(

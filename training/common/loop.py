@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common import distributed, progress
-from doodleflow.training.common.lease import check_writer
+from doodleflow.training.common.lease import check_writer, ray_job_id
 from doodleflow.training.common.metrics import MetricsLog, format_line
 from doodleflow.training.common.mfu import mfu, peak_flops, peak_memory_gib
 from doodleflow.training.common.plot import loss_curve_png
@@ -158,7 +158,9 @@ class StepLoop:
                 config=self.t.cfg.to_dict(),
                 **(extra or {}),
             )
-            check_writer(self.run)  # a worker that outlived its driver stops before racing a resumed run
+            check_writer(
+                self.run, ray_job_id()
+            )  # a worker that outlived its driver stops before racing a resumed run
             uri = self.run.write_checkpoint(self.t.step, model, optimizer, state)
             self.run.prune(self.cfg.keep_checkpoints)
             self.metrics.flush()
