@@ -24,6 +24,7 @@ LOCAL_OK = {
     "cache/media": "the decoded images FiftyOne's App shows (a cache of the dataset's bytes)",
     "cache/sha256.json": "digests of local base-weight files, valid while size and mtime hold",
     "cache/store": "local copies of store files that diffusers/peft load from a directory (named by URI)",
+    "logs": "the command's own log file (library noise kept off the terminal), like any CLI's log",
     "mlflow/mlflow.db": "the MLflow tracking database (MLFLOW_TRACKING_URI for a server)",
     "prefect": "Prefect's client settings and memo store (the API is the session's server)",
 }
