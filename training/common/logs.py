@@ -89,6 +89,12 @@ def quiet_ray() -> None:
     """After `import ray` (which gives its logger a stderr handler): Ray's driver messages to the log
     file. Workers' output stays in Ray's session logs (ray.init(log_to_driver=False))."""
     to_log_file("ray")
-    import ray.data  # noqa: F401  (its import installs a stderr handler on "ray.data": replaced here)
+
+
+def quiet_ray_data() -> None:
+    """For the training jobs, which stream with Ray Data: its import installs a stderr handler on
+    "ray.data" (its own logging config), so the import happens here and the handler is replaced. Not in
+    `quiet_ray`: a refresh on Ray does not use Ray Data and need not pay for importing it."""
+    import ray.data  # noqa: F401
 
     to_log_file("ray.data")

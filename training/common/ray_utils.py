@@ -25,9 +25,10 @@ def _ram_bytes() -> int:
 def init_ray(address: str | None = None) -> str:
     """Join `address` / $RAY_ADDRESS, or start a local cluster sized to this machine. Returns which."""
     import ray
-    from doodleflow.training.common.logs import quiet_ray
+    from doodleflow.training.common.logs import quiet_ray, quiet_ray_data
 
     quiet_ray()  # Ray's driver messages to the log file
+    quiet_ray_data()  # and Ray Data's, which the training jobs stream with
     if ray.is_initialized():
         return "already connected"
     addr = ray_address(address)
