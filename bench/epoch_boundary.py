@@ -19,12 +19,13 @@ import tempfile
 import time
 
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import make_units, plan_inputs
+from doodleflow.data.plan import plan_inputs
 from doodleflow.data.refresh import commit_version, diff_with_latest
 from doodleflow.data.shard import build_unit
 from doodleflow.data.split import split_of
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.synthetic import make_source
+from doodleflow.data.units import make_units, new_plan_folder
 from doodleflow.training.pbe.data import SAMPLE_COLUMNS, decode_rows
 from doodleflow.training.pbe.stream import StreamPlan, epoch_stream, stream_epochs
 
@@ -38,7 +39,9 @@ def make_version(root: str, images: int) -> tuple[DatasetStore, int]:
     ds = DatasetStore(store, "b")
     plan = plan_inputs(src, None, cfg)
     diff = diff_with_latest(ds, plan)
-    stats = [build_unit(u, cfg, store, "b") for u in make_units(diff.new_jobs, cfg)]
+    stats = [
+        build_unit(u, cfg, store, "b") for u in make_units(diff.new_jobs, cfg, ds.fs, new_plan_folder(ds))
+    ]
     return ds, commit_version(ds, cfg, plan, diff, stats, "bench", src)["version"]
 
 

@@ -29,8 +29,8 @@ import psutil
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("DOODLEFLOW_HOME", tempfile.mkdtemp(prefix="doodleflow-orch-"))
 
-from doodleflow.data.plan import WorkUnit
 from doodleflow.data.store import DatasetStore
+from doodleflow.data.units import WorkUnit
 from doodleflow.flows import runtime  # noqa: F401  (environment defaults)
 from doodleflow.flows.results import on_store
 from doodleflow.flows.task_runners import make_task_runner
@@ -68,7 +68,7 @@ def many(units: list[WorkUnit], store: str, dataset: str) -> int:
 
 
 def _units(n: int, tag: str) -> list[WorkUnit]:
-    return [WorkUnit(f"{tag}{i:020d}", ()) for i in range(n)]
+    return [WorkUnit(f"{tag}{i:020d}", "", i, 0, 0) for i in range(n)]  # never read: the task writes
 
 
 class TreeCpu:

@@ -17,12 +17,13 @@ import tempfile
 import numpy as np
 import pyarrow.parquet as pq
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import make_units, plan_inputs
+from doodleflow.data.plan import plan_inputs
 from doodleflow.data.refresh import commit_version, diff_with_latest
 from doodleflow.data.samples import real_photos
 from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.synthetic import add_photo, write_classes
+from doodleflow.data.units import make_units, new_plan_folder
 from PIL import Image
 
 # (skimage.data name, normalized box of its main object)
@@ -58,7 +59,9 @@ def refresh(src: str, store: str, variants: int) -> dict:
     ds = DatasetStore(store, "v")
     plan = plan_inputs(src, None, cfg)
     diff = diff_with_latest(ds, plan)
-    stats = [build_unit(u, cfg, store, "v") for u in make_units(diff.new_jobs, cfg)]
+    stats = [
+        build_unit(u, cfg, store, "v") for u in make_units(diff.new_jobs, cfg, ds.fs, new_plan_folder(ds))
+    ]
     v = commit_version(ds, cfg, plan, diff, stats, f"bench-{variants}", src)["version"]
     m = ds.manifest(v)
     cols = {"target_jpeg": 0, "mask_png": 0, "reference_jpeg": 0}

@@ -3,16 +3,15 @@
 Prefect visits every task parameter (to find upstream futures) and may hash or persist parameters and
 results; a plan is sized by its inputs, so tasks exchange a `PlanRef` (a path and a few counts) and the
 task that needs the plan reads it back. Files: Parquet for the tables, JSON for the rest (no pickle).
-Written under `datasets/<name>/plans/<id>/`, removed after the commit; a killed run's leftovers are
-removed by the next plan after a day.
+Written under `datasets/<name>/plans/<id>/`, beside the units table the planner wrote there first
+(data/units.py: the work units are references into it), removed after the commit; a killed run's
+leftovers are removed by the next plan after a day.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import time
-import uuid
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -23,8 +22,7 @@ from doodleflow.data.fsutil import atomic_write, join
 from doodleflow.data.plan import InputPlan
 from doodleflow.data.refresh import Diff
 from doodleflow.data.store import DatasetStore
-
-STALE_AFTER_S = 24 * 3600
+from doodleflow.data.units import drop_plan_folder, new_plan_folder
 
 
 @dataclass(frozen=True)
@@ -61,9 +59,9 @@ def _carry_json(carry: list[dict]) -> list[dict]:
     return [{**c, "keep": None if c["keep"] is None else sorted(c["keep"])} for c in carry]
 
 
-def save_plan(ds: DatasetStore, plan: InputPlan, diff: Diff) -> PlanRef:
-    _sweep(ds)
-    path = join(ds.root, "plans", f"{int(time.time())}-{uuid.uuid4().hex[:12]}")
+def save_plan(ds: DatasetStore, plan: InputPlan, diff: Diff, path: str | None = None) -> PlanRef:
+    """Write the plan into `path`, the plan folder that holds its units table (a new one if None)."""
+    path = path or new_plan_folder(ds)
     tables = {
         "jobs": plan.jobs,
         "images": plan.images,
@@ -120,16 +118,4 @@ _NAMES = ("jobs", "images", "kept", "triage_quarantine", "missing", "quarantine"
 
 
 def drop_plan(ds: DatasetStore, ref: PlanRef) -> None:
-    if ref.path and ds.fs.exists(ref.path):
-        ds.fs.rm(ref.path, recursive=True)
-
-
-def _sweep(ds: DatasetStore) -> None:
-    """Plans of killed runs: their folder name starts with the time they were written."""
-    root = join(ds.root, "plans")
-    if not ds.fs.exists(root):
-        return
-    for p in ds.fs.ls(root, detail=False):
-        stamp = p.rstrip("/").rsplit("/", 1)[-1].split("-", 1)[0]
-        if stamp.isdigit() and time.time() - int(stamp) > STALE_AFTER_S:
-            ds.fs.rm(p, recursive=True)
+    drop_plan_folder(ds, ref.path)

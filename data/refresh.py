@@ -1,8 +1,9 @@
 """A refresh, as library steps: diff the input plan against the latest version, then commit.
 
-    plan, diff, units = plan_refresh(source, images, cfg, store, dataset)
+    plan, diff, units = plan_refresh(source, images, cfg, store, dataset, plan_path)
         # plan_inputs (data/plan.py), diff_with_latest: what is new, what carries over; make_units
-    stats = [build_unit(u, ...) for u in units]    # data/shard.py, in parallel
+        # (data/units.py) writes the new jobs as the units table in the plan folder: units are references
+    stats = [build_unit(u, ...) for u in units]    # data/shard.py, in parallel; each reads its own rows
     summary = commit_version(ds, cfg, plan, diff, stats, run_id)   # data/commit.py does the writing
 
 `refresh_in_process` runs these steps without Prefect (sequentially or in a local process pool); the
@@ -29,12 +30,13 @@ from doodleflow.data.builder import BUILDER_VERSION
 from doodleflow.data.commit import Draft, Heldout, Part, commit_draft
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.local_build import build_locally
-from doodleflow.data.plan import InputPlan, WorkUnit, make_units, plan_inputs
+from doodleflow.data.plan import InputPlan, plan_inputs
 from doodleflow.data.report import throughput
 from doodleflow.data.schema import INPUTS_SCHEMA, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from doodleflow.data.shard import build_unit
 from doodleflow.data.snapshot import record_snapshot, take_snapshot, unchanged_summary
 from doodleflow.data.store import DatasetStore
+from doodleflow.data.units import WorkUnit, drop_plan_folder, make_units, new_plan_folder, sweep_plans
 
 KIND = "pbe-triples"
 
@@ -201,18 +203,27 @@ def commit_version(
 
 
 def plan_refresh(
-    source: str, images: str | None, cfg: CurationConfig, store_uri: str, dataset: str
+    source: str,
+    images: str | None,
+    cfg: CurationConfig,
+    store_uri: str,
+    dataset: str,
+    plan_path: str | None = None,
 ) -> tuple[InputPlan, Diff, list[WorkUnit]]:
     """Read and validate every input (fails fast on structural errors), remove what a dead run left
-    in the store (temporary files), then diff with the latest version and cut the new work into units."""
+    in the store (temporary files, stale plans), then diff with the latest version and cut the new work
+    into units, written as the units table under the plan folder `plan_path` (data/units.py; a new
+    folder if None). The units refer to that table: the caller drops the folder once every unit is
+    built and committed (`drop_plan_folder`)."""
     ds = DatasetStore(store_uri, dataset)
     snap = take_snapshot(source, images, cfg)  # file sizes/mtimes and the images listing: no parse
     if (same := unchanged_summary(ds, snap.digest)) is not None:
         return InputPlan.skipped(same), Diff(same["version"], pd.DataFrame()), []
     plan = plan_inputs(source, images, cfg, snapshot=snap)
     ds.sweep_temporary()
+    sweep_plans(ds)
     diff = diff_with_latest(ds, plan)
-    return plan, diff, make_units(diff.new_jobs, cfg)
+    return plan, diff, make_units(diff.new_jobs, cfg, ds.fs, plan_path or new_plan_folder(ds))
 
 
 def refresh_in_process(
@@ -226,15 +237,21 @@ def refresh_in_process(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """A whole refresh without Prefect: plan, build shards (here, or in a pool of `workers` local
-    processes), commit. The same summary as the flow's, throughput included."""
+    processes), commit. The same summary as the flow's, throughput included. The plan folder (the
+    units table) is removed at the end, failed or not: a rerun plans again into a new one."""
     cfg = cfg or CurationConfig()
     t0 = time.perf_counter()
-    plan, diff, units = plan_refresh(source, images, cfg, store, dataset)
-    if plan.unchanged is not None:
-        return plan.unchanged
-    total = sum(u.n_samples for u in units)
-    stats = build_locally(build_unit, units, (cfg, store, dataset), total, workers, log)
-    run_id = run_id or f"local-{uuid.uuid4().hex[:12]}"
-    summary = commit_version(DatasetStore(store, dataset), cfg, plan, diff, stats, run_id, source)
+    ds = DatasetStore(store, dataset)
+    path = new_plan_folder(ds)
+    try:
+        plan, diff, units = plan_refresh(source, images, cfg, store, dataset, path)
+        if plan.unchanged is not None:
+            return plan.unchanged
+        total = sum(u.n_samples for u in units)
+        stats = build_locally(build_unit, units, (cfg, store, dataset), total, workers, log)
+        run_id = run_id or f"local-{uuid.uuid4().hex[:12]}"
+        summary = commit_version(ds, cfg, plan, diff, stats, run_id, source)
+    finally:
+        drop_plan_folder(ds, path)
     summary["throughput"] = throughput(stats, time.perf_counter() - t0, workers)
     return summary

@@ -1,4 +1,7 @@
-"""Build one work unit into one Parquet shard: the unit of parallelism, retry and resume."""
+"""Build one work unit into one Parquet shard: the unit of parallelism, retry and resume.
+
+The unit is a reference (data/units.py): its jobs are read here, from the units table in the plan
+folder, so only this unit's jobs are ever in this process's memory."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ from doodleflow.data.builder import build_image
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.fsutil import filesystem
 from doodleflow.data.parquet import parquet_bytes
-from doodleflow.data.plan import WorkUnit
 from doodleflow.data.schema import samples_table
 from doodleflow.data.store import DatasetStore
+from doodleflow.data.units import WorkUnit, read_unit
 
 
 def _read(uri: str) -> bytes:
@@ -23,18 +26,20 @@ def build_unit(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str
     """Build (or find already built) the shard of `unit`; returns its stats.
 
     Idempotent: a shard whose stats file exists is complete (stats are written after the Parquet),
-    so a retried or rerun unit returns at once. Transient read errors (OSError other than a missing
-    file) propagate so the orchestrator retries the unit.
+    so a retried or rerun unit returns at once, without reading the units table (a rerun after a crash
+    finds the previous run's shards by key). Transient read errors (OSError other than a missing file)
+    propagate so the orchestrator retries the unit.
     """
     ds = DatasetStore(store_uri, dataset)
     done = ds.shard_stats(unit.key)
     if done is not None:
         return {**done, "reused": True}
     t0 = time.perf_counter()
+    images = read_unit(ds.fs, unit)
     rows: list[dict] = []
     quarantined: list[dict] = []
     dropped: list[dict] = []
-    for img in unit.images:
+    for img in images:
         try:
             buf = _read(img.uri)
         except FileNotFoundError:
@@ -48,7 +53,7 @@ def build_unit(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str
     table = samples_table(rows)
     stats = {
         "rows": table.num_rows,
-        "images": len(unit.images),
+        "images": len(images),
         "quarantined": quarantined,
         "dropped": dropped,
         "labels": dict(Counter(r["label_name"] for r in rows)),

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from doodleflow.data import refresh
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import WorkUnit
 from doodleflow.data.plan_ref import PlanRef, drop_plan, load_plan, save_plan
 from doodleflow.data.refresh import commit_version
 from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
+from doodleflow.data.units import WorkUnit, new_plan_folder
 from doodleflow.infra.errors import retry_condition
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 
 def _unit_cache_key(_ctx, params: dict) -> str:
-    # The unit key already hashes config, builder version, images and their fingerprints.
+    # The unit key already hashes config, builder version, images and their fingerprints (never the
+    # plan folder the unit's rows are read from: a rerun's new plan finds the same cache entries).
     return f"build-shard|{params['store_uri']}|{params['dataset']}|{params['unit'].key}"
 
 
@@ -24,11 +25,15 @@ def plan_refresh(
     source: str, images: str | None, cfg: CurationConfig, store_uri: str, dataset: str
 ) -> tuple[PlanRef, list[WorkUnit]]:
     """Read and validate every input (fails fast on structural errors), then diff with the store.
-    The plan and diff stay in the store; the result is a reference (data/plan_ref.py)."""
-    plan, diff, units = refresh.plan_refresh(source, images, cfg, store_uri, dataset)
+    The plan, its diff and the units table stay in the store, in one plan folder (data/plan_ref.py,
+    data/units.py); the result is references: the plan's, and one small `WorkUnit` per shard. The
+    folder lives until `commit` removes it, so a build that Prefect retries can read its unit again."""
+    ds = DatasetStore(store_uri, dataset)
+    path = new_plan_folder(ds)
+    plan, diff, units = refresh.plan_refresh(source, images, cfg, store_uri, dataset, path)
     if plan.unchanged is not None:
         return PlanRef(None, diff.previous, unchanged=plan.unchanged), []
-    return save_plan(DatasetStore(store_uri, dataset), plan, diff), units
+    return save_plan(ds, plan, diff, path), units
 
 
 @task(

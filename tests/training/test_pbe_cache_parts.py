@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import make_units, plan_inputs
+from doodleflow.data.plan import plan_inputs
 from doodleflow.data.refresh import commit_version, diff_with_latest
 from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.synthetic import make_source
+from doodleflow.data.units import make_units, new_plan_folder
 from doodleflow.training.pbe.cache import entries, find_cache
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
 from doodleflow.training.pbe.ray_cache import build_cache
@@ -21,7 +22,9 @@ def refresh(src: str, store: str, name: str) -> int:
     ds = DatasetStore(store, name)
     plan = plan_inputs(src, None, CFG)
     diff = diff_with_latest(ds, plan)
-    stats = [build_unit(u, CFG, store, name) for u in make_units(diff.new_jobs, CFG)]
+    stats = [
+        build_unit(u, CFG, store, name) for u in make_units(diff.new_jobs, CFG, ds.fs, new_plan_folder(ds))
+    ]
     return commit_version(ds, CFG, plan, diff, stats, f"test-{name}", src)["version"]
 
 

@@ -8,12 +8,13 @@ from collections import Counter, defaultdict
 
 import pytest
 from doodleflow.data.config import CurationConfig
-from doodleflow.data.plan import make_units, plan_inputs
+from doodleflow.data.plan import plan_inputs
 from doodleflow.data.refresh import commit_version, diff_with_latest
 from doodleflow.data.shard import build_unit
 from doodleflow.data.split import split_of
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.synthetic import make_source
+from doodleflow.data.units import make_units, new_plan_folder
 from doodleflow.training.pbe.cache import build_latent_cache
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
 from doodleflow.training.pbe.model import load_pbe_dir
@@ -31,7 +32,8 @@ def version(tmp_path_factory, tiny_dir, models_root):
     ds = DatasetStore(store, "split")
     plan = plan_inputs(src, None, cur)
     diff = diff_with_latest(ds, plan)
-    stats = [build_unit(u, cur, store, "split") for u in make_units(diff.new_jobs, cur)]
+    units = make_units(diff.new_jobs, cur, ds.fs, new_plan_folder(ds))
+    stats = [build_unit(u, cur, store, "split") for u in units]
     v = commit_version(ds, cur, plan, diff, stats, "test-split", src)["version"]
     cfg = TrainConfig().replace(
         model={"source": ModelSource(kind="tiny", tiny_root=models_root)},
