@@ -13,11 +13,17 @@ Each check is one vectorised step over a record batch of the Arrow table (numpy 
 coordinates, the dictionary indices of ImageID and LabelName), applied in order; a row is charged
 to the first step that rejects it. Only the kept rows of present images become Python-level data
 (they are the samples to build); everything per annotation row stays in numpy arrays.
+
+Two stages, so that the first can be stored (data/triage_cache.py) and reused while only the images
+change: `scan_file` triages a file without the images root (quarantine, drop counts, every kept row
+grouped by image, each flagged first-or-repeat of its 64-bit box key within the file), and
+`split_by_presence` splits that by the images present. `triage_file` runs both in memory.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +44,16 @@ QUARANTINE_REASONS = (
 )
 KEPT_COLUMNS = ["image_id", "label", "xmin", "ymin", "xmax", "ymax", "split", "box_key", "_file", "_line"]
 ABSENT_SCHEMA = pa.schema([pa.field("image_id", pa.string()), pa.field("boxes", pa.int64())])
+# Every kept row of a file, grouped by image (data/triage_cache.py stores it as kept.parquet).
+KEPT_SCHEMA = pa.schema(
+    [("image_id", pa.string()), ("label", pa.string())]
+    + [(c, pa.float64()) for c in ("xmin", "ymin", "xmax", "ymax")]  # the values sample ids hash
+    + [("line", pa.int64()), ("first", pa.bool_())]
+)
+IMAGES_SCHEMA = pa.schema(  # where an image's rows start, how many; first of their box key, repeats
+    [("image_id", pa.string()), *((c, pa.int64()) for c in ("start", "rows", "boxes", "dups"))]
+)
+ROW_GROUP = 8192  # kept rows per slice written: reading one present image costs about one slice
 _DETAIL = {"missing_image_id": "ImageID", "unknown_label": "LabelName"}
 
 
@@ -57,23 +73,18 @@ class _Dicts:
     ids: pa.Array  # stripped ImageIDs, unique, indexed by canonical code
     canon: np.ndarray  # dictionary index -> canonical code
     empty: np.ndarray
-    present: np.ndarray
+    labels: pa.Array  # the LabelName dictionary
     known: np.ndarray  # label dictionary index -> in the class list
     allowed: np.ndarray
     denied: np.ndarray
 
 
-def _dicts(t: pa.Table, classes: dict[str, str], cfg: BoxFilterConfig, present: pa.Array | None) -> _Dicts:
+def _dicts(t: pa.Table, classes: dict[str, str], cfg: BoxFilterConfig) -> _Dicts:
     id_dict = t["ImageID"].chunks[0].dictionary if t["ImageID"].num_chunks else pa.array([], pa.string())
     lab_dict = t["LabelName"].chunks[0].dictionary if t["LabelName"].num_chunks else pa.array([], pa.string())
     stripped = pc.utf8_trim_whitespace(id_dict)
     ids = pc.unique(stripped)
     canon = pc.index_in(stripped, value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
-    present_ids = (
-        np.ones(len(ids), bool)
-        if present is None
-        else pc.is_in(ids, value_set=present).to_numpy(zero_copy_only=False)
-    )
 
     def flags(values) -> np.ndarray:
         return pc.is_in(lab_dict, value_set=pa.array(list(values), pa.string())).to_numpy(
@@ -84,7 +95,7 @@ def _dicts(t: pa.Table, classes: dict[str, str], cfg: BoxFilterConfig, present: 
         ids=ids,
         canon=canon,
         empty=pc.equal(stripped, "").to_numpy(zero_copy_only=False),
-        present=present_ids,
+        labels=lab_dict.cast(pa.string()),
         known=flags(classes),
         allowed=flags(cfg.allow_labels) if cfg.allow_labels else np.ones(len(lab_dict), bool),
         denied=flags(cfg.deny_labels),
@@ -150,8 +161,9 @@ def _fmix(h: np.ndarray) -> np.ndarray:
 
 
 def _box_hash(canon: np.ndarray, b: pa.RecordBatch, rows: np.ndarray) -> np.ndarray:
-    """A 64-bit key of (image, label, coordinates at 6 decimals) for the duplicate check of absent
-    images' boxes, without a string per row (present images use the exact `box_keys`)."""
+    """A 64-bit key of (image, label, coordinates at 6 decimals) for the duplicate check within a
+    file, without a string per row; it decides absent images' box counts (present images' rows
+    are checked again across files with the exact `box_keys`)."""
     h = _fmix(canon.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15))
     lab = b["LabelName"].indices.to_numpy(zero_copy_only=False)[rows].astype(np.uint64)
     parts = [lab] + [
@@ -163,48 +175,146 @@ def _box_hash(canon: np.ndarray, b: pa.RecordBatch, rows: np.ndarray) -> np.ndar
 
 
 @dataclass
-class _FileRows:
-    reasons: list[np.ndarray] = field(default_factory=list)
-    present: list[np.ndarray] = field(default_factory=list)  # row indices of kept rows, present images
-    absent_rows: list[np.ndarray] = field(default_factory=list)  # only with require_images
-    absent_code: list[np.ndarray] = field(default_factory=list)  # canonical image code (int32)
-    absent_hash: list[np.ndarray] = field(default_factory=list)
+class _Kept:
+    """Per kept row: its row in the table, its image's canonical code, and whether it is the first
+    row of its 64-bit box key in the file (image, label, coordinates at 6 decimals)."""
+
+    rows: np.ndarray  # int64
+    canon: np.ndarray  # int32
+    first: np.ndarray  # bool
 
 
-def _scan(bt: BboxTable, d: _Dicts, cfg: BoxFilterConfig, keep_rows: bool) -> _FileRows:
-    out, offset = _FileRows(), 0
+def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+def _scan(bt: BboxTable, d: _Dicts, cfg: BoxFilterConfig) -> tuple[np.ndarray, _Kept]:
+    """Reasons per row, and every kept row in file order. The duplicate check is a hash table over
+    the 64-bit keys (pandas), not a sort: O(rows), `keep='first'` is the file order."""
+    reasons, rows, canon, hashes, offset = [], [], [], [], 0
     for b in bt.table.to_batches():
         r = _reasons(b, d, cfg, bt.text is not None)
         keep = np.flatnonzero(r == 0)
-        canon = d.canon[b["ImageID"].indices.to_numpy(zero_copy_only=False)[keep]]
-        here = d.present[canon]
-        out.reasons.append(r)
-        out.present.append(keep[here] + offset)
-        gone = keep[~here]
-        if keep_rows:
-            out.absent_rows.append(gone + offset)
-        out.absent_code.append(canon[~here].astype(np.int32))
-        out.absent_hash.append(_box_hash(canon[~here], b, gone))
+        code = d.canon[b["ImageID"].indices.to_numpy(zero_copy_only=False)[keep]]
+        reasons.append(r)
+        rows.append(keep + offset)
+        canon.append(code.astype(np.int32))
+        hashes.append(_box_hash(code, b, keep))
         offset += b.num_rows
-    return out
-
-
-def _first_boxes(rows: _FileRows) -> tuple[np.ndarray, np.ndarray, int]:
-    """Absent images' boxes without duplicates: (codes, row indices or empty, duplicates). A hash
-    table (pandas), not a sort: O(rows), and `keep='first'` is the file order, as for present ones."""
-    code = np.concatenate(rows.absent_code) if rows.absent_code else np.zeros(0, np.int32)
-    rows.absent_code.clear()
-    h = np.concatenate(rows.absent_hash) if rows.absent_hash else np.zeros(0, np.uint64)
-    rows.absent_hash.clear()
+    h = _cat(hashes, np.uint64)
+    hashes.clear()
     first = ~pd.Series(h, copy=False).duplicated(keep="first").to_numpy()
     del h
-    dups = int(len(first) - first.sum())
-    lines = np.concatenate(rows.absent_rows)[first] if rows.absent_rows else np.zeros(0, np.int64)
-    return code[first], lines, dups
+    return _cat(reasons, np.int8), _Kept(_cat(rows, np.int64), _cat(canon, np.int32), first)
 
 
-def _rows_frame(bt: BboxTable, rows: np.ndarray, text: bool = True) -> pd.DataFrame:
-    """The given rows as a frame: raw ImageID/LabelName, coordinates (and their text), file, line."""
+def _images(ids: pa.Array, kept: _Kept) -> pa.Table:
+    """One row per image of the (image-grouped) kept rows: where its rows start, how many, how many
+    are first of their box key (`boxes`) and how many repeat one (`dups`)."""
+    n = len(kept.canon)
+    if not n:
+        return IMAGES_SCHEMA.empty_table()
+    starts = np.flatnonzero(np.r_[True, kept.canon[1:] != kept.canon[:-1]])
+    rows = np.diff(np.r_[starts, n])
+    boxes = np.add.reduceat(kept.first.astype(np.int64), starts)
+    cols = [
+        ids.take(pa.array(kept.canon[starts])),
+        *(pa.array(v) for v in (starts, rows, boxes, rows - boxes)),
+    ]
+    return pa.table(cols, schema=IMAGES_SCHEMA)
+
+
+RowReader = Callable[[np.ndarray, list[str]], pa.Table]  # images mask, columns -> their kept rows
+
+
+@dataclass
+class TriagedFile:
+    """One annotation file triaged without looking at the images root: what data/triage_cache.py
+    stores. Kept rows are grouped by image; `read` returns those of the images a mask selects."""
+
+    file: str
+    split: str
+    quarantine: pd.DataFrame
+    dropped: dict[str, int]  # by reason; duplicates are counted once presence is known
+    images: pa.Table  # IMAGES_SCHEMA, in the order of the kept rows
+    read: RowReader
+
+
+@dataclass
+class FileScan:
+    """The triage of one read annotation table; `kept_tables` streams its kept rows (KEPT_SCHEMA)."""
+
+    bt: BboxTable
+    d: _Dicts
+    kept: _Kept  # grouped by image, file order within an image
+    grouped: bool  # the file was grouped by image already (OpenImages files are sorted by ImageID)
+    quarantine: pd.DataFrame
+    dropped: dict[str, int]
+    images: pa.Table
+
+    def kept_tables(self) -> Iterator[pa.Table]:
+        """The kept rows in image order, in slices of at most ROW_GROUP rows (bounded memory)."""
+        yield from (_kept_by_batch if self.grouped else _kept_gathered)(self)
+
+    def in_memory(self) -> TriagedFile:
+        kept = pa.concat_tables([KEPT_SCHEMA.empty_table(), *self.kept_tables()])
+        rows = self.images["rows"].to_numpy(zero_copy_only=False)
+
+        def read(mask: np.ndarray, columns: list[str]) -> pa.Table:
+            return kept.filter(pa.array(np.repeat(mask, rows))).select(columns)
+
+        return TriagedFile(self.bt.file, self.bt.split, self.quarantine, self.dropped, self.images, read)
+
+
+def scan_file(bt: BboxTable, classes: dict[str, str], cfg: BoxFilterConfig) -> FileScan:
+    """One annotation table -> quarantine rows, drop counts and every kept row, grouped by image.
+    Presence plays no part: the result can be stored and reused while only the images change."""
+    d = _dicts(bt.table, classes, cfg)
+    reasons, kept = _scan(bt, d, cfg)
+    drops = _drop_reasons(cfg)
+    counts = np.bincount(reasons, minlength=7 + len(drops))
+    dropped = {r: int(counts[7 + i]) for i, r in enumerate(drops) if counts[7 + i]}
+    grouped = bool(np.all(kept.canon[1:] >= kept.canon[:-1]))
+    if not grouped:  # a stable sort keeps the file order within an image
+        order = np.argsort(kept.canon, kind="stable")
+        kept = _Kept(kept.rows[order], kept.canon[order], kept.first[order])
+    quarantine = _quarantine(bt, reasons)
+    return FileScan(bt, d, kept, grouped, quarantine, dropped, _images(d.ids, kept))
+
+
+def _kept_table(s: FileScan, i: int, j: int, labels: np.ndarray, coords: list[np.ndarray]) -> pa.Table:
+    cols = [s.d.ids.take(pa.array(s.kept.canon[i:j])), s.d.labels.take(pa.array(labels))]
+    cols += [pa.array(c) for c in coords]
+    cols += [pa.array(s.kept.rows[i:j] + 2), pa.array(s.kept.first[i:j])]  # line: header = 1
+    return pa.table(cols, schema=KEPT_SCHEMA)
+
+
+def _kept_by_batch(s: FileScan) -> Iterator[pa.Table]:
+    """Grouped file: the kept rows are in file order, so each record batch gives its own, in slices."""
+    offset = i = 0
+    for b in s.bt.table.to_batches():
+        j = int(np.searchsorted(s.kept.rows, offset + b.num_rows))
+        for a in range(i, j, ROW_GROUP):
+            e = min(a + ROW_GROUP, j)
+            local = s.kept.rows[a:e] - offset
+            labels = b["LabelName"].indices.to_numpy(zero_copy_only=False)[local]
+            coords = [b[c].to_numpy(zero_copy_only=False)[local] for c in COORDS]
+            yield _kept_table(s, a, e, labels, coords)
+        offset, i = offset + b.num_rows, j
+
+
+def _kept_gathered(s: FileScan) -> Iterator[pa.Table]:
+    """Ungrouped file: gather each slice from whole columns (one numpy copy of the coordinates)."""
+    t = s.bt.table
+    labels = _cat([c.indices.to_numpy(zero_copy_only=False) for c in t["LabelName"].chunks], np.int32)
+    coords = [t[c].to_numpy() for c in COORDS]
+    for a in range(0, len(s.kept.rows), ROW_GROUP):
+        rows = s.kept.rows[a : a + ROW_GROUP]
+        yield _kept_table(s, a, a + len(rows), labels[rows], [c[rows] for c in coords])
+
+
+def _rows_frame(bt: BboxTable, rows: np.ndarray) -> pd.DataFrame:
+    """The given rows as a frame: raw ImageID/LabelName, coordinates and their text, file, line."""
     t = bt.table.take(pa.array(rows, pa.int64()))
     df = pd.DataFrame(
         {
@@ -213,9 +323,7 @@ def _rows_frame(bt: BboxTable, rows: np.ndarray, text: bool = True) -> pd.DataFr
             **{c.lower(): t[c].to_numpy(zero_copy_only=False) for c in COORDS},
         }
     )
-    if not text:
-        pass
-    elif bt.text is not None:
+    if bt.text is not None:
         raw = bt.text.take(pa.array(rows, pa.int64()))
         for c in COORDS:
             df[c] = raw[c].to_numpy(zero_copy_only=False)
@@ -265,6 +373,28 @@ class _FileTriage:
     missing: pd.DataFrame | None
 
 
+def split_by_presence(f: TriagedFile, present: pa.Array | None, require_images: bool) -> _FileTriage:
+    """A triaged file against the images root: the kept rows of present images (file order), absent
+    images with their boxes (first of their key in the file), and with `require_images` one
+    `missing_image` row per such box. Only the rows of present images are read (unless required)."""
+    here = (
+        np.ones(f.images.num_rows, bool)
+        if present is None
+        else pc.is_in(f.images["image_id"], value_set=present).to_numpy(zero_copy_only=False)
+    )
+    gone = f.images.filter(pa.array(~here))
+    dropped = Counter(f.dropped)
+    dups = int(pc.sum(gone["dups"]).as_py() or 0)
+    if dups:
+        dropped["duplicate_box"] += dups
+    kept = _kept_frame(_frame(_file_order(f.read(here, list(_FRAME_COLUMNS))), f.file, f.split))
+    missing = None
+    if require_images:
+        rows = f.read(~here, [*_FRAME_COLUMNS, "first"])
+        missing = _missing(_frame(_file_order(rows.filter(rows["first"])), f.file, f.split))
+    return _FileTriage(f.quarantine, dropped, kept, gone.select(["image_id", "boxes"]), missing)
+
+
 def triage_file(
     bt: BboxTable,
     classes: dict[str, str],
@@ -272,33 +402,38 @@ def triage_file(
     present: pa.Array | None = None,
     require_images: bool = False,
 ) -> _FileTriage:
-    """One annotation table -> quarantine rows, drop counts, present kept rows, absent counts."""
-    d = _dicts(bt.table, classes, cfg, present)
-    rows = _scan(bt, d, cfg, require_images)
-    reasons = np.concatenate(rows.reasons) if rows.reasons else np.zeros(0, np.int8)
-    drops = _drop_reasons(cfg)
-    counts = np.bincount(reasons, minlength=7 + len(drops))
-    dropped = Counter({r: int(counts[7 + i]) for i, r in enumerate(drops) if counts[7 + i]})
-    code, absent_rows, dups = _first_boxes(rows)
-    if dups:
-        dropped["duplicate_box"] += dups
-    per_image = np.bincount(code, minlength=len(d.ids))
-    hit = np.flatnonzero(per_image)
-    absent = pa.table({"image_id": d.ids.take(pa.array(hit)), "boxes": pa.array(per_image[hit], pa.int64())})
-    missing = _missing(bt, absent_rows) if require_images else None
-    present_rows = np.concatenate(rows.present) if rows.present else np.zeros(0, np.int64)
-    return _FileTriage(_quarantine(bt, reasons), dropped, _kept_frame(bt, present_rows), absent, missing)
+    """One annotation table against the images present (None: all), in memory."""
+    return split_by_presence(scan_file(bt, classes, cfg).in_memory(), present, require_images)
 
 
-def _kept_frame(bt: BboxTable, rows: np.ndarray) -> pd.DataFrame:
-    df = _rows_frame(bt, rows, text=False)
+_FRAME_COLUMNS = ("image_id", "label", "xmin", "ymin", "xmax", "ymax", "line")
+
+
+def _file_order(t: pa.Table) -> pa.Table:
+    """Rows of one file back in file order (the duplicate check keeps the first row in that order)."""
+    line = t["line"].to_numpy()
+    return t if np.all(line[1:] >= line[:-1]) else t.take(np.argsort(line, kind="stable"))
+
+
+def _frame(t: pa.Table, file: str, split: str) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "ImageID": t["image_id"].to_numpy(zero_copy_only=False),
+            "LabelName": t["label"].to_numpy(zero_copy_only=False),
+            **{c: t[c].to_numpy(zero_copy_only=False) for c in ("xmin", "ymin", "xmax", "ymax")},
+        }
+    )
+    df["_file"], df["_line"], df["split"] = file, t["line"].to_numpy(), split
+    return df
+
+
+def _kept_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns={"ImageID": "image_id", "LabelName": "label"}).assign(
         image_id=lambda f: f["image_id"].str.strip()
     )
 
 
-def _missing(bt: BboxTable, rows: np.ndarray) -> pd.DataFrame:
-    df = _rows_frame(bt, rows, text=False)
+def _missing(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "file": df["_file"],

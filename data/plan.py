@@ -7,22 +7,26 @@ keys, which is what lets a rerun after a crash skip every shard that was already
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from doodleflow.data.boxes import ABSENT_SCHEMA, QUARANTINE_COLUMNS, BoxTriage, combine, triage_file
+from doodleflow.data.boxes import ABSENT_SCHEMA, QUARANTINE_COLUMNS, BoxTriage, combine, split_by_presence
 from doodleflow.data.builder import BUILDER_VERSION, BoxJob, ImageJob
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.errors import InputError
-from doodleflow.data.fsutil import filesystem
 from doodleflow.data.listing import fingerprints, list_images
-from doodleflow.data.openimages import SourceLayout, locate_source, read_bbox_table, read_class_descriptions
+from doodleflow.data.openimages import SourceLayout, locate_source, read_class_descriptions
 from doodleflow.data.rng import sample_seed
-from doodleflow.data.snapshot import Snapshot
+from doodleflow.data.snapshot import Snapshot, file_stat
+from doodleflow.data.store import DatasetStore
+from doodleflow.data.triage_cache import cached_triage, entry_key, file_record, prune
 
 ABSENT_WARN_FRACTION = 0.5  # warn when more than this share of the annotated images is not downloaded
 
@@ -66,22 +70,22 @@ class InputPlan:
         )
 
 
-def _file_record(uri: str) -> dict:
-    """Size, change tag and sha256 of an input file, hashed in 8 MB reads (never held whole)."""
-    fs, path = filesystem(uri)
-    h, n = hashlib.sha256(), 0
-    with fs.open(path, "rb", block_size=8 << 20) as f:
-        while chunk := f.read(8 << 20):
-            h.update(chunk)
-            n += len(chunk)
-    return {"uri": uri, "bytes": n, "sha256": h.hexdigest()}
+def _stats(layout: SourceLayout, snapshot: Snapshot | None) -> dict[str, dict]:
+    """Size and change tag of every input file: the snapshot's when there is one (taken before
+    any read, so an entry never pairs newer bytes with an older tag), else read now."""
+    if snapshot is not None:
+        return {f["uri"]: f for f in snapshot.files}
+    return {u: file_stat(u) for u in (layout.class_descriptions, *layout.bbox_csvs)}
 
 
-def _file_records(layout: SourceLayout) -> dict:
-    return {
-        "class_descriptions": _file_record(layout.class_descriptions),
-        "annotations": [_file_record(u) for u in layout.bbox_csvs],
-    }
+@contextlib.contextmanager
+def _cache(store: DatasetStore | None) -> Iterator[DatasetStore]:
+    """The store that keeps the triage cache; without one, a temporary one (the same code path)."""
+    if store is not None:
+        yield store
+        return
+    with tempfile.TemporaryDirectory(prefix="doodleflow-triage-") as tmp:
+        yield DatasetStore(tmp, "plan")
 
 
 def _used_images(listing: pa.Table, kept: pd.DataFrame) -> pd.DataFrame:
@@ -115,9 +119,11 @@ def plan_inputs(
     images: str | None,
     cfg: CurationConfig,
     snapshot: Snapshot | None = None,
+    store: DatasetStore | None = None,
 ) -> InputPlan:
-    """Read and triage every annotation file against the images root listing; `snapshot`
-    (data/snapshot.py) brings the layout and listing when the caller already took them."""
+    """Triage every annotation file (data/triage_cache.py: parsed once per file version, kept in
+    `store`'s dataset, or a temporary store) against the images root listing; `snapshot`
+    (data/snapshot.py) brings the layout, file stats and listing when the caller already took them."""
     layout = snapshot.layout if snapshot else locate_source(source, images)
     classes = read_class_descriptions(layout.class_descriptions)
     need = (("IsGroupOf",) if cfg.boxes.drop_group_of else ()) + (
@@ -127,17 +133,18 @@ def plan_inputs(
     if listing.num_rows == 0:
         raise InputError(f"images root {layout.images_root}: no *.jpg files")
     present = listing["image_id"].combine_chunks()
-    files, records = [], None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for uri in layout.bbox_csvs:  # one file in memory at a time: read (typed, needed columns), triage
-            table = read_bbox_table(uri, need)
-            # The files' sha256 (provenance) is hashed beside the triage, which runs on one core (the
-            # read uses both): hashlib releases the GIL.
-            records = records or pool.submit(_file_records, layout)
-            files.append(triage_file(table, classes, cfg.boxes, present, cfg.require_images))
-            del table
+    stats = _stats(layout, snapshot)
+    files, records, keys = [], [], set()
+    with _cache(store) as ds, ThreadPoolExecutor(max_workers=1) as hasher:
+        for uri in layout.bbox_csvs:  # one file in memory at a time, and only on a miss
+            key = entry_key(stats[uri], stats[layout.class_descriptions], cfg.boxes, need)
+            triaged, record = cached_triage(ds, key, uri, classes, cfg.boxes, need, hasher)
+            files.append(split_by_presence(triaged, present, cfg.require_images))
+            records.append(record)
+            keys.add(key)
         triage = combine(files)
-        inputs = records.result() if records else _file_records(layout)
+        prune(ds, keys)  # entries of files that changed or left
+    inputs = {"class_descriptions": file_record(layout.class_descriptions), "annotations": records}
     index = _used_images(listing, triage.kept)
     kept = triage.kept.merge(index, on="image_id", how="inner")
     jobs = _expand_variants(kept, classes, cfg)

@@ -219,7 +219,7 @@ def plan_refresh(
     snap = take_snapshot(source, images, cfg)  # file sizes/mtimes and the images listing: no parse
     if (same := unchanged_summary(ds, snap.digest)) is not None:
         return InputPlan.skipped(same), Diff(same["version"], pd.DataFrame()), []
-    plan = plan_inputs(source, images, cfg, snapshot=snap)
+    plan = plan_inputs(source, images, cfg, snapshot=snap, store=ds)
     ds.sweep_temporary()
     sweep_plans(ds)
     diff = diff_with_latest(ds, plan)
