@@ -1,6 +1,7 @@
 """Planning at ~1M annotation rows (V6 layout, real class list, 16 real photos present): the memory bound,
-work sized by the images present, and the unchanged rerun that does not parse. Timings are in
-bench/scale.py; this test asserts behaviour only."""
+work sized by the images present, the unchanged rerun that does not parse, and the rerun with new
+images that reuses the triage cache instead of parsing. Timings are in bench/scale.py; this test
+asserts behaviour only."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pyarrow.compute as pc
 import pytest
 from doodleflow.data.config import CurationConfig
+from doodleflow.data.plan import plan_inputs
 from doodleflow.data.refresh import refresh_in_process
 from doodleflow.data.store import DatasetStore
 
@@ -77,7 +80,45 @@ def test_unchanged_rerun_does_not_parse_and_new_images_cost_their_work(tree, tmp
         f.write(b"0" * len(b"\x00not,a,csv\x00"))
     make_tree(root, ROWS, 0, seed=5)  # rewrites the same file (deterministic), new mtime
     add_photos(root, present_ids(ids, 2, offset=1), split="train_9")
+    entry = _entries(DatasetStore(store, "big"))
     v2 = refresh_in_process(root, "big", store, cfg=cfg, workers=2)
     assert v2["version"] == 2 and v2["throughput"]["samples_built"] == v2["samples_new"] > 0
     assert v2["samples_total"] == v1["samples_total"] + v2["samples_new"]
     assert v2["images_absent"] <= v1["images_absent"] - 1
+    # the rewritten file was triaged again; the entry of its old version is gone
+    now = _entries(DatasetStore(store, "big"))
+    assert len({p.split(os.sep)[0] for p in now}) == 1 and not set(now) & set(entry)
+
+
+def _entries(ds: DatasetStore) -> dict[str, int]:
+    """The triage cache's files (data/triage_cache.py) and their mtimes: a rewrite changes them."""
+    root = os.path.join(ds.root, "triage")
+    return {
+        os.path.join(k, n): os.stat(os.path.join(root, k, n)).st_mtime_ns
+        for k in os.listdir(root)
+        for n in os.listdir(os.path.join(root, k))
+    }
+
+
+def test_new_images_reuse_the_triage_and_plan_as_a_cold_plan(tree, tmp_path):
+    root, _ = tree
+    ds, cfg = DatasetStore(str(tmp_path / "store"), "big"), CurationConfig()
+    first = plan_inputs(root, None, cfg, store=ds)
+    before = _entries(ds)
+    absent = first.absent["image_id"].to_pylist()
+    new = [absent[len(absent) // 3], absent[2 * len(absent) // 3]]
+    added = add_photos(root, new, split="train_new")
+    try:
+        again = plan_inputs(root, None, cfg, store=ds)
+        assert _entries(ds) == before  # the entry was reused (a miss rewrites it): the CSV not parsed
+        cold = plan_inputs(root, None, cfg)  # a temporary store: parsed and triaged from scratch
+    finally:
+        for p in added:
+            os.remove(p)
+    for f in ("jobs", "images", "quarantine"):
+        pd.testing.assert_frame_equal(getattr(again, f), getattr(cold, f))
+    pd.testing.assert_frame_equal(again.triage.kept, cold.triage.kept)
+    assert again.absent.equals(cold.absent) and again.inputs == cold.inputs
+    assert again.triage.dropped == cold.triage.dropped
+    assert set(again.jobs["image_id"]) == set(first.jobs["image_id"]) | set(new)
+    assert again.absent.num_rows == first.absent.num_rows - 2
