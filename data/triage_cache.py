@@ -38,6 +38,7 @@ from doodleflow.data.config import BoxFilterConfig
 from doodleflow.data.fsutil import atomic_write, filesystem, is_local, join, on_full_disk, sweep_temporary
 from doodleflow.data.openimages import read_bbox_table
 from doodleflow.data.store import DatasetStore
+from fsspec.parquet import open_parquet_file
 
 # Bump when the triage of the same file can change (boxes.py, openimages.read_bbox_table): old
 # entries then miss and are pruned.
@@ -146,16 +147,19 @@ def load(ds: DatasetStore, key: str) -> tuple[TriagedFile, dict] | None:
 
 
 class _KeptRows:
-    """kept.parquet, read by row group: only the groups that hold a selected image's rows."""
+    """kept.parquet, read by row group: only the groups that hold a selected image's rows. On S3 the
+    byte ranges of those groups are fetched concurrently (fsspec.parquet), not one request each."""
 
     def __init__(self, ds: DatasetStore, path: str, rows: np.ndarray) -> None:
-        # Strings stay dictionary-encoded until the rows are selected (most rows read are not).
-        src = path if is_local(ds.fs) else ds.fs.open(path, "rb")
-        self.pf = pq.ParquetFile(src, read_dictionary=_DICTIONARY)
-        sizes = np.array([self.pf.metadata.row_group(i).num_rows for i in range(self.pf.num_row_groups)])
-        self.ends = np.cumsum(sizes, dtype=np.int64)
+        self.fs, self.path, self.rows = ds.fs, path, rows
+        if is_local(ds.fs):
+            md = pq.read_metadata(path)
+        else:
+            with ds.fs.open(path, "rb", block_size=1 << 20) as f:  # the footer, not 50 MB ahead
+                md = pq.read_metadata(f)
+        sizes = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)], np.int64)
+        self.ends = np.cumsum(sizes)
         self.starts = self.ends - sizes
-        self.rows = rows
         total = int(self.ends[-1]) if len(self.ends) else 0
         if total != int(rows.sum()):
             raise pa.ArrowInvalid(f"{path}: {total} rows, images.parquet says {int(rows.sum())}")
@@ -165,9 +169,16 @@ class _KeptRows:
         groups = [g for g in range(len(self.starts)) if sel[self.starts[g] : self.ends[g]].any()]
         if not groups:
             return KEPT_SCHEMA.empty_table().select(columns)
-        t = self.pf.read_row_groups(groups, columns=columns)
+        with self._open(groups, columns) as src:
+            # Strings stay dictionary-encoded until the rows are selected (most rows read are not).
+            t = pq.ParquetFile(src, read_dictionary=_DICTIONARY).read_row_groups(groups, columns=columns)
         t = t.filter(pa.array(np.concatenate([sel[self.starts[g] : self.ends[g]] for g in groups])))
         return t.cast(pa.schema([KEPT_SCHEMA.field(c) for c in columns]))  # strings decoded
+
+    def _open(self, groups: list[int], columns: list[str]):
+        if is_local(self.fs):
+            return pa.OSFile(self.path)
+        return open_parquet_file(self.path, fs=self.fs, columns=columns, row_groups=groups, engine="pyarrow")
 
 
 def prune(ds: DatasetStore, keep: set[str]) -> list[str]:
