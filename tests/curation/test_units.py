@@ -19,6 +19,7 @@ from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.units import (
     UNITS_PER_FILE,
+    UNITS_PER_ROW_GROUP,
     _row_groups,
     make_units,
     new_plan_folder,
@@ -66,7 +67,7 @@ def test_a_real_plan_cuts_like_the_per_object_planner(tmp_path):
     assert len(_same_as_legacy(jobs, cfg, tmp_path)) > 3
 
 
-def test_the_units_table_is_in_unit_order_one_row_group_per_unit(tmp_path):
+def test_the_units_table_is_in_unit_order_a_unit_read_is_one_row_group(tmp_path):
     ds = DatasetStore(str(tmp_path / "store"), "u")
     jobs = synth_jobs(3000, seed=4, shuffle=True)
     plan = new_plan_folder(ds)
@@ -78,8 +79,11 @@ def test_the_units_table_is_in_unit_order_one_row_group_per_unit(tmp_path):
     assert t.equals(t.sort_values(["unit", "image_id", "sample_id"]).reset_index(drop=True))
     for u in units:
         md = pq.ParquetFile(u.path).metadata
-        assert _row_groups(md, u.index) == [u.index % UNITS_PER_FILE]  # a read touches one row group
-        assert md.row_group(u.index % UNITS_PER_FILE).num_rows == u.n_samples
+        first = u.index - u.index % UNITS_PER_ROW_GROUP  # row groups hold whole units, in order
+        group = (u.index % UNITS_PER_FILE) // UNITS_PER_ROW_GROUP
+        assert _row_groups(md, u.index) == [group]  # a read touches one row group
+        held = units[first : min(first + UNITS_PER_ROW_GROUP, len(units))]
+        assert md.row_group(group).num_rows == sum(v.n_samples for v in held)
 
 
 def test_references_do_not_grow_with_the_jobs(tmp_path):
