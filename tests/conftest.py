@@ -14,6 +14,10 @@ os.environ.pop("RAY_ADDRESS", None)
 os.environ.pop("PREFECT_API_URL", None)
 for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
     os.environ.pop(k, None)
+# Ray Train's controller looks at its workers every 2 s, so a finished (or killed) worker group is
+# noticed up to 2 s late; the suite runs ~30 tiny jobs and restarts, each of a few steps. Inherited by
+# the CLI subprocesses and the Ray clusters they start.
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
 import pytest  # noqa: E402
 from doodleflow.flows import runtime  # noqa: E402,F401  (applies the remaining defaults)

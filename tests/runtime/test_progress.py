@@ -43,8 +43,16 @@ def test_the_driver_follows_the_run_and_emits_each_new_state_once(tmp_path):
     with progress.follow(run, seen.append, every_s=0.05):
         for s in (1, 2):
             run.write_json(progress.FILE, {"step": s, "time": time.time(), "line": f"step {s}"})
-            time.sleep(0.3)
+            _until(lambda s=s: len(seen) >= s)  # the next write waits for the follower (a loaded CI box)
+        time.sleep(0.3)  # more polls of an unchanged file: nothing more is emitted
     assert [p["step"] for p in seen] == [1, 2]
+
+
+def _until(done, timeout: float = 30.0, step: float = 0.02) -> None:
+    end = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(step)
 
 
 def test_a_redirected_terminal_gets_plain_bounded_lines():
@@ -99,11 +107,17 @@ def test_a_flow_run_gets_a_progress_artifact_and_log_lines(prefect_api, tmp_path
         return flow_run.id
 
     flow_run_id = demo()
+    lines: list[str] = []
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["progress-train-demo"]))
         )
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+
+        def logged() -> bool:  # Prefect ships run logs in batches: wait for the last line to arrive
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            lines[:] = [e.message for e in logs if e.message.startswith("train demo: ")]
+            return bool(lines) and lines[-1] == "train demo: step 4/4 | ETA 0m00s"
+
+        _until(logged, step=0.25)
     assert arts and arts[0].type == "progress" and float(json.loads(json.dumps(arts[0].data))) == 100.0
-    lines = [entry.message for entry in logs if entry.message.startswith("train demo: ")]
     assert lines and lines[-1] == "train demo: step 4/4 | ETA 0m00s"
