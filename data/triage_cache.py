@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import posixpath
@@ -35,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from doodleflow.data.boxes import KEPT_SCHEMA, ROW_GROUP, FileScan, TriagedFile, scan_file
 from doodleflow.data.config import BoxFilterConfig
-from doodleflow.data.fsutil import atomic_write, filesystem, is_local, join, on_full_disk, sweep_temporary
+from doodleflow.data.fsutil import filesystem, is_local, join, on_full_disk, sweep_temporary
 from doodleflow.data.openimages import read_bbox_table
 from doodleflow.data.store import DatasetStore
 from fsspec.parquet import open_parquet_file
@@ -127,7 +126,7 @@ def write(ds: DatasetStore, key: str, scan: FileScan, record) -> None:
         "record": record(),
         "written_at": time.time(),
     }
-    atomic_write(ds.fs, join(path, META), json.dumps(meta, sort_keys=True).encode())
+    _put(ds, join(path, META), json.dumps(meta, sort_keys=True).encode())  # last: the entry is whole
 
 
 def load(ds: DatasetStore, key: str) -> tuple[TriagedFile, dict] | None:
@@ -210,8 +209,9 @@ def _idle_s(ds: DatasetStore, path: str) -> float:
 
 @contextlib.contextmanager
 def _sink(ds: DatasetStore, path: str) -> Iterator:
-    """Where a large file is streamed: S3 makes a multipart upload visible only once complete; locally
-    a temporary file (named as fsutil.sweep_temporary expects) renamed into place."""
+    """A file written whole or not at all: on S3 a multipart upload, visible only once complete;
+    locally a temporary file (named as fsutil.sweep_temporary expects) renamed into place. No fsync:
+    this is a cache, and an entry damaged by a power loss reads as a miss."""
     if not is_local(ds.fs):
         f = ds.fs.open(path, "wb")
         try:
@@ -226,17 +226,22 @@ def _sink(ds: DatasetStore, path: str) -> Iterator:
     try:
         with on_full_disk(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            yield tmp
+            with pa.OSFile(tmp, "wb") as f:
+                yield f
             os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
+def _put(ds: DatasetStore, path: str, data: bytes) -> None:
+    with _sink(ds, path) as f:
+        f.write(data)
+
+
 def _write_table(ds: DatasetStore, path: str, table: pa.Table) -> None:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="snappy", use_dictionary=False)  # ids are unique
-    atomic_write(ds.fs, path, sink.getvalue())
+    with _sink(ds, path) as f:
+        pq.write_table(table, f, compression="snappy", use_dictionary=False)  # ids are unique
 
 
 def _read_table(ds: DatasetStore, path: str) -> pa.Table:
