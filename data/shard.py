@@ -10,6 +10,7 @@ from collections import Counter
 
 from doodleflow.data.builder import build_image
 from doodleflow.data.config import CurationConfig
+from doodleflow.data.faults import delay
 from doodleflow.data.fsutil import filesystem
 from doodleflow.data.parquet import parquet_bytes
 from doodleflow.data.schema import samples_table
@@ -35,6 +36,7 @@ def build_unit(unit: WorkUnit, cfg: CurationConfig, store_uri: str, dataset: str
     if done is not None:
         return {**done, "reused": True}
     t0 = time.perf_counter()
+    delay("build-shard")  # tests only: a slow shard, so a node can be lost mid-refresh
     images = read_unit(ds.fs, unit)
     rows: list[dict] = []
     quarantined: list[dict] = []

@@ -27,7 +27,7 @@ class TwoNodeCluster:
     down the way a lost machine would (raylet, object store and its workers all at once).
     """
 
-    def __init__(self, cpus_per_node: int = 1) -> None:
+    def __init__(self, cpus_per_node: int = 1, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.temp = tempfile.mkdtemp(
@@ -38,6 +38,7 @@ class TwoNodeCluster:
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN": secrets.token_hex(32),
             "RAY_USAGE_STATS_ENABLED": "0",
+            **(env or {}),  # the nodes' workers inherit it
         }
         self.cpus = cpus_per_node
         self.head: subprocess.Popen | None = None

@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 @pytest.fixture
 def cluster():
-    c = TwoNodeCluster(cpus_per_node=1).start()
+    # Each shard takes >= 0.5 s on the nodes, so shards are still queued when the second node is
+    # killed however fast the machine is (data/faults.py: delay points).
+    c = TwoNodeCluster(cpus_per_node=1, env={"DOODLEFLOW_DELAY": "build-shard:0.5"}).start()
     yield c
     c.stop()
 

@@ -30,7 +30,7 @@ def _wait_http(url: str, timeout: float = 180) -> None:
                 if r.status == 200:
                     return
         except OSError:
-            time.sleep(1)
+            time.sleep(0.25)
     raise TimeoutError(url)
 
 
@@ -68,7 +68,13 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
     good_tree(src, n=2, real=False)
     style = write_photodoodle_style(str(tmp_path / "pairs"), "alice", 6, seed=3)
     ingest_pairs_in_process(style, "alice", store, artist="alice")
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "DOODLEFLOW_STORE": store}
+    # The runner looks for runs to start every 10 s by default; the test's one run need not wait that.
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "DOODLEFLOW_STORE": store,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
     serve = subprocess.Popen(
         [sys.executable, "-m", "doodleflow.flows.cli", "serve", "--source", src, "--dataset", "nightly"],
         cwd=REPO,
@@ -86,7 +92,7 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
                 while time.time() < deadline and not {"train-artist", "nightly-refresh"} <= names:
                     assert serve.poll() is None, serve.stderr.read()[-3000:]
                     names = {d.name for d in client.read_deployments()}
-                    time.sleep(1)
+                    time.sleep(0.25)
                 assert {"train-pbe", "omnieditor", "train-artist", "ingest-pairs", "nightly-refresh"} <= names
                 nightly = next(d for d in client.read_deployments() if d.name == "nightly-refresh")
                 assert [s.schedule.cron for s in nightly.schedules] == ["0 3 * * *"]
