@@ -25,7 +25,7 @@ import os
 import posixpath
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import asdict
 
@@ -37,6 +37,7 @@ from doodleflow.data.config import BoxFilterConfig
 from doodleflow.data.fsutil import filesystem, is_local, join, on_full_disk, sweep_temporary
 from doodleflow.data.openimages import read_bbox_table
 from doodleflow.data.store import DatasetStore
+from doodleflow.infra.errors import TransientError
 from fsspec.parquet import open_parquet_file
 
 # Bump when the triage of the same file can change (boxes.py, openimages.read_bbox_table): old
@@ -99,11 +100,12 @@ def cached_triage(
     write(ds, key, scan, record.result)
     del bt, scan
     hit = load(ds, key)
-    assert hit is not None, f"triage entry {key} unreadable right after writing it"
+    if hit is None:  # only a concurrent plan of this dataset with other inputs prunes a fresh entry
+        raise TransientError(f"{entry_path(ds, key)}: removed right after it was written; run again")
     return hit
 
 
-def write(ds: DatasetStore, key: str, scan: FileScan, record) -> None:
+def write(ds: DatasetStore, key: str, scan: FileScan, record: Callable[[], dict]) -> None:
     """Write one entry; `record()` gives the file's provenance once the Parquet files are written."""
     path = entry_path(ds, key)
     with _sink(ds, join(path, "kept.parquet")) as sink, pq.ParquetWriter(sink, KEPT_SCHEMA, **_PARQUET) as w:
@@ -139,7 +141,7 @@ def load(ds: DatasetStore, key: str) -> tuple[TriagedFile, dict] | None:
         images = _read_table(ds, join(path, "images.parquet"))
         quarantine = _read_table(ds, join(path, "quarantine.parquet")).to_pandas()
         kept = _KeptRows(ds, join(path, "kept.parquet"), images["rows"].to_numpy(zero_copy_only=False))
-    except (FileNotFoundError, ValueError, pa.ArrowInvalid):  # none, half removed or damaged: a miss
+    except (OSError, ValueError):  # none, half removed or damaged (ArrowInvalid is a ValueError): a miss
         return None
     tf = TriagedFile(meta["file"], meta["split"], quarantine, meta["dropped"], images, kept.read)
     return tf, meta["record"]
