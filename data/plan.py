@@ -1,4 +1,6 @@
-"""Planning a refresh: inputs -> sample jobs -> what is new against the previous version -> work units.
+"""Planning a refresh: annotations (through the triage cache, data/triage_cache.py) and the images
+listing -> sample jobs. data/refresh.py diffs them with the previous version; data/units.py cuts the
+new ones into work units.
 
 Planning reads only annotations and a listing of the images root (no pixels), so it is cheap and
 deterministic: the same inputs and previous version always give the same work units with the same
@@ -8,7 +10,6 @@ keys, which is what lets a rerun after a crash skip every shard that was already
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from doodleflow.data.boxes import ABSENT_SCHEMA, QUARANTINE_COLUMNS, BoxTriage, combine, split_by_presence
-from doodleflow.data.builder import BUILDER_VERSION, BoxJob, ImageJob
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.errors import InputError
 from doodleflow.data.listing import fingerprints, list_images
@@ -29,16 +29,6 @@ from doodleflow.data.store import DatasetStore
 from doodleflow.data.triage_cache import cached_triage, entry_key, file_record, prune
 
 ABSENT_WARN_FRACTION = 0.5  # warn when more than this share of the annotated images is not downloaded
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    key: str
-    images: tuple[ImageJob, ...]
-
-    @property
-    def n_samples(self) -> int:
-        return sum(len(i.boxes) for i in self.images)
 
 
 @dataclass
@@ -54,6 +44,11 @@ class InputPlan:
     absent: pa.Table = field(default_factory=ABSENT_SCHEMA.empty_table)  # image_id, boxes
     warnings: list[str] = field(default_factory=list)
     unchanged: dict | None = None  # inputs known to make the latest version: its summary, nothing planned
+    kept_count: int | None = None  # a plan read back for the commit keeps the count, not the rows
+
+    @property
+    def boxes_kept(self) -> int:
+        return len(self.triage.kept) if self.kept_count is None else self.kept_count
 
     @classmethod
     def skipped(cls, summary: dict) -> InputPlan:
@@ -181,41 +176,3 @@ def _expand_variants(kept: pd.DataFrame, classes: dict[str, str], cfg: CurationC
     ]
     jobs["label_name"] = jobs["label"].map(classes)
     return jobs.sort_values("sample_id").reset_index(drop=True)
-
-
-def make_units(jobs: pd.DataFrame, cfg: CurationConfig) -> list[WorkUnit]:
-    """Group jobs by image (one decode per image) and cut into units of ~samples_per_shard samples."""
-    fps = dict(zip(jobs["image_id"], jobs["fingerprint"], strict=False))
-    units: list[WorkUnit] = []
-    current: list[ImageJob] = []
-    count = 0
-    for image_id, g in jobs.sort_values(["image_id", "sample_id"]).groupby("image_id", sort=True):
-        boxes = tuple(
-            BoxJob(
-                r.sample_id,
-                r.label,
-                r.label_name,
-                (r.xmin, r.ymin, r.xmax, r.ymax),
-                int(r.variant),
-                int(r.seed),
-            )
-            for r in g.itertuples()
-        )
-        first = g.iloc[0]
-        current.append(ImageJob(str(image_id), first["uri"], first["split"], boxes))
-        count += len(boxes)
-        if count >= cfg.samples_per_shard:
-            units.append(_unit(current, fps, cfg))
-            current, count = [], 0
-    if current:
-        units.append(_unit(current, fps, cfg))
-    return units
-
-
-def _unit(images: list[ImageJob], fps: dict[str, str], cfg: CurationConfig) -> WorkUnit:
-    """The key names the unit's exact content: config, builder version, images and their bytes."""
-    h = hashlib.sha256(f"{cfg.content_hash()}|{BUILDER_VERSION}".encode())
-    for img in images:
-        h.update(f"|{img.image_id}:{fps[img.image_id]}:".encode())
-        h.update(",".join(b.sample_id for b in img.boxes).encode())
-    return WorkUnit(h.hexdigest()[:24], tuple(images))

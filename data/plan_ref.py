@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from doodleflow.data.boxes import BoxTriage
+from doodleflow.data.boxes import KEPT_COLUMNS, BoxTriage
 from doodleflow.data.fsutil import atomic_write, join
 from doodleflow.data.plan import InputPlan
 from doodleflow.data.refresh import Diff
@@ -62,21 +62,21 @@ def _carry_json(carry: list[dict]) -> list[dict]:
 def save_plan(ds: DatasetStore, plan: InputPlan, diff: Diff, path: str | None = None) -> PlanRef:
     """Write the plan into `path`, the plan folder that holds its units table (a new one if None)."""
     path = path or new_plan_folder(ds)
+    # What the commit reads: sized by images and rejects. The jobs, kept boxes and new jobs (each
+    # ~11M rows at full scale) stay out: the units table holds the new jobs, the commit needs counts.
     tables = {
-        "jobs": plan.jobs,
         "images": plan.images,
-        "kept": plan.triage.kept,
         "triage_quarantine": plan.triage.quarantine,
         "missing": plan.triage.missing,
         "quarantine": plan.quarantine,
         "absent": plan.absent,
-        "new_jobs": diff.new_jobs,
     }
     for name, df in tables.items():
         _write_df(ds, join(path, f"{name}.parquet"), df)
     meta = {
         "inputs": plan.inputs,
         "dropped": plan.triage.dropped,
+        "boxes_kept": plan.boxes_kept,
         "warnings": plan.warnings,
         "previous": diff.previous,
         "carry": _carry_json(diff.carry),
@@ -100,21 +100,28 @@ def load_plan(ds: DatasetStore, ref: PlanRef) -> tuple[InputPlan, Diff]:
     meta = json.loads(ds.fs.cat_file(join(ref.path, "plan.json")))
     t = {n: _read_df(ds, join(ref.path, f"{n}.parquet")) for n in _NAMES}
     triage = BoxTriage(
-        kept=t["kept"],
+        kept=pd.DataFrame(columns=KEPT_COLUMNS),
         quarantine=t["triage_quarantine"],
         dropped=meta["dropped"],
         absent=pa.Table.from_pandas(t["absent"], preserve_index=False),
         missing=t["missing"],
     )
     plan = InputPlan(
-        t["jobs"], t["images"], triage, t["quarantine"], meta["inputs"], triage.absent, meta["warnings"]
+        pd.DataFrame(columns=["image_id", "sample_id"]),
+        t["images"],
+        triage,
+        t["quarantine"],
+        meta["inputs"],
+        triage.absent,
+        meta["warnings"],
+        kept_count=meta["boxes_kept"],
     )
     carry = [{**c, "keep": None if c["keep"] is None else set(c["keep"])} for c in meta["carry"]]
-    diff = Diff(meta["previous"], t["new_jobs"], carry, meta["carried_quarantine"], meta["carried_dropped"])
+    diff = Diff(meta["previous"], pd.DataFrame(), carry, meta["carried_quarantine"], meta["carried_dropped"])
     return plan, diff
 
 
-_NAMES = ("jobs", "images", "kept", "triage_quarantine", "missing", "quarantine", "absent", "new_jobs")
+_NAMES = ("images", "triage_quarantine", "missing", "quarantine", "absent")
 
 
 def drop_plan(ds: DatasetStore, ref: PlanRef) -> None:

@@ -191,7 +191,7 @@ def draft_version(
             "source": source,
             "inputs": plan.inputs,
             "samples_new": sum(s["rows"] for s in unit_stats),
-            "boxes_kept": len(plan.triage.kept),
+            "boxes_kept": plan.boxes_kept,
             "dropped": dict(sorted(dropped.items())),
             "quarantined": _counts(quarantine),
         },
