@@ -23,7 +23,6 @@ from doodleflow.data.config import CurationConfig
 from doodleflow.data.errors import InputError
 from doodleflow.data.listing import fingerprints, list_images
 from doodleflow.data.openimages import SourceLayout, locate_source, read_class_descriptions
-from doodleflow.data.rng import sample_seed
 from doodleflow.data.snapshot import Snapshot, file_stat
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.triage_cache import cached_triage, entry_key, file_record, prune
@@ -170,9 +169,6 @@ def _expand_variants(kept: pd.DataFrame, classes: dict[str, str], cfg: CurationC
         frames.append(f)
     jobs = pd.concat(frames, ignore_index=True) if frames else kept.assign(variant=0)
     jobs["sample_id"] = jobs["image_id"] + "-" + jobs["box_key"] + "-v" + jobs["variant"].astype(str)
-    jobs["seed"] = [
-        sample_seed(cfg.seed, i, k, v)
-        for i, k, v in zip(jobs["image_id"], jobs["box_key"], jobs["variant"], strict=True)
-    ]
+    # No seeds here: a sha256 per job, and only the new jobs are built (data/units.py derives theirs).
     jobs["label_name"] = jobs["label"].map(classes)
     return jobs.sort_values("sample_id").reset_index(drop=True)

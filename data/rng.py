@@ -17,6 +17,12 @@ def sample_seed(dataset_seed: int, image_id: str, box_key: str, variant: int) ->
     return int.from_bytes(h[:8], "little") >> 1
 
 
+def sample_seeds(jobs, dataset_seed: int) -> list[int]:
+    """`sample_seed` of every row of a jobs frame (image_id, box_key, variant columns)."""
+    cols = (jobs["image_id"], jobs["box_key"], jobs["variant"])
+    return [sample_seed(dataset_seed, i, k, int(v)) for i, k, v in zip(*cols, strict=True)]
+
+
 class SampleRng:
     """The draws PbE makes with Python's `random`, on a private numpy generator.
 

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from doodleflow.data.builder import BoxJob, ImageJob
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.fsutil import atomic_write, join
+from doodleflow.data.rng import sample_seeds
 from doodleflow.data.schema import BUILDER_VERSION
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import NotFoundError
@@ -232,6 +233,8 @@ def make_units(jobs: pd.DataFrame, cfg: CurationConfig, fs, plan: str) -> list[W
     cut = cut_units(jobs, cfg)
     if cut.n_units == 0:
         return []  # nothing new: no table (the frame may not even have the builder's columns)
+    if "seed" not in jobs.columns:  # the planner leaves seeds to the jobs that get built
+        jobs = jobs.assign(seed=sample_seeds(jobs, cfg.seed))
     prefix = f"{cfg.content_hash()}|{BUILDER_VERSION}".encode()
     jobs = jobs[[*COLUMNS, "fingerprint"]]
     units: list[WorkUnit] = []

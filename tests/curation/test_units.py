@@ -15,6 +15,7 @@ from doodleflow.data.config import CurationConfig
 from doodleflow.data.plan import plan_inputs
 from doodleflow.data.plan_ref import PlanRef
 from doodleflow.data.refresh import refresh_in_process
+from doodleflow.data.rng import sample_seed
 from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.units import (
@@ -32,10 +33,10 @@ from bench.units import legacy_make_units, synth_jobs
 from tests.curation.trees import add_bad_inputs, good_tree
 
 
-def _same_as_legacy(jobs, cfg, tmp_path) -> list:
+def _same_as_legacy(jobs, cfg, tmp_path, legacy_jobs=None) -> list:
     ds = DatasetStore(str(tmp_path / "store"), "u")
     units = make_units(jobs, cfg, ds.fs, new_plan_folder(ds))
-    old = legacy_make_units(jobs, cfg)
+    old = legacy_make_units(jobs if legacy_jobs is None else legacy_jobs, cfg)
     assert [u.key for u in units] == [u.key for u in old]
     assert [u.index for u in units] == list(range(len(old)))
     for new, ref in zip(units, old, strict=True):
@@ -64,7 +65,16 @@ def test_a_real_plan_cuts_like_the_per_object_planner(tmp_path):
     add_bad_inputs(src)
     cfg = CurationConfig(variants=2, samples_per_shard=5)
     jobs = plan_inputs(src, None, cfg).jobs
-    assert len(_same_as_legacy(jobs, cfg, tmp_path)) > 3
+    # The planner no longer derives seeds (make_units does, for the jobs it cuts); the per-object
+    # planner got them from it: each job's sample_seed.
+    assert "seed" not in jobs.columns
+    legacy = jobs.assign(
+        seed=[
+            sample_seed(cfg.seed, i, k, v)
+            for i, k, v in zip(jobs["image_id"], jobs["box_key"], jobs["variant"], strict=True)
+        ]
+    )
+    assert len(_same_as_legacy(jobs, cfg, tmp_path, legacy)) > 3
 
 
 def test_the_units_table_is_in_unit_order_a_unit_read_is_one_row_group(tmp_path):
