@@ -62,16 +62,14 @@ def _valid_ids(ds: DatasetStore, prev: int, plan: InputPlan) -> pa.Array:
 
 
 def _part_ids(ds: DatasetStore, paths: list[str]) -> tuple[pa.Array, np.ndarray]:
-    """Every sample id of the previous version's parts, and the index of the part each is in."""
-    ids, owner = [], []
-    for i, path in enumerate(paths):
+    """Every sample id of the previous version's parts, in part order, and where each part's ids
+    start (`bounds[i]:bounds[i + 1]` are part i's)."""
+    ids = []
+    for path in paths:
         with ds.fs.open(path, "rb") as fh:
-            col = pq.read_table(fh, columns=["sample_id"]).column(0).combine_chunks()
-        ids.append(col)
-        owner.append(np.full(len(col), i, np.int64))
-    if not ids:
-        return pa.array([], pa.string()), np.zeros(0, np.int64)
-    return pa.concat_arrays(ids), np.concatenate(owner)
+            ids.append(pq.read_table(fh, columns=["sample_id"]).column(0).combine_chunks())
+    bounds = np.cumsum([0, *(len(c) for c in ids)])
+    return (pa.concat_arrays(ids) if ids else pa.array([], pa.string())), bounds
 
 
 def diff_with_latest(ds: DatasetStore, plan: InputPlan) -> Diff:
@@ -83,17 +81,18 @@ def diff_with_latest(ds: DatasetStore, plan: InputPlan) -> Diff:
     valid = _valid_ids(ds, prev, plan)
     diff = Diff(prev, plan.jobs)
     files, paths = ds.manifest(prev)["files"], ds.part_paths(prev)
-    ids, owner = _part_ids(ds, paths)
+    ids, bounds = _part_ids(ds, paths)
     hit = pc.is_in(ids, value_set=valid).to_numpy(zero_copy_only=False)
-    kept = np.bincount(owner[hit], minlength=len(paths))
-    total = np.bincount(owner, minlength=len(paths))
+    hits_before = np.concatenate(([0], np.cumsum(hit)))
+    kept = hits_before[bounds[1:]] - hits_before[bounds[:-1]]  # per part
     done = [ids.filter(pa.array(hit))]
     for i, (f, path) in enumerate(zip(files, paths, strict=True)):
+        a, b = bounds[i], bounds[i + 1]
         if not kept[i]:
             continue
         keep = None  # the whole part carries over; else only its rows that are still valid
-        if kept[i] < total[i]:
-            keep = set(ids.filter(pa.array(hit & (owner == i))).to_pylist())
+        if kept[i] < b - a:
+            keep = set(ids.slice(a, b - a).filter(pa.array(hit[a:b])).to_pylist())
         diff.carry.append(
             {
                 "src": path,
@@ -109,9 +108,9 @@ def diff_with_latest(ds: DatasetStore, plan: InputPlan) -> Diff:
         ("_dropped.parquet", diff.carried_dropped),
     ):
         t = ds.read_table(prev, name=table)
-        rows = t.filter(pc.is_in(t["sample_id"], value_set=valid)).to_pylist()  # build-time rejects only
-        out += rows
-        done.append(pa.array([r["sample_id"] for r in rows], pa.string()))
+        t = t.filter(pc.is_in(t["sample_id"], value_set=valid))  # build-time rejects only
+        out += t.to_pylist()
+        done.append(t["sample_id"].combine_chunks().cast(pa.string()))
     seen = pa.concat_arrays(done)
     new = ~pc.is_in(pa.array(plan.jobs["sample_id"], pa.string()), value_set=seen).to_numpy(
         zero_copy_only=False
