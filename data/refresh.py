@@ -234,12 +234,12 @@ def plan_refresh(
     cfg: CurationConfig,
     store_uri: str,
     dataset: str,
-    plan_path: str | None = None,
+    plan_path: str,
 ) -> tuple[InputPlan, Diff, list[WorkUnit]]:
     """Read and validate every input (fails fast on structural errors), remove what a dead run left
     in the store (temporary files, stale plans), then diff with the latest version and cut the new work
-    into units, written as the units table under the plan folder `plan_path` (data/units.py; a new
-    folder if None). The units refer to that table: the caller drops the folder once every unit is
+    into units, written as the units table under the plan folder `plan_path` (`new_plan_folder`,
+    data/units.py). The units refer to that table: the caller drops the folder once every unit is
     built and committed (`drop_plan_folder`)."""
     ds = DatasetStore(store_uri, dataset)
     snap = take_snapshot(source, images, cfg)  # file sizes/mtimes and the images listing: no parse
@@ -249,7 +249,7 @@ def plan_refresh(
     ds.sweep_temporary()
     sweep_plans(ds)
     diff = diff_with_latest(ds, plan)
-    return plan, diff, make_units(diff.new_jobs, cfg, ds.fs, plan_path or new_plan_folder(ds))
+    return plan, diff, make_units(diff.new_jobs, cfg, ds.fs, plan_path)
 
 
 def refresh_in_process(

@@ -19,6 +19,7 @@ from doodleflow.data.samples import real_photos
 from doodleflow.data.shard import build_unit
 from doodleflow.data.store import DatasetStore
 from doodleflow.data.synthetic import add_photo, make_source
+from doodleflow.data.units import new_plan_folder
 from doodleflow.infra.errors import StorageFull, is_retryable
 from PIL import Image
 
@@ -124,7 +125,9 @@ def test_a_full_disk_at_commit_leaves_no_half_made_version(tmp_path):
     cfg = CurationConfig(samples_per_shard=2)
     with _small_tmpfs(str(tmp_path / "disk"), "4m") as disk:
         store = os.path.join(disk, "store")
-        plan, diff, units = plan_refresh(src, None, cfg, store, "late")
+        plan, diff, units = plan_refresh(
+            src, None, cfg, store, "late", new_plan_folder(DatasetStore(store, "late"))
+        )
         stats = [build_unit(u, cfg, store, "late") for u in units]
         with open(os.path.join(disk, "filler"), "wb") as f, contextlib.suppress(OSError):  # fill the rest
             while True:
