@@ -72,7 +72,7 @@ class TwoNodeCluster:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.wait_nodes(1)
+        self._wait_port(timeout=120)  # the head's GCS listens: a node can join it
         self.worker = subprocess.Popen(
             [
                 RAY,
@@ -90,23 +90,39 @@ class TwoNodeCluster:
         self.wait_nodes(2)
         return self
 
-    def alive_nodes(self) -> int:
-        code = (
-            f"import ray; ray.init(address='{self.address}', logging_level='ERROR'); "
-            "print(sum(n['Alive'] for n in ray.nodes()))"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120
-        )
-        return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
-
-    def wait_nodes(self, n: int, timeout: float = 120) -> None:
+    def _wait_port(self, timeout: float) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.alive_nodes() >= n:
+            assert self.head.poll() is None, "ray start --head exited"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"Ray head at {self.address} did not listen within {timeout} s")
+
+    def wait_nodes(self, n: int, timeout: float = 180) -> None:
+        """Until n nodes are alive: one driver that connects once and polls the GCS (a driver per
+        poll would import Ray and make the nodes start workers for it each time)."""
+        code = (
+            "import sys, time, ray\n"
+            f"ray.init(address='{self.address}', logging_level='ERROR')\n"
+            f"while sum(x['Alive'] for x in ray.nodes()) < {n}:\n"
+            "    time.sleep(0.25)\n"
+        )
+        deadline = time.time() + timeout
+        while True:  # the first connection fails until the head's GCS listens
+            left = deadline - time.time()
+            try:
+                out = subprocess.run(
+                    [sys.executable, "-c", code], env=self.env, capture_output=True, timeout=max(left, 1)
+                )
+            except subprocess.TimeoutExpired:
+                out = None
+            if out is not None and out.returncode == 0:
                 return
-            time.sleep(1)
-        raise TimeoutError(f"Ray cluster at {self.address} did not reach {n} nodes")
+            if time.time() >= deadline:
+                raise TimeoutError(f"Ray cluster at {self.address} did not reach {n} nodes")
+            time.sleep(0.5)
 
     def kill_second_node(self) -> None:
         os.killpg(self.worker.pid, signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""`doodleflow serve` against a real Prefect server on loopback: the deployments register (the
+"""`doodleflow serve` against the session's real Prefect server on loopback: the deployments register (the
 refresh with its cron schedule), and an on-demand artist run triggered through the API completes."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 from doodleflow.data.pairs import ingest_pairs_in_process
@@ -16,50 +15,11 @@ from doodleflow.data.pairs_synthetic import write_photodoodle_style
 
 from tests.conftest import REPO
 from tests.curation.trees import good_tree
-from tests.scale.ray_cluster import free_port
 
-pytestmark = pytest.mark.slow
-PREFECT = os.path.join(os.path.dirname(sys.executable), "prefect")
+pytestmark = pytest.mark.slow(seconds=50)
 
 
-def _wait_http(url: str, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.25)
-    raise TimeoutError(url)
-
-
-@pytest.fixture
-def prefect_server(tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(tmp_path / "prefect-server"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    p = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        _wait_http(f"{url}/health")
-        yield url
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-
-
-def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server, tmp_path):
+def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_api, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -71,7 +31,7 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
     # The runner looks for runs to start every 10 s by default; the test's one run need not wait that.
     env = {
         **os.environ,
-        "PREFECT_API_URL": prefect_server,
+        "PREFECT_API_URL": prefect_api,
         "DOODLEFLOW_STORE": store,
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
     }
@@ -85,7 +45,7 @@ def test_serve_registers_deployments_and_runs_an_artist_on_demand(prefect_server
         start_new_session=True,
     )
     try:
-        with temporary_settings({PREFECT_API_URL: prefect_server}):
+        with temporary_settings({PREFECT_API_URL: prefect_api}):
             with get_client(sync_client=True) as client:
                 deadline = time.time() + 180
                 names = set()
