@@ -19,7 +19,8 @@ def make_task_runner(workers: int | None = None, ray: str | None = None):
         if address == "local":
             cpus = workers or os.cpu_count() or 1
             # Cap the object store: small machines and containers have a small /dev/shm.
-            init.update(num_cpus=cpus, object_store_memory=200 * 1024**2)
+            # address "local": a new cluster here, never one a `ray start --head` left on this machine.
+            init.update(address="local", num_cpus=cpus, object_store_memory=200 * 1024**2)
             return RayTaskRunner(init_kwargs=init)
         return RayTaskRunner(address=address, init_kwargs=init)
     from prefect.task_runners import ProcessPoolTaskRunner

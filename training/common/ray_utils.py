@@ -36,6 +36,9 @@ def init_ray(address: str | None = None) -> str:
         ray.init(address=addr, ignore_reinit_error=True, log_to_driver=False)
         return addr
     ray.init(
+        # "local", not None: with None, Ray joins the cluster a `ray start --head` on this machine
+        # last wrote to /tmp/ray/ray_current_cluster (and then rejects num_cpus).
+        address="local",
         num_cpus=os.cpu_count() or 1,
         include_dashboard=False,
         object_store_memory=object_store_bytes(),
