@@ -20,8 +20,11 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/doodleflow demo
 
+# Two pytest workers, whole files each (module fixtures stay shared), slowest files first
+# (tests/conftest.py). The suite is CPU-bound on 2 cores: more workers than cores is slower.
+TEST_WORKERS ?= 2
 test: $(STAMP) system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Debian's headless Chromium for the FiftyOne App browser test (needs root and the package registry;
 # without them the test is skipped and says why).

@@ -80,3 +80,15 @@ def prefect_api():
         os.environ["PREFECT_API_URL"] = url
         yield url
         os.environ.pop("PREFECT_API_URL", None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slowest files first (their `slow(seconds=...)` mark, measured here), so that under
+    `-n` (make test) the long end-to-end tests start at once and the short ones fill in around them:
+    longest-processing-time-first scheduling. The sort is stable: files keep their order otherwise."""
+
+    def cost(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return float(mark.kwargs.get("seconds", 1)) if mark else 0.0
+
+    items.sort(key=lambda item: -cost(item))

@@ -20,7 +20,7 @@ from doodleflow.data.synthetic import make_source
 from tests.conftest import REPO
 from tests.curation.trees import good_tree
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+pytestmark = [pytest.mark.slow(seconds=60), pytest.mark.usefixtures("prefect_api")]
 
 
 def _cli(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:

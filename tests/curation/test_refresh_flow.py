@@ -20,7 +20,7 @@ from doodleflow.flows.task_runners import make_task_runner
 
 from tests.curation.trees import BAD_EXPECTED, bad_tree, good_tree
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+pytestmark = [pytest.mark.slow(seconds=25), pytest.mark.usefixtures("prefect_api")]
 
 
 def _content(store: str, name: str, version: int | None = None) -> dict[str, tuple]:

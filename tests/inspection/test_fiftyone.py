@@ -23,7 +23,7 @@ from PIL import Image
 from tests.conftest import REPO
 from tests.curation.trees import BAD_EXPECTED, bad_tree
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+pytestmark = [pytest.mark.slow(seconds=40), pytest.mark.usefixtures("prefect_api")]
 HOME = os.environ["DOODLEFLOW_HOME"]
 
 
@@ -195,9 +195,12 @@ def test_app_in_headless_chromium_shows_the_dataset(built, artifacts_dir, tmp_pa
             [_chromium(), *flags, "--dump-dom", info["url"]], capture_output=True, text=True, timeout=120
         ).stdout
         shot = os.path.join(artifacts_dir, "fiftyone-app.png")
-        subprocess.run(
-            [_chromium(), *flags, f"--screenshot={shot}", info["url"]], capture_output=True, timeout=120
-        )
+        for _ in range(3):  # on a loaded machine the page can still be blank when virtual time runs out
+            subprocess.run(
+                [_chromium(), *flags, f"--screenshot={shot}", info["url"]], capture_output=True, timeout=120
+            )
+            if os.path.exists(shot) and os.path.getsize(shot) > 10_000:
+                break
         text = re.sub(r"<[^>]+>", "|", re.sub(r"<(style|script)[^>]*>.*?</\1>", "", dom, flags=re.S))
         assert fiftyone_name("fo", 1) in text
         assert re.search(rf"\|{info['fiftyone_samples']}\|\s*samples", text), text[-1500:]

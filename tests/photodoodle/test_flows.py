@@ -21,7 +21,7 @@ from doodleflow.training.photodoodle.config import TrainConfig
 
 from tests.photodoodle.helpers import make_pair_dataset
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api", "ray_local")]
+pytestmark = [pytest.mark.slow(seconds=65), pytest.mark.usefixtures("prefect_api", "ray_local")]
 
 
 def _break_images(store: str, name: str) -> None:

@@ -18,7 +18,7 @@ from doodleflow.training.photodoodle.model import load_model
 
 from tests.photodoodle.helpers import PHOTO
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api", "ray_local")]
+pytestmark = [pytest.mark.slow(seconds=45), pytest.mark.usefixtures("prefect_api", "ray_local")]
 
 
 def _merged_base(store: str) -> None:

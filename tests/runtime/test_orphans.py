@@ -20,7 +20,7 @@ from doodleflow.data.synthetic import make_source
 from doodleflow.training.common.lease import LEASE, RunLease
 from doodleflow.training.common.rundir import RunDir
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=70)
 MARK = "DOODLEFLOW_TEST_MARK"
 
 

@@ -74,7 +74,7 @@ def test_a_stage_whose_last_update_was_printed_closes_without_repeating_it():
     assert out.getvalue().count("build: 1/1 shards") == 1
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=3)
 def test_a_flow_run_gets_a_progress_artifact_and_log_lines(prefect_api, tmp_path):
     from prefect import flow, task
     from prefect.client.orchestration import get_client

@@ -13,7 +13,7 @@ import time
 import pytest
 from doodleflow.data.fsutil import filesystem
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=110)
 
 # What may stay on local disk, and why: caches (rebuilt when missing) and the services' own state,
 # which a deployment points elsewhere (MLFLOW_TRACKING_URI, PREFECT_API_URL, a MongoDB server).

@@ -24,7 +24,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from .datasets import make_version
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=45)
 FAST = ["--resolution", "128", "--batch-size", "2", "--lr", "1e-3", "--warmup-steps", "0"]
 
 

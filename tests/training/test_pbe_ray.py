@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from .datasets import make_version
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=55)
 
 
 def test_two_gloo_workers_agree_on_weights_and_recover_from_a_worker_failure(
