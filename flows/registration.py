@@ -94,15 +94,22 @@ def _evaluate_and_register(store: str, family: str, result: dict, record: Artifa
     """Evaluate (`run_eval(out_dir)`, unless None), then register `record` with the metrics, the sample
     grid and the loss curve; the evaluation files are published to `<store>/eval/<family>/<run id>/`."""
     run_id = result["run_id"]
-    record.metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
-    record.curve, record.trained = _curve(store, family, run_id), (family, run_id)
+    metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
+    images = list(record.images)  # the caller's record stays as it was
     with eval_outputs(store, f"eval/{family}/{run_id}") as out:
         if run_eval is not None:
             ev = run_eval(out["dir"])
-            record.metrics.update(ev["metrics"])
-            record.images.append(ev["grid"])
-        record.images += _loss_png(store, family, run_id, out["dir"])
-        reg = register_artifact(record, store=store)
+            metrics.update(ev["metrics"])
+            images.append(ev["grid"])
+        images += _loss_png(store, family, run_id, out["dir"])
+        done = replace(
+            record,
+            metrics=metrics,
+            images=images,
+            curve=_curve(store, family, run_id),
+            trained=(family, run_id),
+        )
+        reg = register_artifact(done, store=store)
     return {**reg, "eval_dir": out["uri"]}
 
 
@@ -111,11 +118,16 @@ def register_omnieditor(store: str, result: dict, merged: dict | None, config: d
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
     metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
     with eval_outputs(store, f"eval/omnieditor/{result['run_id']}") as out:
-        record = ArtifactRecord(OMNI, "omnieditor-lora", card["dir"], config, lineage, metrics=metrics)
-        record.images = _loss_png(store, "omnieditor", result["run_id"], out["dir"])
-        record.curve, record.trained = (
-            _curve(store, "omnieditor", result["run_id"]),
-            ("omnieditor", result["run_id"]),
+        record = ArtifactRecord(
+            OMNI,
+            "omnieditor-lora",
+            card["dir"],
+            config,
+            lineage,
+            metrics=metrics,
+            images=_loss_png(store, "omnieditor", result["run_id"], out["dir"]),
+            curve=_curve(store, "omnieditor", result["run_id"]),
+            trained=("omnieditor", result["run_id"]),
         )
         omni = register_artifact(record, store=store)
     registered = {"omnieditor": omni}
