@@ -66,7 +66,7 @@ MAX_TMP_AGE = 86400.0  # and any temp file after this
 
 
 @contextlib.contextmanager
-def _writing(path: str):
+def temp_beside(path: str):
     """A temporary file next to `path`: removed if anything fails (a full disk included), and a full
     disk becomes one StorageFull naming the path instead of an OSError traceback."""
     tmp = f"{path}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -102,7 +102,7 @@ def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     if not is_local(fs):
         fs.pipe_file(path, data)
         return
-    with _writing(path) as tmp:
+    with temp_beside(path) as tmp:
         _write_file(tmp, data, sync=True)
         os.replace(tmp, path)
 
@@ -111,7 +111,7 @@ def create_exclusive(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> b
     """Write `path` only if it does not exist; True if this call created it."""
     if not is_local(fs):
         return _s3_put_if_absent(fs, path, data)
-    with _writing(path) as tmp:
+    with temp_beside(path) as tmp:
         _write_file(tmp, data, sync=False)
         try:
             os.link(tmp, path)  # link() fails if the name exists: atomic create-if-absent with full content
@@ -167,7 +167,7 @@ def link_or_copy(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
     if not is_local(fs):
         fs.copy(src, dst)
         return
-    with _writing(dst) as tmp:
+    with temp_beside(dst) as tmp:
         if os.path.exists(dst):
             os.unlink(dst)
         try:

@@ -24,7 +24,6 @@ import json
 import os
 import posixpath
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import asdict
@@ -34,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from doodleflow.data.boxes import KEPT_SCHEMA, ROW_GROUP, FileScan, TriagedFile, scan_file
 from doodleflow.data.config import BoxFilterConfig
-from doodleflow.data.fsutil import filesystem, is_local, join, on_full_disk, sweep_temporary
+from doodleflow.data.fsutil import filesystem, is_local, join, sweep_temporary, temp_beside
 from doodleflow.data.openimages import read_bbox_table
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import TransientError
@@ -212,8 +211,9 @@ def _idle_s(ds: DatasetStore, path: str) -> float:
 @contextlib.contextmanager
 def _sink(ds: DatasetStore, path: str) -> Iterator:
     """A file written whole or not at all: on S3 a multipart upload, visible only once complete;
-    locally a temporary file (named as fsutil.sweep_temporary expects) renamed into place. No fsync:
-    this is a cache, and an entry damaged by a power loss reads as a miss."""
+    locally fsutil's temporary file beside it (named with its writer, as sweep_temporary expects),
+    renamed into place. No fsync: this is a cache, and an entry damaged by a power loss reads as a
+    miss."""
     if not is_local(ds.fs):
         f = ds.fs.open(path, "wb")
         try:
@@ -224,16 +224,10 @@ def _sink(ds: DatasetStore, path: str) -> Iterator:
             raise
         f.close()
         return
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        with on_full_disk(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with pa.OSFile(tmp, "wb") as f:
-                yield f
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with temp_beside(path) as tmp:
+        with pa.OSFile(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
 
 
 def _put(ds: DatasetStore, path: str, data: bytes) -> None:
