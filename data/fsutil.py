@@ -137,6 +137,18 @@ def sweep_temporary(folders: list[str], now: float | None = None) -> list[str]:
     return removed
 
 
+def live_temporary(folder: str, now: float | None = None) -> bool:
+    """Whether `folder` (local) holds a temporary file of a live writer: a write is under way there."""
+    now = time.time() if now is None else now
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(folder):
+            m = _TMP.search(entry.name)
+            with contextlib.suppress(FileNotFoundError):
+                if m and entry.is_file(follow_symlinks=False) and not _is_stale(m, entry, now):
+                    return True
+    return False
+
+
 def _is_stale(m: re.Match, entry: os.DirEntry, now: float) -> bool:
     host, pid = m.group(1), m.group(2)
     age = now - entry.stat(follow_symlinks=False).st_mtime

@@ -34,6 +34,7 @@ from doodleflow.data.fsutil import (
     filesystem,
     join,
     link_or_copy,
+    live_temporary,
     sweep_temporary,
 )
 from doodleflow.data.names import validate_name
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 MANIFEST = "_manifest.json"
 _VERSION_DIR = re.compile(r"^v(\d{6})$")
+CLAIM_GRACE = 30.0  # seconds a claim folder without its `_claim` yet counts as being made
 
 
 class DatasetStore:
@@ -153,6 +155,8 @@ class DatasetStore:
             try:
                 if create_exclusive(self.fs, join(self.version_path(v), "_claim"), claim):
                     return v
+            except FileNotFoundError:  # a run releasing this number removed the folder under us
+                continue
             except OSError:  # a full disk: leave no empty folder that would push the next number up
                 if not self._s3:
                     with contextlib.suppress(OSError):
@@ -168,7 +172,9 @@ class DatasetStore:
     def _claim_is_live(self, version: int, stale_after: float) -> bool:
         try:
             c = json.loads(self.fs.cat_file(join(self.version_path(version), "_claim")))
-        except (FileNotFoundError, ValueError):
+        except FileNotFoundError:
+            return self._claim_being_made(version)
+        except ValueError:
             return False
         if c.get("host") == socket.gethostname():  # same machine: a dead process holds nothing
             try:
@@ -178,6 +184,19 @@ class DatasetStore:
             except PermissionError:
                 pass
         return time.time() - float(c.get("time", 0)) < stale_after
+
+    def _claim_being_made(self, version: int) -> bool:
+        """A local claim is made in steps (folder, temporary file, link to `_claim`), so a concurrent
+        run can find the folder before `_claim` is there. That run is alive: counting it dead let two
+        runs on the same inputs commit two versions. S3's conditional PUT has no such window."""
+        if self._s3:
+            return False
+        path = self.version_path(version)
+        try:
+            young = time.time() - os.stat(path).st_mtime < CLAIM_GRACE
+        except FileNotFoundError:  # released meanwhile
+            return False
+        return young or live_temporary(path)
 
     def wait_for_earlier_claims(self, version: int, stale_after: float = 900.0, poll: float = 0.5) -> None:
         """Block until every lower version is committed or its claim is dead (a crashed run), so that

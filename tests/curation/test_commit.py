@@ -4,13 +4,16 @@ on the same inputs make one version), and the failpoint before the manifest."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 from doodleflow.data.commit import _write_version, commit_draft
+from doodleflow.data.fsutil import temp_beside
 from doodleflow.data.pairs import draft_pairs_version, ingest_pairs_in_process, plan_ingest
 from doodleflow.data.pairs_build import build_pairs_unit
 from doodleflow.data.pairs_synthetic import write_photodoodle_style
@@ -61,6 +64,71 @@ def test_two_pair_ingests_at_once_make_one_version(tmp_path):
     assert (b.version, b.created) == (1, False) and waited > 0.5
     assert ds.versions() == [1] and not os.path.exists(ds.version_path(2))
     assert ds.manifest(1)["run_id"] == "run-a"
+
+
+def _make_draft(src: str, store: str):
+    write_photodoodle_style(src, "magic", 4, seed=3)
+    plan, units = plan_ingest(src, None, None, 2, store, "magic")
+    stats = [build_pairs_unit(u, store, "magic") for u in units]
+    return lambda ds: draft_pairs_version(ds, plan, stats)
+
+
+def _age(path: str, seconds: float) -> None:
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_a_claim_caught_half_made_is_waited_for(tmp_path):
+    """A local claim is a folder, then a temporary file, then the link to `_claim`. Run B can list the
+    folder before `_claim` exists (CI once got two versions this way); it must wait for A all the same,
+    even when the folder is older than the grace (A stalled): A's temporary file names a live writer."""
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    draft = _make_draft(src, store)
+    ds = DatasetStore(store, "magic")
+    claim = os.path.join(ds.version_path(1), "_claim")
+    halfway = threading.Event()
+
+    def run_a() -> None:
+        with temp_beside(claim) as tmp:
+            with open(tmp, "w") as f:
+                json.dump(
+                    {
+                        "run_id": "run-a",
+                        "host": socket.gethostname(),
+                        "pid": os.getpid(),
+                        "time": time.time(),
+                    },
+                    f,
+                )
+            _age(ds.version_path(1), 120)
+            halfway.set()
+            time.sleep(1.5)
+            os.link(tmp, claim)
+        _write_version(ds, 1, draft(ds), "run-a")
+
+    a = threading.Thread(target=run_a)
+    a.start()
+    halfway.wait(10)
+    b = commit_draft(ds, draft(ds), "run-b")
+    a.join()
+    assert (b.version, b.created) == (1, False)
+    assert ds.versions() == [1] and ds.manifest(1)["run_id"] == "run-a"
+
+
+def test_a_claim_folder_left_by_a_dead_writer_does_not_block(tmp_path):
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    draft = _make_draft(src, store)
+    ds = DatasetStore(store, "magic")
+    claim = os.path.join(ds.version_path(1), "_claim")
+    # A writer that dies between its temporary file and the link (os._exit skips all cleanup).
+    code = f"import os; from doodleflow.data.fsutil import temp_beside as t; open(t({claim!r}).__enter__(), 'w'); os._exit(9)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 9
+    assert len(os.listdir(ds.version_path(1))) == 1
+    _age(ds.version_path(1), 120)
+    t0 = time.perf_counter()
+    done = commit_draft(ds, draft(ds), "run-b")
+    assert (done.version, done.created) == (2, True) and time.perf_counter() - t0 < 5
+    assert ds.versions() == [2]
 
 
 def test_a_pair_ingest_killed_before_its_manifest_leaves_no_version(tmp_path):
