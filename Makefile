@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test bench lint lock clean system-deps
+.PHONY: demo test test-quick bench lint lock clean system-deps
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP) system-deps
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# A developer's inner loop: everything but the end-to-end files (pytest.mark.slow), ~2.5 min here.
+# `make test` is the check; this one is not a substitute for it.
+test-quick: $(STAMP)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 # Debian's headless Chromium for the FiftyOne App browser test (needs root and the package registry;
 # without them the test is skipped and says why).
