@@ -127,26 +127,31 @@ def sweep_temporary(folders: list[str], now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     removed = []
     for folder in folders:
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            for entry in os.scandir(folder):
-                m = _TMP.search(entry.name)
-                if m and entry.is_file(follow_symlinks=False) and _is_stale(m, entry, now):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-                        removed.append(entry.path)
+        for path, stale in _temporaries(folder, now):
+            if stale:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed.append(path)
     return removed
 
 
 def live_temporary(folder: str, now: float | None = None) -> bool:
     """Whether `folder` (local) holds a temporary file of a live writer: a write is under way there."""
     now = time.time() if now is None else now
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for entry in os.scandir(folder):
+    return any(not stale for _, stale in _temporaries(folder, now))
+
+
+def _temporaries(folder: str, now: float):
+    """(path, stale) for each temporary file in `folder`; one that vanishes meanwhile is skipped."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder) as entries:
+        for entry in entries:
             m = _TMP.search(entry.name)
-            with contextlib.suppress(FileNotFoundError):
-                if m and entry.is_file(follow_symlinks=False) and not _is_stale(m, entry, now):
-                    return True
-    return False
+            if m:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        yield entry.path, _is_stale(m, entry, now)
+                except FileNotFoundError:  # renamed into place or removed by its writer
+                    continue
 
 
 def _is_stale(m: re.Match, entry: os.DirEntry, now: float) -> bool:
