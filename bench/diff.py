@@ -1,8 +1,9 @@
 """The diff with the latest version: Python sets of sample ids (before) vs Arrow (data/refresh.py).
 
-Both sides run the same decision on the same synthetic version (parts of 512 sample ids, 1% of the
-ids no longer valid, spread so ~5% of the parts lose rows) in a process of their own; wall, CPU and
-peak RSS (ru_maxrss) per side, and the ratio. Part reads are left out: both sides read the same
+The new side calls data/refresh.py's own `still_valid` and `part_keep`. Both sides run the same
+decision on the same synthetic version (parts of 512 sample ids, 1% of the ids no longer valid, spread
+so ~5% of the parts lose rows) in a process of their own (both import data/refresh.py first, outside
+the timing); wall, CPU and peak RSS (ru_maxrss) per side, and the ratio. Part reads are left out: both sides read the same
 column. Usage: .venv/bin/python -m bench.diff [--samples 300000 1000000 3000000]
 """
 
@@ -16,6 +17,7 @@ import sys
 PROBE = r"""
 import json, resource, sys, time
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
+from doodleflow.data.refresh import part_keep, still_valid
 n, side = int(sys.argv[1]), sys.argv[2]
 ids = pa.array([f"{i:016x}-{i * 7919 % n:016x}-v0" for i in range(n)])
 bounds = np.arange(0, n + 512, 512).clip(max=n)
@@ -32,17 +34,11 @@ if side == "old":
         part = set(ids.slice(bounds[i], bounds[i + 1] - bounds[i]).to_pylist())
         keep = part & vs
         done |= keep
-        carry += keep != part
+        carry += bool(keep) and keep != part  # a part that lost rows and is rewritten
     new = [s for s in new_jobs.to_pylist() if s not in done]
 else:
-    hit = pc.is_in(ids, value_set=valid).to_numpy(zero_copy_only=False)
-    before = np.concatenate(([0], np.cumsum(hit)))
-    kept = before[bounds[1:]] - before[bounds[:-1]]
-    carry = 0
-    for i in np.flatnonzero(kept < np.diff(bounds)):
-        a, b = bounds[i], bounds[i + 1]
-        keep = set(ids.slice(a, b - a).filter(pa.array(hit[a:b])).to_pylist())  # the part's rewrite list
-        carry += 1
+    hit, kept = still_valid(ids, bounds, valid)
+    carry = sum(part_keep(ids, bounds, hit, kept, i) is not None for i in np.flatnonzero(kept))
     seen = ids.filter(pa.array(hit))
     new = new_jobs.filter(pc.invert(pc.is_in(new_jobs, value_set=seen)))
 r1 = resource.getrusage(resource.RUSAGE_SELF)

@@ -135,10 +135,9 @@ def sweep_temporary(folders: list[str], now: float | None = None) -> list[str]:
     return removed
 
 
-def live_temporary(folder: str, now: float | None = None) -> bool:
+def live_temporary(folder: str) -> bool:
     """Whether `folder` (local) holds a temporary file of a live writer: a write is under way there."""
-    now = time.time() if now is None else now
-    return any(not stale for _, stale in _temporaries(folder, now))
+    return any(not stale for _, stale in _temporaries(folder, time.time()))
 
 
 def _temporaries(folder: str, now: float):

@@ -72,6 +72,24 @@ def _part_ids(ds: DatasetStore, paths: list[str]) -> tuple[pa.Array, np.ndarray]
     return (pa.concat_arrays(ids) if ids else pa.array([], pa.string())), bounds
 
 
+def still_valid(ids: pa.Array, bounds: np.ndarray, valid: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Which old ids are still valid (one bool each) and how many per part (`bounds` as `_part_ids`)."""
+    hit = pc.is_in(ids, value_set=valid).to_numpy(zero_copy_only=False)
+    hits_before = np.concatenate(([0], np.cumsum(hit)))
+    return hit, hits_before[bounds[1:]] - hits_before[bounds[:-1]]
+
+
+def part_keep(
+    ids: pa.Array, bounds: np.ndarray, hit: np.ndarray, kept: np.ndarray, i: int
+) -> set[str] | None:
+    """None when part i carries over whole; else the ids of its rows that are still valid (the part
+    is rewritten without the others). `hit` and `kept` are `still_valid`'s."""
+    a, b = bounds[i], bounds[i + 1]
+    if kept[i] == b - a:
+        return None
+    return set(ids.slice(a, b - a).filter(pa.array(hit[a:b])).to_pylist())
+
+
 def diff_with_latest(ds: DatasetStore, plan: InputPlan) -> Diff:
     """What carries over from the latest version (whole parts, or parts less the rows that left) and
     which planned jobs are new. Columnar: one hash set of the valid ids, one lookup of every old id."""
@@ -82,22 +100,16 @@ def diff_with_latest(ds: DatasetStore, plan: InputPlan) -> Diff:
     diff = Diff(prev, plan.jobs)
     files, paths = ds.manifest(prev)["files"], ds.part_paths(prev)
     ids, bounds = _part_ids(ds, paths)
-    hit = pc.is_in(ids, value_set=valid).to_numpy(zero_copy_only=False)
-    hits_before = np.concatenate(([0], np.cumsum(hit)))
-    kept = hits_before[bounds[1:]] - hits_before[bounds[:-1]]  # per part
+    hit, kept = still_valid(ids, bounds, valid)
     done = [ids.filter(pa.array(hit))]
     for i, (f, path) in enumerate(zip(files, paths, strict=True)):
-        a, b = bounds[i], bounds[i + 1]
         if not kept[i]:
             continue
-        keep = None  # the whole part carries over; else only its rows that are still valid
-        if kept[i] < b - a:
-            keep = set(ids.slice(a, b - a).filter(pa.array(hit[a:b])).to_pylist())
         diff.carry.append(
             {
                 "src": path,
                 "name": f["path"],
-                "keep": keep,
+                "keep": part_keep(ids, bounds, hit, kept, i),
                 "rows": int(kept[i]),
                 "sha256": f["sha256"],
                 "bytes": f["bytes"],

@@ -37,40 +37,39 @@ def test_a_pair_version_records_its_heldout_split(tmp_path):
     assert h["method"] == "sha256(f'{seed}:{pair_id}') < fraction * 2**256"
 
 
+def _make_draft(src: str, store: str):
+    """Pairs built once; the returned draft() is made against the store as it is when called."""
+    write_photodoodle_style(src, "magic", 4, seed=3)
+    plan, units = plan_ingest(src, None, None, 2, store, "magic")
+    stats = [build_pairs_unit(u, store, "magic") for u in units]
+    return lambda ds: draft_pairs_version(ds, plan, stats)
+
+
 def test_two_pair_ingests_at_once_make_one_version(tmp_path):
     """Run A has claimed version 1 and is still writing; run B, with the same content, claims 2, waits
     for A's live claim, then finds A's version holds what it would write and gives its claim back."""
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
-    write_photodoodle_style(src, "magic", 4, seed=3)
+    draft = _make_draft(src, store)
     ds = DatasetStore(store, "magic")
-    plan, units = plan_ingest(src, None, None, 2, store, "magic")
-    stats = [build_pairs_unit(u, store, "magic") for u in units]
-    draft = draft_pairs_version(ds, plan, stats)
+    first = draft(ds)
     claimed = threading.Event()
 
     def run_a() -> None:
         v = ds.claim_next_version("run-a")
         claimed.set()
         time.sleep(1.5)  # still placing files when B arrives
-        _write_version(ds, v, draft, "run-a")
+        _write_version(ds, v, first, "run-a")
 
     a = threading.Thread(target=run_a)
     a.start()
     claimed.wait(10)
     t0 = time.perf_counter()
-    b = commit_draft(ds, draft_pairs_version(ds, plan, stats), "run-b")
+    b = commit_draft(ds, draft(ds), "run-b")
     waited = time.perf_counter() - t0
     a.join()
     assert (b.version, b.created) == (1, False) and waited > 0.5
     assert ds.versions() == [1] and not os.path.exists(ds.version_path(2))
     assert ds.manifest(1)["run_id"] == "run-a"
-
-
-def _make_draft(src: str, store: str):
-    write_photodoodle_style(src, "magic", 4, seed=3)
-    plan, units = plan_ingest(src, None, None, 2, store, "magic")
-    stats = [build_pairs_unit(u, store, "magic") for u in units]
-    return lambda ds: draft_pairs_version(ds, plan, stats)
 
 
 def _age(path: str, seconds: float) -> None:

@@ -110,7 +110,7 @@ class TwoNodeCluster:
             "    time.sleep(0.25)\n"
         )
         deadline = time.time() + timeout
-        while True:  # the first connection fails until the head's GCS listens
+        while True:  # a connection can still fail while the head finishes starting: try again
             left = deadline - time.time()
             try:
                 out = subprocess.run(
