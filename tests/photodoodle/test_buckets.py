@@ -5,7 +5,6 @@ resume), the reference's 768x512 (h x w) unchanged, and `--aspect stretch` = Pho
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 
@@ -23,7 +22,7 @@ from doodleflow.training.photodoodle.job import plan_job
 from doodleflow.training.photodoodle.tokens import image_ids, pack, sequence_ids
 from PIL import Image
 
-from tests.photodoodle.helpers import PHOTO
+from tests.photodoodle.helpers import make_mixed_pair_dataset, photo_of
 from tests.photodoodle.test_train import _train_in_process
 
 SQUARE, LANDSCAPE, PORTRAIT = (240, 240), (300, 200), (200, 300)  # source sizes, w x h
@@ -37,16 +36,8 @@ def _jpeg(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _photo(size: tuple[int, int]) -> Image.Image:
-    """A crop of the real photo with the given (w, h), resized: a real image of that shape."""
-    photo = Image.open(PHOTO).convert("RGB")
-    w, h = size
-    cw = min(photo.width, photo.height * w / h)
-    return photo.crop((0, 0, int(cw), int(cw * h / w))).resize(size, Image.BILINEAR)
-
-
 def _rows(sizes) -> dict:
-    imgs = [_photo(s) for s in sizes]
+    imgs = [photo_of(s) for s in sizes]
     return {
         "pair_id": [f"p{i}" for i in range(len(sizes))],
         "artist": ["magic"] * len(sizes),
@@ -98,7 +89,7 @@ def test_decoded_training_pixels_keep_the_source_aspect_and_stretch_is_the_refer
         assert src.shape[1] / src.shape[0] == pytest.approx(w / h)  # nothing stretched
         # the same picture: the source resized to the bucket by another library agrees closely
         ref = np.asarray(
-            _photo((w, h)).resize((src.shape[1], src.shape[0]), Image.BILINEAR), dtype=np.float32
+            photo_of((w, h)).resize((src.shape[1], src.shape[0]), Image.BILINEAR), dtype=np.float32
         )
         assert np.abs(src.astype(np.float32) - ref).mean() < 12
         assert image_at(stretched, "source", i).shape == (
@@ -165,32 +156,16 @@ def test_epoch_order_micro_batches_hold_one_bucket_and_stretch_keeps_the_old_ord
 
 
 def _mixed_dataset(root: str, sizes: list[tuple[int, int]]) -> tuple[str, str]:
-    """A committed pair dataset, one pair of each (w, h) in `sizes`, none held out (file names are
-    chosen so that the version's split keeps every pair for training)."""
-    from doodleflow.data.pairs import ingest_pairs_in_process
-    from doodleflow.data.pairs_synthetic import caption, doodle
-
+    """A committed pair dataset "magic", one pair of each (w, h) in `sizes`, none held out (the file
+    names move the pair ids until the version's split keeps every pair for training)."""
     for attempt in range(50):
         src, store = os.path.join(root, f"src{attempt}"), os.path.join(root, f"store{attempt}")
-        d = os.path.join(src, "magic")
-        os.makedirs(os.path.join(d, "img"))
-        lines = []
-        for i, size in enumerate(sizes):
-            before = _photo(size)
-            before.save(os.path.join(d, "img", f"{attempt}-{i}.jpg"), quality=92)
-            doodle(before, np.random.default_rng(i)).save(
-                os.path.join(d, "img", f"{attempt}-{i}_t.jpg"), quality=92
-            )
-            lines.append(json.dumps({"source": f"img/{attempt}-{i}.jpg", "target": f"img/{attempt}-{i}_t.jpg",
-                                     "text": caption(i)}))  # fmt: skip
-        with open(os.path.join(d, "meta.jsonl"), "w") as f:
-            f.write("\n".join(lines) + "\n")
-        ingest_pairs_in_process(src, "magic", store)
+        make_mixed_pair_dataset(src, store, "magic", sizes, tag=f"{attempt}-")
         ds = DatasetStore(store, "magic")
         ids = ds.read_table(1, columns=["pair_id"]).column("pair_id").to_pylist()
         if not split_of(ds.manifest(1)).heldout_mask(ids).any():
             return store, src
-    raise AssertionError("no file naming kept every pair for training")
+    raise AssertionError("no attempt kept every pair for training")
 
 
 def _cfg(store: str, tiny_dir: str, **data) -> TrainConfig:
