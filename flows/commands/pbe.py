@@ -147,6 +147,12 @@ def _generate_parser(g: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--out", required=True, help="output image; the format follows the suffix (.png, .jpg, .webp)"
     )
+    g.add_argument(
+        "--no-composite",
+        action="store_true",
+        help="write the model's raw output (its 512x512 square, regenerated outside the mask too) instead of "
+        "the edit at the photo's size with the photo's pixels outside the mask",
+    )
     g.add_argument("--steps", type=int, default=50, help="sampler (PLMS) steps")
     g.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
     g.add_argument(
@@ -197,8 +203,10 @@ def cmd_generate(a: argparse.Namespace) -> tuple[dict, str]:
         a.guidance,
         a.seed,
         resize_mask=a.resize_mask,
+        composite=not a.no_composite,
     )
     return (
         r,
-        f"wrote {r['out']} ({r['size'][0]}x{r['size'][1]}, {a.steps} steps, guidance {a.guidance}, seed {a.seed})",
+        f"wrote {r['out']} ({r['size'][0]}x{r['size'][1]}, {a.steps} steps, guidance {a.guidance}, seed {a.seed})"
+        f"\n  resized: {r['resized']}",
     )

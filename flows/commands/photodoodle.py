@@ -87,8 +87,13 @@ def _doodle_parser(generate) -> None:
     g.add_argument("--guidance", type=float, default=3.5, help="FLUX guidance (distilled, no true CFG)")
     g.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     g.add_argument("--run", help="a specific training run of the artist (default: the newest)")
-    g.add_argument("--height", type=int, help="default: the size the LoRA was trained at")
-    g.add_argument("--width", type=int, help="default: the size the LoRA was trained at")
+    g.add_argument(
+        "--height",
+        type=int,
+        help="output height, rounded to a multiple of 16 (default: the photo's aspect "
+        "at the LoRA's pixel budget; only --width given: the photo's aspect)",
+    )
+    g.add_argument("--width", type=int, help="output width, rounded to a multiple of 16 (as --height)")
     add_store(g)
     add_json(g)
     g.set_defaults(func=cmd_generate_doodle)
@@ -132,7 +137,7 @@ TRAIN_OPTIONS = [
     Opt(
         "--height",
         "data.height",
-        "training height in pixels (a multiple of 16)",
+        "training height in pixels (a multiple of 16); with --aspect bucket, height x width is the pixel budget",
         int,
         derived="the preset's: 768 flux-dev, 96 tiny",
     ),
@@ -142,6 +147,13 @@ TRAIN_OPTIONS = [
         "training width in pixels (a multiple of 16)",
         int,
         derived="the preset's: 512 flux-dev, 64 tiny",
+    ),
+    Opt(
+        "--aspect",
+        "data.aspect",
+        "bucket: each pair at the bucket nearest its aspect, --height x --width pixels; "
+        "stretch: every pair resized to --height x --width (PhotoDoodle's loader)",
+        choices=("bucket", "stretch"),
     ),
     Opt(
         "--checkpoint-every",
@@ -348,5 +360,6 @@ def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     r = generate_doodle(resolve_store(a.store), artist, req)
     return (
         r,
-        f"wrote {r['out']} ({r['width']}x{r['height']}, {r['steps']} steps) with {r['lora']}\n  prompt: {r['prompt']}",
+        f"wrote {r['out']} ({r['width']}x{r['height']}, {r['steps']} steps) with {r['lora']}\n  prompt: {r['prompt']}"
+        f"\n  {r['resized']}",
     )

@@ -24,6 +24,41 @@ def make_pair_dataset(
     return ingest_pairs_in_process(src, name, store)
 
 
+def photo_of(size: tuple[int, int]):
+    """A crop of the real photo with the given (w, h), resized: a real image of that shape."""
+    from PIL import Image
+
+    photo = Image.open(PHOTO).convert("RGB")
+    w, h = size
+    cw = min(photo.width, photo.height * w / h)
+    return photo.crop((0, 0, int(cw), int(cw * h / w))).resize(size, Image.BILINEAR)
+
+
+def make_mixed_pair_dataset(
+    src: str, store: str, name: str, sizes: list[tuple[int, int]], tag: str = ""
+) -> dict:
+    """A committed pair dataset (PhotoDoodle layout, one style `name`) with one pair of each (w, h);
+    `tag` prefixes the file names (and so changes the pair ids)."""
+    import json
+
+    import numpy as np
+    from doodleflow.data.pairs import ingest_pairs_in_process
+    from doodleflow.data.pairs_synthetic import caption, doodle
+
+    d = os.path.join(src, name)
+    os.makedirs(os.path.join(d, "img"), exist_ok=True)
+    lines = []
+    for i, size in enumerate(sizes):
+        before = photo_of(size)
+        s, t = f"img/{tag}{i}.jpg", f"img/{tag}{i}_t.jpg"
+        before.save(os.path.join(d, s), quality=92)
+        doodle(before, np.random.default_rng(i)).save(os.path.join(d, t), quality=92)
+        lines.append(json.dumps({"source": s, "target": t, "text": caption(i)}))
+    with open(os.path.join(d, "meta.jsonl"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return ingest_pairs_in_process(src, name, store)
+
+
 def publish_artist_lora(tiny_dir: str, store: str, artist: str = "lulu") -> dict:
     """A LoRA with non-zero weights, published as a training run would (card included)."""
     from doodleflow.training.photodoodle.artifacts import artist_lora_rel, publish_lora

@@ -19,7 +19,7 @@ from doodleflow.data.store import DatasetStore
 from doodleflow.flows.photodoodle import ArtistsFailed, omnieditor, train_artists
 from doodleflow.training.photodoodle.config import TrainConfig
 
-from tests.photodoodle.helpers import make_pair_dataset
+from tests.photodoodle.helpers import make_mixed_pair_dataset, make_pair_dataset
 
 pytestmark = [pytest.mark.slow(seconds=65), pytest.mark.usefixtures("prefect_api", "ray_local")]
 
@@ -51,11 +51,18 @@ def test_omnieditor_then_artists_in_parallel(tmp_path):
     from doodleflow.training.photodoodle.merge import base_identity
 
     store = str(tmp_path / "store")
-    make_pair_dataset(str(tmp_path), store, "edits", 6)
+    # Square, landscape and portrait pairs, streamed at their own buckets (the workers' micro-batches
+    # differ in shape within a step; DDP reduces the LoRA gradients all the same).
+    sizes = [(240, 240), (300, 200), (200, 300)] * 2
+    make_mixed_pair_dataset(str(tmp_path / "src-edits"), store, "edits", sizes)
     cfg = TrainConfig.for_stage("omnieditor", dataset="edits", store=store, steps=4, workers=2)
     # A global batch of 2 over the 2 workers: one pair each per step.
     r = omnieditor(cfg.replace(data={"cache": "off", "batch_size": 2}, launch={"cpus_per_worker": 0.5}))
     assert r["steps"] == 4 and r["world_size"] == 2 and r["replicas_agree"]
+    assert (
+        set(r["buckets"]) <= {"80x80", "64x96", "96x64"} and sum(r["buckets"].values()) == r["train_samples"]
+    )
+    assert len(r["buckets"]) >= 2
     assert r["lora"].endswith(f"runs/omnieditor/{r['run_id']}/lora/pytorch_lora_weights.safetensors")
     assert r["lora_card"]["rank"] == 128 and r["lora_card"]["stage"] == "omnieditor"
     assert r["merged_base"].endswith(f"models/photodoodle/merged-base/{r['run_id']}/transformer")

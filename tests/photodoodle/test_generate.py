@@ -4,12 +4,13 @@ the result and is unloaded afterwards, and `generate_doodle` edits the real cat 
 from __future__ import annotations
 
 import io
+import math
 import os
 
 import numpy as np
 import pytest
 import torch
-from doodleflow.infra.errors import ConfigError
+from doodleflow.infra.errors import ConfigError, InputError
 from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
 from doodleflow.training.photodoodle.generate import (
     DoodleRequest,
@@ -102,3 +103,54 @@ def test_generate_doodle_writes_the_format_its_suffix_names(tiny_dir, tmp_path, 
     with pytest.raises(ConfigError, match="unknown image suffix"):
         generate_doodle(store, "lulu", DoodleRequest(PHOTO, "x", str(tmp_path / "doodle.xyz")))
     assert not os.path.exists(tmp_path / "doodle.xyz")
+
+
+@pytest.mark.parametrize(
+    "photo,asked,size,said",
+    [
+        # no size asked: the photo's aspect at the LoRA's budget (768x512 card: 393,216 px)
+        (
+            (768, 512),
+            (None, None),
+            (512, 768),
+            "photo 768x512 -> 768x512 (w x h): its aspect at the LoRA's 393,216-px budget",
+        ),
+        ((600, 400), (None, None), (512, 768), "photo 600x400 -> 768x512"),
+        ((1000, 1000), (None, None), (624, 624), "photo 1000x1000 -> 624x624"),
+        ((1080, 1920), (None, None), (832, 480), "photo 1080x1920 -> 480x832"),
+        # asked (height, width): rounded to multiples of 16; one side given, the other keeps the aspect
+        ((768, 512), (70, 100), (64, 96), "100x70 (w x h) asked, rounded to 96x64 (sides multiples of 16)"),
+        ((768, 512), (None, 100), (64, 96), "100x66.7 (w x h) asked, rounded to 96x64"),
+        ((768, 512), (512, 768), (512, 768), "768x512 (w x h) as asked"),
+    ],
+)
+def test_doodle_size_keeps_the_aspect_or_rounds_what_is_asked(photo, asked, size, said):
+    from doodleflow.training.photodoodle.doodle_size import doodle_size
+
+    got, note = doodle_size(photo, {"height": 768, "width": 512}, *asked)
+    assert got == size and said in note, note
+    h, w = got
+    if asked == (None, None) or None in asked:  # the photo's aspect, within rounding to 16
+        assert abs(math.log((w / h) / (photo[0] / photo[1]))) < 0.1
+    with pytest.raises(ConfigError, match="--width must be a positive number of pixels"):
+        doodle_size(photo, {"height": 768, "width": 512}, 64, 0)
+
+
+def test_generate_doodle_at_any_size_keeps_a_landscape_photo_landscape(tiny_dir, tmp_path, monkeypatch):
+    """The shapes of the issue: a 768x512 photo came back 64x96 (portrait), and --width 100 was a
+    reshape traceback. Now it is 96x64, and 100 is rounded to 96 with the height following the photo."""
+    monkeypatch.setenv("DOODLEFLOW_HOME", str(tmp_path / "home"))
+    store = str(tmp_path / "store")
+    publish_artist_lora(tiny_dir, store)
+    photo = str(tmp_path / "landscape.jpg")
+    Image.open(PHOTO).convert("RGB").crop((0, 0, 500, 333)).resize((768, 512)).save(photo)
+    out = str(tmp_path / "d.png")
+    r = generate_doodle(store, "lulu", DoodleRequest(photo, "add a halo", out, steps=2, seed=1))
+    assert Image.open(out).size == (96, 64) and r["input_size"] == [768, 512]
+    assert r["resized"].startswith(
+        "size: photo 768x512 -> 96x64 (w x h): its aspect at the LoRA's 6,144-px budget"
+    )
+    r = generate_doodle(store, "lulu", DoodleRequest(photo, "add a halo", out, steps=2, seed=1, width=100))
+    assert Image.open(out).size == (96, 64) and "100x66.7 (w x h) asked, rounded to 96x64" in r["resized"]
+    with pytest.raises(InputError, match="--image .*nope.png: no such file"):
+        generate_doodle(store, "lulu", DoodleRequest(str(tmp_path / "nope.png"), "x", out))

@@ -31,14 +31,18 @@ def test_no_held_out_pair_reaches_a_training_batch(tiny_dir, tmp_path):
     source = ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir), base_transformer=PLAIN_BASE)
     logs: list[str] = []
     plan = plan_job(cfg.replace(model={"source": source}), log=logs.append)
-    assert plan.counts == {"train_samples": N - len(held_eval), "heldout_samples": len(held_eval)}
+    assert plan.counts == {
+        "train_samples": N - len(held_eval),
+        "heldout_samples": len(held_eval),
+        "buckets": {"96x64": N - len(held_eval)},  # every synthetic pair is 64 wide, 96 high
+    }
     assert plan.pairs == N - len(held_eval)
     assert any(f"{len(held_eval)} held out for evaluation" in m for m in logs), logs
     assert plan.heldout == (split_of(ds.manifest(plan.cfg.run.version)).fraction, 0)
 
     # Streamed: the decode step drops them.
     rows = ds.read_table(plan.cfg.run.version, columns=PAIR_COLUMNS).to_pydict()
-    decoded = decode_pairs(rows, 96, 64, None, plan.heldout)
+    decoded = decode_pairs(rows, plan.cfg.data.buckets(), None, plan.heldout)
     assert len(decoded["pair_id"]) == N - len(held_eval) and not set(decoded["pair_id"]) & held_eval
 
     # Cached: the cache holds every pair, training reads it without the held-out ones.

@@ -27,11 +27,14 @@ def _cfg(store: str, tiny_dir: str, **run) -> TrainConfig:
     return cfg.replace(model={"source": source})
 
 
-def _train_in_process(cfg: TrainConfig) -> tuple[dict, dict]:
+def _train_in_process(cfg: TrainConfig, on_model=None) -> tuple[dict, dict]:
+    """Train in this process (no Ray); `on_model(model)` sees the loaded model first (hooks)."""
     plan = plan_job(cfg, log=lambda m: None)
     info = {"cache_dir": plan.cache_dir, "artist_filter": plan.artist_filter, "trigger": plan.trigger}
     assert plan.base == "flux"
     model = load_model(plan.cfg.model.source)
+    if on_model is not None:
+        on_model(model)
     trainer = PhotoDoodleTrainer(model, plan.cfg, "cpu")
     batches = cached_epochs(cached_pairs(plan.cfg, info, model, "cpu", 0), trainer, 0, 1)
 

@@ -218,3 +218,54 @@ def test_model_of_another_kind_is_one_line(tmp_path, capsys):
     Registry().register("editlora-gen", "editlora", str(art), config={})
     rc, err = _cli(["--model", "editlora-gen", "--out", str(tmp_path / "o.png"), *_files(tmp_path)], capsys)
     assert rc == 2 and "is a editlora, not a Paint-by-Example checkpoint" in err, err
+
+
+def test_composite_keeps_the_photo_outside_the_mask_and_blends_inside_its_edge():
+    from doodleflow.training.pbe.composite import alpha, composite_edit, feather_px
+
+    repaint = np.zeros((40, 60), np.uint8)
+    repaint[10:30, 20:50] = 255
+    a = alpha(repaint, 4)
+    assert not a[repaint == 0].any()  # outside: the photo, exactly
+    assert a[20, 35] == 1.0 and 0 < a[10, 35] < a[11, 35] < a[13, 35] == 1.0  # a ramp inside the edge
+    photo = Image.fromarray(np.full((40, 60, 3), 10, np.uint8))
+    edit = Image.new("RGB", (16, 16), (250, 250, 250))  # any size: resized to the photo's
+    out = np.asarray(composite_edit(photo, edit, repaint, model_size=120))  # feather: 4 px here
+    assert out.shape == (40, 60, 3) and (out[repaint == 0] == 10).all()
+    assert (out[20, 35] == 250).all() and 10 < out[10, 35, 0] < 250
+    assert feather_px((600, 400), 512) == 9 and feather_px((100, 50), 512) == 2
+
+
+def _photo_and_mask(tmp_path, size=(600, 400)) -> tuple[str, str, np.ndarray, np.ndarray]:
+    image, _, _ = example_triple(1)
+    photo = image.convert("RGB").resize(size, Image.BICUBIC)
+    mask = np.zeros((size[1], size[0]), np.uint8)
+    mask[100:300, 200:420] = 255
+    photo.save(tmp_path / "photo.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return str(tmp_path / "photo.png"), str(tmp_path / "mask.png"), np.asarray(photo), mask
+
+
+def test_generate_returns_the_photo_size_with_the_photo_outside_the_mask(
+    trained_checkpoint, tmp_path, capsys
+):
+    photo_path, mask_path, photo, mask = _photo_and_mask(tmp_path)
+    f = FIXTURES
+    common = ["generate", "pbe", "--checkpoint", trained_checkpoint, "--steps", "1", "--image", photo_path,
+              "--mask", mask_path, "--reference", f"{f}/reference/example_1.jpg", "--json"]  # fmt: skip
+    out = str(tmp_path / "edit.png")
+    assert main([*common, "--out", out]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    r = json.loads(lines[-1])
+    note = "photo 600x400 -> 512x512 for the model, the edit back to 600x400; outside the mask: the photo's pixels"
+    assert any(line.strip().startswith(f"resized: {note}") for line in lines[:-1]), lines
+    edit = np.asarray(Image.open(out))
+    assert edit.shape == (400, 600, 3) and r["size"] == [600, 400] and r["input_size"] == [600, 400]
+    assert np.array_equal(edit[mask == 0], photo[mask == 0])  # every pixel outside the mask is the photo's
+    assert np.abs(edit[150:250, 260:360].astype(int) - photo[150:250, 260:360]).mean() > 5  # the edit
+    raw = str(tmp_path / "raw.png")
+    assert main([*common, "--out", raw, "--no-composite"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert Image.open(raw).size == (512, 512) and r["composite"] is False and "--no-composite" in r["resized"]
+    back = np.asarray(Image.open(raw).resize((600, 400), Image.BICUBIC))
+    assert np.abs(back[mask == 0].astype(int) - photo[mask == 0]).mean() > 1  # raw: regenerated outside too

@@ -127,24 +127,37 @@ def generate(
     seed: int = 0,
     size: int = 512,
     resize_mask: bool = False,
+    composite: bool = True,
 ) -> dict:
     """Files in, an image out (the `doodleflow generate pbe` command); its format follows `out`'s suffix.
 
+    The model paints at `size` x `size` (B4); with `composite` (default) the edit comes back at the
+    photo's size with the pixels outside the mask taken from the photo (training/pbe/composite.py),
+    without it the model's raw output is written. `resized` says what was resized, in one line.
     Every input is checked before the model loads (training/pbe/inputs.py has the mask rule)."""
+    from doodleflow.training.pbe.composite import composite_edit, resize_note
+
     im, ref = read_image(image, "--image"), read_image(reference, "--reference")
     repaint = repaint_mask(read_image(mask, "--mask"), im.size, resize_mask)
     fmt = output_format(out)
     model = load_for_inference(checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     x, rm, r = prepare(im, Image.fromarray(repaint), ref, size, model.clip_size)
-    data = encode(unit_image(paint(model, x, rm, r, steps, guidance, seed)), fmt)
+    edit = unit_image(paint(model, x, rm, r, steps, guidance, seed))
+    result = composite_edit(im, edit, repaint, size) if composite else edit
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "wb") as f:
-        f.write(data)
+        f.write(encode(result, fmt))
+    w, h = im.size
+    note = resize_note((w, h), size, composite)
     return {
         "out": os.path.abspath(out),
         "format": fmt,
-        "size": [size, size],
+        "size": list(result.size),
+        "input_size": [w, h],
+        "model_size": [size, size],
+        "composite": composite,
+        "resized": note,
         "steps": steps,
         "guidance": guidance,
         "seed": seed,

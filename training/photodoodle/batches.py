@@ -18,7 +18,7 @@ def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
     cache = load_cache(cfg.run.store, plan["cache_dir"])
     if cache is None:
         rows = DatasetStore(cfg.run.store, cfg.run.dataset).read_table(cfg.run.version, columns=PAIR_COLUMNS)
-        arrays = decode_pairs(rows.to_pydict(), cfg.data.height, cfg.data.width, plan["artist_filter"])
+        arrays = decode_pairs(rows.to_pydict(), cfg.data.buckets(), plan["artist_filter"])
         cache = build_cache(model, arrays, cfg.data.max_sequence_length, device)
         if rank == 0:
             save_cache(
@@ -35,22 +35,43 @@ def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
     return cache
 
 
+def epoch_order(cache, seed: int, epoch: int, micro_batch: int) -> list[list[int]]:
+    """An epoch's micro-batches, each of one bucket: a seeded permutation of the pairs, walked in order,
+    each pair joining its bucket's open micro-batch, which is emitted once full (a bucket's last,
+    partial one waits for the next epoch's permutation). With one bucket (stretch) or micro-batches of
+    1 this is the permutation cut into consecutive micro-batches, as before buckets. The count is the
+    same every epoch: the sum over buckets of pairs // micro_batch."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(len(cache), generator=g).tolist()
+    open_: dict[tuple[int, int], list[int]] = {}
+    out = []
+    for i in perm:
+        group = open_.setdefault(cache.bucket(i), [])
+        group.append(i)
+        if len(group) == micro_batch:
+            out.append(open_.pop(cache.bucket(i)))
+    return out
+
+
 def cached_epochs(cache, trainer, rank: int, world: int):
-    """Per epoch a seeded permutation split evenly across workers, in micro-batches. The position is
-    derived from the trainer's step (x the micro-batches each step takes), so a resumed run continues
-    mid-epoch exactly where the checkpoint left off. Batches are functions of the micro-batch's
-    generator (latent samples and caption are drawn per micro-batch)."""
+    """Per epoch the micro-batches of `epoch_order`, dealt round-robin to the workers (the same number
+    each). The position is derived from the trainer's step (x the micro-batches each step takes), so
+    a resumed run continues mid-epoch exactly where the checkpoint left off. Batches are functions of
+    the micro-batch's generator (latent samples and caption are drawn per micro-batch)."""
     plan = trainer.cfg.batch_plan(world)
     bs = plan.micro_batch
-    per_epoch = len(cache) // world // bs
+    sizes: dict[tuple[int, int], int] = {}
+    for i in range(len(cache)):
+        sizes[cache.bucket(i)] = sizes.get(cache.bucket(i), 0) + 1
+    per_epoch = sum(n // bs for n in sizes.values()) // world
     if per_epoch == 0:
-        raise ConfigError(f"{len(cache)} cached pairs are fewer than workers x micro-batch = {world * bs}")
+        raise ConfigError(
+            f"{len(cache)} cached pairs in {len(sizes)} bucket(s) make fewer micro-batches of one bucket than "
+            f"workers ({world}): lower --micro-batch ({bs}), add pairs, or train with --aspect stretch"
+        )
 
     def order(epoch: int) -> list[list[int]]:
-        g = torch.Generator().manual_seed(trainer.cfg.run.seed * 100_003 + epoch)
-        perm = torch.randperm(len(cache), generator=g).tolist()
-        mine = perm[: len(perm) // world * world][rank::world]
-        return [mine[i : i + bs] for i in range(0, per_epoch * bs, bs)]
+        return epoch_order(cache, trainer.cfg.run.seed, epoch, bs)[: per_epoch * world][rank::world]
 
     pos: list[int] = []  # the next micro-batch's index in the run (a step may span two epochs)
 

@@ -32,6 +32,7 @@ from doodleflow.training.common.config import (
     positive,
     short_hash,
 )
+from doodleflow.training.photodoodle.buckets import Buckets
 
 Stage = Literal["omnieditor", "editlora"]
 Preset = Literal["tiny", "flux-dev"]
@@ -39,6 +40,7 @@ PositionMode = Literal["clone", "kontext", "offset"]
 STAGES = ("omnieditor", "editlora")
 PRESETS = ("tiny", "flux-dev")
 POSITION_MODES = ("clone", "kontext", "offset")
+ASPECTS = ("bucket", "stretch")  # training/photodoodle/buckets.py
 PLAIN_BASE = "flux"  # base_transformer: EditLoRA on the plain FLUX base, asked for explicitly
 MAX_MICRO_BATCH = 1  # the reference's train_batch_size
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for a LoRA file
@@ -176,6 +178,9 @@ class OptimConfig:
 class DataConfig:
     height: int | None = None  # None: the preset's (768 for flux-dev, 96 for tiny)
     width: int | None = None  # None: the preset's (512 for flux-dev, 64 for tiny)
+    # bucket: each pair at the bucket nearest its aspect, height x width pixels (training/photodoodle/
+    # buckets.py); stretch: every pair resized to height x width, as PhotoDoodle's loader (C4).
+    aspect: Literal["bucket", "stretch"] = "bucket"
     batch_size: int = 1  # the global batch (train_batch_size 1, one GPU, no accumulation)
     micro_batch: int | None = None  # per worker and forward pass; None = 1
     max_sequence_length: int | None = None  # None: the preset's (512 for flux-dev)
@@ -189,6 +194,7 @@ class DataConfig:
         for name in ("height", "width"):
             if getattr(self, name) is not None:
                 multiple_of(getattr(self, name), 16, 16, 4096, f"--{name}")
+        one_of(self.aspect, ASPECTS, "--aspect")
         at_least(self.batch_size, 1, "--batch-size")
         if self.micro_batch is not None:
             at_least(self.micro_batch, 1, "--micro-batch")
@@ -198,6 +204,10 @@ class DataConfig:
         one_of(self.cache, ("auto", "on", "off"), "--cache")
         at_least(self.cache_max_pairs, 0, "data.cache_max_pairs")
         at_least(self.shuffle_buffer, 0, "data.shuffle_buffer")
+
+    def buckets(self) -> Buckets:
+        """The sizes pairs train at (height and width set: TrainConfig fills the preset's)."""
+        return Buckets.for_run(self.height, self.width, self.aspect)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from doodleflow.data.fsutil import atomic_write, filesystem
+from doodleflow.infra.errors import InputError
 from doodleflow.training.common.image_files import encode, output_format
 from doodleflow.training.common.localize import local_file
 from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
+from doodleflow.training.photodoodle.doodle_size import doodle_size
 from doodleflow.training.photodoodle.sampler import FluxSamplerConfig, sample
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 
 def source_of(card: dict) -> ModelSource:
@@ -43,13 +45,30 @@ def lora_applied(model, lora_uri: str, adapter: str):
         model.pipe.unload_lora_weights()
 
 
-def load_condition(path: str, height: int, width: int) -> torch.Tensor:
+def read_photo(path: str) -> Image.Image:
+    """The image at `path` (local or s3://) as RGB; one-line InputError naming --image if it is not one."""
+    fs, p = filesystem(path)
+    try:
+        with fs.open(p, "rb") as f:
+            img = Image.open(io.BytesIO(f.read()))
+            img.load()
+    except FileNotFoundError as e:
+        raise InputError(f"--image {path}: no such file") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"--image {path}: not a readable image ({e})") from e
+    return img.convert("RGB")
+
+
+def to_condition(img: Image.Image, height: int, width: int) -> torch.Tensor:
     """An RGB image resized to (height, width) and scaled to [-1, 1], (1, 3, H, W). (The reference
     resizes to (width=768, height=512) first, transposing the aspect; this resizes once, correctly.)"""
-    fs, p = filesystem(path)
-    with fs.open(p, "rb") as f:
-        img = Image.open(io.BytesIO(f.read())).convert("RGB").resize((width, height), Image.BILINEAR)
+    img = img.resize((width, height), Image.BILINEAR) if img.size != (width, height) else img
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def load_condition(path: str, height: int, width: int) -> torch.Tensor:
+    """`to_condition` of the image file at `path`."""
+    return to_condition(read_photo(path), height, width)
 
 
 def with_trigger(prompt: str, trigger: str | None) -> str:
@@ -70,26 +89,31 @@ def signed_image_to_png(image: torch.Tensor) -> bytes:
 def doodle(
     model,
     card: dict,
-    image_path: str,
+    image: str | Image.Image,
     prompt: str,
     sc: FluxSamplerConfig,
     height: int | None = None,
     width: int | None = None,
     adapter: str = "artist",
 ) -> tuple[bytes, dict]:
-    """(PNG bytes, what was done) for one image with the LoRA of `card`."""
-    h, w = height or card["height"], width or card["width"]
+    """(PNG bytes, what was done) for one image (a path or an RGB image) with the LoRA of `card`: at
+    the image's aspect and the LoRA's pixel budget, or at `height`/`width` rounded to multiples of 16
+    (one given: the other follows the image's aspect); `info["resized"]` says which."""
+    photo = read_photo(image) if isinstance(image, str) else image
+    (h, w), note = doodle_size(photo.size, card, height, width)
     cond_cfg = ConditionConfig(
         card.get("position_mode", "clone"), tuple(card["offset"]) if card.get("offset") else None
     )
     text = with_trigger(prompt, card.get("trigger"))
-    condition = load_condition(image_path, h, w)
+    condition = to_condition(photo, h, w)
     with lora_applied(model, card["uri"], adapter):
         out = sample(model, condition, text, sc, cond_cfg)
     return signed_image_to_png(out), {
         "prompt": text,
         "height": h,
         "width": w,
+        "input_size": list(photo.size),
+        "resized": note,
         "lora": card["uri"],
         "steps": sc.steps,
         "guidance": sc.guidance,
@@ -108,8 +132,8 @@ class DoodleRequest:
     guidance: float = 3.5  # FLUX's distilled guidance, as the reference
     seed: int = 0
     run: str | None = None  # a specific training run of the artist (default: the newest)
-    height: int | None = None  # default: the size the LoRA was trained at
-    width: int | None = None
+    height: int | None = None  # default: the image's aspect at the LoRA's pixel budget
+    width: int | None = None  # (any size; rounded to multiples of 16)
 
 
 def generate_doodle(store: str, artist: str, req: DoodleRequest) -> dict:
@@ -120,6 +144,7 @@ def generate_doodle(store: str, artist: str, req: DoodleRequest) -> dict:
     fmt = output_format(req.out)  # an unknown suffix is refused before the model loads
     from doodleflow.training.photodoodle.model import load_model
 
+    photo = read_photo(req.image)  # a bad --image is one line, before any model loads
     card = find_lora(store, artist, req.run)
     cuda = torch.cuda.is_available()
     model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
@@ -129,7 +154,7 @@ def generate_doodle(store: str, artist: str, req: DoodleRequest) -> dict:
         seed=req.seed,
         max_sequence_length=card.get("max_sequence_length", 512),
     )
-    png, info = doodle(model, card, req.image, req.prompt, sc, req.height, req.width, adapter=artist)
+    png, info = doodle(model, card, photo, req.prompt, sc, req.height, req.width, adapter=artist)
     fs, path = filesystem(req.out)
     if os.path.dirname(path) and not req.out.startswith("s3://"):
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from doodleflow.data.split import split_of
 from doodleflow.data.store import DatasetStore
-from doodleflow.infra.errors import InputError, NotFoundError
+from doodleflow.infra.errors import ConfigError, InputError, NotFoundError
 from doodleflow.training.common.logs import log as train_log
 from doodleflow.training.common.plan import dataset_manifest, open_run, pin
 from doodleflow.training.common.rundir import RunDir
@@ -25,7 +25,7 @@ from doodleflow.training.photodoodle.artifacts import (
     require_merged_base,
 )
 from doodleflow.training.photodoodle.cache import cache_key, cache_path
-from doodleflow.training.photodoodle.config import PLAIN_BASE, TrainConfig
+from doodleflow.training.photodoodle.config import PLAIN_BASE, DataConfig, TrainConfig
 from doodleflow.training.photodoodle.data import pair_counts
 from doodleflow.training.photodoodle.merge import base_identity
 from doodleflow.training.photodoodle.model import resolve_source_dir
@@ -102,9 +102,10 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPla
     row_filter, _ = artist_rows(m, cfg.run.artist, ds.name)
     check_parts(ds, cfg.run.version)
     split = split_of(m)
-    counts = pair_counts(ds, cfg.run.version, row_filter, split)
+    counts = pair_counts(ds, cfg.run.version, row_filter, split, cfg.data.buckets())
     pairs = counts["train_samples"]
     log(f"training pairs: {pairs} ({counts['heldout_samples']} held out for evaluation; {split.describe()})")
+    log(describe_buckets(cfg.data, counts["buckets"]))
     # Write the tiny preset here, once: inside DDP workers transformers' save_pretrained writes weights
     # on rank 0 only, so a preset built by another rank would lack its text encoders' weights.
     resolve_source_dir(cfg.model.source)
@@ -112,13 +113,34 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPla
     run = open_run(cfg, cfg.family, pairs, log)
     d = cfg.data
     cached = d.cache == "on" or (d.cache == "auto" and pairs <= d.cache_max_pairs)
-    key = cache_key(base_identity(cfg.model.source), d.height, d.width, d.max_sequence_length, cfg.run.artist)
+    key = cache_key(base_identity(cfg.model.source), d.buckets(), d.max_sequence_length, cfg.run.artist)
     cache_dir = cache_path(cfg.run.store, ds.name, cfg.run.version, key) if cached else None
+    check_streamed_buckets(cfg, cached)
     trigger = m.get("inputs", {}).get("triggers", {}).get(cfg.run.artist) if cfg.run.artist else None
     parts = [ds.uri(p) for p in ds.part_paths(cfg.run.version)]
     return JobPlan(
         cfg, run, parts, row_filter, trigger, pairs, cache_dir, base, (split.fraction, split.seed), counts
     )
+
+
+def describe_buckets(d: DataConfig, hist: dict[str, int]) -> str:
+    """One line: how the pairs are sized for training."""
+    if d.aspect == "stretch":
+        return f"pair sizes: every pair stretched to {d.height}x{d.width} (--aspect stretch, the reference)"
+    spread = ", ".join(f"{k} x{n}" for k, n in hist.items()) or "none"
+    return f"pair sizes: aspect buckets at {d.height * d.width:,} px (h x w: {spread})"
+
+
+def check_streamed_buckets(cfg: TrainConfig, cached: bool) -> None:
+    """A streamed worker sees its pairs one at a time, in an order no worker plans ahead: with several
+    buckets, micro-batches of one bucket could not be formed in the same number on every worker, so
+    streamed bucket runs take micro-batches of 1 (the reference's) and accumulate."""
+    d = cfg.data
+    if not cached and d.aspect == "bucket" and cfg.batch_plan().micro_batch > 1:
+        raise ConfigError(
+            f"--micro-batch {cfg.batch_plan().micro_batch} with streamed pairs needs --aspect stretch: "
+            "aspect buckets stream one pair per micro-batch (use --micro-batch 1, or --cache on)"
+        )
 
 
 def lora_card(cfg: TrainConfig, trigger: str | None, info: dict, base: str | None = None) -> dict:
@@ -139,6 +161,7 @@ def lora_card(cfg: TrainConfig, trigger: str | None, info: dict, base: str | Non
         "offset": cfg.model.condition.offset,
         "height": d.height,
         "width": d.width,
+        "aspect": d.aspect,
         "max_sequence_length": d.max_sequence_length,
     }
 

@@ -33,8 +33,7 @@ def pair_stream(plan: JobPlan):
 
     fs, paths = arrow_filesystem(plan.cfg.run.store, plan.parts)
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=PAIR_COLUMNS)
-    kw = {"height": plan.cfg.data.height, "width": plan.cfg.data.width, "artist": plan.artist_filter,
-          "heldout": plan.heldout}  # fmt: skip
+    kw = {"buckets": plan.cfg.data.buckets(), "artist": plan.artist_filter, "heldout": plan.heldout}
     return ds.map_batches(decode_pairs, batch_format="numpy", batch_size=8, fn_kwargs=kw)
 
 
