@@ -93,13 +93,13 @@ def photodoodle_cases(size: str, batch_size: int, resolution: int, device: torch
                       checkpointing: bool | None = None, rank: int | None = None) -> list:  # fmt: skip
     """bench/train_step.py's model entry. `resolution` is the width; the height is 1.5x (the
     reference's 768x512 h x w); the T5 length is the preset's (512 full, 32 tiny)."""
-    from doodleflow.training.photodoodle.config import PRESET_DATA, STAGE_RANK
+    from doodleflow.training.photodoodle.config import PRESET_DATA, REFERENCE_RANK
 
     from bench.train_step import Case
 
     width, height = resolution, resolution * 3 // 2
     text_len = PRESET_DATA["flux-dev" if size == "full" else "tiny"]["max_sequence_length"]
-    trainer = _trainer(size, device, rank or STAGE_RANK["editlora"], bool(checkpointing), height, width)
+    trainer = _trainer(size, device, rank or REFERENCE_RANK, bool(checkpointing), height, width)
     enc = _encoded(trainer, batch_size, height, width, text_len)
     flops = trainer.flops_per_sample(enc)
     return [
