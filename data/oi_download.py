@@ -99,17 +99,28 @@ def _already_there(row: dict, path: str, cfg: DownloadConfig) -> bool:
     if cfg.verify == "index":
         want_size, want_md5 = row["size"], row["md5"]
     elif cfg.images_from.startswith("s3://"):
-        bucket, key = split_s3(_source(row, cfg))
-        try:
-            head = s3_client(cfg.anonymous).head_object(Bucket=bucket, Key=key)
-        except Exception:  # gone from the source, or unreachable: download decides what to report
+        want = _object_checksum(_source(row, cfg), cfg.anonymous)
+        if want is None:  # gone from the source, or unreachable: the download decides what to report
             return False
-        want_size, want_md5 = int(head["ContentLength"]), _etag_md5(str(head.get("ETag", "")).strip('"'))
+        want_size, want_md5 = want
     else:
         want_size, want_md5 = _local_size(_source(row, cfg)), None
     if want_size is None or have != want_size:
         return False
     return want_md5 is None or file_md5(path) == want_md5
+
+
+def _object_checksum(uri: str, anonymous: bool) -> tuple[int, str | None] | None:
+    """(size, MD5 or None) of an S3 object from a one-byte ranged GET: its Content-Range has the size,
+    its ETag the MD5. (Not HEAD: moto's policy check refuses an anonymous HEAD that S3 allows.)"""
+    bucket, key = split_s3(uri)
+    try:
+        r = s3_client(anonymous).get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+    except Exception:
+        return None
+    r["Body"].close()
+    total = str(r.get("ContentRange", "")).rpartition("/")[2]
+    return (int(total), _etag_md5(str(r.get("ETag", "")).strip('"'))) if total.isdigit() else None
 
 
 def _local_size(uri: str) -> int | None:

@@ -67,7 +67,7 @@ def class_images(bbox_csv: str, labels: list[str]) -> pa.Array:
         keep = pc.is_in(batch.column("LabelName"), value_set=value_set)
         found.append(pc.unique(pc.filter(batch.column("ImageID"), keep)))
     return (
-        pc.unique(pa.chunked_array(found, pa.string())).combine_chunks()
+        pc.unique(pa.chunked_array(found, pa.string()))
         if found
         else pa.array([], pa.string())
     )
