@@ -125,3 +125,19 @@ def test_etag_mode_checks_the_object_itself(mirror, tmp_path):
     assert s["downloaded"] == len(good) + 2 and s["missing"] == 2
     again = fetch_in_process(_cfg(tmp_path, bucket, verify="etag"))
     assert again["skipped"] == len(good) + 2 and again["downloaded"] == 0
+
+
+def test_fetch_deployments_build_a_fetch_config(tmp_path):
+    import yaml
+    from doodleflow.flows.fetch_openimages import _config
+    from doodleflow.flows.serve import deployments
+
+    from tests.conftest import REPO
+
+    with open(os.path.join(REPO, "infra", "prefect.yaml")) as f:
+        dep = next(d for d in yaml.safe_load(f)["deployments"] if d["name"] == "fetch-openimages")
+    assert dep["entrypoint"] == "flows/fetch_openimages.py:fetch_openimages"
+    cfg = _config({**dep["parameters"]["config"], "dest": str(tmp_path), "store": None})
+    assert (cfg.split, cfg.absent, cfg.images_from) == ("train", "openimages-pbe", "s3://open-images-dataset")
+    served = {d.name: d for d in deployments(source=str(tmp_path), dataset="nightly")}
+    assert _config(served["fetch-openimages"].parameters["config"]).absent == "nightly"
