@@ -28,6 +28,7 @@ def fetch_openimages(config: dict) -> dict:
     logger = get_run_logger()
     cfg = _config(config)
     t0 = time.perf_counter()
+    logger.info(f"fetch {cfg.split}: annotation files and the selection into {cfg.dest}")
     plan = plan_fetch(cfg)
     logger.info(
         f"fetch {cfg.split}: {plan.images} images selected in {len(plan.chunks)} chunks from {cfg.images_from}"

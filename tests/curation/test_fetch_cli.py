@@ -30,6 +30,7 @@ from tests.curation.oi_mirror import make_mirror
         (["--classes", " , "], "--classes: no class given"),
         (["--workers", "0"], "--workers must be >= 1, got 0"),
         (["--absent", "d", "--classes", "Penguin"], "--absent and --classes select images two ways"),
+        (["--dest", os.path.join(REPO, "README.md")], "README.md: not a directory"),
     ],
 )
 def test_bad_arguments_are_one_line_before_anything_starts(tmp_path, capsys, args, message):
