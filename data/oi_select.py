@@ -66,11 +66,7 @@ def class_images(bbox_csv: str, labels: list[str]) -> pa.Array:
     for batch in _stream(bbox_csv, ("ImageID", "LabelName"), {}):
         keep = pc.is_in(batch.column("LabelName"), value_set=value_set)
         found.append(pc.unique(pc.filter(batch.column("ImageID"), keep)))
-    return (
-        pc.unique(pa.chunked_array(found, pa.string()))
-        if found
-        else pa.array([], pa.string())
-    )
+    return pc.unique(pa.chunked_array(found, pa.string())) if found else pa.array([], pa.string())
 
 
 def resolve_classes(names: tuple[str, ...], classes: dict[str, str]) -> list[str]:

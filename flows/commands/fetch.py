@@ -60,10 +60,11 @@ def register(sub, groups) -> None:
 
 
 def check_fetch(a: argparse.Namespace):
-    """Every argument checked before anything starts (one line, exit 2)."""
+    """Every argument checked before anything starts (one line, exit 2); returns the fetch's config."""
     from doodleflow.data.names import validate_name
     from doodleflow.data.oi_fetch import FetchConfig
     from doodleflow.data.oi_remote import check_uri
+    from doodleflow.infra.errors import ConfigError
     from doodleflow.infra.settings import resolve_store
 
     at_least(a.workers, 1, "--workers")
@@ -72,13 +73,10 @@ def check_fetch(a: argparse.Namespace):
         check_uri(a.annotations, "--annotations")
     if a.absent:
         validate_name(a.absent, "dataset name")
-    resolve_store(a.store)
     classes = tuple(c.strip() for c in (a.classes or "").split(",") if c.strip())
     if a.classes is not None and not classes:
-        from doodleflow.infra.errors import ConfigError
-
         raise ConfigError("--classes: no class given")
-    return FetchConfig(
+    cfg = FetchConfig(
         dest=os.path.abspath(a.dest),
         split=a.split,
         images_from=a.images_from,
@@ -92,6 +90,16 @@ def check_fetch(a: argparse.Namespace):
         threads=a.threads,
         retries=a.retries,
     )
+    store = resolve_store(a.store)
+    if a.absent:
+        from doodleflow.data.store import DatasetStore
+        from doodleflow.infra.errors import NotFoundError
+
+        if DatasetStore(store, a.absent).latest() is None:
+            raise NotFoundError(
+                f"--absent {a.absent}: no such dataset in {store} (`doodleflow datasets` lists them)"
+            )
+    return cfg
 
 
 def cmd_fetch_openimages(a: argparse.Namespace) -> tuple[dict, str]:

@@ -27,6 +27,7 @@ from tests.curation.oi_mirror import make_mirror
         (["--from", "/no/such/mirror"], "--from /no/such/mirror: no such directory"),
         (["--annotations", "ftp://x"], "--annotations ftp://x: use s3://bucket/prefix"),
         (["--absent", "../up"], "invalid dataset name '../up'"),
+        (["--absent", "nope"], "--absent nope: no such dataset in"),
         (["--classes", " , "], "--classes: no class given"),
         (["--workers", "0"], "--workers must be >= 1, got 0"),
         (["--absent", "d", "--classes", "Penguin"], "--absent and --classes select images two ways"),
