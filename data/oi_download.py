@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import pyarrow.parquet as pq
 from doodleflow.data.faults import delay
 from doodleflow.data.fsutil import temp_beside
-from doodleflow.data.oi_remote import CHUNK, Missing, join_uri, open_stream, s3_client, split_s3
+from doodleflow.data.oi_remote import CHUNK, Forbidden, Missing, join_uri, open_stream, s3_client, split_s3
 
 REASONS = ("missing", "size_mismatch", "md5_mismatch", "error")
 
@@ -158,6 +158,8 @@ def fetch_one(row: dict, cfg: DownloadConfig) -> Outcome:
             return Outcome(row["image_id"], "downloaded", _download(row, path, cfg))
         except Missing as e:  # permanent: retrying a 404 cannot help
             return Outcome(row["image_id"], "missing", detail=str(e))
+        except Forbidden as e:  # permanent for this run too
+            return Outcome(row["image_id"], "error", detail=str(e))
         except Mismatch as e:
             last = Outcome(row["image_id"], e.reason, detail=str(e))
         except Exception as e:  # a reset connection, a throttled request: retried

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from doodleflow.data.errors import ConfigError, InputError
 from doodleflow.data.fsutil import s3_endpoint
+from doodleflow.infra.errors import TransientError
 
 PUBLIC_BUCKET = "s3://open-images-dataset"
 OFFICIAL = "https://storage.googleapis.com/openimages"
@@ -47,6 +48,11 @@ CHUNK = 1 << 20
 
 class Missing(Exception):
     """The object or file does not exist at the source (permanent: never retried)."""
+
+
+class Forbidden(Exception):
+    """The source refuses the request (403: a private bucket read unsigned, wrong credentials):
+    permanent for this run, never retried."""
 
 
 def check_uri(uri: str, flag: str) -> None:
@@ -115,6 +121,9 @@ def open_stream(uri: str, anonymous: bool) -> Iterator[tuple[object, int | None,
             code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise Missing(f"{uri}: no such object") from e
+            if code in ("403", "AccessDenied", "Forbidden"):
+                how = "unsigned" if anonymous else "signed with the environment's credentials"
+                raise Forbidden(f"{uri}: access denied to a request {how}") from e
             raise
         body = r["Body"]
         try:
@@ -163,7 +172,13 @@ def fetch_annotation(base: str | None, name: str, dest_dir: str, anonymous: bool
         return dest
     tried = annotation_uri(base, name)
     for uri in tried:
-        with contextlib.suppress(Missing):
+        try:
             copy_to(uri, dest, anonymous)
             return dest
+        except Missing:
+            continue
+        except Forbidden as e:
+            raise ConfigError(f"{e} (--anonymous / --no-anonymous choose)") from e
+        except (OSError, urllib.error.URLError) as e:  # unreachable, reset: may pass
+            raise TransientError(f"{name}: cannot fetch {uri}: {e}") from e
     raise InputError(f"{name}: not found at {' or '.join(tried)}")

@@ -49,7 +49,7 @@ def test_unsigned_requests_are_refused_by_a_private_bucket(bucket, monkeypatch, 
     fs, _ = filesystem(bucket)
     fs.pipe_file(f"{bucket[5:]}/class-descriptions-boxable.csv", b"/m/05z6w,Penguin\n")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    with pytest.raises(Exception, match="403|Forbidden|AccessDenied"):
+    with pytest.raises(ConfigError, match="access denied to a request unsigned"):
         fetch_in_process(_cfg(tmp_path, bucket))
 
 
@@ -141,3 +141,30 @@ def test_fetch_deployments_build_a_fetch_config(tmp_path):
     assert (cfg.split, cfg.absent, cfg.images_from) == ("train", "openimages-pbe", "s3://open-images-dataset")
     served = {d.name: d for d in deployments(source=str(tmp_path), dataset="nightly")}
     assert _config(served["fetch-openimages"].parameters["config"]).absent == "nightly"
+
+
+def test_a_local_mirror_and_annotations_over_http(mirror, tmp_path):
+    """`--from DIR` (a folder in the bucket's layout) and `--annotations http://...`."""
+    import functools
+    import http.server
+    import threading
+
+    bucket, good = mirror
+    fs, _ = filesystem(bucket)
+    local = tmp_path / "mirror"
+    fs.get(f"{bucket[5:]}/", str(local), recursive=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(local))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg = FetchConfig(
+            dest=str(tmp_path / "dest"), images_from=str(local), annotations_from=url, verify="index"
+        )
+        s = fetch_in_process(cfg)
+    finally:
+        server.shutdown()
+    assert (s["downloaded"], s["size_mismatch"], s["md5_mismatch"], s["missing"]) == (len(good), 1, 1, 2)
+    assert (tmp_path / "dest" / "train-images-boxable-with-rotation.csv").read_bytes() == (
+        local / "train-images-boxable-with-rotation.csv"
+    ).read_bytes()

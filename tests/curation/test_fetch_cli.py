@@ -93,3 +93,16 @@ def test_killed_fetch_resumes_and_skips_verified_files(bucket, tmp_path):
         with open(os.path.join(root, f"{iid}.jpg"), "rb") as f:
             assert hashlib.md5(f.read(), usedforsecurity=False).digest() == hashlib.md5(data).digest()
     assert "next: doodleflow refresh --source" in out
+    assert f"fetch train: {len(good) + 4}/{len(good) + 4} images" in err  # the terminal's progress line
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:  # progress in the Prefect UI, and the summary
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["progress-fetch-train"]))
+        )
+        report = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["fetch-train"]))
+        )
+    assert any(a.type == "progress" and float(a.data) == 100.0 for a in arts)
+    assert report and "| md5_mismatch | 1 |" in report[0].data
