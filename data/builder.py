@@ -8,6 +8,7 @@ distinct scale, so usually once per image), then cut, resize, draw and encode. O
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from doodleflow.data.config import CurationConfig
 from doodleflow.data.geometry import PixelBox, box_to_pixels, extend_box, pad_box, scale_box, square_crop
 from doodleflow.data.imageio import dct_divisor, decode_rgb, encode_jpeg, encode_png_gray, image_size, resize
 from doodleflow.data.mask import bezier_polygon, output_mask
+from doodleflow.data.orientation import rotate_box_ccw, rotate_ccw
 from doodleflow.data.rng import SampleRng
 
 # BUILDER_VERSION (bump when sample bytes change) lives beside the sample schema: the input snapshot
@@ -40,6 +42,7 @@ class ImageJob:
     uri: str
     split: str
     boxes: tuple[BoxJob, ...]
+    rotation: int = 0  # quarter turns counter-clockwise that make image and boxes upright (--upright)
 
 
 @dataclass
@@ -136,37 +139,50 @@ def render(plan: Plan, img: np.ndarray, full_size: tuple[int, int], cfg: Curatio
     }
 
 
+def _turned(job: ImageJob) -> list[BoxJob]:
+    """The jobs with their boxes on the upright image (OpenImages draws them on the stored pixels)."""
+    if not job.rotation:
+        return list(job.boxes)
+    return [dataclasses.replace(b, box=rotate_box_ccw(b.box, job.rotation)) for b in job.boxes]
+
+
 def build_image(job: ImageJob, buf: bytes, cfg: CurationConfig) -> ImageResult:
-    """All samples of one image; an unreadable image quarantines each of its jobs."""
+    """All samples of one image; an unreadable image quarantines each of its jobs. With a rotation,
+    pixels and boxes are turned together, so every sample is built on the upright image."""
     res = ImageResult([], [], [])
     try:
-        width, height = image_size(buf)
+        stored = image_size(buf)
     except ValueError as e:
         res.quarantined = [(b, "unreadable_image", str(e)[:300]) for b in job.boxes]
         return res
+    width, height = stored[::-1] if job.rotation % 2 else stored
     plans = []
-    for b in job.boxes:
-        p = plan_sample(b, width, height, cfg)
+    for b, turned in zip(job.boxes, _turned(job), strict=True):
+        p = plan_sample(turned, width, height, cfg)
         if isinstance(p, Plan):
             plans.append(p)
         elif p == "min_side":
             res.dropped.append((b, p))
         else:
             res.quarantined.append((b, p, f"box {b.box} on {width}x{height} image"))
+    by_id = {b.sample_id: b for b in job.boxes}
     # One decode per distinct DCT scale (usually one per image), reused by every sample that needs it.
     decoded: dict[int, np.ndarray | ValueError] = {}
     for p in plans:
         k = dct_divisor_of(p, width, height, cfg)
         if k not in decoded:
             try:
-                decoded[k] = decode_rgb(buf, min_width=-(-width // k), min_height=-(-height // k))
+                img = decode_rgb(buf, min_width=-(-stored[0] // k), min_height=-(-stored[1] // k))
+                decoded[k] = rotate_ccw(img, job.rotation)
             except ValueError as e:
                 decoded[k] = e
         img = decoded[k]
         if isinstance(img, ValueError):
-            res.quarantined.append((p.job, "unreadable_image", str(img)[:300]))
+            res.quarantined.append((by_id[p.job.sample_id], "unreadable_image", str(img)[:300]))
             continue
         row = render(p, img, (width, height), cfg)
-        row.update(image_id=job.image_id, split=job.split)
+        row.update(
+            image_id=job.image_id, split=job.split, box=list(by_id[p.job.sample_id].box)
+        )  # as annotated
         res.rows.append(row)
     return res

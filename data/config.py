@@ -63,6 +63,10 @@ class CurationConfig:
     # Annotated images missing under the images root are normally "not downloaded": listed per image in
     # `_absent_images.parquet`. True quarantines each of their boxes as `missing_image` instead.
     require_images: bool = False
+    # OpenImages boxes are drawn on the pixels as stored; the image index's `Rotation` says how to turn
+    # image and boxes upright (data/orientation.py). True builds upright samples: each rotated image's
+    # fingerprint carries its rotation, so only those images' samples change (not in content_hash).
+    upright: bool = False
 
     def __post_init__(self) -> None:
         if self.variants < 1:
@@ -90,6 +94,6 @@ class CurationConfig:
     def content_hash(self) -> str:
         """Hash of the fields that change sample bytes (sharding knobs and input policy excluded)."""
         d = self.to_dict()
-        for k in ("samples_per_shard", "row_group_size", "heldout_fraction", "require_images"):
+        for k in ("samples_per_shard", "row_group_size", "heldout_fraction", "require_images", "upright"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 PAIRS_SCHEMA_VERSION = 1
-PAIRS_BUILDER_VERSION = "pairs-1"
+PAIRS_BUILDER_VERSION = "pairs-2"  # 2: EXIF orientation applied to both sides
 PAIRS_ROW_GROUP_SIZE = 16  # pairs are larger than triples: fewer per row group
 
 PAIR_SCHEMA = pa.schema(

@@ -43,6 +43,8 @@ class PairJob:
     source_rel: str
     target_rel: str
     fingerprint: str  # changes when either file or the caption changes
+    meta_file: str = ""  # the meta.jsonl that lists the pair, and its line (0: the plain layout)
+    meta_line: int = 0
 
 
 @dataclass
@@ -287,6 +289,8 @@ def plan_pairs(source: str, artist: str | None = None, trigger: str | None = Non
                 c.source_rel,
                 c.target_rel,
                 fp,
+                c.file,
+                c.line,
             )
         )
     inputs = {

@@ -96,6 +96,21 @@ def _used_images(listing: pa.Table, kept: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _rotations(layout: SourceLayout, index: pd.DataFrame, cfg: CurationConfig) -> pd.Series | None:
+    """With `upright`: each used image's quarter turns (data/oi_rotation.py), also written into its
+    fingerprint (`...:r<turns>`), so a rotated image's samples are rebuilt when the switch or its
+    rotation changes and every other image's carry over."""
+    if not cfg.upright:
+        return None
+    from doodleflow.data.oi_rotation import read_rotations
+
+    turns = read_rotations(layout, index["image_id"])
+    index["fingerprint"] = index["fingerprint"].where(
+        turns == 0, index["fingerprint"] + ":r" + turns.astype(str)
+    )
+    return pd.Series(turns.to_numpy(), index=index["image_id"].to_numpy())
+
+
 def _absent_warning(absent: pa.Table, present: int, root: str) -> list[str]:
     n = absent.num_rows
     if not n or n / (n + present) <= ABSENT_WARN_FRACTION:
@@ -140,7 +155,10 @@ def plan_inputs(
         prune(ds, keys)  # entries of files that changed or left
     inputs = {"class_descriptions": file_record(layout.class_descriptions), "annotations": records}
     index = _used_images(listing, triage.kept)
+    rotation = _rotations(layout, index, cfg)
     kept = triage.kept.merge(index, on="image_id", how="inner")
+    if rotation is not None:
+        kept["rotation"] = kept["image_id"].map(rotation).astype("int64")
     jobs = _expand_variants(kept, classes, cfg)
     quarantine = triage.quarantine
     if triage.missing is not None and len(triage.missing):

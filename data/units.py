@@ -57,6 +57,7 @@ COLUMNS = [
     "ymax",
     "variant",
     "seed",
+    "rotation",  # OpenImages' Rotation in quarter turns counter-clockwise, applied with --upright
 ]
 
 
@@ -235,6 +236,8 @@ def make_units(jobs: pd.DataFrame, cfg: CurationConfig, fs, plan: str) -> list[W
         return []  # nothing new: no table (the frame may not even have the builder's columns)
     if "seed" not in jobs.columns:  # the planner leaves seeds to the jobs that get built
         jobs = jobs.assign(seed=sample_seeds(jobs, cfg.seed))
+    if "rotation" not in jobs.columns:  # planned without --upright: every image as stored
+        jobs = jobs.assign(rotation=0)
     prefix = f"{cfg.content_hash()}|{BUILDER_VERSION}".encode()
     jobs = jobs[[*COLUMNS, "fingerprint"]]
     units: list[WorkUnit] = []
@@ -300,6 +303,7 @@ def _image_jobs(t: pa.Table) -> list[ImageJob]:
             )
             for j in range(start, i)
         )
-        images.append(ImageJob(str(c["image_id"][start]), c["uri"][start], c["split"][start], boxes))
+        rot = int(c["rotation"][start] or 0)
+        images.append(ImageJob(str(c["image_id"][start]), c["uri"][start], c["split"][start], boxes, rot))
         start = i
     return images

@@ -17,6 +17,7 @@ from doodleflow.flows.commands.common import json_safe
 
 COMMAND_MODULES = [
     "doodleflow.flows.commands.curation",
+    "doodleflow.flows.commands.fetch",
     "doodleflow.flows.commands.inspect",
     "doodleflow.flows.commands.registry",
     "doodleflow.flows.commands.evaluate",

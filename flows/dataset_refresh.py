@@ -34,11 +34,16 @@ def dataset_refresh(
     samples_per_shard: int = 512,
     update_fiftyone: bool = False,
     require_images: bool = False,
+    upright: bool = False,
 ) -> dict:
     logger = get_run_logger()
     store = resolve_store(store)
     cfg = CurationConfig(
-        seed=seed, variants=variants, samples_per_shard=samples_per_shard, require_images=require_images
+        seed=seed,
+        variants=variants,
+        samples_per_shard=samples_per_shard,
+        require_images=require_images,
+        upright=upright,
     )
     t0 = time.perf_counter()
     ref, units = plan_refresh(source, images, cfg, store, dataset)  # a reference: the plan stays in the store

@@ -18,6 +18,7 @@ def deployments(
     store: str | None = None,
 ) -> list:
     from doodleflow.flows.dataset_refresh import dataset_refresh
+    from doodleflow.flows.fetch_openimages import fetch_openimages
     from doodleflow.flows.photodoodle import omnieditor, train_artist, train_artists
     from doodleflow.flows.photodoodle_ingest import ingest_pairs
     from doodleflow.flows.pipeline import pipeline
@@ -41,6 +42,10 @@ def deployments(
                 name="nightly-refresh", cron=cron, parameters={"source": source, "dataset": dataset, **common}
             )
         )
+    if source and "://" not in source:  # a fetch writes into a local source
+        # On demand: fetch the images the latest version lists as absent; the next refresh builds them.
+        fetch = {"dest": source, "split": "train", "absent": dataset, **common}
+        out.append(fetch_openimages.to_deployment(name="fetch-openimages", parameters={"config": fetch}))
     return out
 
 

@@ -48,6 +48,12 @@ def register(sub, groups) -> None:
         help="quarantine the boxes of annotated images missing under the images root as missing_image "
         "(default: they are not downloaded yet, listed once per image in _absent_images.parquet)",
     )
+    r.add_argument(
+        "--upright",
+        action="store_true",
+        help="turn each image and its boxes by the image index's Rotation (OpenImages' intended "
+        "orientation) before building its samples (default: the pixels as stored, as the boxes were drawn)",
+    )
     add_json(r)
     r.set_defaults(func=cmd_refresh)
 
@@ -80,6 +86,7 @@ def check_refresh(a: argparse.Namespace) -> CurationConfig:
         variants=a.variants,
         samples_per_shard=a.samples_per_shard,
         require_images=a.require_images,
+        upright=a.upright,
     )
     if a.workers is not None and a.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {a.workers}")
@@ -114,6 +121,7 @@ def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
         samples_per_shard=a.samples_per_shard,
         update_fiftyone=a.fiftyone,
         require_images=a.require_images,
+        upright=a.upright,
     )
     return s, _refresh_text(s)
 
