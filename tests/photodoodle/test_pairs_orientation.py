@@ -80,3 +80,18 @@ def test_a_phone_photo_and_its_upright_export_are_one_frame(tmp_path):
     assert (q["reason"], q["file"], q["line"]) == ("size_mismatch", "magic/meta.jsonl", 4)
     assert "source 300x450 (EXIF Orientation 6 applied; stored 450x300)" in q["detail"]
     assert "target 450x300" in q["detail"] and "the sides are swapped" in q["detail"]
+
+
+def test_generate_reads_a_phone_photo_upright(tmp_path):
+    """Both generate commands read the photo as the phone shows it, so the edit keeps that frame and a
+    mask drawn on the upright view fits it."""
+    from doodleflow.training.pbe.inputs import read_image
+    from doodleflow.training.photodoodle.generate import read_photo
+
+    up = _upright()
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(_phone_jpeg(up, 6))  # stored 450x300
+    for img in (read_photo(str(path)), read_image(str(path), "--image").convert("RGB")):
+        assert img.size == (300, 450)
+        diff = np.abs(np.asarray(img, dtype=np.int16) - np.asarray(up, dtype=np.int16))
+        assert diff.mean() < 4  # JPEG round-trip noise only; sideways would differ by ~50

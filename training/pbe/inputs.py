@@ -15,19 +15,20 @@ import os
 
 import numpy as np
 from doodleflow.infra.errors import InputError
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ON = 128  # the brightest channel (and alpha) at or above this repaints
 
 
 def read_image(path: str, flag: str) -> Image.Image:
-    """The image at `path`, fully decoded; one-line InputError naming the flag if it is not one."""
+    """The image at `path`, fully decoded and turned upright by its EXIF orientation (a phone photo and
+    a mask drawn on its upright view are one frame); one-line InputError naming the flag if it is not one."""
     if not os.path.isfile(path):
         raise InputError(f"{flag} {path}: no such file")
     try:
         with Image.open(path) as im:
             im.load()
-            return im.copy()
+            return ImageOps.exif_transpose(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{flag} {path}: not a readable image ({e})") from e
 

@@ -21,7 +21,7 @@ from doodleflow.training.common.localize import local_file
 from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
 from doodleflow.training.photodoodle.doodle_size import doodle_size
 from doodleflow.training.photodoodle.sampler import FluxSamplerConfig, sample
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 def source_of(card: dict) -> ModelSource:
@@ -46,12 +46,14 @@ def lora_applied(model, lora_uri: str, adapter: str):
 
 
 def read_photo(path: str) -> Image.Image:
-    """The image at `path` (local or s3://) as RGB; one-line InputError naming --image if it is not one."""
+    """The image at `path` (local or s3://) as RGB, upright by its EXIF orientation (as pairs are
+    ingested: data/orientation.py); one-line InputError naming --image if it is not one."""
     fs, p = filesystem(path)
     try:
         with fs.open(p, "rb") as f:
             img = Image.open(io.BytesIO(f.read()))
             img.load()
+            img = ImageOps.exif_transpose(img)
     except FileNotFoundError as e:
         raise InputError(f"--image {path}: no such file") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
