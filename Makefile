@@ -11,10 +11,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo test test-quick bench lint lock clean system-deps
 
-$(STAMP): requirements.lock pyproject.toml
+# The lock is installed by uv (pinned, with pip's package sources) and falls back to pip: infra/install.sh.
+$(STAMP): requirements.lock pyproject.toml infra/install.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	bash infra/install.sh $(PY) requirements.lock
 	@touch $(STAMP)
 
 demo: $(STAMP)
