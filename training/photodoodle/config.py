@@ -223,6 +223,14 @@ class PublishConfig:
     register: bool = True
     evaluate: bool = True
     merge: bool = True  # omnieditor: fuse the LoRA into the base EditLoRA runs train on
+    # The EditLoRA's evaluation on its artist's held-out pairs (the OmniEditor stage is not evaluated).
+    eval_samples: int = 2
+    eval_steps: int = 20
+    eval_clip: str | None = None  # CLIP ViT-B/32 dir (None: tiny random)
+
+    def __post_init__(self) -> None:
+        at_least(self.eval_samples, 1, "--eval-samples")
+        at_least(self.eval_steps, 1, "--eval-steps")
 
 
 @dataclass(frozen=True)
