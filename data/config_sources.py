@@ -87,7 +87,7 @@ def build(cls: type, d: dict, where: str = ""):
 
 
 def _value(hint, v, path: str):
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return v if isinstance(v, hint) else build(hint, v, path + ".")
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):

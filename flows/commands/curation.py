@@ -160,7 +160,7 @@ def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
             n: {"versions": (ds := DatasetStore(store, n)).versions(), "latest": ds.latest()}
             for n in list_datasets(store)
         }
-        res = {"store": store, "datasets": out}
+        res: dict = {"store": store, "datasets": out}
     else:
         ds = DatasetStore(store, a.name)
         if not ds.versions():

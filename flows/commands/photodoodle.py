@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 
 from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names, json_safe
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
@@ -219,7 +220,7 @@ def _base(a: argparse.Namespace) -> str | None:
     return f"{reg.uri.rstrip('/')}/transformer"
 
 
-def train_config(a: argparse.Namespace, stage: str, extra: list[Opt] = ()) -> TrainConfig:
+def train_config(a: argparse.Namespace, stage: str, extra: Sequence[Opt] = ()) -> TrainConfig:
     """The run's config from the flags (artist and dataset set by the command), checked before any
     server, pool or cluster starts; nothing is written."""
     from doodleflow.infra.settings import resolve_store

@@ -39,7 +39,9 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("fo")
     src, store = str(root / "src"), str(root / "store")
     bad_tree(src, n=6)
-    s = dataset_refresh(source=src, dataset="fo", store=store, config={"samples_per_shard": 5}, update_fiftyone=True)
+    s = dataset_refresh(
+        source=src, dataset="fo", store=store, config={"samples_per_shard": 5}, update_fiftyone=True
+    )
     return src, store, s
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import ConfigError
@@ -262,7 +262,7 @@ class TrainConfig(SectionedConfig):
     def __post_init__(self) -> None:
         """Settings left to the preset (resolution, text length) take the preset's values."""
         preset = PRESET_DATA[self.model.source.preset]
-        unset = {k: v for k, v in preset.items() if getattr(self.data, k) is None}
+        unset: dict[str, Any] = {k: v for k, v in preset.items() if getattr(self.data, k) is None}
         if unset:
             object.__setattr__(self, "data", dataclasses.replace(self.data, **unset))
 

@@ -48,7 +48,9 @@ def load_condition(path: str, height: int, width: int) -> torch.Tensor:
     resizes to (width=768, height=512) first, transposing the aspect; this resizes once, correctly.)"""
     fs, p = filesystem(path)
     with fs.open(p, "rb") as f:
-        img = Image.open(io.BytesIO(f.read())).convert("RGB").resize((width, height), Image.BILINEAR)
+        img = (
+            Image.open(io.BytesIO(f.read())).convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+        )
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 
