@@ -123,7 +123,8 @@ def test_s3_source_and_store_on_a_real_s3_endpoint(tmp_path, bucket):
     assert _content(store, "s3ds") == _content(str(tmp_path / "store"), "s3ds")
 
 
-def test_refresh_on_ray(tmp_path):
+def test_refresh_on_ray(tmp_path, ray_local):
+    """Prefect's Ray task runner joins the session's local Ray (ignore_reinit_error): no second start."""
     src = str(tmp_path / "src")
     good_tree(src, n=4, real=False)
     ray_run = dataset_refresh.with_options(task_runner=make_task_runner(workers=2, ray="local"))
@@ -131,9 +132,6 @@ def test_refresh_on_ray(tmp_path):
     p = dataset_refresh(source=src, dataset="ray", store=str(tmp_path / "p"), config={"samples_per_shard": 3})
     assert s["samples_total"] == p["samples_total"] > 0
     assert _content(str(tmp_path / "r"), "ray") == _content(str(tmp_path / "p"), "ray")
-    import ray
-
-    ray.shutdown()
 
 
 def test_structural_error_fails_fast_and_writes_nothing(tmp_path):
