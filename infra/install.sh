@@ -6,7 +6,7 @@
 # The installer is uv (pinned below, itself installed with the venv's pip: a single wheel) when it can
 # be had, else pip; both install the same lock from the same package sources. uv does not read pip's
 # configuration (pip.conf, PIP_* variables), so pip's own view of it (`pip config list`: index-url,
-# extra-index-url, find-links, constraint, cert, trusted-host) is handed to uv as flags. Where the torch
+# extra-index-url, find-links, constraint, cert, trusted-host, no-index) is handed to uv as flags. Where the torch
 # CPU wheel comes from (a find-links folder on this machine) therefore stays where pip would take it.
 # DOODLEFLOW_INSTALLER=pip forces pip. Timings: docs/benchmarks.md, "Set-up time".
 set -euo pipefail
@@ -32,6 +32,7 @@ uv_sources() {
       find-links) printf '%s\n' --find-links "$v" ;;
       constraint) printf '%s\n' --constraint "$v" ;;
       trusted-host) printf '%s\n' --allow-insecure-host "$v" ;;
+      no-index) case $v in true | 1 | yes | on) printf '%s\n' --no-index ;; esac ;;
       esac
     done
   done
