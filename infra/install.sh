@@ -6,8 +6,8 @@
 # The installer is uv (pinned below, itself installed with the venv's pip: a single wheel) when it can
 # be had, else pip; both install the same lock from the same package sources. uv does not read pip's
 # configuration (pip.conf, PIP_* variables), so pip's own view of it (`pip config list`: index-url,
-# extra-index-url, find-links, constraint, cert, trusted-host, no-index) is handed to uv as flags. Where the torch
-# CPU wheel comes from (a find-links folder on this machine) therefore stays where pip would take it.
+# extra-index-url, find-links, constraint, cert, trusted-host, no-index) is handed to uv as flags. Where
+# the torch CPU wheel comes from (a find-links folder on this machine) stays where pip would take it.
 # DOODLEFLOW_INSTALLER=pip forces pip. Timings: docs/benchmarks.md, "Set-up time".
 set -euo pipefail
 
