@@ -9,13 +9,19 @@ STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test test-quick bench lint lock clean system-deps
+.PHONY: demo test test-quick bench lint links lock clean system-deps
 
-$(STAMP): requirements.lock pyproject.toml
+# The lock is installed by uv (pinned, with pip's package sources) and falls back to pip: infra/install.sh.
+$(STAMP): requirements.lock pyproject.toml infra/install.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	bash infra/install.sh $(PY) requirements.lock
+	@$(MAKE) --no-print-directory links
 	@touch $(STAMP)
+
+# doodleflow.<folder> as a real folder tree for static tools (type checkers, IDEs, import-graph tools):
+# .links/doodleflow/<folder> -> the checkout's <folder> (pyproject.toml [tool.mypy], docs/architecture.md).
+links:
+	@mkdir -p .links/doodleflow && for d in data flows infra tasks training; do ln -sfn ../../$$d .links/doodleflow/$$d; done
 
 demo: $(STAMP)
 	$(VENV)/bin/doodleflow demo
@@ -41,8 +47,8 @@ system-deps:
 bench: $(STAMP)
 	$(PY) bench/curation.py
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: $(STAMP) links
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 # Re-resolve requirements.in into the full pinned set (run by a developer, never by CI).
 lock:
@@ -51,4 +57,4 @@ lock:
 	/tmp/doodleflow-lock/bin/pip freeze --exclude-editable | grep -v '^doodleflow' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .doodleflow
+	rm -rf $(VENV) .doodleflow .links

@@ -95,7 +95,7 @@ def photodoodle_cases(size: str, batch_size: int, resolution: int, device: torch
     reference's 768x512 h x w); the T5 length is the preset's (512 full, 32 tiny)."""
     from doodleflow.training.photodoodle.config import PRESET_DATA, REFERENCE_RANK
 
-    from bench.train_step import Case
+    from bench.step_case import Case
 
     width, height = resolution, resolution * 3 // 2
     text_len = PRESET_DATA["flux-dev" if size == "full" else "tiny"]["max_sequence_length"]

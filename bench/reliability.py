@@ -68,7 +68,9 @@ def refresh(src: str, store: str) -> tuple[dict, float]:
     from doodleflow.flows.dataset_refresh import dataset_refresh
 
     t0 = time.perf_counter()
-    s = dataset_refresh(source=src, dataset="rel", store=store, require_images=True)  # missing = bad
+    s = dataset_refresh(
+        source=src, dataset="rel", store=store, config={"require_images": True}
+    )  # missing = bad
     return s, time.perf_counter() - t0
 
 

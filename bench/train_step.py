@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
@@ -26,13 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from doodleflow.training.common.mfu import mfu, peak_flops, peak_memory_gib
 
-
-@dataclass
-class Case:
-    name: str
-    batch_size: int
-    step: Callable[[], None]  # one optimizer step on a fixed batch
-    flops_per_sample: int
+from bench.step_case import Case
 
 
 # -- Paint-by-Example ------------------------------------------------------------------------------

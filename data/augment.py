@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # otherwise every import tries the network
 
@@ -44,7 +44,10 @@ def _albumentations():
     return albumentations
 
 
-A = _albumentations()
+if TYPE_CHECKING:
+    import albumentations as A
+else:
+    A = _albumentations()
 
 
 @functools.lru_cache(maxsize=8)
@@ -78,9 +81,9 @@ class LegacyElastic(A.ImageOnlyTransform):
 
     def apply(self, img: np.ndarray, affine_shift: np.ndarray, field_seed: int, **_: Any) -> np.ndarray:
         h, w = img.shape[:2]
-        center = np.float32((h, w)) // 2  # (h, w) order, as 0.4.3 wrote it
+        center = np.array((h, w), np.float32) // 2  # (h, w) order, as 0.4.3 wrote it
         size = min(h, w) // 3
-        pts1 = np.float32([center + size, [center[0] + size, center[1] - size], center - size])
+        pts1 = np.array([center + size, [center[0] + size, center[1] - size], center - size], np.float32)
         matrix = cv2.getAffineTransform(pts1, pts1 + affine_shift)
         img = cv2.warpAffine(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         field = np.random.default_rng(field_seed)

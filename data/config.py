@@ -81,15 +81,11 @@ class CurationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> CurationConfig:
-        boxes = dict(d.get("boxes", {}))
-        for k in ("allow_labels", "deny_labels"):
-            if k in boxes:
-                boxes[k] = tuple(boxes[k])
-        return cls(
-            **{k: v for k, v in d.items() if k not in ("boxes", "sample")},
-            boxes=BoxFilterConfig(**boxes),
-            sample=SampleConfig(**d.get("sample", {})),
-        )
+        """From a (partial) nested dict, as `to_dict` writes it, a config file holds it or a flow gets it:
+        absent fields take their defaults; an unknown key or a wrongly typed value is a ConfigError."""
+        from doodleflow.data.config_sources import build
+
+        return build(cls, d)
 
     def content_hash(self) -> str:
         """Hash of the fields that change sample bytes (sharding knobs and input policy excluded)."""

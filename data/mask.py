@@ -121,7 +121,7 @@ def output_mask(
 def _box_profile(lo: float, hi: float, n: int, k: int, out: int) -> np.ndarray:
     """255 on [round(lo), round(hi)) of n px (draw_mask's rounding), then `resize` along one axis:
     k 2-tap box halvings ((a + b + 1) >> 1, the 2x2 box of a constant-row image) and the bilinear step."""
-    p = np.zeros(n, np.uint16)
+    p: np.ndarray = np.zeros(n, np.uint16)
     p[max(round(lo), 0) : max(min(round(hi), n), 0)] = 255
     for _ in range(k):
         half = len(p) // 2

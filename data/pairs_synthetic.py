@@ -22,7 +22,7 @@ def _scene(rng: np.random.Generator, size: tuple[int, int], photo: Image.Image |
         cw = int(min(pw, ph * w / h) * rng.uniform(0.6, 1.0))
         ch = int(cw * h / w)
         x0, y0 = int(rng.integers(0, pw - cw + 1)), int(rng.integers(0, ph - ch + 1))
-        return photo.crop((x0, y0, x0 + cw, y0 + ch)).resize(size, Image.BILINEAR)
+        return photo.crop((x0, y0, x0 + cw, y0 + ch)).resize(size, Image.Resampling.BILINEAR)
     y, x = np.mgrid[0:h, 0:w]
     base = rng.integers(40, 200, size=3)
     img = np.stack(

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -153,7 +154,10 @@ def plan_inputs(
             keys.add(key)
         triage = combine(files)
         prune(ds, keys)  # entries of files that changed or left
-    inputs = {"class_descriptions": file_record(layout.class_descriptions), "annotations": records}
+    inputs: dict[str, Any] = {
+        "class_descriptions": file_record(layout.class_descriptions),
+        "annotations": records,
+    }
     index = _used_images(listing, triage.kept)
     rotation = _rotations(layout, index, cfg)
     kept = triage.kept.merge(index, on="image_id", how="inner")

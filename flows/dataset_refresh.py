@@ -29,22 +29,15 @@ def dataset_refresh(
     dataset: str,
     store: str | None = None,
     images: str | None = None,
-    seed: int = 0,
-    variants: int = 1,
-    samples_per_shard: int = 512,
+    config: CurationConfig | dict | None = None,
     update_fiftyone: bool = False,
-    require_images: bool = False,
-    upright: bool = False,
 ) -> dict:
+    """`config` is the whole curation config (data/config.py; a deployment passes it as a partial dict by
+    section, e.g. {"variants": 2, "boxes": {"min_area": 0.05}}: what is not given takes its default; an
+    unknown or mistyped key fails the run before any work, naming the key)."""
     logger = get_run_logger()
     store = resolve_store(store)
-    cfg = CurationConfig(
-        seed=seed,
-        variants=variants,
-        samples_per_shard=samples_per_shard,
-        require_images=require_images,
-        upright=upright,
-    )
+    cfg = config if isinstance(config, CurationConfig) else CurationConfig.from_dict(config or {})
     t0 = time.perf_counter()
     ref, units = plan_refresh(source, images, cfg, store, dataset)  # a reference: the plan stays in the store
     if ref.unchanged is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 
 from doodleflow.data.fsutil import filesystem
 from doodleflow.flows import runtime
@@ -13,6 +12,7 @@ from doodleflow.infra.errors import ConfigError
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.evaluation import evaluate_doodle, evaluate_pbe
 from doodleflow.training.eval.spec import EvalSpec
+from doodleflow.training.registry.refs import EDITLORA, PBE_CHECKPOINT
 from prefect import flow
 
 
@@ -26,36 +26,28 @@ def _lora_card(uri: str) -> dict:
 
 
 @flow(name="evaluate")
-def evaluate_model(
-    model: str,
-    dataset: str | None = None,
-    version: int | None = None,
-    store: str | None = None,
-    samples: int = 4,
-    steps: int | None = None,
-    clip: str | None = None,
-    inception: str | None = None,
-    gmm: str | None = None,
-) -> dict:
-    """`model` is a registry reference; the dataset defaults to the one the model was trained on."""
+def evaluate_model(model: str, spec: EvalSpec | None = None) -> dict:
+    """`model` is a registry reference; `spec` says what to score and how, handed whole (its store and
+    dataset left None: the ones the model was trained on; its steps left None: the family's)."""
     from doodleflow.training.registry import Registry
 
     reg = Registry(home=runtime.home()).resolve(model)  # verifies every file's sha256
     trained_on = reg.lineage.get("dataset") or {}
-    store = resolve_store(store or trained_on.get("store"))
-    dataset = dataset or trained_on.get("name")
+    spec = spec or EvalSpec()
+    store = resolve_store(spec.store or trained_on.get("store"))
+    dataset = spec.dataset or trained_on.get("name")
     if not dataset:
         raise ConfigError(f"{model}: no dataset recorded; pass --dataset")
-    if reg.kind not in ("pbe-checkpoint", "editlora"):
+    if reg.kind not in (PBE_CHECKPOINT, EDITLORA):
         raise ConfigError(
-            f"{model} is a {reg.kind}: evaluation applies to pbe-checkpoint and editlora models"
+            f"{model} is a {reg.kind}: evaluation applies to {PBE_CHECKPOINT} and {EDITLORA} models"
         )
+    spec = spec.with_defaults(reg.kind, store, dataset)
     with eval_outputs(store, f"eval/registered/{reg.name}/v{reg.version}/{dataset}") as out:
-        spec = EvalSpec(store, dataset, version, samples, clip_dir=clip, inception_dir=inception, gmm=gmm)
-        if reg.kind == "pbe-checkpoint":
-            res = evaluate_pbe(reg.uri, replace(spec, steps=steps or 50), out["dir"])
+        if reg.kind == PBE_CHECKPOINT:
+            res = evaluate_pbe(reg.uri, spec, out["dir"])
         else:
-            res = evaluate_doodle(_lora_card(reg.uri), replace(spec, steps=steps or 20), out["dir"])
+            res = evaluate_doodle(_lora_card(reg.uri), spec, out["dir"])
     grid = f"{out['uri']}/{os.path.basename(res['grid'])}"
     return {
         "model": f"{reg.name}:{reg.version}",

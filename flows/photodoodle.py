@@ -59,7 +59,8 @@ def _outcome(fut) -> dict:
 
 def _run_bounded(submit, artists: list[str], slots: int) -> dict[str, dict]:
     """Submit at most `slots` artists at a time; start the next as soon as one finishes."""
-    pending, running, outcomes = list(artists), {}, {}
+    pending, outcomes = list(artists), {}
+    running: dict = {}
     while pending or running:
         while pending and len(running) < slots:
             a = pending.pop(0)

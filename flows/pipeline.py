@@ -92,6 +92,7 @@ class PipelineConfig:
     eval_steps: int | None = None
     eval_samples: int | None = None
     pbe_config: dict | None = None  # PbE config overrides by section
+    curation: dict | None = None  # the refresh's CurationConfig settings by section (data/config.py)
     fiftyone: bool = False
     workers: int = 1
     ray_address: str | None = None
@@ -122,7 +123,11 @@ def pipeline(config: PipelineConfig | None = None) -> dict:
 
 def _pbe_branch(c: PipelineConfig, store: str, common: dict) -> dict:
     refresh = dataset_refresh(
-        source=c.openimages_source, dataset=c.pbe_dataset, store=store, update_fiftyone=c.fiftyone
+        source=c.openimages_source,
+        dataset=c.pbe_dataset,
+        store=store,
+        config=c.curation,
+        update_fiftyone=c.fiftyone,
     )
     overrides = c.pbe_config or {}
     if c.latent_cache:

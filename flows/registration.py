@@ -22,6 +22,7 @@ from doodleflow.training.eval.spec import EvalSpec
 from doodleflow.training.pbe.config import TrainConfig as PbEConfig
 from doodleflow.training.photodoodle.config import TrainConfig as DoodleConfig
 from doodleflow.training.registry.record import ArtifactRecord
+from doodleflow.training.registry.refs import EDITLORA, MERGED_BASE, OMNIEDITOR_LORA, PBE_CHECKPOINT
 
 MERGED = "photodoodle-merged-base"
 OMNI = "photodoodle-omnieditor"
@@ -76,11 +77,10 @@ def evaluate_and_register_pbe(cfg: PbEConfig, result: dict) -> dict:
     store, p = cfg.run.store, cfg.publish
     ran = (RunDir(store, "pbe", result["run_id"]).read_json("run.json") or {}).get("dataset", {})
     lineage = dataset_lineage(store, cfg.run.dataset, ran.get("version") or cfg.run.version or None)
-    spec = EvalSpec(store, cfg.run.dataset, lineage["version"], p.eval_samples, p.eval_steps)
-    spec = replace(spec, clip_dir=p.eval_clip, inception_dir=p.eval_inception)
+    spec = EvalSpec.after_training(p, store, cfg.run.dataset, lineage["version"])
     record = ArtifactRecord(
         f"pbe-{cfg.run.dataset}",
-        "pbe-checkpoint",
+        PBE_CHECKPOINT,
         result["checkpoint"],
         cfg.to_dict(),
         lineage,
@@ -120,7 +120,7 @@ def register_omnieditor(store: str, result: dict, merged: dict | None, config: d
     with eval_outputs(store, f"eval/omnieditor/{result['run_id']}") as out:
         record = ArtifactRecord(
             OMNI,
-            "omnieditor-lora",
+            OMNIEDITOR_LORA,
             card["dir"],
             config,
             lineage,
@@ -133,7 +133,7 @@ def register_omnieditor(store: str, result: dict, merged: dict | None, config: d
     registered = {"omnieditor": omni}
     if merged:
         parent = f"{omni['name']}:{omni['version']}"
-        record = ArtifactRecord(MERGED, "merged-base", merged["dir"], config, lineage, parent=parent)
+        record = ArtifactRecord(MERGED, MERGED_BASE, merged["dir"], config, lineage, parent=parent)
         registered["merged_base"] = register_artifact(record, store=store)
     return registered
 
@@ -160,10 +160,10 @@ def evaluate_and_register_artist(cfg: DoodleConfig, result: dict, config: dict) 
     register it; `config` is what the lineage records (the run's config and the base it trained on)."""
     store, card = cfg.run.store, result["lora_card"]
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
-    spec = EvalSpec(store, card["dataset"], lineage["version"], samples=2, steps=20)
+    spec = EvalSpec.after_training(cfg.publish, store, card["dataset"], lineage["version"])
     parent = _merged_parent(card.get("base_transformer"))
     record = ArtifactRecord(
-        f"editlora-{card['artist']}", "editlora", card["dir"], config, lineage, parent=parent
+        f"editlora-{card['artist']}", EDITLORA, card["dir"], config, lineage, parent=parent
     )
     run_eval = (lambda out_dir: evaluate_doodle(card, spec, out_dir)) if cfg.publish.evaluate else None
     return _evaluate_and_register(store, "editlora", result, record, run_eval)

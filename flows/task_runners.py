@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from doodleflow.infra.settings import ray_address
 
@@ -15,7 +16,11 @@ def make_task_runner(workers: int | None = None, ray: str | None = None):
         from prefect_ray import RayTaskRunner
 
         quiet_ray()  # Ray's driver messages to the log file; workers' output stays in Ray's session logs
-        init = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False}
+        init: dict[str, Any] = {
+            "include_dashboard": False,
+            "ignore_reinit_error": True,
+            "log_to_driver": False,
+        }
         if address == "local":
             cpus = workers or os.cpu_count() or 1
             # Cap the object store: small machines and containers have a small /dev/shm.

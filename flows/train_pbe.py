@@ -12,6 +12,7 @@ from doodleflow.infra.errors import ConfigError
 from doodleflow.infra.settings import home, resolve_store
 from doodleflow.tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
+from doodleflow.training.registry.refs import PBE_CHECKPOINT
 from prefect import flow, get_run_logger
 
 
@@ -51,7 +52,7 @@ def registered_source(
     if preset or pretrained or clip:
         raise ConfigError("--model fine-tunes a registered model: drop --preset/--pretrained/--clip")
     reg = Registry(home=home()).resolve(ref)  # raises TamperedArtifact on a modified file
-    if reg.kind != "pbe-checkpoint":
+    if reg.kind != PBE_CHECKPOINT:
         raise ConfigError(
             f"--model {ref}: {reg.name}:{reg.version} is a {reg.kind!r}, not a Paint-by-Example checkpoint"
         )

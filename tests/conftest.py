@@ -82,6 +82,19 @@ def prefect_api():
         os.environ.pop("PREFECT_API_URL", None)
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """One small local Ray per pytest process, shared by every file that runs Ray in-process (Ray Train
+    jobs, Prefect's Ray task runner): starting it is not what those tests check. Fractional-CPU workers
+    keep 2 cores from deadlocking; the object store is capped for small /dev/shm."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20)
+    yield
+    ray.shutdown()
+
+
 def pytest_collection_modifyitems(config, items):
     """The slowest files first (their `slow(seconds=...)` mark, measured here), so that under
     `-n` (make test) the long end-to-end tests start at once and the short ones fill in around them:

@@ -33,7 +33,7 @@ def _preload_eta() -> None:
     import importlib.metadata as md
 
     real = md.metadata
-    md.metadata = lambda name: _LenientMetadata(real(name))
+    md.metadata = lambda name: _LenientMetadata(real(name))  # type: ignore[assignment]  # restored below
     try:
         import eta  # noqa: F401
     except ImportError:  # fiftyone is not installed: ensure_database says so

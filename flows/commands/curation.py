@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import TYPE_CHECKING
 
+from doodleflow.data.config import CurationConfig
 from doodleflow.flows.commands.common import (
     add_dataset,
     add_json,
@@ -15,9 +15,6 @@ from doodleflow.flows.commands.common import (
     at_least,
     check_source_and_names,
 )
-
-if TYPE_CHECKING:
-    from doodleflow.data.config import CurationConfig
 
 
 def register(sub, groups) -> None:
@@ -29,9 +26,27 @@ def register(sub, groups) -> None:
     r.add_argument("--images", help="images root (default: <source>/images)")
     add_store(r)
     add_seed(r)
-    r.add_argument("--variants", type=int, default=1, help="augmented samples per box")
+    # None unless given, so that a --config file's value stands; the defaults are CurationConfig's.
     r.add_argument(
-        "--samples-per-shard", type=int, default=512, help="samples per work unit (one Parquet part each)"
+        "--variants", type=int, help=f"augmented samples per box (default: {CurationConfig.variants})"
+    )
+    r.add_argument(
+        "--samples-per-shard",
+        type=int,
+        help=f"samples per work unit (one Parquet part each) (default: {CurationConfig.samples_per_shard})",
+    )
+    r.add_argument(
+        "--config",
+        metavar="FILE",
+        help="curation settings as a .json, .yaml or .toml file, by section as CurationConfig "
+        "(data/config.py: seed, variants, boxes.min_area, sample.image_size, ...)",
+    )
+    r.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.FIELD=VALUE",
+        help="one curation setting, e.g. boxes.min_area=0.05 or sample.bezier_mask_prob=0.3 "
+        "(repeatable; applied after --config and the flags above)",
     )
     r.add_argument("--workers", type=int, help="local pool size (default: all cores)")
     r.add_argument(
@@ -55,7 +70,7 @@ def register(sub, groups) -> None:
         "orientation) before building its samples (default: the pixels as stored, as the boxes were drawn)",
     )
     add_json(r)
-    r.set_defaults(func=cmd_refresh)
+    r.set_defaults(func=cmd_refresh, seed=None)  # --seed given wins over --config; absent: the file's or 0
 
     d = sub.add_parser("datasets", help="list datasets, or the versions of one")
     d.add_argument("name", nargs="?", help="a dataset: list its versions (default: list every dataset)")
@@ -77,22 +92,28 @@ def register(sub, groups) -> None:
 def check_refresh(a: argparse.Namespace) -> CurationConfig:
     """Every argument checked before Prefect, a pool or Ray starts (a bad one costs < 2 s, writes
     nothing); returns the refresh's config."""
-    from doodleflow.data.config import CurationConfig
     from doodleflow.infra.errors import ConfigError
 
     check_source_and_names(a, {"dataset": "dataset name"})
-    cfg = CurationConfig(
-        seed=a.seed,
-        variants=a.variants,
-        samples_per_shard=a.samples_per_shard,
-        require_images=a.require_images,
-        upright=a.upright,
-    )
+    cfg = CurationConfig.from_dict(curation_settings(a))
     if a.workers is not None and a.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {a.workers}")
     if a.images and "://" not in a.images and not os.path.isdir(a.images):
         raise ConfigError(f"--images {a.images}: no such directory")
     return cfg
+
+
+def curation_settings(a: argparse.Namespace) -> dict:
+    """The refresh's settings by section: the --config file, then the flags given, then each --set."""
+    from doodleflow.data.config_sources import load_file, merge, parse_sets
+
+    d = load_file(a.config) if a.config else {}
+    flags = {"seed": a.seed, "variants": a.variants, "samples_per_shard": a.samples_per_shard}
+    d = merge(d, {k: v for k, v in flags.items() if v is not None})
+    for flag in ("require_images", "upright"):  # store_true flags: given = True, else the file's
+        if getattr(a, flag):
+            d[flag] = True
+    return merge(d, parse_sets(a.set))
 
 
 def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
@@ -116,12 +137,8 @@ def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:
         dataset=a.dataset,
         store=a.store,
         images=a.images,
-        seed=a.seed,
-        variants=a.variants,
-        samples_per_shard=a.samples_per_shard,
+        config=cfg,
         update_fiftyone=a.fiftyone,
-        require_images=a.require_images,
-        upright=a.upright,
     )
     return s, _refresh_text(s)
 
@@ -150,7 +167,7 @@ def cmd_datasets(a: argparse.Namespace) -> tuple[dict, str]:
             n: {"versions": (ds := DatasetStore(store, n)).versions(), "latest": ds.latest()}
             for n in list_datasets(store)
         }
-        res = {"store": store, "datasets": out}
+        res: dict = {"store": store, "datasets": out}
     else:
         ds = DatasetStore(store, a.name)
         if not ds.versions():

@@ -44,18 +44,19 @@ def cmd_eval(a: argparse.Namespace):
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.evaluate import evaluate_model
+    from doodleflow.training.eval.spec import EvalSpec
 
-    r = evaluate_model(
-        model=a.model,
-        dataset=a.dataset,
-        version=a.version,
-        store=a.store,
-        samples=a.samples,
-        steps=a.steps,
-        clip=a.clip,
-        inception=a.inception,
+    spec = EvalSpec(
+        a.store,
+        a.dataset,
+        a.version,
+        a.samples,
+        a.steps,
+        clip_dir=a.clip,
+        inception_dir=a.inception,
         gmm=a.gmm,
     )
+    r = evaluate_model(model=a.model, spec=spec)
     r.pop("per_sample", None)
     notes = "; ".join(f"{k}: {v}" for k, v in r["models"].items())
     text = (

@@ -9,6 +9,7 @@ from doodleflow.flows.commands.common import add_json, add_store
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
 from doodleflow.infra.errors import ConfigError
 from doodleflow.training.pbe.config import ModelSource, TrainConfig, model_source
+from doodleflow.training.registry.refs import PBE_CHECKPOINT
 
 
 def register(sub, groups) -> None:
@@ -77,6 +78,11 @@ TRAIN_OPTIONS = [
         "CLIP ViT-B/32 dir for the region CLIP score (default: tiny random)",
     ),
     Opt("--eval-inception", "publish.eval_inception", "FID Inception dir (default: tiny random)"),
+    Opt(
+        "--eval-gmm",
+        "publish.eval_gmm",
+        "quality score: .npz GMM weights over the same features (default: not scored)",
+    ),
 ]
 
 
@@ -190,7 +196,7 @@ def cmd_generate(a: argparse.Namespace) -> tuple[dict, str]:
         from doodleflow.flows.commands.registry import open_registry
 
         reg = open_registry().resolve(a.model)
-        if reg.kind != "pbe-checkpoint":
+        if reg.kind != PBE_CHECKPOINT:
             raise ConfigError(f"--model {a.model} is a {reg.kind}, not a Paint-by-Example checkpoint")
         checkpoint = reg.uri
     r = generate(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 
 from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names, json_safe
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
 from doodleflow.infra.errors import ConfigError
 from doodleflow.training.photodoodle.config import TrainConfig, artist_names
+from doodleflow.training.registry.refs import EDITLORA, MERGED_BASE
 
 
 def register(sub, groups) -> None:
@@ -53,6 +55,7 @@ def _train_parsers(train) -> None:
     a.add_argument("--dataset", help="pair dataset (default: the one named after the artist)")
     _train_args(a)
     _base_arg(a)
+    add_options(a, EVAL_OPTIONS, TrainConfig.for_stage("editlora"))
     a.set_defaults(func=cmd_train_artist)
 
     m = train.add_parser(
@@ -66,7 +69,7 @@ def _train_parsers(train) -> None:
     )
     _train_args(m)
     _base_arg(m)
-    add_options(m, ARTISTS_OPTIONS, TrainConfig.for_stage("editlora"))
+    add_options(m, ARTISTS_OPTIONS + EVAL_OPTIONS, TrainConfig.for_stage("editlora"))
     m.set_defaults(func=cmd_train_artists)
 
 
@@ -179,6 +182,12 @@ OMNIEDITOR_OPTIONS = [
         choices=("auto", "on", "off"),
     ),
 ]
+# The EditLoRA's evaluation after training (train artist / artists).
+EVAL_OPTIONS = [
+    Opt("--eval-samples", "publish.eval_samples", "held-out pairs to evaluate", int),
+    Opt("--eval-steps", "publish.eval_steps", "sampler steps per evaluated pair", int),
+    Opt("--eval-clip", "publish.eval_clip", "CLIP ViT-B/32 dir for the CLIP scores (default: tiny random)"),
+]
 ARTISTS_OPTIONS = [
     Opt(
         "--max-parallel",
@@ -218,12 +227,12 @@ def _base(a: argparse.Namespace) -> str | None:
     from doodleflow.flows.commands.registry import open_registry
 
     reg = open_registry().resolve(a.base_model)
-    if reg.kind != "merged-base":
+    if reg.kind != MERGED_BASE:
         raise ConfigError(f"--base-model {a.base_model} is a {reg.kind}, not a merged-base")
     return f"{reg.uri.rstrip('/')}/transformer"
 
 
-def train_config(a: argparse.Namespace, stage: str, extra: list[Opt] = ()) -> TrainConfig:
+def train_config(a: argparse.Namespace, stage: str, extra: Sequence[Opt] = ()) -> TrainConfig:
     """The run's config from the flags (artist and dataset set by the command), checked before any
     server, pool or cluster starts; nothing is written."""
     from doodleflow.infra.settings import resolve_store
@@ -232,7 +241,7 @@ def train_config(a: argparse.Namespace, stage: str, extra: list[Opt] = ()) -> Tr
     run = values.setdefault("run", {})
     run.update(stage=stage, store=resolve_store(a.store), dataset=a.dataset or "")
     values["model"].setdefault("source", {})["base_transformer"] = _base(a)
-    values["publish"] = {"register": not a.no_register, "evaluate": not a.no_eval}
+    values.setdefault("publish", {}).update(register=not a.no_register, evaluate=not a.no_eval)
     if stage == "omnieditor":
         values["publish"]["merge"] = not a.no_merge
     return TrainConfig.from_dict(values)
@@ -302,7 +311,7 @@ def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.data.names import validate_name
 
     validate_name(a.artist, "artist name")
-    cfg = train_config(a, "editlora")
+    cfg = train_config(a, "editlora", EVAL_OPTIONS)
     cfg = preflight_artist(cfg.replace(run={"artist": a.artist, "dataset": a.dataset or a.artist}))
     from doodleflow.flows import prefect_api
 
@@ -316,7 +325,7 @@ def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
     names = artist_names(a.artists)  # bad names fail here, before Prefect or Ray start
-    cfg = train_config(a, "editlora", ARTISTS_OPTIONS)
+    cfg = train_config(a, "editlora", ARTISTS_OPTIONS + EVAL_OPTIONS)
     for n in names:
         preflight_artist(cfg.replace(run={"artist": n, "dataset": a.dataset or n}))
     from doodleflow.flows import prefect_api
@@ -349,7 +358,7 @@ def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
         from doodleflow.flows.commands.registry import open_registry
 
         reg = open_registry().resolve(a.model)
-        if reg.kind != "editlora":
+        if reg.kind != EDITLORA:
             raise ConfigError(f"--model {a.model} is a {reg.kind}, not an editlora")
         parts = reg.uri.rstrip("/").split("/")
         artist, run = parts[-2], parts[-1]  # <store>/loras/<artist>/<run>

@@ -103,6 +103,7 @@ def _error_lines(p: subprocess.CompletedProcess) -> list[str]:
         (["refresh", "--source", ".", "--dataset", "ok", "--variants", "0"], "--variants must be >= 1"),
         (["refresh", "--source", ".", "--dataset", "ok", "--workers", "0"], "--workers must be >= 1"),
         (["refresh", "--source", ".", "--dataset", "ok", "--store", "ftp://x"], "unsupported URI"),
+        (["refresh", "--source", ".", "--dataset", "ok", "--set", "boxes.min_aera=0.1"], "unknown setting"),
         (["datasets", "nosuch"], "no dataset 'nosuch'"),
         (["datasets", "../evil"], "invalid dataset name"),
         (["eval", "--model", "a b"], "invalid model reference"),

@@ -1,8 +1,15 @@
 """The folders' import rules, read from the source with `ast` (nothing is imported):
 
-infra <- data <- training <- tasks <- flows: a module imports only its own layer and those to its left;
-data/ imports neither Prefect nor Ray; and no import cycle runs between modules, function-level
-imports included (a function-level import hides a cycle from Python, not from a reader).
+infra <- data <- training <- tasks <- flows <- bench: a module imports only its own layer and those to
+its left (bench/, the benchmarks, may import every layer; no layer imports it); data/ imports neither
+Prefect nor Ray; and no import cycle runs between modules, function-level imports included (a
+function-level import hides a cycle from Python, not from a reader).
+
+Where the heavy runtimes may be imported (docs/architecture.md, "Where Ray and torch are imported"):
+- torch: at module level only in training/ (and bench/); in tasks/ inside functions only, so that
+  importing a flow loads no torch; never in infra/, data/ or flows/.
+- Ray (`ray`, `prefect_ray`): never at module level in the package (importing doodleflow starts no Ray
+  import); inside functions only in RAY_MODULES; anywhere in bench/.
 """
 
 from __future__ import annotations
@@ -14,37 +21,63 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAYERS = ["infra", "data", "training", "tasks", "flows"]
+TOP = "bench"  # the benchmarks: above every layer
+RAY_MODULES = {
+    "doodleflow.training.common.ray_utils",  # Ray Train run settings, shard epochs, cluster sizing
+    "doodleflow.training.common.logs",  # quiets Ray Data's progress output
+    "doodleflow.training.pbe.ray_job",
+    "doodleflow.training.pbe.ray_cache",
+    "doodleflow.training.pbe.stream",  # the Ray Data epoch source
+    "doodleflow.training.photodoodle.ray_job",
+    "doodleflow.tasks.curation",  # build-shard on a Ray cluster
+    "doodleflow.tasks.photodoodle",  # artists in parallel, one Ray job each
+    "doodleflow.tasks.shards",  # spreads shards over a Ray cluster's nodes
+    "doodleflow.flows.task_runners",  # prefect_ray's RayTaskRunner
+}
 
 
 def _modules() -> dict[str, str]:
-    """doodleflow.<folder>.<...> module name -> file path."""
+    """Module name -> file path: doodleflow.<folder>.<...> for the layers, bench.<...> for bench/."""
     out = {}
-    for layer in LAYERS:
+    for layer in [*LAYERS, TOP]:
         for root, _dirs, files in os.walk(os.path.join(REPO, layer)):
             for f in files:
                 if f.endswith(".py"):
                     rel = os.path.relpath(os.path.join(root, f), REPO)[:-3].split(os.sep)
                     if rel[-1] == "__init__":
                         rel = rel[:-1]
-                    out[".".join(["doodleflow", *rel])] = os.path.join(root, f)
+                    out[".".join(rel if layer == TOP else ["doodleflow", *rel])] = os.path.join(root, f)
     return out
 
 
 def _imports(path: str, module: str, is_pkg: bool) -> list[tuple[str, int]]:
     """Every imported module name (absolute), with its line."""
+    return [(name, line) for name, line, _ in _imports_where(path, module, is_pkg)]
+
+
+def _imports_where(path: str, module: str, is_pkg: bool) -> list[tuple[str, int, bool]]:
+    """Every imported module name (absolute), its line, and whether it runs at import time (not inside
+    a function: module level, or under a module-level if/try)."""
     tree = ast.parse(open(path, encoding="utf-8").read(), path)
     pkg = module if is_pkg else module.rpartition(".")[0]
+    in_function = {
+        id(n)
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        for n in ast.walk(f)
+    }
     out = []
     for node in ast.walk(tree):
+        top = id(node) not in in_function
         if isinstance(node, ast.Import):
-            out += [(a.name, node.lineno) for a in node.names]
+            out += [(a.name, node.lineno, top) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = pkg.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            out.append((base, node.lineno))
-            out += [(f"{base}.{a.name}", node.lineno) for a in node.names]  # `from pkg import module`
+            out.append((base, node.lineno, top))
+            out += [(f"{base}.{a.name}", node.lineno, top) for a in node.names]  # `from pkg import module`
     return out
 
 
@@ -56,13 +89,13 @@ def _graph():
         for name, line in _imports(path, m, path.endswith("__init__.py")):
             if name in mods and name != m:
                 edges[m].setdefault(name, line)
-            elif not name.startswith("doodleflow."):
+            elif not name.startswith(("doodleflow.", f"{TOP}.")) and name != TOP:
                 external[m].append((name, line))
     return mods, edges, external
 
 
 def _layer(module: str) -> int:
-    return LAYERS.index(module.split(".")[1])
+    return len(LAYERS) if module.split(".")[0] == TOP else LAYERS.index(module.split(".")[1])
 
 
 def test_no_upward_imports():
@@ -150,3 +183,51 @@ def test_the_checker_sees_function_level_and_relative_imports(tmp_path):
 @pytest.mark.parametrize("layer", LAYERS)
 def test_every_layer_is_a_package(layer):
     assert os.path.exists(os.path.join(REPO, layer, "__init__.py"))
+
+
+def _heavy_imports(roots: tuple[str, ...]) -> list[tuple[str, str, int, bool]]:
+    """(module, root imported, line, at import time) for each import of one of `roots`."""
+    mods = _modules()
+    return [
+        (m, name.split(".")[0], line, top)
+        for m, path in mods.items()
+        for name, line, top in _imports_where(path, m, path.endswith("__init__.py"))
+        if name.split(".")[0] in roots
+    ]
+
+
+def test_torch_only_where_the_rule_allows():
+    bad = []
+    for m, _, line, top in _heavy_imports(("torch",)):
+        layer = TOP if _layer(m) == len(LAYERS) else LAYERS[_layer(m)]
+        if layer in ("infra", "data", "flows") or (layer == "tasks" and top):
+            bad.append(f"{m}:{line} imports torch{' at import time' if top else ''}")
+    assert not bad, "torch imported outside training/ (or at import time in tasks/):\n" + "\n".join(bad)
+
+
+def test_ray_only_inside_functions_of_the_ray_modules():
+    bad = [
+        f"{m}:{line} imports {root}{' at import time' if top else ''}"
+        for m, root, line, top in _heavy_imports(("ray", "prefect_ray"))
+        if not m.startswith(f"{TOP}.") and (top or m not in RAY_MODULES)
+    ]
+    assert not bad, "Ray imported outside the Ray modules' functions:\n" + "\n".join(bad)
+    assert set(_modules()) >= RAY_MODULES, "a listed Ray module no longer exists"
+
+
+def test_bench_is_scanned_and_nothing_imports_it():
+    mods, edges, _ = _graph()
+    assert "bench.common" in mods and any(d.startswith("doodleflow.") for d in edges["bench.curation"])
+    bad = [
+        m for m, deps in edges.items() if not m.startswith(f"{TOP}.") and any(d.startswith(TOP) for d in deps)
+    ]
+    assert not bad, f"the package imports bench/: {bad}"
+
+
+def test_the_rule_checker_tells_import_time_from_function_level(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text(
+        "import torch\ntry:\n    import ray\nexcept ImportError:\n    pass\ndef f():\n    import ray.train\n"
+    )
+    got = [(n, top) for n, _, top in _imports_where(str(f), "doodleflow.tasks.m", False)]
+    assert got == [("torch", True), ("ray", True), ("ray.train", False)]

@@ -51,20 +51,26 @@ def test_two_pair_ingests_at_once_make_one_version(tmp_path):
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
     draft = _make_draft(src, store)
     ds = DatasetStore(store, "magic")
-    first = draft(ds)
+    first, second = draft(ds), draft(ds)
     claimed = threading.Event()
+    b_claim = os.path.join(ds.version_path(2), "_claim")
 
     def run_a() -> None:
         v = ds.claim_next_version("run-a")
         claimed.set()
-        time.sleep(1.5)  # still placing files when B arrives
+        # Still placing files when B arrives: A writes only once B holds its claim, and 1.5 s after,
+        # however slow the machine (a bounded wait for the condition, not a guess at B's timing).
+        deadline = time.monotonic() + 120
+        while not os.path.exists(b_claim) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.5)
         _write_version(ds, v, first, "run-a")
 
     a = threading.Thread(target=run_a)
     a.start()
-    claimed.wait(10)
+    assert claimed.wait(120)
     t0 = time.perf_counter()
-    b = commit_draft(ds, draft(ds), "run-b")
+    b = commit_draft(ds, second, "run-b")
     waited = time.perf_counter() - t0
     a.join()
     assert (b.version, b.created) == (1, False) and waited > 0.5
@@ -107,7 +113,7 @@ def test_a_claim_caught_half_made_is_waited_for(tmp_path):
 
     a = threading.Thread(target=run_a)
     a.start()
-    halfway.wait(10)
+    assert halfway.wait(120)
     b = commit_draft(ds, draft(ds), "run-b")
     a.join()
     assert (b.version, b.created) == (1, False)

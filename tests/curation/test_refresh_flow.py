@@ -32,7 +32,7 @@ def _content(store: str, name: str, version: int | None = None) -> dict[str, tup
 def test_bad_inputs_are_quarantined_and_good_ones_written(tmp_path):
     src, store = str(tmp_path / "src"), str(tmp_path / "store")
     expected = bad_tree(src)
-    s = dataset_refresh(source=src, dataset="bad", store=store, samples_per_shard=8)
+    s = dataset_refresh(source=src, dataset="bad", store=store, config={"samples_per_shard": 8})
     assert s["version"] == 1 and s["created"]
     assert s["samples_total"] == s["samples_new"] == expected
     assert s["quarantined"] == BAD_EXPECTED
@@ -79,13 +79,15 @@ def test_bad_inputs_are_quarantined_and_good_ones_written(tmp_path):
 def test_rerun_is_idempotent_and_content_is_deterministic(tmp_path):
     src = str(tmp_path / "src")
     good_tree(src, n=10)
-    a = dataset_refresh(source=src, dataset="d", store=str(tmp_path / "a"), samples_per_shard=4)
-    again = dataset_refresh(source=src, dataset="d", store=str(tmp_path / "a"), samples_per_shard=4)
+    a = dataset_refresh(source=src, dataset="d", store=str(tmp_path / "a"), config={"samples_per_shard": 4})
+    again = dataset_refresh(
+        source=src, dataset="d", store=str(tmp_path / "a"), config={"samples_per_shard": 4}
+    )
     assert again["version"] == 1 and not again["created"] and again["samples_new"] == 0
     assert DatasetStore(str(tmp_path / "a"), "d").versions() == [1]
     # a fresh store, one worker, another shard size: byte-identical samples
     b = dataset_refresh.with_options(task_runner=make_task_runner(workers=1))(
-        source=src, dataset="d", store=str(tmp_path / "b"), samples_per_shard=7
+        source=src, dataset="d", store=str(tmp_path / "b"), config={"samples_per_shard": 7}
     )
     assert a["samples_total"] == b["samples_total"] > 0
     assert _content(str(tmp_path / "a"), "d") == _content(str(tmp_path / "b"), "d")
@@ -102,10 +104,12 @@ def test_s3_source_and_store_on_a_real_s3_endpoint(tmp_path, bucket):
     fs, _ = filesystem(bucket)
     fs.put(local_src + "/", f"{bucket[5:]}/src/", recursive=True)
     store = f"{bucket}/store"
-    s = dataset_refresh(source=f"{bucket}/src", dataset="s3ds", store=store, samples_per_shard=4)
+    s = dataset_refresh(source=f"{bucket}/src", dataset="s3ds", store=store, config={"samples_per_shard": 4})
     assert s["path"].startswith(f"{bucket}/store/datasets/s3ds/versions/v000001")
     assert s["samples_total"] == expected and s["quarantined"] == BAD_EXPECTED
-    again = dataset_refresh(source=f"{bucket}/src", dataset="s3ds", store=store, samples_per_shard=4)
+    again = dataset_refresh(
+        source=f"{bucket}/src", dataset="s3ds", store=store, config={"samples_per_shard": 4}
+    )
     assert not again["created"] and again["version"] == 1
     ds = DatasetStore(store, "s3ds")
     with ds.fs.open(ds.part_paths(1)[0], "rb") as f:
@@ -119,17 +123,15 @@ def test_s3_source_and_store_on_a_real_s3_endpoint(tmp_path, bucket):
     assert _content(store, "s3ds") == _content(str(tmp_path / "store"), "s3ds")
 
 
-def test_refresh_on_ray(tmp_path):
+def test_refresh_on_ray(tmp_path, ray_local):
+    """Prefect's Ray task runner joins the session's local Ray (ignore_reinit_error): no second start."""
     src = str(tmp_path / "src")
     good_tree(src, n=4, real=False)
     ray_run = dataset_refresh.with_options(task_runner=make_task_runner(workers=2, ray="local"))
-    s = ray_run(source=src, dataset="ray", store=str(tmp_path / "r"), samples_per_shard=3)
-    p = dataset_refresh(source=src, dataset="ray", store=str(tmp_path / "p"), samples_per_shard=3)
+    s = ray_run(source=src, dataset="ray", store=str(tmp_path / "r"), config={"samples_per_shard": 3})
+    p = dataset_refresh(source=src, dataset="ray", store=str(tmp_path / "p"), config={"samples_per_shard": 3})
     assert s["samples_total"] == p["samples_total"] > 0
     assert _content(str(tmp_path / "r"), "ray") == _content(str(tmp_path / "p"), "ray")
-    import ray
-
-    ray.shutdown()
 
 
 def test_structural_error_fails_fast_and_writes_nothing(tmp_path):
@@ -149,3 +151,22 @@ def test_structural_error_fails_fast_and_writes_nothing(tmp_path):
         dataset_refresh(source=src, dataset="s", store=store)
     assert not os.path.exists(os.path.join(store, "datasets", "s", "shards"))
     shutil.rmtree(src)
+
+
+def test_the_flow_takes_the_whole_config_as_one_parameter(tmp_path):
+    """A deployment's partial dict by section reaches every field (here a SampleConfig one); a typo fails
+    the run before any work, naming the key."""
+    from doodleflow.data.config import CurationConfig, SampleConfig
+    from doodleflow.infra.errors import ConfigError
+
+    src, store = str(tmp_path / "src"), str(tmp_path / "store")
+    good_tree(src, n=2, real=False)
+    s = dataset_refresh(
+        source=src, dataset="c", store=store, config={"samples_per_shard": 4, "sample": {"jpeg_quality": 80}}
+    )
+    want = CurationConfig(samples_per_shard=4, sample=SampleConfig(jpeg_quality=80))
+    assert DatasetStore(store, "c").manifest(s["version"])["config_hash"] == want.content_hash()
+    assert want.content_hash() != CurationConfig().content_hash()
+    with pytest.raises(ConfigError, match=r"unknown setting sample\.jpeg_qualty"):
+        dataset_refresh(source=src, dataset="c2", store=store, config={"sample": {"jpeg_qualty": 80}})
+    assert not os.path.exists(os.path.join(store, "datasets", "c2"))

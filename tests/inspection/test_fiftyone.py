@@ -39,7 +39,9 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("fo")
     src, store = str(root / "src"), str(root / "store")
     bad_tree(src, n=6)
-    s = dataset_refresh(source=src, dataset="fo", store=store, samples_per_shard=5, update_fiftyone=True)
+    s = dataset_refresh(
+        source=src, dataset="fo", store=store, config={"samples_per_shard": 5}, update_fiftyone=True
+    )
     return src, store, s
 
 
@@ -116,7 +118,7 @@ def test_new_version_adds_only_new_samples_and_reruns_change_nothing(built, tmp_
 
     src, store, s = built
     new = make_source(src, 2, seed=11, size=(640, 480), boxes_per_image=(1, 1), salt="fo-new")
-    v2 = dataset_refresh(source=src, dataset="fo", store=store, samples_per_shard=5)
+    v2 = dataset_refresh(source=src, dataset="fo", store=store, config={"samples_per_shard": 5})
     out = sync_version(store, "fo", None, HOME)
     assert out["version"] == 2 and out["added"] == len(new) and out["media_written"] == len(new)
     assert out["samples"] == v2["samples_total"] == s["samples_total"] + len(new)

@@ -30,14 +30,3 @@ def tiny_model(tiny_dir):
     from doodleflow.training.photodoodle.model import load_model
 
     return load_model(ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir)))
-
-
-@pytest.fixture(scope="session")
-def ray_local():
-    """One small local Ray for the session (fractional-CPU workers keep 2 cores from deadlocking)."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20)
-    yield
-    ray.shutdown()

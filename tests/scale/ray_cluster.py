@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,6 +55,15 @@ class TwoNodeCluster:
         ]
 
     def start(self) -> TwoNodeCluster:
+        """Both nodes, up; a start that fails (a node exits, a wait times out) stops what it started
+        before raising, so no `ray start` outlives a failed fixture."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> TwoNodeCluster:
         # Both nodes run with --block in process groups of their own, so stopping the cluster kills
         # exactly its processes (`ray stop` would also kill any other Ray on the machine, such as the
         # one a test process started with ray.init()).
@@ -72,7 +83,7 @@ class TwoNodeCluster:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self._wait_port(timeout=120)  # the head's GCS listens: a node can join it
+        self._wait_port(timeout=300)  # the head's GCS listens: a node can join it
         self.worker = subprocess.Popen(
             [
                 RAY,
@@ -100,9 +111,10 @@ class TwoNodeCluster:
             time.sleep(0.1)
         raise TimeoutError(f"Ray head at {self.address} did not listen within {timeout} s")
 
-    def wait_nodes(self, n: int, timeout: float = 180) -> None:
+    def wait_nodes(self, n: int, timeout: float = 420) -> None:
         """Until n nodes are alive: one driver that connects once and polls the GCS (a driver per
-        poll would import Ray and make the nodes start workers for it each time)."""
+        poll would import Ray and make the nodes start workers for it each time). The bound is for a
+        loaded machine: at load ~5 on 2 cores, two nodes took over 180 s to register."""
         code = (
             "import sys, time, ray\n"
             f"ray.init(address='{self.address}', logging_level='ERROR')\n"
@@ -129,7 +141,13 @@ class TwoNodeCluster:
         self.worker.wait()
 
     def stop(self) -> None:
+        """Kill both nodes' process groups (raylet, GCS, object store, workers) and remove the temp dir."""
         for p in (self.worker, self.head):
-            if p is not None and p.poll() is None:
+            if p is None:
+                continue
+            # Its group can outlive a `ray start` that exited (raylet, GCS): kill the group in any case
+            # (Linux does not reuse a pid while it names a live process group).
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            p.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)

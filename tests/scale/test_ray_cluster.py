@@ -25,9 +25,11 @@ pytestmark = [pytest.mark.slow(seconds=55), pytest.mark.usefixtures("prefect_api
 def cluster():
     # Each shard takes >= 0.5 s on the nodes, so shards are still queued when the second node is
     # killed however fast the machine is (data/faults.py: delay points).
-    c = TwoNodeCluster(cpus_per_node=1, env={"DOODLEFLOW_DELAY": "build-shard:0.5"}).start()
-    yield c
-    c.stop()
+    c = TwoNodeCluster(cpus_per_node=1, env={"DOODLEFLOW_DELAY": "build-shard:0.5"})
+    try:
+        yield c.start()  # a failed start stops its own nodes (ray_cluster.py)
+    finally:
+        c.stop()
 
 
 def _stats(shards: str) -> list[dict]:

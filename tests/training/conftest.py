@@ -46,11 +46,6 @@ def example_triple(k: int):
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray cluster for the session, sized like the CI machine (2 cores)."""
-    import ray
-
-    if not ray.is_initialized():  # another suite's session fixture may have started it already
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20)
+def ray_cluster(ray_local):
+    """The session's one local Ray (tests/conftest.py `ray_local`), under the name these files use."""
     yield
-    ray.shutdown()

@@ -77,7 +77,14 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
         plan_job(build_config(store=store, dataset="kr", run_name="kr"), log=lambda m: None)
     # Resume through the same CLI (in-process this time: a real Prefect flow run on the session's API),
     # switching to the latent cache, which the flow builds first: the run id does not depend on it.
-    evals = ["--eval-samples", "2", "--eval-steps", "2"]
+    # The quality score is turned on for the evaluation after training (a one-component GMM over the
+    # tiny Inception's pool3 features).
+    import numpy as np
+    from doodleflow.training.eval.inception import TINY_INCEPTION
+
+    gmm, d = str(tmp_path / "gmm.npz"), TINY_INCEPTION.feature_dim
+    np.savez(gmm, weights=np.ones(1), means=np.zeros((1, d)), covariances=np.eye(d)[None])
+    evals = ["--eval-samples", "2", "--eval-steps", "2", "--eval-gmm", gmm]
     assert main([*args, "--workers", "0", "--resume", "--cache", "on", *evals, "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["steps"] == 12 and result["resumed_from"] == killed_at
@@ -115,7 +122,7 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
         and reg["dataset"]["name"] == "kr"
         and reg["dataset"]["version"] == 1
     )
-    assert set(reg["metrics"]) >= {"final_loss", "region_clip_score", "fid"}
+    assert set(reg["metrics"]) >= {"final_loss", "region_clip_score", "fid", "quality_score"}
     assert reg["prefect_flow_run_id"] == json.loads(run.fs.cat_file(flow_runs[0]))["flow_run_id"]
     from doodleflow.training.registry import Registry
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import ConfigError
@@ -16,6 +17,8 @@ from doodleflow.infra.errors import ConfigError
 
 class SectionedConfig:
     """Mixed into a frozen dataclass whose fields are per-concern dataclasses (model, optim, ...)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # for type checkers: it is mixed into dataclasses
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

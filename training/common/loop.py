@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from doodleflow.infra.errors import ConfigError
@@ -36,7 +37,7 @@ class WorkerContext:
     # Rank 0, after the last step: publish the artifact (returns its card, recorded in result.json).
     publish: Callable[[object, dict], dict] | None = None
     # Rank 0: where each logged step also goes live (an MLflow run, training/common/tracking.py).
-    tracker: object | None = None
+    tracker: Any = None  # an object with log(...) and finish(result), or None
 
 
 class InjectedFailure(RuntimeError):

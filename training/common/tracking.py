@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from typing import Any
 
 from doodleflow.infra.settings import home
 
@@ -61,7 +62,8 @@ class Tracker:
     ) -> None:
         self.uri, self.family, self.run_id = tracking_uri, family, run_id
         self.params, self.artifact_root = params or {}, artifact_root
-        self.client = self.mlflow_run = None
+        self.client: Any = None  # an MlflowClient once opened
+        self.mlflow_run: Any = None
         self.pending: list = []
         self.warned = False
         self.queue: queue.SimpleQueue = queue.SimpleQueue()

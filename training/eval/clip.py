@@ -16,6 +16,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ class Clip:
     """A loaded CLIP: model, tokenizer, and the image size / normalization of its processor."""
 
     model: torch.nn.Module
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer (called on a batch of texts)
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]

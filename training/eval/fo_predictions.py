@@ -10,6 +10,7 @@ from doodleflow.infra.errors import ConfigError
 from doodleflow.training.eval.clip import region_clip_score
 from doodleflow.training.eval.models import load_eval_models
 from doodleflow.training.eval.pbe import _img, heldout_rows, repaint_all
+from doodleflow.training.registry.refs import PBE_CHECKPOINT
 
 
 def add_predictions(
@@ -30,7 +31,7 @@ def add_predictions(
     from fiftyone import ViewField as F
 
     reg = Registry(home=home).resolve(model_ref)  # verified before loading
-    if reg.kind != "pbe-checkpoint":
+    if reg.kind != PBE_CHECKPOINT:
         raise ConfigError(f"{model_ref} is a {reg.kind}: predictions are for Paint-by-Example checkpoints")
     rows, info = heldout_rows(store, dataset, version, samples)
     d = fo.load_dataset(fiftyone_name(dataset, info["version"]))

@@ -152,6 +152,7 @@ class PublishConfig:
     eval_steps: int = 50  # sampler steps per evaluated sample
     eval_clip: str | None = None  # CLIP ViT-B/32 dir for the region CLIP score (None: tiny random)
     eval_inception: str | None = None  # FID Inception dir (None: tiny random)
+    eval_gmm: str | None = None  # quality score: .npz GMM weights (None: not scored)
 
     def __post_init__(self) -> None:
         at_least(self.eval_samples, 1, "--eval-samples")

@@ -41,7 +41,7 @@ def repaint_mask(mask: Image.Image, image_size: tuple[int, int], resize: bool = 
                 f"--mask is {mask.size[0]}x{mask.size[1]} but --image is {image_size[0]}x{image_size[1]}: "
                 "give a mask of the image's size, or --resize-mask to stretch it"
             )
-        mask = mask.resize(image_size, Image.NEAREST)
+        mask = mask.resize(image_size, Image.Resampling.NEAREST)
     rgba = np.asarray(mask.convert("RGBA"))
     on = (rgba[..., :3].max(axis=-1) >= ON) & (rgba[..., 3] >= ON)
     if not on.any():

@@ -49,9 +49,9 @@ def prepare(
     The reference is resized straight to the CLIP size with no crop, as PbE's inference script."""
     from doodleflow.training.pbe.data import normalize_reference
 
-    img = np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC))
-    m = np.asarray(mask.convert("L").resize((size, size), Image.NEAREST))
-    ref = np.asarray(reference.convert("RGB").resize((clip_size, clip_size), Image.BICUBIC))
+    img = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
+    m = np.asarray(mask.convert("L").resize((size, size), Image.Resampling.NEAREST))
+    ref = np.asarray(reference.convert("RGB").resize((clip_size, clip_size), Image.Resampling.BICUBIC))
     x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
     return x, torch.from_numpy(m.copy())[None], normalize_reference(torch.from_numpy(ref.copy())[None])
 

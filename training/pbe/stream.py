@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from doodleflow.data.fsutil import filesystem
 from doodleflow.data.split import Split, split_of
-from doodleflow.training.pbe.epochs import epoch_sizes, epochs_to_cover, part_order, read_epoch_part
+from doodleflow.training.pbe.epochs import SampleBy, epoch_sizes, epochs_to_cover, part_order, read_epoch_part
 
 CHUNK = 16  # rows per emitted block: a 512px decoded sample is ~1.2 MB, keep blocks small
 MAX_BLOCKS = 10_000  # read tasks of the stream (a full OpenImages run has ~1M (epoch, part) items)
@@ -34,7 +34,7 @@ class StreamPlan:
     fraction: float
     split_seed: int
     seed: int
-    sample_by: str
+    sample_by: SampleBy
     start_epoch: int
     epochs: int
     resolution: int

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import ConfigError
@@ -233,6 +233,14 @@ class PublishConfig:
     register: bool = True
     evaluate: bool = True
     merge: bool = True  # omnieditor: fuse the LoRA into the base EditLoRA runs train on
+    # The EditLoRA's evaluation on its artist's held-out pairs (the OmniEditor stage is not evaluated).
+    eval_samples: int = 2
+    eval_steps: int = 20
+    eval_clip: str | None = None  # CLIP ViT-B/32 dir (None: tiny random)
+
+    def __post_init__(self) -> None:
+        at_least(self.eval_samples, 1, "--eval-samples")
+        at_least(self.eval_steps, 1, "--eval-steps")
 
 
 @dataclass(frozen=True)
@@ -264,7 +272,7 @@ class TrainConfig(SectionedConfig):
     def __post_init__(self) -> None:
         """Settings left to the preset (resolution, text length) take the preset's values."""
         preset = PRESET_DATA[self.model.source.preset]
-        unset = {k: v for k, v in preset.items() if getattr(self.data, k) is None}
+        unset: dict[str, Any] = {k: v for k, v in preset.items() if getattr(self.data, k) is None}
         if unset:
             object.__setattr__(self, "data", dataclasses.replace(self.data, **unset))
 

@@ -16,12 +16,13 @@ import os
 from doodleflow.data.fsutil import atomic_write, filesystem, is_local, join
 from doodleflow.infra import settings
 from doodleflow.infra.errors import TamperedArtifact
+from doodleflow.training.registry.refs import PBE_CHECKPOINT
 
 
 def base_dirs(kind: str, uri: str) -> list[str]:
     """Local or s3:// directories of the frozen weights that loading `uri` (of `kind`) reads."""
     fs, path = filesystem(uri)
-    if kind == "pbe-checkpoint":
+    if kind == PBE_CHECKPOINT:
         state = join(path, "state.json")  # training/common/rundir.py; a diffusers dir has none and
         # is self-contained: all of it is the artifact
         return _pbe_bases(json.loads(fs.cat_file(state))["config"]) if fs.exists(state) else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
@@ -38,7 +39,7 @@ def file_digests(root_uri: str) -> list[dict]:
     for p in paths:
         h = hashlib.sha256()
         with fs.open(p, "rb") as f:
-            for chunk in iter(lambda f=f: f.read(1 << 22), b""):
+            for chunk in iter(functools.partial(f.read, 1 << 22), b""):
                 h.update(chunk)
         rel = os.path.relpath(p, root) if p != root else os.path.basename(p)
         out.append({"path": rel, "bytes": fs.size(p), "sha256": h.hexdigest()})
@@ -55,7 +56,7 @@ def verify_files(root_uri: str, expected: list[dict]) -> None:
             raise TamperedArtifact(f"{root_uri}: registered file {f['path']} is missing")
         h = hashlib.sha256()
         with fs.open(path, "rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
+            for chunk in iter(functools.partial(fh.read, 1 << 22), b""):
                 h.update(chunk)
         if h.hexdigest() != f["sha256"]:
             raise TamperedArtifact(

@@ -13,7 +13,12 @@ _REF = re.compile(
 )
 
 
-KINDS = ("pbe-checkpoint", "omnieditor-lora", "merged-base", "editlora")
+# The kinds of registered artifact: every module names them through these constants.
+PBE_CHECKPOINT = "pbe-checkpoint"
+OMNIEDITOR_LORA = "omnieditor-lora"
+MERGED_BASE = "merged-base"
+EDITLORA = "editlora"
+KINDS = (PBE_CHECKPOINT, OMNIEDITOR_LORA, MERGED_BASE, EDITLORA)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ are also version tags. Loading by reference re-hashes the files: a modified arti
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -138,7 +140,7 @@ class Registry:
         parent: str | None = None,
         flow_run_id: str | None = None,
         metrics: dict | None = None,
-        images: list[str] = (),
+        images: Sequence[str] = (),
         run_id: str | None = None,
         bases: list[str] | None = None,
     ) -> Registered:
@@ -247,14 +249,14 @@ class Registry:
         mvs = self.client.search_model_versions(f"name='{name}'")
         return [self._load(mv) for mv in sorted(mvs, key=lambda m: int(m.version))]
 
-    def list(self, kind: str | None = None) -> list[dict]:
+    def list(self, kind: str | None = None) -> builtins.list[dict]:
         if kind and kind not in KINDS:
             raise ConfigError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
         db = sqlite_path(self.tracking_uri)
         fast = list_sqlite(db, kind) if db else None
         return fast if fast is not None else self._list_mlflow(kind)
 
-    def _list_mlflow(self, kind: str | None) -> list[dict]:
+    def _list_mlflow(self, kind: str | None) -> builtins.list[dict]:
         out = []
         for rm in self.client.search_registered_models():
             if kind and rm.tags.get("kind") != kind:
