@@ -243,7 +243,8 @@ def preflight_run(cfg: TrainConfig, a: argparse.Namespace, opts: list[Opt] = ())
 
     version = preflight(cfg, kind="photodoodle-pairs")
     src = cfg.model.source
-    if cfg.run.stage == "editlora" or src.base_transformer:
+    resume_named = cfg.run.resume and cfg.run.run_name  # its base is the recorded one
+    if not resume_named and (cfg.run.stage == "editlora" or src.base_transformer):
         src = dataclasses.replace(src, base_transformer=base_choice(cfg.run.store, src)[0])
     run_id = cfg.replace(run={"version": version}, model={"source": src}).run_id()
     given: dict = {}
