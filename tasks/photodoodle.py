@@ -8,6 +8,7 @@ from doodleflow.data.pairs_source import PairPlan
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import retry_condition
 from doodleflow.tasks.progress import training_progress
+from doodleflow.tasks.stopping import watch_cancel
 from doodleflow.training.photodoodle.config import TrainConfig
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -39,7 +40,10 @@ def commit_pairs(store_uri: str, dataset: str, plan: PairPlan, stats: list[dict]
 def _launch(cfg: TrainConfig) -> dict:
     from doodleflow.training.photodoodle.ray_job import launch
 
-    with training_progress(f"train {cfg.run.stage}", cfg.run.steps, "train", cfg.run.stage, cfg.run.dataset):
+    with (
+        watch_cancel(),
+        training_progress(f"train {cfg.run.stage}", cfg.run.steps, "train", cfg.run.stage, cfg.run.dataset),
+    ):
         return launch(cfg, log=get_run_logger().info)
 
 

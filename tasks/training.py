@@ -5,6 +5,7 @@ from __future__ import annotations
 from doodleflow.data.report import artifact_key
 from doodleflow.infra.errors import retry_condition
 from doodleflow.tasks.progress import training_progress
+from doodleflow.tasks.stopping import watch_cancel
 from doodleflow.training.common.metrics import MetricsLog
 from doodleflow.training.common.report import metrics_table, run_markdown
 from doodleflow.training.common.rundir import RunDir
@@ -35,7 +36,7 @@ def run_pbe_job(cfg: TrainConfig) -> dict:
 
     if task_run.run_count > 1:
         cfg = cfg.replace(run={"resume": True})
-    with training_progress("train pbe", cfg.run.steps, "train-pbe", cfg.run.dataset):
+    with watch_cancel(), training_progress("train pbe", cfg.run.steps, "train-pbe", cfg.run.dataset):
         return launch(cfg)
 
 

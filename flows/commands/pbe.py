@@ -178,9 +178,10 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.flows import prefect_api
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
+    from doodleflow.flows.stopping import outcome
     from doodleflow.flows.train_pbe import train_pbe
 
-    r = train_pbe(cfg)
+    r = outcome(train_pbe(cfg, return_state=True))  # a stopped run raises Stopped (flows/cli.py)
     resumed = f" (resumed from step {r['resumed_from']})" if r.get("resumed_from") else ""
     loss = "n/a" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
     text = (

@@ -298,8 +298,9 @@ def cmd_train_omnieditor(a: argparse.Namespace) -> tuple[dict, str]:
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.photodoodle import omnieditor
+    from doodleflow.flows.stopping import outcome
 
-    r = omnieditor(cfg)
+    r = outcome(omnieditor(cfg, return_state=True))  # a stopped run raises Stopped (flows/cli.py)
     out = {k: r[k] for k in ("run_id", "lora", "steps", "final_loss", "merged_base", "run_dir")}
     text = (
         f"omnieditor run {r['run_id']}: {r['steps']} steps, final loss {r['final_loss']:.4f}\n"
@@ -324,8 +325,9 @@ def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.photodoodle import train_artist
+    from doodleflow.flows.stopping import outcome
 
-    r = train_artist(cfg)
+    r = outcome(train_artist(cfg, return_state=True))  # a stopped run raises Stopped (flows/cli.py)
     o = {"status": "completed", **{k: r[k] for k in ("lora", "steps", "final_loss", "run_id")}}
     return {"artists": {a.artist: o}}, _artist_line(a.artist, o)
 

@@ -1,0 +1,24 @@
+"""A training run stopped on request ends its flow run Cancelled (not Failed), and the CLI says how
+to continue it. The stop itself: training/common/stop.py; the signals: flows/interrupt.py."""
+
+from __future__ import annotations
+
+from doodleflow.infra.errors import Stopped
+
+
+def cancelled(e: Stopped):
+    """The flow's final state for a run that stopped on request: Cancelled, carrying the Stopped."""
+    from prefect.states import Cancelled
+
+    return Cancelled(message=str(e), data=e)
+
+
+def outcome(state):
+    """A flow's result from its final state (`flow(..., return_state=True)`): a failed or cancelled
+    run raises its exception (a Stopped for a cancelled one), as calling the flow plainly would."""
+    r = state.result(raise_on_failure=False)
+    if isinstance(r, BaseException):
+        raise r
+    if not state.is_completed():
+        raise RuntimeError(f"flow run ended {state.type.value}: {state.message}")
+    return r
