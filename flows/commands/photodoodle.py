@@ -247,12 +247,12 @@ def preflight_run(cfg: TrainConfig, a: argparse.Namespace, opts: list[Opt] = ())
     if not resume_named and (cfg.run.stage == "editlora" or src.base_transformer):
         src = dataclasses.replace(src, base_transformer=base_choice(cfg.run.store, src)[0])
     run_id = cfg.replace(run={"version": version}, model={"source": src}).run_id()
-    given: dict = {}
+    given: dict = {"run": {"artist": cfg.run.artist}} if getattr(a, "artist", None) else {}
     if a.dataset:
-        given["run"] = {"dataset": cfg.run.dataset}
+        given.setdefault("run", {})["dataset"] = cfg.run.dataset
     if getattr(a, "base", None) or getattr(a, "base_model", None):
         given["model"] = {"source": {"base_transformer": cfg.model.source.base_transformer}}
-    flags = {"run.dataset": "--dataset", "model.source.base_transformer": "--base"}
+    flags = {"run.dataset": "--dataset", "run.artist": "--artist", "model.source.base_transformer": "--base"}
     opts = TRAIN_OPTIONS + list(opts)
     return settle_run(cfg, run_id, cfg.family, a, opts, given, flags, _recorded_base)
 
