@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from doodleflow.data.names import validate_name
 from doodleflow.data.report import artifact_key
-from doodleflow.flows.stopping import cancelled
+from doodleflow.flows.stopping import cancelled, unless_stopped
 from doodleflow.infra.errors import ConfigError, Stopped
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.photodoodle import (
@@ -149,7 +149,7 @@ def train_artist(config: TrainConfig) -> dict:
         raise ConfigError("an EditLoRA run needs an artist (--artist, config.run.artist)")
     cfg = artist_config(_stored(config), config.run.artist)
     try:
-        r = train_artist_task(cfg.run.artist, cfg)
+        r = unless_stopped(train_artist_task(cfg.run.artist, cfg))
     except Stopped as e:  # Ctrl-C, SIGTERM or a cancel in Prefect: checkpointed, --resume continues
         return cancelled(e)
     if cfg.publish.register:
@@ -167,7 +167,7 @@ def omnieditor(config: TrainConfig) -> dict:
     into the base that EditLoRA runs train on."""
     cfg = _stored(config).replace(run={"stage": "omnieditor", "artist": None}).check()
     try:
-        r = train_omnieditor_task(cfg)
+        r = unless_stopped(train_omnieditor_task(cfg))
     except Stopped as e:
         return cancelled(e)
     out = {**r, "merged_base": None}

@@ -13,6 +13,17 @@ def cancelled(e: Stopped):
     return Cancelled(message=str(e), data=e)
 
 
+def unless_stopped(r):
+    """A training task's return value: its result, or, for a run stopped on request (the task
+    returned a Cancelled state, tasks/stopping.py), the Stopped it carries, raised."""
+    from prefect.states import State
+
+    if isinstance(r, State):
+        e = r.result(raise_on_failure=False)
+        raise e if isinstance(e, BaseException) else Stopped(r.message or "stopped on request")
+    return r
+
+
 def outcome(state):
     """A flow's result from its final state (`flow(..., return_state=True)`): a failed or cancelled
     run raises its exception (a Stopped for a cancelled one), as calling the flow plainly would."""

@@ -8,7 +8,7 @@ artifacts, flow run id in the run directory), evaluated on the held-out split an
 
 from __future__ import annotations
 
-from doodleflow.flows.stopping import cancelled
+from doodleflow.flows.stopping import cancelled, unless_stopped
 from doodleflow.infra.errors import ConfigError, Stopped
 from doodleflow.infra.settings import home, resolve_store
 from doodleflow.tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
@@ -30,7 +30,7 @@ def train_pbe(config: TrainConfig) -> dict:
     if cfg.data.latent_cache == "on":
         build_pbe_cache(cfg)
     try:
-        result = run_pbe_job(cfg)
+        result = unless_stopped(run_pbe_job(cfg))
     except Stopped as e:  # Ctrl-C, SIGTERM or a cancel in Prefect: checkpointed, --resume continues
         return cancelled(e)
     publish_pbe_run(cfg.run.store, result)

@@ -13,9 +13,18 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+from doodleflow.infra.errors import Stopped
 from doodleflow.training.common import stop
 
 POLL_S = 2.0
+
+
+def cancelled_state(e: Stopped):
+    """What a training task returns for a run stopped on request: a Cancelled state carrying the
+    Stopped (the task run shows Cancelled, not Failed; the flow raises it again: flows/stopping.py)."""
+    from prefect.states import Cancelled
+
+    return Cancelled(message=str(e), data=e)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,42 @@
+"""A PhotoDoodle run stopped on request (stop.json in its run directory, as the driver writes it on a
+Ctrl-C, SIGTERM or a cancel in Prefect: training/common/stop.py) stops at a step boundary with a
+checkpoint, publishes no LoRA, and `--resume` continues it exactly; a finished run is never trained
+again in place. In process, without Ray (the signal paths end to end: tests/runtime/test_stop.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from doodleflow.infra.errors import ConfigError
+from doodleflow.training.common import stop
+from doodleflow.training.common.rundir import RunDir
+
+from tests.photodoodle.helpers import make_pair_dataset
+from tests.photodoodle.test_train import _cfg, _train_in_process
+
+
+def test_a_stopped_run_checkpoints_publishes_nothing_and_resumes_exactly(tiny_dir, tmp_path):
+    store = str(tmp_path / "store")
+    make_pair_dataset(str(tmp_path), store, "magic", 4)
+    straight, w_straight = _train_in_process(_cfg(store, tiny_dir, steps=4, checkpoint_every=4, run_name="a"))
+
+    cfg = _cfg(store, tiny_dir, steps=4, checkpoint_every=4, run_name="b")
+    run = RunDir(store, "editlora", "b")
+    run.write_json(stop.FILE, {"reason": "Ctrl-C or SIGTERM"})  # asked before the first step ends
+    stopped, _ = _train_in_process(cfg)
+    assert (stopped["status"], stopped["steps"], stopped["stop_reason"]) == (
+        "cancelled",
+        1,
+        "Ctrl-C or SIGTERM",
+    )
+    assert run.steps() == [1] and "lora" not in stopped  # checkpointed, nothing published
+    assert not run.fs.exists(f"{store}/loras/magic/b")
+
+    run.fs.rm(run.path(stop.FILE))  # what the next launch does (stop.relay)
+    resumed, w_resumed = _train_in_process(cfg.replace(run={"resume": True}))
+    assert resumed["status"] == "completed" and resumed["resumed_from"] == 1 and resumed["steps"] == 4
+    assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)  # the same as never stopped
+    assert resumed["final_loss"] == pytest.approx(straight["final_loss"], abs=0)
+
+    with pytest.raises(ConfigError, match="run b finished at step 4: a finished run is never trained again"):
+        _train_in_process(cfg.replace(run={"resume": True, "steps": 6}))
