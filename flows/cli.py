@@ -75,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     from doodleflow.infra.errors import DoodleflowError, Stopped
 
     if a.command == "train":  # a stop signal asks the run to stop at a step boundary (flows/interrupt.py)
+        from doodleflow.flows.stopping import quiet_cancelled_tasks
         from doodleflow.training.common import stop
 
         stop.enable()
+        quiet_cancelled_tasks()
     try:
         environment.check(a)  # an s3:// store answers before any work starts
         result, text, *then = a.func(a)

@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM stop a command cleanly: a training run at its next step boundary, with a
-checkpoint, and every process gone soon after.
+"""Ctrl-C and SIGTERM stop a training command cleanly: the run at its next step boundary, with a
+checkpoint, and every process gone soon after. (The other commands are interrupted as before.)
 
 A terminal's Ctrl-C sends SIGINT to every process of its foreground process group. A command's
 children would get it too: Prefect's API server (it died at once, and the command then sat in
@@ -32,10 +32,11 @@ RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def supervise() -> int | None:
-    """In the process a user started: run the command as a child in its own session, relay stop
-    signals, return its exit status. None in the command itself (or where /proc is missing)."""
-    if os.environ.get(ENV) or not os.path.isdir("/proc/self"):
-        return None
+    """In the process a user started for a training command: run the command as a child in its own
+    session, relay stop signals, return its exit status. None in the command itself, for the other
+    commands, and where /proc is missing."""
+    if os.environ.get(ENV) or not os.path.isdir("/proc/self") or sys.argv[1:2] != ["train"]:
+        return None  # the command itself; or one that trains nothing: Ctrl-C interrupts it as before
     from doodleflow.flows.processes import kill_with_parent
 
     child = subprocess.Popen(
@@ -68,12 +69,8 @@ def _on_stop(sig: int, frame) -> None:
 
     if not stop.enabled():
         raise KeyboardInterrupt
-    if stop.request("Ctrl-C or SIGTERM"):
-        print(
-            "doodleflow: stopping at the next step boundary, after a checkpoint (Ctrl-C again to stop at once)",
-            file=sys.stderr,
-            flush=True,
-        )
+    if stop.request("Ctrl-C or SIGTERM"):  # the job says it stops (training/common/stop.py:relay)
+        print("doodleflow: Ctrl-C again stops at once, without a checkpoint", file=sys.stderr, flush=True)
 
 
 def resume_hint(a, run_id: str) -> str:

@@ -33,3 +33,13 @@ def outcome(state):
     if not state.is_completed():
         raise RuntimeError(f"flow run ended {state.type.value}: {state.message}")
     return r
+
+
+def quiet_cancelled_tasks() -> None:
+    """Prefect logs a task run that ends Cancelled at ERROR level; a run stopped on request is no error,
+    and the flow run's own line (and the CLI's) already say it stopped."""
+    import logging
+
+    logging.getLogger("prefect.task_runs").addFilter(
+        lambda r: not str(r.msg).startswith("Finished in state Cancelled(")
+    )
