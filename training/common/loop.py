@@ -67,10 +67,18 @@ def maybe_fail(step: int, fail_at, run: RunDir, ctx: WorkerContext) -> None:
         raise InjectedFailure(f"injected failure on rank {ctx.rank} at step {step}")
 
 
-def stop_asked(run: RunDir, rank: int, device: torch.device) -> bool:
-    """Whether the driver asked the run to stop (stop.json, training/common/stop.py): rank 0 looks, and
-    every rank gets its answer, so all of them stop after the same step."""
-    flag = 1.0 if rank == 0 and run.fs.exists(run.path(stop.FILE)) else 0.0
+_stop_looked: dict[str, float] = {}
+
+
+def stop_asked(run: RunDir, rank: int, device: torch.device, every_s: float = 1.0) -> bool:
+    """Whether the driver asked the run to stop (stop.json, training/common/stop.py): rank 0 looks (at
+    most every `every_s`: on S3 a look is a request), and every rank gets its answer, so all of them
+    stop after the same step."""
+    now = time.monotonic()
+    look = rank == 0 and now - _stop_looked.get(run.root, -every_s) >= every_s
+    if look:
+        _stop_looked[run.root] = now
+    flag = 1.0 if look and run.fs.exists(run.path(stop.FILE)) else 0.0
     return distributed.max_across_workers(flag, device) > 0
 
 
