@@ -78,6 +78,7 @@ BAD = [
     # run ids: taken, nothing to resume, finished
     ("train pbe --dataset boxes --run-name taken", "run taken already exists (checkpoints up to step 100): pass --resume"),
     ("train pbe --dataset boxes --run-name fresh --resume", "--resume: no run fresh in the store to resume"),
+    ("train pbe --dataset boxes --run-name done", "run done already exists and finished at step 3000: pass --run-name"),
     ("train pbe --dataset boxes --run-name done --resume --steps 4000", "run done finished at step 3000: a finished run"),
     # --resume: a flag that conflicts with the record names both values
     ("train pbe --dataset boxes --run-name taken --resume --lr 0.001",

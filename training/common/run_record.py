@@ -61,6 +61,10 @@ class RunRecord:
 def check_new_run(rec: RunRecord) -> None:
     """A run id that has checkpoints is continued with --resume or renamed, never started over."""
     steps = rec.steps()
+    if steps and rec.finished_at() is not None:
+        raise ConfigError(
+            f"run {rec.run_id} already exists and finished at step {steps[-1]}: pass --run-name NAME for a new run"
+        )
     if steps:
         raise ConfigError(
             f"run {rec.run_id} already exists (checkpoints up to step {steps[-1]}): pass --resume to "
