@@ -23,7 +23,7 @@ from doodleflow.training.registry import Registry
 from tests.runtime.test_orphans import MARK, alive, cmdline, marked
 from tests.training.datasets import make_version
 
-pytestmark = pytest.mark.slow(seconds=400)
+pytestmark = pytest.mark.slow(seconds=300)
 GONE_WITHIN_S = 30.0
 
 
