@@ -40,3 +40,38 @@ def test_a_stopped_run_checkpoints_publishes_nothing_and_resumes_exactly(tiny_di
 
     with pytest.raises(ConfigError, match="run b finished at step 4: a finished run is never trained again"):
         _train_in_process(cfg.replace(run={"resume": True, "steps": 6}))
+
+
+def test_a_stop_before_training_ends_the_flow_run_cancelled_with_the_resume_command(
+    prefect_api, tmp_path, capsys
+):
+    """The wiring of a stop through `train artist` (CLI in process, a real Prefect flow run): the task
+    and the flow run end Cancelled, the CLI prints how to continue and exits 130. Asked for before the
+    job starts, so nothing trains (no Ray here)."""
+    from doodleflow.flows.cli import main
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    store = str(tmp_path / "store")
+    make_pair_dataset(str(tmp_path), store, "magic", 4)
+    args = "train artist --artist magic --base flux --steps 3 --run-name early --no-register --store"
+    stop.request("Ctrl-C or SIGTERM")
+    try:
+        assert main([*args.split(), store]) == 130
+    finally:
+        stop.reset()
+    err = capsys.readouterr().err
+    assert "run early: stopped before training started (Ctrl-C or SIGTERM)" in err
+    assert (
+        f"continue with: doodleflow train artist --artist magic --run-name early --resume --store {store}"
+        in err
+    )
+    assert "ERROR" not in err
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["photodoodle-train-artist"]))
+        )
+        mine = [r for r in runs if r.parameters["config"]["run"]["run_name"] == "early"]
+        assert [r.state.type.value for r in mine] == ["CANCELLED"]
+        tasks = client.read_task_runs(flow_run_filter=None)
+        assert any(t.flow_run_id == mine[0].id and t.state.type.value == "CANCELLED" for t in tasks)

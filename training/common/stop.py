@@ -56,6 +56,12 @@ def reason() -> str:
     return _reason[0] if _reason else ""
 
 
+def reset() -> None:
+    """Forget a request (a process that runs several commands, e.g. tests calling the CLI in-process)."""
+    _event.clear()
+    _reason.clear()
+
+
 def refuse_start(run_id: str) -> None:
     """A stop asked for before the job started: nothing was trained, nothing to checkpoint."""
     if requested():

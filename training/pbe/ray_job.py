@@ -127,6 +127,7 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
     if cfg.data.latent_cache == "on":
         build_cache(cfg, ray_address, log)
     plan = plan_job(cfg, log)
+    stop.refuse_start(plan.run.run_id)  # a stop asked for before the job started: nothing to train
     where = init_ray(ray_address)
     workers = plan.cfg.run.workers
     res = {"CPU": cpus_per_worker(workers, plan.cfg.run.use_gpu)} if workers > 0 else None

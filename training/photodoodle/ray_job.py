@@ -97,6 +97,7 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
     from ray.train.torch import TorchTrainer
 
     plan = plan_job(cfg, log)
+    stop.refuse_start(plan.run.run_id)  # a stop asked for before the job started: nothing to train
     where = init_ray(plan.cfg.launch.ray_address)
     workers = max(plan.cfg.run.workers, 1)
     res = _resources(plan.cfg)
