@@ -14,6 +14,8 @@ from doodleflow.training.common.rundir import RunDir
 from tests.photodoodle.helpers import make_pair_dataset
 from tests.photodoodle.test_train import _cfg, _train_in_process
 
+pytestmark = pytest.mark.slow(seconds=60)
+
 
 def test_a_stopped_run_checkpoints_publishes_nothing_and_resumes_exactly(tiny_dir, tmp_path):
     store = str(tmp_path / "store")
