@@ -61,19 +61,36 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # a real command (not a test calling main): its processes die with it
-        from doodleflow.flows import processes
+        from doodleflow.flows import interrupt, processes
 
+        rc = interrupt.supervise()  # Ctrl-C reaches only this process, which stops the command cleanly
+        if rc is not None:
+            return rc
+        interrupt.install_stop_handler()
         processes.install()
         from doodleflow.training.common.logs import quiet_libraries
 
         quiet_libraries()  # library noise to $DOODLEFLOW_HOME/logs/, no colour codes when redirected
     a = _parser().parse_args(argv)
     from doodleflow.flows import environment
-    from doodleflow.infra.errors import DoodleflowError
+    from doodleflow.infra.errors import DoodleflowError, Stopped
 
+    if a.command == "train":  # a stop signal asks the run to stop at a step boundary (flows/interrupt.py)
+        from doodleflow.flows.stopping import quiet_cancelled_tasks
+        from doodleflow.training.common import stop
+
+        stop.enable()
+        quiet_cancelled_tasks()
     try:
         environment.check(a)  # an s3:// store answers before any work starts
         result, text, *then = a.func(a)
+    except Stopped as e:  # stopped on request, checkpointed: say how to continue (exit 130, as Ctrl-C)
+        from doodleflow.flows.interrupt import resume_hint
+
+        print(f"doodleflow {a.command}: {e}", file=sys.stderr)
+        if e.run_id:
+            print(f"  continue with: {resume_hint(a, e.run_id)}", file=sys.stderr, flush=True)
+        return 130
     except Exception as e:  # a user's error or the environment's: one line; a bug keeps its traceback
         err = e if isinstance(e, DoodleflowError) else environment.user_error(e)
         if err is None:

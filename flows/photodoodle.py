@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from doodleflow.data.names import validate_name
 from doodleflow.data.report import artifact_key
-from doodleflow.infra.errors import ConfigError
+from doodleflow.flows.stopping import cancelled, unless_stopped
+from doodleflow.infra.errors import ConfigError, Stopped
 from doodleflow.infra.settings import resolve_store
 from doodleflow.tasks.photodoodle import (
     cluster_slots,
@@ -20,6 +21,7 @@ from doodleflow.tasks.photodoodle import (
     train_artist_task,
     train_omnieditor_task,
 )
+from doodleflow.training.common import stop
 from doodleflow.training.photodoodle.config import TrainConfig, artist_names
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -54,6 +56,8 @@ def _outcome(fut) -> dict:
             "_result": r,
         }
     err = fut.result(raise_on_failure=False)
+    if isinstance(err, Stopped):
+        return {"status": "stopped", "error": str(err), "run_id": err.run_id}
     return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
@@ -62,6 +66,13 @@ def _run_bounded(submit, artists: list[str], slots: int) -> dict[str, dict]:
     pending, outcomes = list(artists), {}
     running: dict = {}
     while pending or running:
+        if stop.requested():  # stopping: the artists not started yet are not started
+            outcomes.update(
+                {a: {"status": "not started", "error": "stopped before it started"} for a in pending}
+            )
+            pending = []
+            if not running:
+                break
         while pending and len(running) < slots:
             a = pending.pop(0)
             running[submit(a)] = a
@@ -119,8 +130,11 @@ def train_artists(artists: list[str] | str, config: TrainConfig):
         if r is not None and config.publish.register:
             o["registered"] = _register_artist(r, cfgs[a])
     failed = [a for a, o in outcomes.items() if o["status"] == "failed"]
-    summary = {"artists": outcomes, "completed": [a for a in names if a not in failed], "failed": failed}
+    done = [a for a in names if outcomes[a]["status"] == "completed"]
+    summary = {"artists": outcomes, "completed": done, "failed": failed}
     logger.info(_report(outcomes, "-".join(names)[:40]))
+    if stop.requested() and len(done) < len(names):
+        return cancelled(_artists_stopped(outcomes, config))
     if failed:
         msg = f"{len(failed)} of {len(names)} artist(s) failed: " + "; ".join(
             f"{a}: {outcomes[a]['error']}" for a in failed
@@ -135,7 +149,10 @@ def train_artist(config: TrainConfig) -> dict:
     if not config.run.artist:
         raise ConfigError("an EditLoRA run needs an artist (--artist, config.run.artist)")
     cfg = artist_config(_stored(config), config.run.artist)
-    r = train_artist_task(cfg.run.artist, cfg)
+    try:
+        r = unless_stopped(train_artist_task(cfg.run.artist, cfg))
+    except Stopped as e:  # Ctrl-C, SIGTERM or a cancel in Prefect: checkpointed, --resume continues
+        return cancelled(e)
     if cfg.publish.register:
         r["registered"] = _register_artist(r, cfg)
     _report(
@@ -150,7 +167,10 @@ def omnieditor(config: TrainConfig) -> dict:
     """Stage 1: OmniEditor LoRA on a general editing-pair dataset (Ray Train, DDP), then the merge
     into the base that EditLoRA runs train on."""
     cfg = _stored(config).replace(run={"stage": "omnieditor", "artist": None}).check()
-    r = train_omnieditor_task(cfg)
+    try:
+        r = unless_stopped(train_omnieditor_task(cfg))
+    except Stopped as e:
+        return cancelled(e)
     out = {**r, "merged_base": None}
     merged = merge_omnieditor_task(cfg.run.store, r["run_id"], cfg, r["lora"]) if cfg.publish.merge else None
     if merged:
@@ -160,6 +180,18 @@ def omnieditor(config: TrainConfig) -> dict:
 
         out["registered"] = register_omnieditor(cfg.run.store, r, merged, cfg.to_dict())
     return out
+
+
+def _artists_stopped(outcomes: dict[str, dict], config: TrainConfig) -> Stopped:
+    """One Stopped for a parallel run: each artist's state and how to continue it."""
+    store = f" --store {config.run.store}" if config.run.store else ""
+    lines = [
+        f"{a}: {o['status']}"
+        + (f"; continue: doodleflow train artist --artist {a} --run-name {o['run_id']} --resume{store}"
+           if o.get("run_id") else "")
+        for a, o in outcomes.items()
+    ]  # fmt: skip
+    return Stopped("stopped on request: " + "; ".join(lines))
 
 
 def _register_artist(result: dict, cfg: TrainConfig) -> dict:

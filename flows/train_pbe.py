@@ -8,7 +8,8 @@ artifacts, flow run id in the run directory), evaluated on the held-out split an
 
 from __future__ import annotations
 
-from doodleflow.infra.errors import ConfigError
+from doodleflow.flows.stopping import cancelled, unless_stopped
+from doodleflow.infra.errors import ConfigError, Stopped
 from doodleflow.infra.settings import home, resolve_store
 from doodleflow.tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
@@ -29,7 +30,10 @@ def train_pbe(config: TrainConfig) -> dict:
         cfg = cfg.replace(model={"source": source})
     if cfg.data.latent_cache == "on":
         build_pbe_cache(cfg)
-    result = run_pbe_job(cfg)
+    try:
+        result = unless_stopped(run_pbe_job(cfg))
+    except Stopped as e:  # Ctrl-C, SIGTERM or a cancel in Prefect: checkpointed, --resume continues
+        return cancelled(e)
     publish_pbe_run(cfg.run.store, result)
     if cfg.publish.register:  # evaluate on the held-out split, then register (flows/registration.py)
         from doodleflow.flows.registration import evaluate_and_register_pbe

@@ -46,6 +46,18 @@ class StorageFull(DoodleflowError, OSError):
     """No space left on the store's device: retrying cannot help until space is freed."""
 
 
+class Stopped(DoodleflowError):
+    """A run stopped on request (Ctrl-C, SIGTERM, a cancel in Prefect) at a step boundary, after writing
+    a checkpoint: recorded as cancelled, never retried; `--resume` continues it."""
+
+    def __init__(self, message: str, run_id: str = "", step: int | None = None) -> None:
+        super().__init__(message, run_id, step)  # all in args: the exception pickles whole
+        self.run_id, self.step = run_id, step
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class TransientError(DoodleflowError):
     """A failure that may pass (a service briefly unreachable, a preempted worker): retried."""
 

@@ -6,8 +6,9 @@ from doodleflow.data.pairs import commit_pairs_version, plan_ingest
 from doodleflow.data.pairs_build import PairUnit, build_pairs_unit
 from doodleflow.data.pairs_source import PairPlan
 from doodleflow.data.store import DatasetStore
-from doodleflow.infra.errors import retry_condition
+from doodleflow.infra.errors import Stopped, retry_condition
 from doodleflow.tasks.progress import training_progress
+from doodleflow.tasks.stopping import cancelled_state, watch_cancel
 from doodleflow.training.photodoodle.config import TrainConfig
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -39,8 +40,14 @@ def commit_pairs(store_uri: str, dataset: str, plan: PairPlan, stats: list[dict]
 def _launch(cfg: TrainConfig) -> dict:
     from doodleflow.training.photodoodle.ray_job import launch
 
-    with training_progress(f"train {cfg.run.stage}", cfg.run.steps, "train", cfg.run.stage, cfg.run.dataset):
-        return launch(cfg, log=get_run_logger().info)
+    with (
+        watch_cancel(),
+        training_progress(f"train {cfg.run.stage}", cfg.run.steps, "train", cfg.run.stage, cfg.run.dataset),
+    ):
+        try:
+            return launch(cfg, log=get_run_logger().info)
+        except Stopped as e:  # stopped on request, checkpointed: Cancelled, not Failed
+            return cancelled_state(e)
 
 
 @task(name="train-artist", cache_policy=NO_CACHE, task_run_name="train-artist-{artist}")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from doodleflow.data.report import artifact_key
-from doodleflow.infra.errors import retry_condition
+from doodleflow.infra.errors import Stopped, retry_condition
 from doodleflow.tasks.progress import training_progress
+from doodleflow.tasks.stopping import cancelled_state, watch_cancel
 from doodleflow.training.common.metrics import MetricsLog
 from doodleflow.training.common.report import metrics_table, run_markdown
 from doodleflow.training.common.rundir import RunDir
@@ -35,8 +36,11 @@ def run_pbe_job(cfg: TrainConfig) -> dict:
 
     if task_run.run_count > 1:
         cfg = cfg.replace(run={"resume": True})
-    with training_progress("train pbe", cfg.run.steps, "train-pbe", cfg.run.dataset):
-        return launch(cfg)
+    with watch_cancel(), training_progress("train pbe", cfg.run.steps, "train-pbe", cfg.run.dataset):
+        try:
+            return launch(cfg)
+        except Stopped as e:  # stopped on request, checkpointed: Cancelled, not Failed
+            return cancelled_state(e)
 
 
 @task(name="publish-pbe-run", cache_policy=NO_CACHE)

@@ -100,6 +100,7 @@ def check_refresh(a: argparse.Namespace) -> CurationConfig:
         raise ConfigError(f"--workers must be >= 1, got {a.workers}")
     if a.images and "://" not in a.images and not os.path.isdir(a.images):
         raise ConfigError(f"--images {a.images}: no such directory")
+    _check_boxes_source(a.source, a.images)
     return cfg
 
 
@@ -114,6 +115,28 @@ def curation_settings(a: argparse.Namespace) -> dict:
         if getattr(a, flag):
             d[flag] = True
     return merge(d, parse_sets(a.set))
+
+
+def _check_boxes_source(source: str, images: str | None) -> None:
+    """The source is an OpenImages tree (the CSVs and images/); a PhotoDoodle pairs folder is named
+    as one, with the command that ingests it."""
+    import posixpath
+
+    from doodleflow.data.fsutil import filesystem
+    from doodleflow.data.openimages import locate_source
+    from doodleflow.infra.errors import ConfigError, InputError
+
+    try:
+        locate_source(source, images)
+    except InputError as e:
+        fs, root = filesystem(source)
+        names = [posixpath.basename(p) for p in fs.find(root, maxdepth=2)] if fs.isdir(root) else []
+        if any(n == "meta.jsonl" or "_blend." in n for n in names):
+            raise ConfigError(
+                f"--source {source} holds PhotoDoodle editing pairs (meta.jsonl or N_blend.jpg), not "
+                "OpenImages boxes: `doodleflow ingest pairs --source ... --dataset ...` makes a pair dataset"
+            ) from e
+        raise
 
 
 def cmd_refresh(a: argparse.Namespace) -> tuple[dict, str]:

@@ -37,15 +37,47 @@ def get_field(cfg, path: str):
     return cfg
 
 
+class _Given:
+    """Notes the flag in `namespace.given` when it is on the command line: `--resume` tells a flag the
+    user passed (checked against the run's record) from a default (the record's value is used)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        namespace.given = {*(getattr(namespace, "given", None) or ()), self.dest}
+
+
+class _Store(_Given, argparse._StoreAction):
+    pass
+
+
+class _StoreTrue(_Given, argparse._StoreTrueAction):
+    pass
+
+
 def add_options(p: argparse.ArgumentParser, opts: list[Opt], defaults) -> None:
     """Add `opts` to `p`, each with the value `defaults` (a config) has for its field."""
     for o in opts:
         default = None if o.derived else get_field(defaults, o.field)
         help_ = f"{o.help} (default: {o.derived})" if o.derived else o.help
         if o.flag_only:
-            p.add_argument(o.flag, action="store_true", default=bool(default), help=help_)
+            p.add_argument(o.flag, action=_StoreTrue, default=bool(default), help=help_)
         else:
-            p.add_argument(o.flag, type=o.type, choices=o.choices, default=default, help=help_)
+            p.add_argument(o.flag, action=_Store, type=o.type, choices=o.choices, default=default, help=help_)
+
+
+def dest(o: Opt) -> str:
+    return o.flag.lstrip("-").replace("-", "_")
+
+
+def given_overrides(a: argparse.Namespace, opts: list[Opt]) -> dict:
+    """`overrides` of the flags on the command line only (not their defaults)."""
+    given = getattr(a, "given", None) or set()
+    return overrides(a, [o for o in opts if dest(o) in given])
+
+
+def flag_names(opts: list[Opt]) -> dict[str, str]:
+    """config field -> its flag, for messages."""
+    return {o.field: o.flag for o in opts}
 
 
 def overrides(a: argparse.Namespace, opts: list[Opt]) -> dict:
@@ -56,7 +88,7 @@ def overrides(a: argparse.Namespace, opts: list[Opt]) -> dict:
         node = out
         for part in path:
             node = node.setdefault(part, {})
-        value = getattr(a, o.flag.lstrip("-").replace("-", "_"))
+        value = getattr(a, dest(o))
         if value is not None or not o.derived:
             node[name] = value
     return out

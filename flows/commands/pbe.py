@@ -129,8 +129,24 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     values.setdefault("publish", {}).update(register=not a.no_register, evaluate=not a.no_eval)
     values["model"] = {"source": dataclasses.asdict(source)}
     cfg = TrainConfig.from_dict(values)
-    preflight(cfg)
-    return cfg
+    version = preflight(cfg, kind="pbe-triples")
+    if a.model and not a.resume:
+        return cfg  # its run id depends on the registered files, resolved by the flow (which checks it)
+    return _settle(cfg, cfg.replace(run={"version": version}).run_id(), a)
+
+
+# The model flags, as the run records them (the source's fields).
+SOURCE_FLAGS = {"kind": "--preset", "pretrained": "--pretrained", "clip": "--clip", "init_model": "--model"}
+
+
+def _settle(cfg: TrainConfig, run_id: str, a: argparse.Namespace) -> TrainConfig:
+    """A new run id must be free; --resume continues the recorded run (flows/commands/runs.py)."""
+    from doodleflow.flows.commands.runs import settle_run
+
+    passed = {"kind": a.preset, "pretrained": a.pretrained, "clip": a.clip, "init_model": a.model}
+    given = {"run": {"dataset": a.dataset}, "model": {"source": {k: v for k, v in passed.items() if v}}}
+    flags = {"run.dataset": "--dataset", **{f"model.source.{k}": f for k, f in SOURCE_FLAGS.items()}}
+    return settle_run(cfg, run_id, "pbe", a, TRAIN_OPTIONS, given, flags)
 
 
 def _generate_parser(g: argparse.ArgumentParser) -> None:
@@ -164,6 +180,7 @@ def _generate_parser(g: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--seed", type=int, default=0, help="seed of the initial noise: the same seed, the same image"
     )
+    add_store(g)
     add_json(g)
     g.set_defaults(func=cmd_generate)
 
@@ -173,9 +190,10 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.flows import prefect_api
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
+    from doodleflow.flows.stopping import outcome
     from doodleflow.flows.train_pbe import train_pbe
 
-    r = train_pbe(cfg)
+    r = outcome(train_pbe(cfg, return_state=True))  # a stopped run raises Stopped (flows/cli.py)
     resumed = f" (resumed from step {r['resumed_from']})" if r.get("resumed_from") else ""
     loss = "n/a" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
     text = (
@@ -195,7 +213,7 @@ def cmd_generate(a: argparse.Namespace) -> tuple[dict, str]:
     if a.model:  # resolve through the registry; a modified file is refused before loading
         from doodleflow.flows.commands.registry import open_registry
 
-        reg = open_registry().resolve(a.model)
+        reg = open_registry(a.store).resolve(a.model)
         if reg.kind != PBE_CHECKPOINT:
             raise ConfigError(f"--model {a.model} is a {reg.kind}, not a Paint-by-Example checkpoint")
         checkpoint = reg.uri

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names, json_safe
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.photodoodle.config import TrainConfig, artist_names
+from doodleflow.training.photodoodle.config import PLAIN_BASE, TrainConfig, artist_names
 from doodleflow.training.registry.refs import EDITLORA, MERGED_BASE
 
 
@@ -223,10 +223,15 @@ def _base_arg(p: argparse.ArgumentParser) -> None:
 
 def _base(a: argparse.Namespace) -> str | None:
     if not getattr(a, "base_model", None):
-        return getattr(a, "base", None)
+        base = getattr(a, "base", None)
+        if base and base != PLAIN_BASE:
+            from doodleflow.training.photodoodle.artifacts import transformer_dir
+
+            return transformer_dir(base)  # a missing or wrong folder: one line, before start-up
+        return base
     from doodleflow.flows.commands.registry import open_registry
 
-    reg = open_registry().resolve(a.base_model)
+    reg = open_registry(a.store).resolve(a.base_model)
     if reg.kind != MERGED_BASE:
         raise ConfigError(f"--base-model {a.base_model} is a {reg.kind}, not a merged-base")
     return f"{reg.uri.rstrip('/')}/transformer"
@@ -247,15 +252,41 @@ def train_config(a: argparse.Namespace, stage: str, extra: Sequence[Opt] = ()) -
     return TrainConfig.from_dict(values)
 
 
-def preflight_artist(cfg: TrainConfig) -> TrainConfig:
-    """One artist's config, checked: its dataset exists, and so does the base it trains on."""
-    from doodleflow.training.common.preflight import preflight
-    from doodleflow.training.photodoodle.artifacts import require_merged_base
+def preflight_run(cfg: TrainConfig, a: argparse.Namespace, opts: list[Opt] = ()) -> TrainConfig:
+    """One run's config, checked before start-up: its dataset holds pairs, the base it trains on
+    exists, and its run id is new, or (--resume) the config is the recorded run's
+    (flows/commands/runs.py)."""
+    import dataclasses
 
-    preflight(cfg)
-    if not cfg.model.source.base_transformer:
-        require_merged_base(cfg.run.store, cfg.model.source)
-    return cfg
+    from doodleflow.flows.commands.runs import settle_run
+    from doodleflow.training.common.preflight import preflight
+    from doodleflow.training.photodoodle.artifacts import base_choice
+
+    version = preflight(cfg, kind="photodoodle-pairs")
+    src = cfg.model.source
+    resume_named = cfg.run.resume and cfg.run.run_name  # its base is the recorded one
+    if not resume_named and (cfg.run.stage == "editlora" or src.base_transformer):
+        src = dataclasses.replace(src, base_transformer=base_choice(cfg.run.store, src)[0])
+    run_id = cfg.replace(run={"version": version}, model={"source": src}).run_id()
+    given: dict = {"run": {"artist": cfg.run.artist}} if getattr(a, "artist", None) else {}
+    if a.dataset:
+        given.setdefault("run", {})["dataset"] = cfg.run.dataset
+    if getattr(a, "base", None) or getattr(a, "base_model", None):
+        given["model"] = {"source": {"base_transformer": cfg.model.source.base_transformer}}
+    flags = {"run.dataset": "--dataset", "run.artist": "--artist", "model.source.base_transformer": "--base"}
+    opts = TRAIN_OPTIONS + list(opts)
+    return settle_run(cfg, run_id, cfg.family, a, opts, given, flags, _recorded_base)
+
+
+def _recorded_base(recorded: TrainConfig, record: dict) -> TrainConfig:
+    """An EditLoRA recorded without a base transformer trained on the plain FLUX base: resuming it
+    asks for that base again (`flux`), not for the newest merged one."""
+    import dataclasses
+
+    src = recorded.model.source
+    if recorded.run.stage == "editlora" and (record.get("base") == "flux" or not src.base_transformer):
+        return recorded.replace(model={"source": dataclasses.replace(src, base_transformer=PLAIN_BASE)})
+    return recorded
 
 
 def cmd_ingest_pairs(a: argparse.Namespace) -> tuple[dict, str]:
@@ -283,16 +314,14 @@ def cmd_ingest_pairs(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_train_omnieditor(a: argparse.Namespace) -> tuple[dict, str]:
-    from doodleflow.training.common.preflight import preflight
-
-    cfg = train_config(a, "omnieditor", OMNIEDITOR_OPTIONS)
-    preflight(cfg)
+    cfg = preflight_run(train_config(a, "omnieditor", OMNIEDITOR_OPTIONS), a, OMNIEDITOR_OPTIONS)
     from doodleflow.flows import prefect_api
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.photodoodle import omnieditor
+    from doodleflow.flows.stopping import outcome
 
-    r = omnieditor(cfg)
+    r = outcome(omnieditor(cfg, return_state=True))  # a stopped run raises Stopped (flows/cli.py)
     out = {k: r[k] for k in ("run_id", "lora", "steps", "final_loss", "merged_base", "run_dir")}
     text = (
         f"omnieditor run {r['run_id']}: {r['steps']} steps, final loss {r['final_loss']:.4f}\n"
@@ -312,13 +341,16 @@ def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
 
     validate_name(a.artist, "artist name")
     cfg = train_config(a, "editlora", EVAL_OPTIONS)
-    cfg = preflight_artist(cfg.replace(run={"artist": a.artist, "dataset": a.dataset or a.artist}))
+    cfg = preflight_run(
+        cfg.replace(run={"artist": a.artist, "dataset": a.dataset or a.artist}), a, EVAL_OPTIONS
+    )
     from doodleflow.flows import prefect_api
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
     from doodleflow.flows.photodoodle import train_artist
+    from doodleflow.flows.stopping import outcome
 
-    r = train_artist(cfg)
+    r = outcome(train_artist(cfg, return_state=True))  # a stopped run raises Stopped (flows/cli.py)
     o = {"status": "completed", **{k: r[k] for k in ("lora", "steps", "final_loss", "run_id")}}
     return {"artists": {a.artist: o}}, _artist_line(a.artist, o)
 
@@ -326,8 +358,12 @@ def cmd_train_artist(a: argparse.Namespace) -> tuple[dict, str]:
 def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
     names = artist_names(a.artists)  # bad names fail here, before Prefect or Ray start
     cfg = train_config(a, "editlora", ARTISTS_OPTIONS + EVAL_OPTIONS)
+    if a.resume:
+        raise ConfigError("train artists starts new runs: resume one artist's run with train artist --resume")
     for n in names:
-        preflight_artist(cfg.replace(run={"artist": n, "dataset": a.dataset or n}))
+        preflight_run(
+            cfg.replace(run={"artist": n, "dataset": a.dataset or n}), a, ARTISTS_OPTIONS + EVAL_OPTIONS
+        )
     from doodleflow.flows import prefect_api
 
     prefect_api.start()  # arguments checked: one Prefect API for the command and its workers
@@ -351,13 +387,18 @@ def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.infra.settings import resolve_store
+    from doodleflow.training.common.image_files import output_format, read_image
+
+    if "://" not in a.image:  # a missing or non-image file: one line, before any model loads
+        read_image(a.image, "--image")
+    output_format(a.out)
     from doodleflow.training.photodoodle.generate import DoodleRequest, generate_doodle
 
     artist, run = a.artist, a.run
     if a.model:  # a registered EditLoRA: its files are verified, then its run is the one loaded
         from doodleflow.flows.commands.registry import open_registry
 
-        reg = open_registry().resolve(a.model)
+        reg = open_registry(a.store).resolve(a.model)
         if reg.kind != EDITLORA:
             raise ConfigError(f"--model {a.model} is a {reg.kind}, not an editlora")
         parts = reg.uri.rstrip("/").split("/")

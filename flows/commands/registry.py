@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from doodleflow.flows.commands.common import add_json
+from doodleflow.flows.commands.common import add_json, add_store
 from doodleflow.training.registry.refs import KINDS
 
 
@@ -14,29 +14,32 @@ def register(sub, groups) -> None:
     rs = r.add_subparsers(dest="action", required=True)
     ls = rs.add_parser("list", help="registered models with their latest version and aliases")
     ls.add_argument("--kind", choices=KINDS, help="only models of this kind")
+    add_store(ls)  # where new registrations keep their artifacts (an s3:// store: beside the data)
     add_json(ls)
     ls.set_defaults(func=cmd_list)
     sh = rs.add_parser("show", help="one version's lineage (default: latest)")
     sh.add_argument("name", help="registered model name")
     sh.add_argument("version", nargs="?", type=int, help="version number (default: the latest)")
+    add_store(sh)  # where new registrations keep their artifacts (an s3:// store: beside the data)
     add_json(sh)
     sh.set_defaults(func=cmd_show)
     pr = rs.add_parser("promote", help="point an alias (e.g. production) at a version")
     pr.add_argument("name", help="registered model name")
     pr.add_argument("version", type=int, help="version the alias will point at")
     pr.add_argument("--alias", default="production", help="alias to set (NAME@alias loads it)")
+    add_store(pr)  # where new registrations keep their artifacts (an s3:// store: beside the data)
     add_json(pr)
     pr.set_defaults(func=cmd_promote)
 
 
-def open_registry():
+def open_registry(store: str | None = None):
     from doodleflow.training.registry.registry import Registry
 
-    return Registry()
+    return Registry(store=store)
 
 
 def cmd_list(a: argparse.Namespace):
-    rows = open_registry().list(kind=a.kind)
+    rows = open_registry(a.store).list(kind=a.kind)
     lines = [
         f"{r['name']:<40} {r['kind']:<16} v{r['latest_version']:<4} "
         + " ".join(f"@{k}=v{v}" for k, v in r["aliases"].items())
@@ -46,11 +49,11 @@ def cmd_list(a: argparse.Namespace):
 
 
 def cmd_show(a: argparse.Namespace):
-    reg = open_registry().show(a.name, a.version)
+    reg = open_registry(a.store).show(a.name, a.version)
     d = reg.to_dict()
     return d, json.dumps({k: v for k, v in d.items() if k != "config"}, indent=2, default=str)
 
 
 def cmd_promote(a: argparse.Namespace):
-    reg = open_registry().promote(a.name, a.version, a.alias)
+    reg = open_registry(a.store).promote(a.name, a.version, a.alias)
     return reg.to_dict(), f"{a.name}@{a.alias} -> version {a.version}"

@@ -45,6 +45,13 @@ def _train_in_process(cfg: TrainConfig, on_model=None) -> tuple[dict, dict]:
     return result, trainable_state_dict(model.transformer)
 
 
+def _unfinish(store: str, run_id: str) -> None:
+    """The run as a driver killed after its last checkpoint leaves it (no result.json): a finished run
+    is never trained again in place (training/common/plan.py), a checkpointed one continues."""
+    run = RunDir(store, "editlora", run_id)
+    run.fs.rm(run.path("result.json"))
+
+
 def test_resume_continues_exactly_where_the_checkpoint_left_off(tiny_dir, tmp_path):
     store = str(tmp_path / "store")
     make_pair_dataset(str(tmp_path), store, "magic", 5)
@@ -53,6 +60,7 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(tiny_dir, tmp_pa
     )
     first, _ = _train_in_process(_cfg(store, tiny_dir, steps=3, checkpoint_every=3, run_name="split"))
     assert first["steps"] == 3
+    _unfinish(store, "split")
     with pytest.raises(ValueError, match="already has checkpoints"):
         _train_in_process(_cfg(store, tiny_dir, steps=6, checkpoint_every=3, run_name="split"))
     resumed, w_resumed = _train_in_process(
@@ -83,6 +91,7 @@ def test_accumulated_steps_resume_exactly_mid_epoch(tiny_dir, tmp_path):
     assert cfg().batch_plan(1).accumulation == 2
     straight, w_straight = _train_in_process(cfg(run_name="straight"))
     _train_in_process(cfg(run_name="split", steps=2))
+    _unfinish(store, "split")
     resumed, w_resumed = _train_in_process(cfg(run_name="split", resume=True))
     assert resumed["resumed_from"] == 2 and resumed["batch"] == {
         "global": 2,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -82,7 +83,7 @@ def test_demo_pipeline_on_s3_leaves_only_caches_locally(
     assert fs.exists(f"{pbe['eval_dir']}/samples.png") and fs.exists(f"{pbe['eval_dir']}/eval.json")
     artifacts = fs.find(f"{root}/mlflow-artifacts")
     assert any(p.endswith("/images/samples.png") for p in artifacts)
-    assert any(p.endswith(f"lineage-{pbe['name']}.json") for p in artifacts)
+    assert any(re.search(rf"/lineage-{pbe['name']}-[0-9a-f]{{16}}\.json$", p) for p in artifacts)
     assert fs.find(f"{root}/prefect-results")  # the shard tasks' persisted results (rerun cache)
     assert fs.find(f"{root}/ray_results")
 

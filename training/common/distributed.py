@@ -20,6 +20,14 @@ def mean_across_workers(value: float, device: torch.device) -> float:
     return float(t.item()) / dist.get_world_size()
 
 
+def max_across_workers(value: float, device: torch.device) -> float:
+    if not active():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
     """sha256 over names and exact bytes of a state dict: equal digests = bit-identical replicas."""
     h = hashlib.sha256()

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common import distributed, progress
+from doodleflow.training.common import distributed, progress, stop
 from doodleflow.training.common.lease import check_writer, ray_job_id
 from doodleflow.training.common.metrics import MetricsLog, format_line
 from doodleflow.training.common.mfu import mfu, peak_flops, peak_memory_gib
@@ -68,8 +68,25 @@ def maybe_fail(step: int, fail_at, run: RunDir, ctx: WorkerContext) -> None:
         raise InjectedFailure(f"injected failure on rank {ctx.rank} at step {step}")
 
 
+_stop_looked: dict[str, float] = {}
+
+
+def stop_asked(run: RunDir, rank: int, device: torch.device, every_s: float = 1.0) -> bool:
+    """Whether the driver asked the run to stop (stop.json, training/common/stop.py): rank 0 looks (at
+    most every `every_s`: on S3 a look is a request), and every rank gets its answer, so all of them
+    stop after the same step."""
+    now = time.monotonic()
+    look = rank == 0 and now - _stop_looked.get(run.root, -every_s) >= every_s
+    if look:
+        _stop_looked[run.root] = now
+    flag = 1.0 if look and run.fs.exists(run.path(stop.FILE)) else 0.0
+    return distributed.max_across_workers(flag, device) > 0
+
+
 class StepLoop:
     """Subclasses say what the replicas compare (`trainable_state`) and may add to the result."""
+
+    stop_reason: str | None = None  # set when the run stopped on request before its last step
 
     def __init__(self, trainer, run: RunDir, ctx: WorkerContext) -> None:
         self.t, self.run, self.ctx = trainer, run, ctx
@@ -145,6 +162,9 @@ class StepLoop:
             if self.t.step % self.cfg.checkpoint_every == 0 and self.t.step < self.cfg.steps:
                 self.checkpoint(last)
             maybe_fail(self.t.step, self.cfg.fail_at_step, self.run, self.ctx)
+            if self.t.step < self.cfg.steps and stop_asked(self.run, self.ctx.rank, self.t.device):
+                self.stop_reason = (self.run.read_json(stop.FILE) or {}).get("reason") or "on request"
+                break  # training/common/stop.py: a clean stop, checkpointed by finish()
         return last
 
     def checkpoint(self, last: dict | None, extra: dict | None = None) -> str | None:
@@ -184,6 +204,7 @@ class StepLoop:
         return self._write_result(digests, agree)
 
     def _write_result(self, digests: list[str], agree: bool) -> dict:
+        stopped = self.stop_reason is not None
         recs = self.metrics.records
         final_loss = recs[-1]["loss"] if recs else None
         speeds = sorted(r["samples_per_s"] for r in recs[1:]) or [0.0]  # step 1 includes warm-up
@@ -202,7 +223,10 @@ class StepLoop:
             "flops_per_sample": self.flops,
             "metrics": self.run.uri(self.run.path("metrics.jsonl")),
             "loss_curve": self.run.uri(self.run.path("loss.png")),
-            **self.result_extra(final_loss),
+            # A stopped run publishes nothing (its LoRA is not the finished one); --resume continues it.
+            "status": "cancelled" if stopped else "completed",
+            "stop_reason": self.stop_reason,
+            **({} if stopped else self.result_extra(final_loss)),
         }
         if self.ctx.tracker is not None:
             self.ctx.tracker.finish(result)

@@ -51,6 +51,12 @@ def check_run(cfg, run: RunDir, log: Callable[[str], None]) -> int | None:
             f"run {run.run_id} already has checkpoints (latest step {latest}) in {run.uri()}: "
             "pass --resume to continue it, or --run-name for a new run"
         )
+    result = run.read_json("result.json") if latest is not None else None
+    if result and result.get("status", "completed") == "completed" and result.get("steps") == latest:
+        raise ConfigError(
+            f"run {run.run_id} finished at step {latest}: a finished run is never trained again in place "
+            "(its files may be a registered version); start a new run with --run-name NAME"
+        )
     if latest is not None and latest > cfg.run.steps:
         raise ConfigError(
             f"run {run.run_id} is already at step {latest}, past --steps {cfg.run.steps}: "
@@ -64,8 +70,9 @@ def check_run(cfg, run: RunDir, log: Callable[[str], None]) -> int | None:
     return latest
 
 
-def open_run(cfg, family: str, rows: int, log: Callable[[str], None]) -> RunDir:
-    """Every check of a pinned config against the store; records run.json on a fresh run."""
+def open_run(cfg, family: str, rows: int, log: Callable[[str], None], extra: dict | None = None) -> RunDir:
+    """Every check of a pinned config against the store; records run.json on a fresh run (with
+    `extra`, e.g. the base an EditLoRA trains on: what `--resume` continues)."""
     batch = cfg.batch_plan()
     check_rows(rows, batch, cfg.run.dataset, cfg.run.version)
     run = RunDir(cfg.run.store, family, cfg.run_id())
@@ -74,6 +81,12 @@ def open_run(cfg, family: str, rows: int, log: Callable[[str], None]) -> RunDir:
         dataset = {"name": cfg.run.dataset, "version": cfg.run.version, "store": cfg.run.store}
         run.write_json(
             "run.json",
-            {"run_id": run.run_id, "config": cfg.to_dict(), "dataset": dataset, "batch": batch.params()},
+            {
+                "run_id": run.run_id,
+                "config": cfg.to_dict(),
+                "dataset": dataset,
+                "batch": batch.params(),
+                **(extra or {}),
+            },
         )
     return run

@@ -25,6 +25,7 @@ import torch
 from doodleflow.data.fsutil import atomic_write, filesystem, join
 from doodleflow.infra.errors import NotFoundError, TamperedArtifact
 from doodleflow.training.common.checkpoint import sha256, tensors_from_bytes, tensors_to_bytes
+from doodleflow.training.common.seal import read_seal, refuse_sealed
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 STATE = "state.json"
@@ -85,6 +86,7 @@ class RunDir:
         self, step: int, model: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor], state: dict
     ) -> str:
         d = self.checkpoint_path(step)
+        refuse_sealed(self.fs, d, "writing checkpoint", stop=self.path("checkpoints"))
         files = {}
         for name, tensors in (("model.safetensors", model), ("optimizer.safetensors", optimizer)):
             data = tensors_to_bytes(tensors, {"format": "pt", "step": str(step)})
@@ -101,8 +103,10 @@ class RunDir:
         return read_checkpoint_uri(self.uri(self.checkpoint_path(step)), optimizer)
 
     def prune(self, keep: int) -> list[int]:
-        """Delete all but the newest `keep` checkpoints; returns the steps removed."""
+        """Delete all but the newest `keep` checkpoints; returns the steps removed. A registered
+        checkpoint (training/common/seal.py) is never deleted."""
         old = self.steps()[:-keep] if keep > 0 else []
+        old = [s for s in old if read_seal(self.fs, self.checkpoint_path(s)) is None]
         for step in old:
             # state.json first: the checkpoint stops existing before its tensors go.
             self.fs.rm(join(self.checkpoint_path(step), STATE))

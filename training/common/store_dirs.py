@@ -14,12 +14,14 @@ import shutil
 import uuid
 
 from doodleflow.data.fsutil import atomic_write, filesystem, is_local, join
+from doodleflow.training.common.seal import refuse_sealed
 
 
 def publish_local_dir(src: str, store_uri: str, rel: str, marker: str, meta: dict) -> str:
     """Place the files of local dir `src` at `<store>/<rel>/` plus `marker` = meta; returns the URI."""
     fs, root = filesystem(store_uri)
     dest = join(root, rel)
+    refuse_sealed(fs, dest, "publishing", stop=root)  # a registered version's files stay as registered
     if is_local(fs):
         tmp = f"{dest}.tmp-{uuid.uuid4().hex}"
         os.makedirs(os.path.dirname(tmp), exist_ok=True)

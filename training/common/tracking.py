@@ -145,7 +145,8 @@ class Tracker:
                 self.warned = True
 
     def finish(self, result: dict) -> None:
-        """Last records, and the run's summary figures as tags; the run is ended FINISHED."""
+        """Last records, and the run's summary figures as tags; the run is ended FINISHED (KILLED for a
+        run stopped on request)."""
         if self.thread is None:
             return
         self.queue.put(_STOP)
@@ -156,7 +157,8 @@ class Tracker:
             for k in ("steps", "final_loss", "median_samples_per_s", "checkpoint"):
                 if result.get(k) is not None:
                     self.client.set_tag(self.mlflow_run, f"doodleflow.{k}", str(result[k]))
-            self.client.set_terminated(self.mlflow_run, "FINISHED")
+            stopped = result.get("status") == "cancelled"  # stopped on request: MLflow's KILLED
+            self.client.set_terminated(self.mlflow_run, "KILLED" if stopped else "FINISHED")
         except Exception as e:
             log.warning("MLflow tracking at %s: could not close the run (%s)", self.uri, e)
 

@@ -11,26 +11,14 @@ stretches it on purpose (nearest neighbour, so it stays binary).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from doodleflow.infra.errors import InputError
-from PIL import Image, ImageOps, UnidentifiedImageError
+from doodleflow.training.common.image_files import read_image
+from PIL import Image
+
+__all__ = ["read_image", "repaint_mask"]
 
 ON = 128  # the brightest channel (and alpha) at or above this repaints
-
-
-def read_image(path: str, flag: str) -> Image.Image:
-    """The image at `path`, fully decoded and turned upright by its EXIF orientation (a phone photo and
-    a mask drawn on its upright view are one frame); one-line InputError naming the flag if it is not one."""
-    if not os.path.isfile(path):
-        raise InputError(f"{flag} {path}: no such file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return ImageOps.exif_transpose(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{flag} {path}: not a readable image ({e})") from e
 
 
 def repaint_mask(mask: Image.Image, image_size: tuple[int, int], resize: bool = False) -> np.ndarray:

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from doodleflow.training.common import progress
+from doodleflow.training.common import progress, stop
 from doodleflow.training.common.lease import hold as hold_lease
 from doodleflow.training.common.logs import log as _log
 from doodleflow.training.common.plan import dataset_manifest, open_run, pin
@@ -127,6 +127,7 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
     if cfg.data.latent_cache == "on":
         build_cache(cfg, ray_address, log)
     plan = plan_job(cfg, log)
+    stop.refuse_start(plan.run.run_id)  # a stop asked for before the job started: nothing to train
     where = init_ray(ray_address)
     workers = plan.cfg.run.workers
     res = {"CPU": cpus_per_worker(workers, plan.cfg.run.use_gpu)} if workers > 0 else None
@@ -148,10 +149,18 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
         datasets={"train": train_dataset(plan)},
     )
-    # One writer per run (a live launch of the same run is refused); rank 0's progress shown here.
-    with hold_lease(plan.run, log), progress.follow(plan.run, progress.emitter(log)):
+    # One writer per run (a live launch of the same run is refused); rank 0's progress shown here; a
+    # stop request (Ctrl-C, SIGTERM, a cancel in Prefect) relayed to the workers (training/common/stop.py).
+    stop.refuse_start(plan.run.run_id)
+    with (
+        hold_lease(plan.run, log),
+        progress.follow(plan.run, progress.emitter(log)),
+        stop.relay(plan.run, log),
+    ):
         trainer.fit()
     result = plan.run.read_json("result.json")
+    if stop.requested() and (stopped := stop.stopped_result(result)) is not None:
+        raise stopped
     if result is None or result["steps"] != plan.cfg.run.steps:
         raise RuntimeError(f"run {plan.run.run_id} ended without reaching step {plan.cfg.run.steps}")
     return {**result, **plan.counts}

@@ -94,3 +94,42 @@ def require_merged_base(store: str, source) -> dict:
             "first, or pass --base flux to train this EditLoRA on the plain FLUX base"
         )
     return merged
+
+
+def transformer_dir(base: str) -> str:
+    """`--base DIR`: a diffusers transformer folder (its config.json), local or in the store. A folder
+    holding one as `transformer/` (a merged base's run folder, a FLUX pipeline folder) resolves to it;
+    anything else is refused here, before a server starts (diffusers would take a missing local path
+    for a model hub id)."""
+    from doodleflow.data.fsutil import filesystem, join
+    from doodleflow.infra.errors import ConfigError
+
+    fs, path = filesystem(base)
+    hint = (
+        "pass a diffusers transformer folder (a merged base's .../transformer), 'flux', or --base-model REF"
+    )
+    if not fs.isdir(path):
+        raise ConfigError(f"--base {base}: no such directory; {hint}")
+    if fs.exists(join(path, "config.json")):
+        return base
+    if fs.exists(join(path, "transformer", "config.json")):
+        return f"{base.rstrip('/')}/transformer"
+    raise ConfigError(
+        f"--base {base}: not a diffusers transformer folder (no config.json, no transformer/); {hint}"
+    )
+
+
+def base_choice(store: str, source) -> tuple[str | None, str]:
+    """(the transformer an EditLoRA on `source` trains on, None for the plain base; what it is:
+    "merged-omnieditor", "flux" or "given"). The default is the newest merged base of the same base
+    weights (refused when there is none); a given folder that is a published merged base counts as one."""
+    from doodleflow.training.photodoodle.config import PLAIN_BASE
+
+    given = source.base_transformer
+    if given == PLAIN_BASE:
+        return None, "flux"
+    if given:
+        merged = [c for c in list_published(store, MERGED_ROOT, MERGED_CARD)
+                  if f"{c['_uri']}/transformer" == given.rstrip("/")]  # fmt: skip
+        return given, "merged-omnieditor" if merged else "given"
+    return require_merged_base(store, source)["transformer"], "merged-omnieditor"

@@ -20,12 +20,12 @@ from doodleflow.training.common.plan import dataset_manifest, open_run, pin
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.photodoodle.artifacts import (
     artist_lora_rel,
+    base_choice,
     omnieditor_lora_rel,
     publish_lora,
-    require_merged_base,
 )
 from doodleflow.training.photodoodle.cache import cache_key, cache_path
-from doodleflow.training.photodoodle.config import PLAIN_BASE, DataConfig, TrainConfig
+from doodleflow.training.photodoodle.config import DataConfig, TrainConfig
 from doodleflow.training.photodoodle.data import pair_counts
 from doodleflow.training.photodoodle.merge import base_identity
 from doodleflow.training.photodoodle.model import resolve_source_dir
@@ -81,17 +81,14 @@ def resolve_base(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[TrainCon
     "given"). EditLoRA trains on the merged OmniEditor base, as the reference does; a run without one
     fails unless the plain FLUX base is asked for (`--base flux`)."""
     src = cfg.model.source
-    if src.base_transformer == PLAIN_BASE:
-        log("EditLoRA base: the plain FLUX base (--base flux), not a merged OmniEditor")
-        return cfg.replace(model={"source": dataclasses.replace(src, base_transformer=None)}), "flux"
-    if src.base_transformer:
-        return cfg, "given"
-    if cfg.run.stage != "editlora":
+    if cfg.run.stage != "editlora" and not src.base_transformer:
         return cfg, "flux"
-    merged = require_merged_base(cfg.run.store, src)
-    log(f"EditLoRA base: merged OmniEditor transformer {merged['transformer']}")
-    merged_src = dataclasses.replace(src, base_transformer=merged["transformer"])
-    return cfg.replace(model={"source": merged_src}), "merged-omnieditor"
+    transformer, base = base_choice(cfg.run.store, src)
+    if base == "flux":
+        log("EditLoRA base: the plain FLUX base (--base flux), not a merged OmniEditor")
+    elif base == "merged-omnieditor":
+        log(f"EditLoRA base: merged OmniEditor transformer {transformer}")
+    return cfg.replace(model={"source": dataclasses.replace(src, base_transformer=transformer)}), base
 
 
 def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPlan:
@@ -110,7 +107,7 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPla
     # on rank 0 only, so a preset built by another rank would lack its text encoders' weights.
     resolve_source_dir(cfg.model.source)
     cfg, base = resolve_base(cfg, log)
-    run = open_run(cfg, cfg.family, pairs, log)
+    run = open_run(cfg, cfg.family, pairs, log, extra={"base": base})
     d = cfg.data
     cached = d.cache == "on" or (d.cache == "auto" and pairs <= d.cache_max_pairs)
     key = cache_key(base_identity(cfg.model.source), d.buckets(), d.max_sequence_length, cfg.run.artist)

@@ -10,7 +10,7 @@ which is also how `FailureConfig` restarts continue after a worker dies.
 from __future__ import annotations
 
 import torch
-from doodleflow.training.common import progress
+from doodleflow.training.common import progress, stop
 from doodleflow.training.common.lease import hold as hold_lease
 from doodleflow.training.common.logs import log as train_log
 from doodleflow.training.common.ray_utils import (
@@ -96,6 +96,7 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
     from ray.train.torch import TorchTrainer
 
     plan = plan_job(cfg, log)
+    stop.refuse_start(plan.run.run_id)  # a stop asked for before the job started: nothing to train
     where = init_ray(plan.cfg.launch.ray_address)
     workers = max(plan.cfg.run.workers, 1)
     res = _resources(plan.cfg)
@@ -125,10 +126,18 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, plan.cfg.launch.max_failures),
         datasets=None if plan.cache_dir else {"train": pair_stream(plan)},
     )
-    # One writer per run (a live launch of the same run is refused); rank 0's progress shown here.
-    with hold_lease(plan.run, log), progress.follow(plan.run, progress.emitter(log)):
+    # One writer per run (a live launch of the same run is refused); rank 0's progress shown here; a
+    # stop request (Ctrl-C, SIGTERM, a cancel in Prefect) relayed to the workers (training/common/stop.py).
+    stop.refuse_start(plan.run.run_id)
+    with (
+        hold_lease(plan.run, log),
+        progress.follow(plan.run, progress.emitter(log)),
+        stop.relay(plan.run, log),
+    ):
         trainer.fit()
     result = plan.run.read_json("result.json")
+    if stop.requested() and (stopped := stop.stopped_result(result)) is not None:
+        raise stopped
     if result is None or result["steps"] != plan.cfg.run.steps:
         raise RuntimeError(f"run {plan.run.run_id} ended without reaching step {plan.cfg.run.steps}")
     return {**result, **plan.counts}

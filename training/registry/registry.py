@@ -2,7 +2,7 @@
 
 Weights stay in the project's store (local or S3); a registered version's `source` is their URI.
 Each version gets its own MLflow run (or joins the training run) holding the params, metrics,
-sample images and `lineage-<name>.json`: every file's sha256, the dataset version and manifest hash,
+sample images and `lineage-<name>-<digest>.json` (one per version): every file's sha256, the dataset version and manifest hash,
 the full config, the code version, the parent artifact and the Prefect flow run. Searchable facts
 are also version tags. Loading by reference re-hashes the files: a modified artifact is refused.
 """
@@ -21,6 +21,7 @@ from functools import cached_property
 
 from doodleflow.infra import settings
 from doodleflow.infra.errors import ConfigError, NotFoundError, TamperedArtifact, TransientError
+from doodleflow.training.common.seal import write_seal
 from doodleflow.training.registry.bases import base_digests, base_dirs, verify_bases
 from doodleflow.training.registry.lineage import code_version, file_digests, verify_files
 from doodleflow.training.registry.listing import list_sqlite, sqlite_path
@@ -169,7 +170,10 @@ class Registry:
         for k, v in metrics.items():
             if v is not None:
                 self.client.log_metric(run_id, k, float(v))
-        self.client.log_dict(run_id, lineage, f"lineage-{name}.json")
+        # Named by its content: a second version registered from the same MLflow run (the training
+        # run's) gets its own file instead of replacing the one an earlier version's digest covers.
+        lineage_file = f"lineage-{name}-{_digest([lineage])[:16]}.json"
+        self.client.log_dict(run_id, lineage, lineage_file)
         for img in images:
             self.client.log_artifact(run_id, img, "images")
         if not self._exists(name):
@@ -184,10 +188,12 @@ class Registry:
             "parent": parent or "",
             "prefect_flow_run_id": flow_run_id or "",
             "metrics": json.dumps(metrics or {})[:4000],
+            "lineage_file": lineage_file,
         }
         if dataset:
             tags.update({f"dataset_{k}": str(v) for k, v in dataset.items()})
         mv = self.client.create_model_version(name, source=uri, run_id=run_id, tags=tags)
+        write_seal(uri, name, int(mv.version))  # its files are never rewritten (training/common/seal.py)
         return Registered(name, int(mv.version), kind, uri, run_id, lineage)
 
     def promote(self, name: str, version: int, alias: str) -> Registered:
@@ -217,12 +223,13 @@ class Registry:
         from doodleflow.data.fsutil import filesystem, join
 
         root = self.client.get_run(mv.run_id).info.artifact_uri
+        name = mv.tags.get("lineage_file") or f"lineage-{mv.name}.json"  # versions made before the tag
         if root.startswith(("file://", "/", "s3://")):
             fs, path = filesystem(root)
-            return json.loads(fs.cat_file(join(path, f"lineage-{mv.name}.json")))
+            return json.loads(fs.cat_file(join(path, name)))
         from mlflow.artifacts import load_dict
 
-        return load_dict(f"{root.rstrip('/')}/lineage-{mv.name}.json")  # mlflow-artifacts:/, http(s)
+        return load_dict(f"{root.rstrip('/')}/{name}")  # mlflow-artifacts:/, http(s)
 
     def _load(self, mv) -> Registered:
         lineage = self._lineage(mv)
