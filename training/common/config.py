@@ -87,6 +87,20 @@ def check_optim(o) -> None:
     )
 
 
+def check_warmup(warmup_steps: int, steps: int, lr: float, start_factor: float = 0.0) -> None:
+    """Refuse a warm-up longer than the run: its learning rate would never reach `--lr` (PbE's
+    reference 10,000-step warm-up on a 100-step run left step 4 at 3e-9 of 1e-5). Refused rather than
+    scaled: `steps` is left out of the run id so that `--resume --steps N` may extend a run, and a
+    warm-up scaled to the steps would change the schedule of the steps already trained."""
+    if warmup_steps > steps:
+        end = lr * (start_factor + (1 - start_factor) * steps / warmup_steps)
+        raise ConfigError(
+            f"--warmup-steps {warmup_steps} is longer than the run (--steps {steps}): the learning rate "
+            f"would end at {end:.2g} instead of --lr {lr:g}; pass --warmup-steps {steps // 10} "
+            f"(a tenth of the run) or fewer, or train longer"
+        )
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What runs, where, for how long and on how many workers: the same for every family."""

@@ -27,6 +27,7 @@ from doodleflow.training.common.config import (
     SectionedConfig,
     at_least,
     check_optim,
+    check_warmup,
     multiple_of,
     one_of,
     positive,
@@ -272,6 +273,7 @@ class TrainConfig(SectionedConfig):
     def check(self) -> TrainConfig:
         """What no single section can check: the global batch splits over the workers."""
         self.batch_plan()
+        check_warmup(self.optim.warmup_steps, self.run.steps, self.optim.lr)
         if self.run.stage == "editlora" and self.run.artist is None:
             raise ConfigError("an EditLoRA run needs an artist (--artist)")
         return self
