@@ -37,6 +37,8 @@ class WorkerContext:
     publish: Callable[[object, dict], dict] | None = None
     # Rank 0: where each logged step also goes live (an MLflow run, training/common/tracking.py).
     tracker: object | None = None
+    # Rank 0: samples while training (training/common/previews.py), built with `resume_step`.
+    previews: Callable[[int], object | None] | None = None
 
 
 class InjectedFailure(RuntimeError):
@@ -80,6 +82,8 @@ class StepLoop:
         self.metrics = MetricsLog(run, trainer.step, ctx.tracker) if ctx.rank == 0 else None
         self.flops: int | None = None
         self.peak = peak_flops(trainer.device)
+        resume_step = self.resumed["step"] if self.resumed else 0
+        self.previews = ctx.previews(resume_step) if ctx.previews and ctx.rank == 0 else None
 
     # -- what subclasses change ----------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -121,6 +125,7 @@ class StepLoop:
     def run_steps(self, epoch_batches: Callable[[int], Iterable]) -> dict | None:
         stream = epochs(epoch_batches, self.epoch)
         last = None
+        self.sample()  # step 0: the weights before training (or a point lost to a crash)
         while self.t.step < self.cfg.steps:
             t0 = time.perf_counter()
             micro = []
@@ -141,10 +146,17 @@ class StepLoop:
                     self.metrics.append(rec)
                     self.ctx.log(format_line(rec, self.cfg.steps))
                     progress.record(self.run, rec, self.cfg.steps)  # for the driver, bounded rate
+            self.sample()
             if self.t.step % self.cfg.checkpoint_every == 0 and self.t.step < self.cfg.steps:
                 self.checkpoint(last)
             maybe_fail(self.t.step, self.cfg.fail_at_step, self.run, self.ctx)
         return last
+
+    def sample(self) -> None:
+        """Rank 0, when due: the current weights edit the fixed inputs (the others wait at the next
+        step's gradient all-reduce); training's RNG, modes and weights are left as they were."""
+        if self.previews is not None:
+            self.previews.after_step(self.t.step, self.cfg.steps)
 
     def checkpoint(self, last: dict | None, extra: dict | None = None) -> str | None:
         uri = None

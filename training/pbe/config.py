@@ -18,6 +18,7 @@ from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common.batching import BatchPlan, batch_plan
 from doodleflow.training.common.config import (
     RunSettings,
+    SampleSettings,
     SectionedConfig,
     at_least,
     check_optim,
@@ -148,6 +149,18 @@ class RunConfig(RunSettings):
 
 
 @dataclass(frozen=True)
+class SampleConfig(SampleSettings):
+    """Samples while training. The reference logs 4 images every 500 steps (Fantasy-Studio/Paint-by-Example
+    main.py:586-591, `ImageLogger` batch_frequency 500, max_images 4); ours are repainted with the
+    inference settings (PLMS 50 steps, guidance 5: scripts/inference.py), not its 200 DDIM steps."""
+
+    every: int = 500
+    inputs: int = 4
+    steps: int = 50
+    guidance: float = 5.0
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     """After training: evaluate on the held-out split, then register with lineage."""
 
@@ -183,6 +196,7 @@ class TrainConfig(SectionedConfig):
     run: RunConfig = field(default_factory=RunConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
 
     def batch_plan(self, world: int | None = None) -> BatchPlan:
         """The global batch over `world` workers (default: the configured workers)."""
@@ -212,6 +226,7 @@ class TrainConfig(SectionedConfig):
             run=RunConfig(**d.get("run", {})),
             publish=PublishConfig(**d.get("publish", {})),
             launch=LaunchConfig(**d.get("launch", {})),
+            sample=SampleConfig(**d.get("sample", {})),
         )
 
     def config_hash(self) -> str:

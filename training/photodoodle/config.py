@@ -24,6 +24,7 @@ from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common.batching import BatchPlan, batch_plan
 from doodleflow.training.common.config import (
     RunSettings,
+    SampleSettings,
     SectionedConfig,
     at_least,
     check_optim,
@@ -218,6 +219,19 @@ class RunConfig(RunSettings):
 
 
 @dataclass(frozen=True)
+class SampleConfig(SampleSettings):
+    """Samples while training: held-out sources with their captions, plus `--sample-prompt`s. The
+    reference validates every 2000 steps at 20 steps, guidance 3.5 (train_sks*.sh, inference.py); an
+    EditLoRA here is 500-1500 steps, so it samples every 250 steps, ai-toolkit's example for FLUX LoRAs
+    (ostris/ai-toolkit config/examples/train_lora_flux_24gb.yaml: sample_every 250, sample_steps 20)."""
+
+    every: int = 250
+    inputs: int = 2
+    steps: int = 20
+    guidance: float = 3.5
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     """After training: the OmniEditor merge, evaluation and registration."""
 
@@ -251,6 +265,7 @@ class TrainConfig(SectionedConfig):
     run: RunConfig = field(default_factory=RunConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
 
     def __post_init__(self) -> None:
         """Settings left to the preset (resolution, text length) take the preset's values."""
@@ -293,6 +308,7 @@ class TrainConfig(SectionedConfig):
             run=RunConfig(**d.get("run", {})),
             publish=PublishConfig(**d.get("publish", {})),
             launch=LaunchConfig(**d.get("launch", {})),
+            sample=SampleConfig(**d.get("sample", {})),
         )
 
     def config_hash(self) -> str:
