@@ -78,3 +78,18 @@ def test_pbe_samples_while_training_leave_training_unchanged(tiny_dir, version):
     again = factory(2)  # rebuilt from the run folder; the model holds the final weights
     fresh = [image_tile(img, TILE) for img in again.render()]
     assert [f.tobytes() for f in fresh] == [c.tobytes() for c in again.columns[2]]
+
+
+def test_pruning_keeps_the_weights_of_sampling_points(tmp_path):
+    from doodleflow.training.common.rundir import read_checkpoint_uri
+
+    run = RunDir(str(tmp_path / "store"), "pbe", "prune")
+    for step in (1, 2, 3, 4):
+        run.write_checkpoint(step, {"w": torch.full((2,), float(step))}, {"m": torch.zeros(2)}, {})
+    assert run.prune(keep=1, keep_weights=lambda s: s == 2) == [1, 3]
+    assert run.steps() == [2, 4] and run.latest() == 4
+    files = sorted(p.rsplit("/", 1)[-1] for p in run.fs.ls(run.checkpoint_path(2), detail=False))
+    assert files == ["model.safetensors", "state.json"]  # the optimizer state went, the weights stay
+    weights, _, state = read_checkpoint_uri(run.uri(run.checkpoint_path(2)))
+    assert state["step"] == 2 and torch.equal(weights["w"], torch.full((2,), 2.0))
+    assert run.prune(keep=1, keep_weights=lambda s: s == 2) == [] and run.steps() == [2, 4]

@@ -147,7 +147,8 @@ class StepLoop:
                     self.ctx.log(format_line(rec, self.cfg.steps))
                     progress.record(self.run, rec, self.cfg.steps)  # for the driver, bounded rate
             self.sample()
-            if self.t.step % self.cfg.checkpoint_every == 0 and self.t.step < self.cfg.steps:
+            at = self.t.step % self.cfg.checkpoint_every == 0 or self.sampling_step(self.t.step)
+            if at and self.t.step < self.cfg.steps:
                 self.checkpoint(last)
             maybe_fail(self.t.step, self.cfg.fail_at_step, self.run, self.ctx)
         return last
@@ -157,6 +158,12 @@ class StepLoop:
         step's gradient all-reduce); training's RNG, modes and weights are left as they were."""
         if self.previews is not None:
             self.previews.after_step(self.t.step, self.cfg.steps)
+
+    def sampling_step(self, step: int) -> bool:
+        """A step whose samples the grid shows: every worker checkpoints there (the same steps on every
+        rank), and the checkpoint keeps its weights when pruned, so `registry register --step` finds it."""
+        every = self.t.cfg.sample.every
+        return every > 0 and step > 0 and step % every == 0
 
     def checkpoint(self, last: dict | None, extra: dict | None = None) -> str | None:
         uri = None
@@ -174,7 +181,7 @@ class StepLoop:
                 self.run, ray_job_id()
             )  # a worker that outlived its driver stops before racing a resumed run
             uri = self.run.write_checkpoint(self.t.step, model, optimizer, state)
-            self.run.prune(self.cfg.keep_checkpoints)
+            self.run.prune(self.cfg.keep_checkpoints, self.sampling_step)
             self.metrics.flush()
             self.run.write_bytes("loss.png", loss_curve_png(self.metrics.records, self.run.run_id))
         self.ctx.report({"step": self.t.step, "loss": last["loss"] if last else None, "checkpoint": uri})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable
 
 import torch
 from doodleflow.data.fsutil import atomic_write, filesystem, join
@@ -100,9 +101,16 @@ class RunDir:
         """(model tensors, optimizer tensors or None, state), verifying each file's hash."""
         return read_checkpoint_uri(self.uri(self.checkpoint_path(step)), optimizer)
 
-    def prune(self, keep: int) -> list[int]:
-        """Delete all but the newest `keep` checkpoints; returns the steps removed."""
+    def prune(self, keep: int, keep_weights: Callable[[int], bool] = lambda step: False) -> list[int]:
+        """Delete all but the newest `keep` checkpoints; returns the steps removed. A step for which
+        `keep_weights` is true (a sampling point, which a person may register from its grid) keeps its
+        weights and state.json and loses only its optimizer state (half or more of the bytes)."""
         old = self.steps()[:-keep] if keep > 0 else []
+        for step in [s for s in old if keep_weights(s)]:
+            optimizer = join(self.checkpoint_path(step), "optimizer.safetensors")
+            if self.fs.exists(optimizer):
+                self.fs.rm(optimizer)
+        old = [s for s in old if not keep_weights(s)]
         for step in old:
             # state.json first: the checkpoint stops existing before its tensors go.
             self.fs.rm(join(self.checkpoint_path(step), STATE))
