@@ -36,7 +36,7 @@ class RunDir:
         self.store_uri = store_uri.rstrip("/")
         self.fs, root = filesystem(self.store_uri)
         self.root = join(root, "runs", family, run_id)
-        self.run_id = run_id
+        self.family, self.run_id = family, run_id
         self._s3 = self.store_uri.startswith("s3://")
 
     def uri(self, path: str | None = None) -> str:
