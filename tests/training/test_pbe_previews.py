@@ -1,5 +1,5 @@
 """Paint-by-Example samples while training (issue 22 item 1), in-process with the tiny model: held-out
-image, mask and reference repainted at step 0, every `every` steps and the last; the grid's size is
+image, mask and reference repainted every `every` steps and at the last; the grid's size is
 rows x columns of tiles; the trained weights are bit-identical with sampling on or off."""
 
 from __future__ import annotations
@@ -70,10 +70,10 @@ def test_pbe_samples_while_training_leave_training_unchanged(tiny_dir, version):
     held = {i for i, h in zip(ids, split_of(ds.manifest(v)).heldout_mask(ids), strict=True) if h}
     rows = min(2, len(held)) or 2
     record = run.read_json(FILE)
-    assert [p["step"] for p in record["points"]] == [0, 1, 2]
+    assert [p["step"] for p in record["points"]] == [1, 2]  # no step 0: the reference's log_first_step=False
     assert record["rows"] == rows and record["heldout"] == bool(held)
     grid = Image.open(io.BytesIO(run.read_bytes(GRID)))
-    assert grid.size == layout(TILE).size(rows, 2 + 3)  # rows x (input, reference + 3 points)
+    assert grid.size == layout(TILE).size(rows, 2 + 2)  # rows x (input, reference + 2 points)
 
     again = factory(2)  # rebuilt from the run folder; the model holds the final weights
     fresh = [image_tile(img, TILE) for img in again.render()]

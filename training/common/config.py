@@ -143,6 +143,7 @@ class SampleSettings:
     bit-identical with sampling on or off. Each family sets its defaults (its config.py)."""
 
     every: int = 0
+    first: bool = True  # also sample at step 0, the weights before training
     inputs: int = 4  # held-out inputs, one grid row each
     prompts: tuple[str, ...] = ()  # PhotoDoodle: the user's own instructions, on the first input
     steps: int = 20  # sampler steps

@@ -64,7 +64,8 @@ def sampling_mode(modules: list[torch.nn.Module], device: torch.device) -> Itera
 
 
 class Previews:
-    """Rank 0's sampler: `after_step` samples at step 0, every `settings.every` steps and the last step."""
+    """Rank 0's sampler: `after_step` samples at step 0 (`settings.first`), every `settings.every`
+    steps and the last step."""
 
     def __init__(
         self,
@@ -87,7 +88,7 @@ class Previews:
 
     def due(self, step: int, total: int) -> bool:
         every = self.s.every
-        if every <= 0 or any(p["step"] == step for p in self.points):
+        if every <= 0 or any(p["step"] == step for p in self.points) or (step == 0 and not self.s.first):
             return False
         return step % every == 0 or step == total
 

@@ -155,6 +155,7 @@ class SampleConfig(SampleSettings):
     inference settings (PLMS 50 steps, guidance 5: scripts/inference.py), not its 200 DDIM steps."""
 
     every: int = 500
+    first: bool = False  # the reference's ImageLogger: log_first_step=False (main.py:306)
     inputs: int = 4
     steps: int = 50
     guidance: float = 5.0

@@ -226,6 +226,7 @@ class SampleConfig(SampleSettings):
     (ostris/ai-toolkit config/examples/train_lora_flux_24gb.yaml: sample_every 250, sample_steps 20)."""
 
     every: int = 250
+    first: bool = True  # ai-toolkit samples before training unless skip_first_sample
     inputs: int = 2
     steps: int = 20
     guidance: float = 3.5
