@@ -10,11 +10,11 @@ loop, without Ray's start-up (which only makes a real run's ratio smaller).
 
 - PhotoDoodle EditLoRA, tiny preset, every training default (500 steps, global batch 1, 96x64);
   samples at steps 0, 250 and 500 (2 held-out pairs, 20 sampler steps).
-- Paint-by-Example, tiny preset, the default 100 steps, global batch 32 and sampling settings (4
-  held-out samples, PLMS 50 steps, guidance 5, at the last step: 100 < 500 and no step-0 sample, as the
-  reference's logger), at `--pbe-resolution` (default 128: 512 px takes most of an hour per run on a
-  shared CPU; sampling and training both scale with the pixels, the frozen CLIP tower's 224 px pass
-  only in training).
+- Paint-by-Example, tiny preset, the default 100 steps and global batch 32, at `--pbe-resolution`
+  (default 128: 512 px takes most of an hour per run on a shared CPU). At its default (every 500, no
+  step-0 sample, as the reference's logger) a 100-step run samples nothing, so the case measured is
+  `--sample-every 50` (points 50 and 100; 4 held-out samples, PLMS 50 steps, guidance 5): the cost of
+  two sampling points against 100 training steps.
 
     .venv/bin/python bench/sampling_cost.py [--rounds 2] [--families editlora,pbe] [--json out.json]
 """
@@ -129,10 +129,11 @@ def main() -> None:
         for fam in a.families.split(","):
             make = _editlora if fam == "editlora" else lambda r: _pbe(r, a.pbe_batch, a.pbe_resolution)
             run = make(os.path.join(root, fam))
+            on = None if fam == "editlora" else 50  # None: the family's default
             times, points, added = {"off": [], "on": []}, [], []
             for r in range(a.rounds):
                 for case in ("off", "on") if r % 2 == 0 else ("on", "off"):
-                    seconds, pts = run(0 if case == "off" else None, f"{case}-{r}")
+                    seconds, pts = run(0 if case == "off" else on, f"{case}-{r}")
                     times[case].append(seconds)
                     points = pts or points
                 sampled = sum(p["seconds"] for p in points)
@@ -141,7 +142,7 @@ def main() -> None:
                       f"(sampled at steps {[p['step'] for p in points]}: {sampled:.2f}s)")  # fmt: skip
             ratio = statistics.median(on / off for on, off in zip(times["on"], times["off"], strict=True))
             out[fam] = {**times, "ratio": ratio, "added": added, "points": points}
-            rows.append([fam, f"{statistics.median(times['off']):.1f}", f"{statistics.median(times['on']):.1f}",
+            rows.append([fam if on is None else f"{fam} --sample-every {on}", f"{statistics.median(times['off']):.1f}", f"{statistics.median(times['on']):.1f}",
                          f"{ratio:.3f}", f"{100 * statistics.median(added):.1f}%",
                          ", ".join(str(p["step"]) for p in points)])  # fmt: skip
     header = ["run", "sampling off (s)", "default sampling (s)", "on / off (wall)", "sampling / training, same run",

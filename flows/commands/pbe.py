@@ -72,7 +72,7 @@ TRAIN_OPTIONS = [
     Opt(
         "--sample-every",
         "sample.every",
-        "while training, repaint held-out samples every N steps (and at step 0 and the last): "
+        "while training, repaint held-out samples every N steps: "
         "a grid in the run folder, MLflow and the Prefect run; 0 = off",
         int,
     ),

@@ -64,8 +64,9 @@ def sampling_mode(modules: list[torch.nn.Module], device: torch.device) -> Itera
 
 
 class Previews:
-    """Rank 0's sampler: `after_step` samples at step 0 (`settings.first`), every `settings.every`
-    steps and the last step."""
+    """Rank 0's sampler: `after_step` samples every `settings.every` steps, and at step 0 with
+    `settings.first`. Not at a last step off the interval: the evaluation after training repaints
+    the held-out inputs with the final weights already."""
 
     def __init__(
         self,
@@ -90,7 +91,7 @@ class Previews:
         every = self.s.every
         if every <= 0 or any(p["step"] == step for p in self.points) or (step == 0 and not self.s.first):
             return False
-        return step % every == 0 or step == total
+        return step % every == 0  # the end of a run is shown by its evaluation grid
 
     def after_step(self, step: int, total: int) -> dict | None:
         return self.sample(step) if self.due(step, total) else None
