@@ -9,7 +9,7 @@ to the end of `train` (checkpoints, metrics and result included), the same work 
 loop, without Ray's start-up (which only makes a real run's ratio smaller).
 
 - PhotoDoodle EditLoRA, tiny preset, every training default (500 steps, global batch 1, 96x64);
-  samples at steps 0, 250 and 500 (2 held-out pairs, 20 sampler steps).
+  samples at steps 250 and 500 (2 held-out pairs, 20 sampler steps).
 - Paint-by-Example, tiny preset, the default 100 steps and global batch 32, at `--pbe-resolution`
   (default 128: 512 px takes most of an hour per run on a shared CPU). At its default (every 500, no
   step-0 sample, as the reference's logger) a 100-step run samples nothing, so the case measured is

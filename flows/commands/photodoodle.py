@@ -156,8 +156,7 @@ TRAIN_OPTIONS = [
     Opt(
         "--sample-every",
         "sample.every",
-        "while training, edit held-out sources (and each --sample-prompt) at step 0 and every N "
-        "steps: a grid in the run folder, MLflow and the Prefect run; 0 = off",
+        "while training, edit held-out sources (and each --sample-prompt) every N steps: a grid in the run folder, MLflow and the Prefect run; 0 = off",
         int,
     ),
     Opt(

@@ -32,7 +32,14 @@ def _cfg(store: str, tiny_dir: str, every: int, name: str) -> TrainConfig:
         "editlora", "tiny", store=store, dataset="magic", artist="magic", steps=4, run_name=name
     )
     source = ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir), base_transformer=PLAIN_BASE)
-    sample = {"every": every, "inputs": 1, "prompts": ("add a red hat",), "steps": 2, "tile": TILE}
+    sample = {
+        "every": every,
+        "first": True,
+        "inputs": 1,
+        "prompts": ("add a red hat",),
+        "steps": 2,
+        "tile": TILE,
+    }
     return cfg.replace(model={"source": source}, sample=sample)
 
 

@@ -226,7 +226,9 @@ class SampleConfig(SampleSettings):
     (ostris/ai-toolkit config/examples/train_lora_flux_24gb.yaml: sample_every 250, sample_steps 20)."""
 
     every: int = 250
-    first: bool = True  # ai-toolkit samples before training unless skip_first_sample
+    # ai-toolkit samples before training (unless skip_first_sample); off here: on a tiny 500-step run
+    # a third point took the cost past 10% of the training loop (bench/sampling_cost.py)
+    first: bool = False
     inputs: int = 2
     steps: int = 20
     guidance: float = 3.5
