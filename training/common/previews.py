@@ -41,6 +41,16 @@ class PreviewInputs:
     heldout: bool = True  # False: the version holds nothing out, so these are training inputs
 
 
+def readable_image(buf: bytes | None, mode: str = "RGB") -> Image.Image | None:
+    """A stored image decoded, or None when it cannot be (samples never fail a run)."""
+    try:
+        img = Image.open(io.BytesIO(buf or b""))
+        img.load()
+        return img.convert(mode)
+    except (OSError, ValueError):  # PIL's UnidentifiedImageError and truncated files are OSErrors
+        return None
+
+
 def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")

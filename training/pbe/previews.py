@@ -4,19 +4,22 @@ image, mask and reference, repainted by the run's own model with `training/pbe/s
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
 from doodleflow.training.common.heldout_rows import RowPick, heldout_rows
-from doodleflow.training.common.previews import PreviewInputs, Previews
+from doodleflow.training.common.previews import PreviewInputs, Previews, readable_image
 from PIL import Image
 
 COLUMNS = ("target_jpeg", "mask_png", "reference_jpeg")
 
 
-def _img(buf: bytes, mode: str = "RGB") -> Image.Image:
-    return Image.open(io.BytesIO(buf)).convert(mode)
+def _triple(r: dict) -> tuple:
+    return (
+        readable_image(r["target_jpeg"]),
+        readable_image(r["mask_png"], "L"),
+        readable_image(r["reference_jpeg"]),
+    )
 
 
 def masked_source(image: Image.Image, mask: Image.Image) -> Image.Image:
@@ -39,7 +42,10 @@ def pbe_previews(trainer, run, tracker=None) -> Callable[[int], Previews] | None
     rows, heldout = heldout_rows(
         cfg.run.store, cfg.run.dataset, cfg.run.version, RowPick("image_id", COLUMNS, s.inputs)
     )
-    triples = [(_img(r["target_jpeg"]), _img(r["mask_png"], "L"), _img(r["reference_jpeg"])) for r in rows]
+    # An unreadable row is left out here: training's decode reports it.
+    triples = [t for r in rows if None not in (t := _triple(r))]
+    if not triples:
+        return None
     size = cfg.data.resolution
     prepared = [prepare(im, m, ref, size=size, clip_size=model.clip_size) for im, m, ref in triples]
     inputs = PreviewInputs(

@@ -6,13 +6,12 @@ leave the GPU (cached runs)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from doodleflow.training.common.heldout_rows import RowPick, heldout_rows
-from doodleflow.training.common.previews import PreviewInputs, Previews
+from doodleflow.training.common.previews import PreviewInputs, Previews, readable_image
 from doodleflow.training.photodoodle.forward import TextCondition
 from PIL import Image
 
@@ -42,9 +41,13 @@ def doodle_previews(trainer, run, plan: dict, tracker=None) -> Callable[[int], P
     where = ("artist", plan["artist_filter"]) if plan.get("artist_filter") else None
     pick = RowPick("pair_id", ("source_jpeg", "captions"), max(s.inputs, 1), where)
     rows, heldout = heldout_rows(cfg.run.store, cfg.run.dataset, cfg.run.version, pick)
-    sources = [Image.open(io.BytesIO(r["source_jpeg"])).convert("RGB") for r in rows]
-    cases = [(src, r["captions"][0]) for src, r in zip(sources, rows, strict=True)][: s.inputs]
+    # An unreadable row is left out here: training's decode reports it (UnreadableImage, quarantine).
+    readable = [(src, r) for r in rows if (src := readable_image(r["source_jpeg"])) is not None]
+    sources = [src for src, _ in readable]
+    cases = [(src, r["captions"][0]) for src, r in readable][: s.inputs]
     cases += [(sources[0], p) for p in s.prompts] if sources else []
+    if not cases:
+        return None
     prompts = [with_trigger(p, plan.get("trigger")) for _, p in cases]
     texts = [TextCondition(*model.encode_text([p], d.max_sequence_length)) for p in prompts]
     conds = [_pixels(src, d.height, d.width) for src, _ in cases]
