@@ -96,7 +96,7 @@ def _evaluate_and_register(store: str, family: str, result: dict, record: Artifa
     run_id = result["run_id"]
     metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
     images = list(record.images)  # the caller's record stays as it was
-    with eval_outputs(store, f"eval/{family}/{run_id}") as out:
+    with eval_outputs(store, f"eval/{family}/{result.get('eval_name', run_id)}") as out:
         if run_eval is not None:
             ev = run_eval(out["dir"])
             metrics.update(ev["metrics"])
@@ -117,7 +117,7 @@ def register_omnieditor(store: str, result: dict, merged: dict | None, config: d
     card = result["lora_card"]
     lineage = dataset_lineage(store, card["dataset"], card.get("version"))
     metrics = {"final_loss": float(result["final_loss"]), "steps": result["steps"]}
-    with eval_outputs(store, f"eval/omnieditor/{result['run_id']}") as out:
+    with eval_outputs(store, f"eval/omnieditor/{result.get('eval_name', result['run_id'])}") as out:
         record = ArtifactRecord(
             OMNI,
             OMNIEDITOR_LORA,

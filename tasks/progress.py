@@ -110,11 +110,40 @@ def training_progress(stage: str, total_steps: int, *key: str | None) -> Iterato
     """The progress of the training jobs launched in the block (rank 0's progress.json, followed by
     the driver: training/common/progress.py) as this run's progress artifact, log lines and one
     terminal line."""
-    from doodleflow.training.common import progress
+    from doodleflow.training.common import previews, progress
 
     sp = StageProgress(stage, total_steps, artifact_key("progress", *key))
-    with progress.reporting(lambda p: sp.update(p["step"], p["line"])):
+    samples = samples_artifact(stage, artifact_key("samples", *key))
+    with progress.reporting(lambda p: sp.update(p["step"], p["line"])), previews.reporting(samples):
         try:
             yield sp
         finally:
             sp.close()
+
+
+def samples_artifact(stage: str, key: str):
+    """A sink for samples while training (training/common/previews.py): each new grid becomes the
+    latest version of a markdown artifact on this run's page. The driver's follower calls it from its
+    own thread, so the Prefect run context is captured here and entered for each call."""
+    import base64
+    import contextvars
+
+    from prefect.artifacts import create_markdown_artifact
+
+    captured = contextvars.copy_context()
+
+    def emit(p: dict) -> None:
+        png = p.get("png") or b""
+        image = (
+            f"![samples at step {p['step']}](data:image/png;base64,{base64.b64encode(png).decode()})"
+            if 0 < len(png) < 4_000_000
+            else f"(grid: `{p['grid']}`)"
+        )
+        steps = ", ".join(str(x["step"]) for x in p["points"])
+        text = (
+            f"# {stage}: samples while training\n\nrows: the fixed inputs; columns: steps {steps}. "
+            f"Grid: `{p['grid']}`.\n\n{image}\n"
+        )
+        captured.copy().run(create_markdown_artifact, text, key=key, description=f"{stage}: samples")
+
+    return emit

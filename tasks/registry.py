@@ -92,3 +92,11 @@ def registration_markdown(r: dict, images: list[str]) -> str:
                     f"![{os.path.basename(img)}](data:image/png;base64,{base64.b64encode(f.read()).decode()})",
                 ]
     return "\n".join(lines) + "\n"
+
+
+@task(name="publish-picked-lora", cache_policy=NO_CACHE)
+def publish_picked_lora(picked) -> tuple:
+    """A LoRA run's checkpoint at the step a person picked, published as a LoRA with its card."""
+    from doodleflow.training.photodoodle.picked import publish_picked_lora as publish
+
+    return publish(picked)

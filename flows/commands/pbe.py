@@ -70,6 +70,13 @@ TRAIN_OPTIONS = [
         "launch.ray_address",
         "join this Ray cluster (default: $RAY_ADDRESS, else a local one)",
     ),
+    Opt(
+        "--sample-every",
+        "sample.every",
+        "while training, repaint held-out samples every N steps: "
+        "a grid in the run folder, MLflow and the Prefect run; 0 = off",
+        int,
+    ),
     Opt("--eval-samples", "publish.eval_samples", "held-out samples to evaluate", int),
     Opt("--eval-steps", "publish.eval_steps", "sampler steps per evaluated sample", int),
     Opt(

@@ -169,6 +169,12 @@ TRAIN_OPTIONS = [
     Opt("--resume", "run.resume", "continue the run from its latest checkpoint", flag_only=True),
     Opt("--run-name", "run.run_name", "run id (default: [<artist>-]<dataset>-v<version>-<config hash>)"),
     Opt(
+        "--sample-every",
+        "sample.every",
+        "while training, edit held-out sources (and each --sample-prompt) every N steps: a grid in the run folder, MLflow and the Prefect run; 0 = off",
+        int,
+    ),
+    Opt(
         "--ray-address",
         "launch.ray_address",
         "join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)",
@@ -201,6 +207,12 @@ ARTISTS_OPTIONS = [
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     add_options(p, TRAIN_OPTIONS, TrainConfig.for_stage("editlora"))
+    p.add_argument(
+        "--sample-prompt",
+        action="append",
+        help="an edit instruction of your own for the samples while training, applied to the first "
+        "held-out source (repeatable; the trigger word is appended)",
+    )
     p.add_argument("--no-register", action="store_true", help="skip evaluation and registration")
     p.add_argument("--no-eval", action="store_true", help="register without evaluating")
     add_store(p)
@@ -246,6 +258,7 @@ def train_config(a: argparse.Namespace, stage: str, extra: Sequence[Opt] = ()) -
     run = values.setdefault("run", {})
     run.update(stage=stage, store=resolve_store(a.store), dataset=a.dataset or "")
     values["model"].setdefault("source", {})["base_transformer"] = _base(a)
+    values.setdefault("sample", {})["prompts"] = tuple(a.sample_prompt or ())
     values.setdefault("publish", {}).update(register=not a.no_register, evaluate=not a.no_eval)
     if stage == "omnieditor":
         values["publish"]["merge"] = not a.no_merge

@@ -1,4 +1,4 @@
-"""`doodleflow registry list | show | promote`."""
+"""`doodleflow registry list | show | promote | register`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,18 @@ def register(sub, groups) -> None:
     add_store(pr)  # where new registrations keep their artifacts (an s3:// store: beside the data)
     add_json(pr)
     pr.set_defaults(func=cmd_promote)
+    rg = rs.add_parser(
+        "register",
+        help="register a finished or cancelled run's checkpoint at a step you picked (e.g. from its "
+        "grid of samples), evaluated and with lineage as a run's own registration",
+    )
+    rg.add_argument(
+        "--run", required=True, help="the training run: FAMILY/RUN (pbe, omnieditor, editlora) or RUN"
+    )
+    rg.add_argument("--step", required=True, type=int, help="a step with a checkpoint (the error lists them)")
+    add_store(rg)
+    add_json(rg)
+    rg.set_defaults(func=cmd_register)
 
 
 def open_registry(store: str | None = None):
@@ -57,3 +69,23 @@ def cmd_show(a: argparse.Namespace):
 def cmd_promote(a: argparse.Namespace):
     reg = open_registry(a.store).promote(a.name, a.version, a.alias)
     return reg.to_dict(), f"{a.name}@{a.alias} -> version {a.version}"
+
+
+def cmd_register(a: argparse.Namespace):
+    """Checked before Prefect starts (an unknown run or a step without a checkpoint: one line)."""
+    from doodleflow.infra.settings import resolve_store
+    from doodleflow.training.common.picked import pick
+
+    store = resolve_store(a.store)
+    picked = pick(store, a.run, a.step)
+    from doodleflow.flows import prefect_api
+
+    prefect_api.start()
+    from doodleflow.flows.register_run import register_run_step
+
+    reg = register_run_step(store, f"{picked.family}/{picked.run.run_id}", a.step)
+    text = (
+        f"registered {reg['name']}:{reg['version']} from {picked.family}/{picked.run.run_id} at step "
+        f"{a.step}\n  files: {reg['uri']}\n  metrics: {reg.get('metrics')}"
+    )
+    return reg, text

@@ -90,6 +90,20 @@ def check_optim(o) -> None:
     )
 
 
+def check_warmup(warmup_steps: int, steps: int, lr: float, start_factor: float = 0.0) -> None:
+    """Refuse a warm-up longer than the run: its learning rate would never reach `--lr` (PbE's
+    reference 10,000-step warm-up on a 100-step run left step 4 at 3e-9 of 1e-5). Refused rather than
+    scaled: `steps` is left out of the run id so that `--resume --steps N` may extend a run, and a
+    warm-up scaled to the steps would change the schedule of the steps already trained."""
+    if warmup_steps > steps:
+        end = lr * (start_factor + (1 - start_factor) * steps / warmup_steps)
+        raise ConfigError(
+            f"--warmup-steps {warmup_steps} is longer than the run (--steps {steps}): the learning rate "
+            f"would end at {end:.2g} instead of --lr {lr:g}; pass --warmup-steps {steps // 10} "
+            f"(a tenth of the run) or fewer, or train longer"
+        )
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What runs, where, for how long and on how many workers: the same for every family."""
@@ -122,3 +136,30 @@ class RunSettings:
         at_least(self.log_every, 1, "log_every")
         if self.checkpoint_every is not None:
             at_least(self.checkpoint_every, 1, "--checkpoint-every")
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """Samples while a run trains (training/common/previews.py): every `every` steps (0 = off) rank 0
+    edits `inputs` held-out inputs with the current weights, the same seeds each time, and adds a column
+    to the run's grid. Not part of what is learned: left out of the run id, and training is
+    bit-identical with sampling on or off. Each family sets its defaults (its config.py)."""
+
+    every: int = 0
+    first: bool = True  # also sample at step 0, the weights before training
+    inputs: int = 4  # held-out inputs, one grid row each
+    prompts: tuple[str, ...] = ()  # PhotoDoodle: the user's own instructions, on the first input
+    steps: int = 20  # sampler steps
+    guidance: float = 3.5
+    seed: int = 0
+    tile: int = 160  # grid tile size in pixels
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prompts", tuple(self.prompts))
+        at_least(self.every, 0, "--sample-every")
+        at_least(self.inputs, 0, "sample.inputs")
+        at_least(self.steps, 1, "sample.steps")
+        at_least(self.guidance, 0, "sample.guidance")
+        at_least(self.seed, 0, "sample.seed")
+        multiple_of(self.tile, 16, 32, 1024, "sample.tile")
+        require(all(p.strip() for p in self.prompts), "--sample-prompt", "must not be empty")

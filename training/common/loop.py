@@ -38,6 +38,8 @@ class WorkerContext:
     publish: Callable[[object, dict], dict] | None = None
     # Rank 0: where each logged step also goes live (an MLflow run, training/common/tracking.py).
     tracker: Any = None  # an object with log(...) and finish(result), or None
+    # Rank 0: samples while training (training/common/previews.py), built with `resume_step`.
+    previews: Callable[[int], object | None] | None = None
 
 
 class InjectedFailure(RuntimeError):
@@ -98,6 +100,8 @@ class StepLoop:
         self.metrics = MetricsLog(run, trainer.step, ctx.tracker) if ctx.rank == 0 else None
         self.flops: int | None = None
         self.peak = peak_flops(trainer.device)
+        resume_step = self.resumed["step"] if self.resumed else 0
+        self.previews = ctx.previews(resume_step) if ctx.previews and ctx.rank == 0 else None
 
     # -- what subclasses change ----------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -139,6 +143,7 @@ class StepLoop:
     def run_steps(self, epoch_batches: Callable[[int], Iterable]) -> dict | None:
         stream = epochs(epoch_batches, self.epoch)
         last = None
+        self.sample()  # step 0: the weights before training (or a point lost to a crash)
         while self.t.step < self.cfg.steps:
             t0 = time.perf_counter()
             micro = []
@@ -159,13 +164,27 @@ class StepLoop:
                     self.metrics.append(rec)
                     self.ctx.log(format_line(rec, self.cfg.steps))
                     progress.record(self.run, rec, self.cfg.steps)  # for the driver, bounded rate
-            if self.t.step % self.cfg.checkpoint_every == 0 and self.t.step < self.cfg.steps:
+            self.sample()
+            at = self.t.step % self.cfg.checkpoint_every == 0 or self.sampling_step(self.t.step)
+            if at and self.t.step < self.cfg.steps:
                 self.checkpoint(last)
             maybe_fail(self.t.step, self.cfg.fail_at_step, self.run, self.ctx)
             if self.t.step < self.cfg.steps and stop_asked(self.run, self.ctx.rank, self.t.device):
                 self.stop_reason = (self.run.read_json(stop.FILE) or {}).get("reason") or "on request"
                 break  # training/common/stop.py: a clean stop, checkpointed by finish()
         return last
+
+    def sample(self) -> None:
+        """Rank 0, when due: the current weights edit the fixed inputs (the others wait at the next
+        step's gradient all-reduce); training's RNG, modes and weights are left as they were."""
+        if self.previews is not None:
+            self.previews.after_step(self.t.step, self.cfg.steps)
+
+    def sampling_step(self, step: int) -> bool:
+        """A step whose samples the grid shows: every worker checkpoints there (the same steps on every
+        rank), and the checkpoint keeps its weights when pruned, so `registry register --step` finds it."""
+        every = self.t.cfg.sample.every
+        return every > 0 and step > 0 and step % every == 0
 
     def checkpoint(self, last: dict | None, extra: dict | None = None) -> str | None:
         uri = None
@@ -183,7 +202,7 @@ class StepLoop:
                 self.run, ray_job_id()
             )  # a worker that outlived its driver stops before racing a resumed run
             uri = self.run.write_checkpoint(self.t.step, model, optimizer, state)
-            self.run.prune(self.cfg.keep_checkpoints)
+            self.run.prune(self.cfg.keep_checkpoints, self.sampling_step)
             self.metrics.flush()
             self.run.write_bytes("loss.png", loss_curve_png(self.metrics.records, self.run.run_id))
         self.ctx.report({"step": self.t.step, "loss": last["loss"] if last else None, "checkpoint": uri})

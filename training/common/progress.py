@@ -45,16 +45,16 @@ def record(run, rec: dict, total: int, now: float | None = None) -> dict | None:
 
 
 @contextlib.contextmanager
-def follow(run, emit: Callable[[dict], None], every_s: float = 2.0) -> Iterator[None]:
-    """Driver: call `emit(progress)` for each new progress.json of `run` while the block runs, and once
-    more at the end with the last one."""
+def follow(run, emit: Callable[[dict], None], every_s: float = 2.0, file: str = FILE) -> Iterator[None]:
+    """Driver: call `emit(progress)` for each new progress.json (or `file`) of `run` while the block
+    runs, and once more at the end with the last one."""
     stop = threading.Event()
     seen = {"time": None}
     since = time.time()
 
     def poll() -> None:
         with contextlib.suppress(Exception):  # progress is best effort: never fails the run
-            p = run.read_json(FILE)
+            p = run.read_json(file)
             if p and p.get("time") != seen["time"] and p.get("time", 0) >= since - 1:
                 seen["time"] = p["time"]
                 emit(p)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable
 
 import torch
 from doodleflow.data.fsutil import atomic_write, filesystem, join
@@ -36,7 +37,7 @@ class RunDir:
         self.store_uri = store_uri.rstrip("/")
         self.fs, root = filesystem(self.store_uri)
         self.root = join(root, "runs", family, run_id)
-        self.run_id = run_id
+        self.family, self.run_id = family, run_id
         self._s3 = self.store_uri.startswith("s3://")
 
     def uri(self, path: str | None = None) -> str:
@@ -102,11 +103,18 @@ class RunDir:
         """(model tensors, optimizer tensors or None, state), verifying each file's hash."""
         return read_checkpoint_uri(self.uri(self.checkpoint_path(step)), optimizer)
 
-    def prune(self, keep: int) -> list[int]:
+    def prune(self, keep: int, keep_weights: Callable[[int], bool] = lambda step: False) -> list[int]:
         """Delete all but the newest `keep` checkpoints; returns the steps removed. A registered
-        checkpoint (training/common/seal.py) is never deleted."""
+        checkpoint (training/common/seal.py) is never touched. A step for which `keep_weights` is true
+        (a sampling point, which a person may register from its grid) keeps its weights and state.json
+        and loses only its optimizer state (half or more of the bytes)."""
         old = self.steps()[:-keep] if keep > 0 else []
         old = [s for s in old if read_seal(self.fs, self.checkpoint_path(s)) is None]
+        for step in [s for s in old if keep_weights(s)]:
+            optimizer = join(self.checkpoint_path(step), "optimizer.safetensors")
+            if self.fs.exists(optimizer):
+                self.fs.rm(optimizer)
+        old = [s for s in old if not keep_weights(s)]
         for step in old:
             # state.json first: the checkpoint stops existing before its tensors go.
             self.fs.rm(join(self.checkpoint_path(step), STATE))

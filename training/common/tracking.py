@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
+class _Image:
+    """A queued sample grid (training/common/previews.py) and the step it shows."""
+
+    def __init__(self, image, step: int) -> None:
+        self.image, self.step = image, step
+
+
 def experiment_name(family: str) -> str:
     return f"doodleflow-train-{family}"
 
@@ -65,6 +72,7 @@ class Tracker:
         self.client: Any = None  # an MlflowClient once opened
         self.mlflow_run: Any = None
         self.pending: list = []
+        self.images: list[_Image] = []  # sample grids waiting to be sent
         self.warned = False
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
@@ -91,6 +99,11 @@ class Tracker:
     def log(self, rec: dict) -> None:
         """Queue the record; the tracker's thread sends it, so a logged step never waits on MLflow."""
         self.queue.put(record_metrics(rec))
+        self._start()
+
+    def log_image(self, image, step: int) -> None:
+        """Queue a sample grid (a PIL image): the run gets it as an image at `step` (key `samples`)."""
+        self.queue.put(_Image(image, step))
         self._start()
 
     def backfill(self, records: list[dict]) -> None:
@@ -126,6 +139,9 @@ class Tracker:
             for item in items:
                 if item is _STOP:
                     continue
+                if isinstance(item, _Image):
+                    self.images.append(item)
+                    continue
                 metrics = self._missing(item[1]) if isinstance(item, tuple) else item  # tuple: a backfill
                 self.pending += [Metric(*m) for m in metrics]
             self._send()
@@ -137,6 +153,10 @@ class Tracker:
             while self.pending:
                 self.client.log_batch(self.mlflow_run, metrics=self.pending[:900])  # cap: 1000 a batch
                 del self.pending[:900]
+            while self.images:
+                img = self.images[0]
+                self.client.log_image(self.mlflow_run, img.image, key="samples", step=img.step)
+                self.images.pop(0)
         except Exception as e:  # tracking must never stop training
             if not self.warned:
                 log.warning(

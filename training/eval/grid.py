@@ -88,6 +88,14 @@ def sample_grid(
     rows: list[list[Cell]], labels: list[str], path: str, layout: GridLayout | None = None
 ) -> str:
     """Write the grid of `rows` (each as long as `labels`) to `path` as PNG; returns `path`."""
+    canvas = grid_image(rows, labels, layout)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    canvas.save(path, format="PNG")
+    return path
+
+
+def grid_image(rows: list[list[Cell]], labels: list[str], layout: GridLayout | None = None) -> Image.Image:
+    """The grid of `rows` (each as long as `labels`) under a header row of `labels`."""
     layout = layout or GridLayout()
     if any(len(r) != len(labels) for r in rows):
         raise ValueError(f"every row needs {len(labels)} cells (one per label)")
@@ -106,6 +114,4 @@ def sample_grid(
                 else image_tile(cell, layout.tile)
             )
             canvas.paste(tile, (layout.pad + j * step, layout.header + layout.pad + i * step))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    canvas.save(path, format="PNG")
-    return path
+    return canvas

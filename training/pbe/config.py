@@ -2,8 +2,9 @@
 defaults live: the CLI, the flow, the deployments and the pipeline all start from these.
 
 Defaults are the reference settings (Fantasy-Studio/Paint-by-Example configs/v1.yaml and train.sh):
-AdamW lr 1e-5 unscaled (`--scale_lr False`), 10k linear warm-up, a global batch of 32 (4 per GPU on 8
-GPUs). `TrainConfig.run_id()` hashes everything that changes what is learned, so `--resume` finds the
+AdamW lr 1e-5 unscaled (`--scale_lr False`), a global batch of 32 (4 per GPU on 8 GPUs); the reference's
+10k linear warm-up is a switch (`--warmup-steps 10000`), off by default so the default 100-step run
+trains at its learning rate. `TrainConfig.run_id()` hashes everything that changes what is learned, so `--resume` finds the
 same run directory again. Every field is checked where it is set (`__post_init__`: ConfigError naming
 the flag), so a bad value is refused before any server, pool or cluster starts.
 """
@@ -17,9 +18,11 @@ from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common.batching import BatchPlan, batch_plan
 from doodleflow.training.common.config import (
     RunSettings,
+    SampleSettings,
     SectionedConfig,
     at_least,
     check_optim,
+    check_warmup,
     multiple_of,
     one_of,
     require,
@@ -101,7 +104,10 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.01  # torch AdamW default, as the reference
-    warmup_steps: int = 10_000
+    # The reference warms up over 10,000 steps (LambdaLinearScheduler) of a 40-epoch run; a default
+    # run here is 100 steps, so the default trains at --lr from step 1 (`--warmup-steps 10000`
+    # restores the reference for a run at least that long; a longer warm-up than the run is refused).
+    warmup_steps: int = 0
     warmup_start_factor: float = 1e-6
     grad_clip: float = 1.0  # 0 disables; the reference ran unclipped (Lightning default)
 
@@ -143,6 +149,19 @@ class RunConfig(RunSettings):
 
 
 @dataclass(frozen=True)
+class SampleConfig(SampleSettings):
+    """Samples while training. The reference logs 4 images every 500 steps (Fantasy-Studio/Paint-by-Example
+    main.py:586-591, `ImageLogger` batch_frequency 500, max_images 4); ours are repainted with the
+    inference settings (PLMS 50 steps, guidance 5: scripts/inference.py), not its 200 DDIM steps."""
+
+    every: int = 500
+    first: bool = False  # the reference's ImageLogger: log_first_step=False (main.py:306)
+    inputs: int = 4
+    steps: int = 50
+    guidance: float = 5.0
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     """After training: evaluate on the held-out split, then register with lineage."""
 
@@ -179,6 +198,7 @@ class TrainConfig(SectionedConfig):
     run: RunConfig = field(default_factory=RunConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
 
     def batch_plan(self, world: int | None = None) -> BatchPlan:
         """The global batch over `world` workers (default: the configured workers)."""
@@ -186,8 +206,11 @@ class TrainConfig(SectionedConfig):
         return batch_plan(self.data.batch_size, workers, self.data.micro_batch, MAX_MICRO_BATCH)
 
     def check(self) -> TrainConfig:
-        """What no single section can check: the global batch splits over the workers."""
+        """What no single section can check: the global batch splits over the workers, the warm-up
+        fits in the run."""
         self.batch_plan()
+        o = self.optim
+        check_warmup(o.warmup_steps, self.run.steps, o.lr, o.warmup_start_factor)
         return self
 
     @classmethod
@@ -205,6 +228,7 @@ class TrainConfig(SectionedConfig):
             run=RunConfig(**d.get("run", {})),
             publish=PublishConfig(**d.get("publish", {})),
             launch=LaunchConfig(**d.get("launch", {})),
+            sample=SampleConfig(**d.get("sample", {})),
         )
 
     def config_hash(self) -> str:

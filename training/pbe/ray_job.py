@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from doodleflow.training.common import progress, stop
+from doodleflow.training.common import previews, progress, stop
 from doodleflow.training.common.lease import hold as hold_lease
 from doodleflow.training.common.logs import log as _log
 from doodleflow.training.common.plan import dataset_manifest, open_run, pin
@@ -88,6 +88,7 @@ def train_loop_per_worker(config: dict) -> None:
     from doodleflow.training.pbe.data import pixel_batch
     from doodleflow.training.pbe.loop import WorkerContext, train
     from doodleflow.training.pbe.model import load_model
+    from doodleflow.training.pbe.previews import pbe_previews
     from doodleflow.training.pbe.stream import stream_epochs
     from doodleflow.training.pbe.trainer import PbETrainer
 
@@ -114,7 +115,13 @@ def train_loop_per_worker(config: dict) -> None:
     log = _log if rank == 0 else (lambda msg: None)
     params = {**config["train"], "batch": cfg.batch_plan(world).params()}
     tracker = make_tracker(config.get("tracking"), FAMILY, run.run_id, params) if rank == 0 else None
-    train(trainer, run, epoch_batches, WorkerContext(rank, world, report, log, tracker=tracker))
+    samples = pbe_previews(trainer, run, tracker) if rank == 0 else None
+    train(
+        trainer,
+        run,
+        epoch_batches,
+        WorkerContext(rank, world, report, log, tracker=tracker, previews=samples),
+    )
 
 
 def launch(cfg: TrainConfig, log=_log) -> dict:
@@ -149,12 +156,13 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
         datasets={"train": train_dataset(plan)},
     )
-    # One writer per run (a live launch of the same run is refused); rank 0's progress shown here; a
-    # stop request (Ctrl-C, SIGTERM, a cancel in Prefect) relayed to the workers (training/common/stop.py).
+    # One writer per run (a live launch of the same run is refused); rank 0's progress and samples shown
+    # here; a stop request (Ctrl-C, SIGTERM, a cancel in Prefect) relayed to the workers (stop.py).
     stop.refuse_start(plan.run.run_id)
     with (
         hold_lease(plan.run, log),
         progress.follow(plan.run, progress.emitter(log)),
+        previews.follow(plan.run, log),
         stop.relay(plan.run, log),
     ):
         trainer.fit()

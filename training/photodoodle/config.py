@@ -24,9 +24,11 @@ from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common.batching import BatchPlan, batch_plan
 from doodleflow.training.common.config import (
     RunSettings,
+    SampleSettings,
     SectionedConfig,
     at_least,
     check_optim,
+    check_warmup,
     multiple_of,
     one_of,
     positive,
@@ -227,6 +229,22 @@ class RunConfig(RunSettings):
 
 
 @dataclass(frozen=True)
+class SampleConfig(SampleSettings):
+    """Samples while training: held-out sources with their captions, plus `--sample-prompt`s. The
+    reference validates every 2000 steps at 20 steps, guidance 3.5 (train_sks*.sh, inference.py); an
+    EditLoRA here is 500-1500 steps, so it samples every 250 steps, ai-toolkit's example for FLUX LoRAs
+    (ostris/ai-toolkit config/examples/train_lora_flux_24gb.yaml: sample_every 250, sample_steps 20)."""
+
+    every: int = 250
+    # ai-toolkit samples before training (unless skip_first_sample); off here: on a tiny 500-step run
+    # a third point took the cost past 10% of the training loop (bench/sampling_cost.py)
+    first: bool = False
+    inputs: int = 2
+    steps: int = 20
+    guidance: float = 3.5
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     """After training: the OmniEditor merge, evaluation and registration."""
 
@@ -268,6 +286,7 @@ class TrainConfig(SectionedConfig):
     run: RunConfig = field(default_factory=RunConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
 
     def __post_init__(self) -> None:
         """Settings left to the preset (resolution, text length) take the preset's values."""
@@ -290,6 +309,7 @@ class TrainConfig(SectionedConfig):
     def check(self) -> TrainConfig:
         """What no single section can check: the global batch splits over the workers."""
         self.batch_plan()
+        check_warmup(self.optim.warmup_steps, self.run.steps, self.optim.lr)
         if self.run.stage == "editlora" and self.run.artist is None:
             raise ConfigError("an EditLoRA run needs an artist (--artist)")
         return self
@@ -309,6 +329,7 @@ class TrainConfig(SectionedConfig):
             run=RunConfig(**d.get("run", {})),
             publish=PublishConfig(**d.get("publish", {})),
             launch=LaunchConfig(**d.get("launch", {})),
+            sample=SampleConfig(**d.get("sample", {})),
         )
 
     def config_hash(self) -> str:

@@ -10,7 +10,7 @@ which is also how `FailureConfig` restarts continue after a worker dies.
 from __future__ import annotations
 
 import torch
-from doodleflow.training.common import progress, stop
+from doodleflow.training.common import previews, progress, stop
 from doodleflow.training.common.lease import hold as hold_lease
 from doodleflow.training.common.logs import log as train_log
 from doodleflow.training.common.ray_utils import (
@@ -53,6 +53,7 @@ def train_loop_per_worker(config: dict) -> None:
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
     from doodleflow.training.photodoodle.loop import WorkerContext, train
     from doodleflow.training.photodoodle.model import load_model
+    from doodleflow.training.photodoodle.previews import doodle_previews
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
     cfg, plan = TrainConfig.from_dict(config["train"]), config["plan"]
@@ -63,6 +64,10 @@ def train_loop_per_worker(config: dict) -> None:
     wrap = (lambda m: ray.train.torch.prepare_model(m, move_to_device=False)) if world > 1 else None
     model = load_model(cfg.model.source)
     trainer = PhotoDoodleTrainer(model, cfg, device, rank, wrap)
+    run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
+    params = {**config["train"], "batch": cfg.batch_plan(world).params()}
+    tracker = make_tracker(config.get("tracking"), cfg.family, run.run_id, params) if rank == 0 else None
+    samples = doodle_previews(trainer, run, plan, tracker) if rank == 0 else None  # before the cache
     if plan["cache_dir"]:
         batches = cached_epochs(cached_pairs(cfg, plan, model, device, rank), trainer, rank, world)
     else:
@@ -75,10 +80,7 @@ def train_loop_per_worker(config: dict) -> None:
         return publish_run_lora(cfg, plan["trigger"], t.model.transformer, info, plan["base"])
 
     log = train_log if rank == 0 else (lambda msg: None)
-    run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
-    params = {**config["train"], "batch": cfg.batch_plan(world).params()}
-    tracker = make_tracker(config.get("tracking"), cfg.family, run.run_id, params) if rank == 0 else None
-    train(trainer, run, batches, WorkerContext(rank, world, report, log, publish, tracker))
+    train(trainer, run, batches, WorkerContext(rank, world, report, log, publish, tracker, samples))
 
 
 def _resources(cfg: TrainConfig) -> dict:
@@ -126,12 +128,13 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, plan.cfg.launch.max_failures),
         datasets=None if plan.cache_dir else {"train": pair_stream(plan)},
     )
-    # One writer per run (a live launch of the same run is refused); rank 0's progress shown here; a
-    # stop request (Ctrl-C, SIGTERM, a cancel in Prefect) relayed to the workers (training/common/stop.py).
+    # One writer per run (a live launch of the same run is refused); rank 0's progress and samples shown
+    # here; a stop request (Ctrl-C, SIGTERM, a cancel in Prefect) relayed to the workers (stop.py).
     stop.refuse_start(plan.run.run_id)
     with (
         hold_lease(plan.run, log),
         progress.follow(plan.run, progress.emitter(log)),
+        previews.follow(plan.run, log),
         stop.relay(plan.run, log),
     ):
         trainer.fit()

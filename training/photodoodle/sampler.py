@@ -57,15 +57,18 @@ def sample(
     cfg: FluxSamplerConfig,
     cond_cfg: ConditionConfig | None = None,
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    text: TextCondition | None = None,
 ) -> torch.Tensor:
     """condition: (1, 3, H, W) in [-1, 1] -> the edited image (1, 3, H, W) in [-1, 1].
-    `on_step(i, latents, clean)` sees the token sequence after each step (tests, previews)."""
+    `on_step(i, latents, clean)` sees the token sequence after each step (tests, previews).
+    `text`: the prompt already encoded (samples while training encode theirs once)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     device = model.device
     g = torch.Generator(device=device).manual_seed(cfg.seed)
-    embeds, pooled = model.encode_text([prompt], cfg.max_sequence_length)
-    text = TextCondition(embeds.to(device), pooled.to(device))
+    if text is None:
+        text = TextCondition(*model.encode_text([prompt], cfg.max_sequence_length))
+    text = TextCondition(text.embeds.to(device), text.pooled.to(device))
     cond = model.sample_latents(
         model.vae_moments(condition.to(device)), g
     )  # latent_dist.sample(), as the reference
