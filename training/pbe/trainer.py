@@ -42,7 +42,8 @@ class PbETrainer(Trainer):
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
-        if cfg.model.gradient_checkpointing if cfg.model.gradient_checkpointing is not None else cuda:
+        self.savers = cfg.savers(cuda)
+        if self.savers.gradient_checkpointing:
             model.unet.enable_gradient_checkpointing()
         model.to(self.device)
         model.denoiser.train()

@@ -32,6 +32,7 @@ from doodleflow.training.common.config import (
     positive,
     short_hash,
 )
+from doodleflow.training.common.memory import MemoryConfig, Savers
 
 Stage = Literal["omnieditor", "editlora"]
 Preset = Literal["tiny", "flux-dev"]
@@ -59,6 +60,15 @@ PHOTODOODLE_TARGETS = (
     "ff_context.net.0.proj",
     "ff_context.net.2",
 )
+# The savers each `--memory` preset turns on (training/common/memory.py); planned for 512x768 target +
+# condition tokens, T5 512, rank 128, micro-batch 1, a cached run (docs/training-photodoodle.md,
+# "Memory savers" and "Which GPU"). Checkpointing is the cheapest (compute only), then 8-bit AdamW
+# state, then the int8 base (portable: fp8 needs sm89+, NF4 bitsandbytes).
+MEMORY_PRESETS = {
+    "80GB": {"gradient_checkpointing": True},
+    "48GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit"},
+    "24GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit", "quantize_base": "int8"},
+}
 REFERENCE_RANK = 128  # train_sks*.sh: --rank 128; lora_alpha = rank
 # The tiny preset trains at the reference's 3:2 (h:w) aspect, 8x smaller.
 PRESET_DATA = {
@@ -155,7 +165,8 @@ class ModelConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     condition: ConditionConfig = field(default_factory=ConditionConfig)
     bf16: bool | None = None  # None: bf16 base on CUDA, fp32 on CPU
-    gradient_checkpointing: bool = False  # the reference trains without it
+    # None: the memory preset's, else off (the reference trains without it)
+    gradient_checkpointing: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +261,7 @@ class TrainConfig(SectionedConfig):
     run: RunConfig = field(default_factory=RunConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
     def __post_init__(self) -> None:
         """Settings left to the preset (resolution, text length) take the preset's values."""
@@ -263,6 +275,11 @@ class TrainConfig(SectionedConfig):
         """The defaults of a stage at a preset's resolution; `run` sets RunConfig fields."""
         source = ModelSource(preset=preset, pretrained=run.pop("pretrained", None))
         return cls(model=ModelConfig(source=source), run=RunConfig(stage=stage, **run))
+
+    def savers(self, cuda: bool = True) -> Savers:
+        """The memory savers this run applies (training/common/memory.py); checkpointing is off
+        unless set or the memory preset turns it on (the reference trains without it)."""
+        return self.memory.resolve(MEMORY_PRESETS, self.model.gradient_checkpointing, False)
 
     def batch_plan(self, world: int | None = None) -> BatchPlan:
         """The global batch over `world` workers (default: the configured workers)."""
@@ -291,6 +308,7 @@ class TrainConfig(SectionedConfig):
             run=RunConfig(**d.get("run", {})),
             publish=PublishConfig(**d.get("publish", {})),
             launch=LaunchConfig(**d.get("launch", {})),
+            memory=MemoryConfig(**d.get("memory", {})),
         )
 
     def config_hash(self) -> str:
@@ -310,6 +328,8 @@ class TrainConfig(SectionedConfig):
             "optim": asdict(self.optim),
             "data": data,
         }
+        if self.savers().changes_weights():  # a quantized base or 8-bit state change what is learned
+            ident["memory"] = self.savers().changes_weights()
         return short_hash(ident)
 
     @property

@@ -38,7 +38,8 @@ class PhotoDoodleTrainer(Trainer):
         self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
         model.to(self.device, torch.bfloat16 if self.bf16 else None)
         self.params = add_lora(model.transformer, cfg.model.lora, seed=cfg.run.seed)
-        if cfg.model.gradient_checkpointing:
+        self.savers = cfg.savers(cuda)
+        if self.savers.gradient_checkpointing:
             model.transformer.enable_gradient_checkpointing()
         model.transformer.train()
         self.denoiser = wrap(model.transformer) if wrap else model.transformer
