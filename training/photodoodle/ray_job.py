@@ -53,7 +53,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train.torch
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
     from doodleflow.training.photodoodle.loop import WorkerContext, train
-    from doodleflow.training.photodoodle.model import load_model
+    from doodleflow.training.photodoodle.quantize import load_training_model
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
     cfg, plan = TrainConfig.from_dict(config["train"]), config["plan"]
@@ -62,10 +62,13 @@ def train_loop_per_worker(config: dict) -> None:
     device = ray.train.torch.get_device()
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     wrap = (lambda m: ray.train.torch.prepare_model(m, move_to_device=False)) if world > 1 else None
-    model = load_model(cfg.model.source)
+    model = load_training_model(cfg, device)
+    # The cache is loaded (or built, encoders on the device) before the transformer goes there: the
+    # text encoders are back on the CPU by then, never beside the denoiser (training/common/memory.py).
+    cache = cached_pairs(cfg, plan, model, device, rank) if plan["cache_dir"] else None
     trainer = PhotoDoodleTrainer(model, cfg, device, rank, wrap)
-    if plan["cache_dir"]:
-        batches = cached_epochs(cached_pairs(cfg, plan, model, device, rank), trainer, rank, world)
+    if cache is not None:
+        batches = cached_epochs(cache, trainer, rank, world)
     else:
         batches = streamed_epochs(trainer, rank, world)
 
