@@ -8,6 +8,7 @@ import dataclasses
 from doodleflow.flows.commands.common import add_json, add_store
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
 from doodleflow.infra.errors import ConfigError
+from doodleflow.training.common.memory import MEMORY_PRESETS, OPTIMIZERS
 from doodleflow.training.pbe.config import ModelSource, TrainConfig, model_source
 
 
@@ -77,6 +78,20 @@ TRAIN_OPTIONS = [
         "CLIP ViT-B/32 dir for the region CLIP score (default: tiny random)",
     ),
     Opt("--eval-inception", "publish.eval_inception", "FID Inception dir (default: tiny random)"),
+    Opt(
+        "--memory",
+        "memory.preset",
+        "memory savers for a GPU of this size (docs/training-pbe.md, Memory savers)",
+        choices=MEMORY_PRESETS,
+        derived="none: the reference settings",
+    ),
+    Opt(
+        "--optimizer",
+        "memory.optimizer",
+        "adamw8bit: AdamW with 8-bit block-wise state (torchao)",
+        choices=OPTIMIZERS,
+        derived="the --memory preset's, else adamw",
+    ),
 ]
 
 

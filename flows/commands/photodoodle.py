@@ -9,6 +9,7 @@ import sys
 from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names, json_safe
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
 from doodleflow.infra.errors import ConfigError
+from doodleflow.training.common.memory import ENCODER_PLACES, MEMORY_PRESETS, OPTIMIZERS, QUANTIZE_BASE
 from doodleflow.training.photodoodle.config import TrainConfig, artist_names
 
 
@@ -89,6 +90,12 @@ def _doodle_parser(generate) -> None:
     g.add_argument("--run", help="a specific training run of the artist (default: the newest)")
     g.add_argument("--height", type=int, help="default: the size the LoRA was trained at")
     g.add_argument("--width", type=int, help="default: the size the LoRA was trained at")
+    g.add_argument(
+        "--quantize-base",
+        choices=QUANTIZE_BASE,
+        default="none",
+        help="frozen FLUX weights weight-only quantized (int8 anywhere; fp8: CUDA sm89+; nf4: bitsandbytes)",
+    )
     add_store(g)
     add_json(g)
     g.set_defaults(func=cmd_generate_doodle)
@@ -157,6 +164,36 @@ TRAIN_OPTIONS = [
         "--ray-address",
         "launch.ray_address",
         "join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)",
+    ),
+]
+TRAIN_OPTIONS += [
+    Opt(
+        "--memory",
+        "memory.preset",
+        "memory savers for a GPU of this size (docs/training-photodoodle.md, Memory savers)",
+        choices=MEMORY_PRESETS,
+        derived="none: the reference settings",
+    ),
+    Opt(
+        "--quantize-base",
+        "memory.quantize_base",
+        "frozen FLUX weights weight-only quantized (fp8: CUDA sm89+, nf4: bitsandbytes on CUDA)",
+        choices=QUANTIZE_BASE,
+        derived="the --memory preset's, else none",
+    ),
+    Opt(
+        "--optimizer",
+        "memory.optimizer",
+        "adamw8bit: AdamW with 8-bit block-wise state (torchao)",
+        choices=OPTIMIZERS,
+        derived="the --memory preset's, else adamw",
+    ),
+    Opt(
+        "--encoders",
+        "memory.encoders",
+        "text encoders: auto (on the device only to build the cache or stream), cpu, device",
+        choices=ENCODER_PLACES,
+        derived="auto",
     ),
 ]
 OMNIEDITOR_OPTIONS = [
@@ -344,7 +381,9 @@ def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     if not artist:
         raise ConfigError("give --artist or --model")
     print(f"generating with {artist}'s LoRA ...", file=sys.stderr)
-    req = DoodleRequest(a.image, a.prompt, a.out, a.steps, a.guidance, a.seed, run, a.height, a.width)
+    req = DoodleRequest(
+        a.image, a.prompt, a.out, a.steps, a.guidance, a.seed, run, a.height, a.width, a.quantize_base
+    )
     r = generate_doodle(resolve_store(a.store), artist, req)
     return (
         r,

@@ -164,3 +164,54 @@ def test_a_saver_the_platform_lacks_is_refused_in_one_line(tiny_dir, tmp_path):
     assert c.savers().quantize_base == "none" and c.savers().optimizer == "adamw8bit"
     assert c.config_hash() != cfg.replace(memory={"quantize_base": "none"}).config_hash()
     assert TrainConfig.from_dict(c.to_dict()).savers() == c.savers()
+
+
+def test_a_lora_trained_on_a_quantized_base_merges_into_full_precision(runs, tiny_dir, tmp_path):
+    """training/photodoodle/merge.py loads the base unquantized and fuses there: the merged weight is
+    the fp32 base plus the LoRA's delta, exactly as stock diffusers fuses it; a quantized transformer is
+    refused (fusing would round the delta to the int8 grid)."""
+    from diffusers import FluxPipeline, FluxTransformer2DModel
+    from doodleflow.training.common.localize import local_dir, local_file
+    from doodleflow.training.photodoodle.merge import fuse_lora_file, merge_omnieditor
+    from doodleflow.training.photodoodle.model import load_transformer
+
+    lora = runs["24GB"][0]["lora"]
+    source = ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir))
+    merged = merge_omnieditor(str(tmp_path / "store"), "omni-q", source, lora)
+    got = FluxTransformer2DModel.from_pretrained(local_dir(merged["transformer"]))
+    stock = FluxPipeline.from_pretrained(tiny_dir)
+    stock.load_lora_weights(local_file(lora), adapter_name="x")
+    stock.fuse_lora(adapter_names=["x"])
+    stock.unload_lora_weights()
+    w = got.transformer_blocks[0].attn.to_q.weight
+    assert type(w) is torch.nn.Parameter and w.dtype == torch.float32
+    assert torch.allclose(w, stock.transformer.transformer_blocks[0].attn.to_q.weight, atol=1e-6)
+    base = FluxTransformer2DModel.from_pretrained(tiny_dir, subfolder="transformer")
+    assert not torch.equal(w, base.transformer_blocks[0].attn.to_q.weight)  # the delta is in
+    quantized = load_transformer(tiny_dir, None, "int8", "transformer")
+    with pytest.raises(ConfigError, match="^a LoRA is merged into the full-precision base"):
+        fuse_lora_file(quantized, lora)
+
+
+def test_generate_doodle_on_an_int8_base(tiny_dir, tmp_path, monkeypatch):
+    """`generate doodle --quantize-base int8`: the artist's LoRA on a quantized base edits the photo
+    close to the full-precision result."""
+    import numpy as np
+    from doodleflow.training.photodoodle.generate import DoodleRequest, generate_doodle
+    from PIL import Image
+
+    from tests.photodoodle.helpers import PHOTO, publish_artist_lora
+
+    monkeypatch.setenv("DOODLEFLOW_HOME", str(tmp_path / "home"))
+    store = str(tmp_path / "store")
+    publish_artist_lora(tiny_dir, store)
+    outs = {}
+    for kind in ("none", "int8"):
+        outs[kind] = str(tmp_path / f"{kind}.png")
+        req = DoodleRequest(PHOTO, "add a halo", outs[kind], steps=2, seed=1, quantize_base=kind)
+        generate_doodle(store, "lulu", req)
+    a, b = (np.asarray(Image.open(outs[k]), dtype=np.float32) for k in ("none", "int8"))
+    assert a.shape == b.shape == (96, 64, 3)
+    assert 0 < np.abs(a - b).mean() < 4.0  # int8 rounding moves pixels by a few levels, no more
+    with pytest.raises(ConfigError, match="^--quantize-base fp8 needs a CUDA GPU"):
+        generate_doodle(store, "lulu", DoodleRequest(PHOTO, "x", outs["none"], quantize_base="fp8"))

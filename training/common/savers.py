@@ -20,10 +20,14 @@ STATE_CLASSES = ("OptimState8bit",)
 
 
 def import_torchao(what: str):
-    """torchao, quietly (its import prints a line per GPU kernel library a CPU build cannot load)."""
+    """torchao, quietly: its import logs a warning per GPU kernel library a CPU build cannot load and
+    per optional backend (Triton) missing, none of which the savers here use."""
     import contextlib
     import io
+    import logging
 
+    for name in ("torchao", "torchao.kernel.intmm", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             import torchao
