@@ -22,6 +22,7 @@ from doodleflow.training.common.config import (
     check_optim,
     multiple_of,
     one_of,
+    positive,
     require,
     short_hash,
 )
@@ -173,9 +174,13 @@ class LaunchConfig:
 
     ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
     max_failures: int = 2  # worker-group restarts (from the latest checkpoint) before the job fails
+    # GiB per GPU the memory plan must fit (training/memplan/limits.py); None: read from the GPUs
+    gpu_memory: float | None = None
 
     def __post_init__(self) -> None:
         at_least(self.max_failures, 0, "launch.max_failures")
+        if self.gpu_memory is not None:
+            positive(self.gpu_memory, "--gpu-memory")
 
 
 @dataclass(frozen=True)

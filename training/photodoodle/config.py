@@ -242,11 +242,15 @@ class LaunchConfig:
 
     ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
     max_failures: int = 1  # worker-group restarts (from the latest checkpoint) before the job fails
+    # GiB per GPU the memory plan must fit (training/memplan/limits.py); None: read from the GPUs
+    gpu_memory: float | None = None
     cpus_per_worker: float | None = None  # None: sized to the cluster
     max_parallel: int | None = None  # artists at once (train artists); None: what Ray can place
 
     def __post_init__(self) -> None:
         at_least(self.max_failures, 0, "launch.max_failures")
+        if self.gpu_memory is not None:
+            positive(self.gpu_memory, "--gpu-memory")
         if self.cpus_per_worker is not None:
             positive(self.cpus_per_worker, "--cpus-per-worker")
         if self.max_parallel is not None:
