@@ -8,6 +8,7 @@ import sys
 
 from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names, json_safe
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
+from doodleflow.flows.commands.sizing import GPU_MEMORY, auto_micro_batch, micro_batch_arg, pop_auto
 from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common.memory import ENCODER_PLACES, MEMORY_PRESETS, OPTIMIZERS, QUANTIZE_BASE
 from doodleflow.training.photodoodle.config import TrainConfig, artist_names
@@ -123,8 +124,9 @@ TRAIN_OPTIONS = [
     Opt(
         "--micro-batch",
         "data.micro_batch",
-        "pairs per worker per forward pass; gradient accumulation makes up the global batch",
-        int,
+        "pairs per worker per forward pass, or auto: the largest whose memory plan fits the GPU; "
+        "gradient accumulation makes up the global batch",
+        micro_batch_arg,
         derived="1",
     ),
     Opt("--lr", "optim.lr", "AdamW learning rate", float),
@@ -195,6 +197,7 @@ TRAIN_OPTIONS += [
         choices=ENCODER_PLACES,
         derived="auto",
     ),
+    GPU_MEMORY,
 ]
 OMNIEDITOR_OPTIONS = [
     Opt(
@@ -254,13 +257,15 @@ def train_config(a: argparse.Namespace, stage: str, extra: list[Opt] = ()) -> Tr
     from doodleflow.infra.settings import resolve_store
 
     values = overrides(a, TRAIN_OPTIONS + list(extra))
+    auto = pop_auto(values)
     run = values.setdefault("run", {})
     run.update(stage=stage, store=resolve_store(a.store), dataset=a.dataset or "")
     values["model"].setdefault("source", {})["base_transformer"] = _base(a)
     values["publish"] = {"register": not a.no_register, "evaluate": not a.no_eval}
     if stage == "omnieditor":
         values["publish"]["merge"] = not a.no_merge
-    return TrainConfig.from_dict(values)
+    cfg = TrainConfig.from_dict(values)
+    return auto_micro_batch(cfg) if auto else cfg
 
 
 def preflight_artist(cfg: TrainConfig) -> TrainConfig:

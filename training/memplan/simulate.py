@@ -90,8 +90,24 @@ def _phases(tracker: StorageTracker, trainer, marks: dict) -> None:
     trainer.micro_loss, trainer.apply_gradients = forward, step
 
 
-def run_step(build, on_gpu: bool, fake: bool = True) -> Measured:
-    """Build with `build()` (under the tracker, on fake tensors when `fake`) and measure one step."""
+def _fill(trainer) -> None:
+    """Real tensors built by `to_empty` hold whatever the allocator gave: give the weights values
+    (every page written, so the weights are resident before the step is measured)."""
+    with torch.no_grad():
+        for m in _modules(trainer.model):
+            for p in m.parameters():
+                p.normal_(0, 0.02)
+
+
+def _modules(model) -> list:
+    if hasattr(model, "transformer"):
+        return [model.transformer]
+    return [model.unet, model.vae, model.image_encoder]
+
+
+def run_step(build, on_gpu: bool, fake: bool = True, before_step=None) -> Measured:
+    """Build with `build()` (under the tracker, on fake tensors when `fake`) and measure one step;
+    `before_step()` runs just before the measured step (the CPU check resets the peak RSS there)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     t0 = time.perf_counter()
@@ -102,6 +118,8 @@ def run_step(build, on_gpu: bool, fake: bool = True) -> Measured:
         trainer = setup.trainer
         if on_gpu:
             as_on_gpu(trainer.optimizer, setup.optimizer_path)
+        if not fake:
+            _fill(trainer)
         _charge_setup(tracker, setup)
         tracker.workspace = _workspace(on_gpu, {id(w.untyped_storage()) for w in setup.quantized})
         hooks = tracker.watch_gradients(trainer.params)
@@ -113,6 +131,8 @@ def run_step(build, on_gpu: bool, fake: bool = True) -> Measured:
         tracker.assign([b(None) if callable(b) else b for b in setup.batches], "batch")
         marks: dict = {}
         _phases(tracker, trainer, marks)
+        if before_step:
+            before_step()
         baseline, counts = tracker.current, (tracker.allocations, tracker.frees)
         tracker.start_peak()
         trainer.train_step(setup.batches if len(setup.batches) > 1 else setup.batches[0])
