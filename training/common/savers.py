@@ -20,14 +20,10 @@ STATE_CLASSES = ("OptimState8bit",)
 
 
 def import_torchao(what: str):
-    """torchao, quietly: its import logs a warning per GPU kernel library a CPU build cannot load and
-    per optional backend (Triton) missing, none of which the savers here use."""
+    """torchao, quietly (its loggers are set in training/__init__.py; this catches its prints)."""
     import contextlib
     import io
-    import logging
 
-    for name in ("torchao", "torchao.kernel.intmm", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             import torchao
