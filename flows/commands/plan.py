@@ -27,7 +27,8 @@ def register(sub, groups) -> None:
     )
     for stage in ("artist", "omnieditor"):
         p = train.add_parser(stage, help=f"PhotoDoodle {stage} run", formatter_class=DefaultsHelp)
-        add_options(p, photodoodle.TRAIN_OPTIONS, PDConfig.for_stage("editlora"))
+        extra = photodoodle.OMNIEDITOR_OPTIONS if stage == "omnieditor" else []
+        add_options(p, [*photodoodle.TRAIN_OPTIONS, *extra], PDConfig.for_stage("editlora"))
         add_json(p)
         p.set_defaults(func=cmd_plan, family="photodoodle", stage="editlora" if stage == "artist" else stage)
     p = train.add_parser("pbe", help="Paint-by-Example run", formatter_class=DefaultsHelp)
@@ -45,7 +46,7 @@ def register(sub, groups) -> None:
 
 def plan_config(a: argparse.Namespace):
     """The config the train command would build from these flags (no store or dataset needed)."""
-    values = overrides(a, _options(a.family))
+    values = overrides(a, _options(a.family, a.stage))
     auto = pop_auto(values)
     if a.family == "photodoodle":
         from doodleflow.training.photodoodle.config import TrainConfig
@@ -63,10 +64,12 @@ def plan_config(a: argparse.Namespace):
     return TrainConfig.from_dict(values), auto
 
 
-def _options(family: str):
+def _options(family: str, stage: str | None):
     from doodleflow.flows.commands import pbe, photodoodle
 
-    return photodoodle.TRAIN_OPTIONS if family == "photodoodle" else pbe.TRAIN_OPTIONS
+    if family == "pbe":
+        return pbe.TRAIN_OPTIONS
+    return photodoodle.TRAIN_OPTIONS + (photodoodle.OMNIEDITOR_OPTIONS if stage == "omnieditor" else [])
 
 
 def cmd_plan(a: argparse.Namespace) -> tuple[dict, str]:

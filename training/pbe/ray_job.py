@@ -23,6 +23,7 @@ from doodleflow.training.common.ray_utils import (
 )
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.tracking import make_tracker, tracking_config
+from doodleflow.training.memplan.record import plan_for_job
 from doodleflow.training.pbe.cache import find_cache
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.model import resolve_source_dir
@@ -113,6 +114,8 @@ def train_loop_per_worker(config: dict) -> None:
     run = RunDir(cfg.run.store, FAMILY, cfg.run_id())
     log = _log if rank == 0 else (lambda msg: None)
     params = {**config["train"], "batch": cfg.batch_plan(world).params()}
+    if config.get("memory_plan"):
+        params["memory_plan"] = config["memory_plan"]
     tracker = make_tracker(config.get("tracking"), FAMILY, run.run_id, params) if rank == 0 else None
     train(trainer, run, epoch_batches, WorkerContext(rank, world, report, log, tracker=tracker))
 
@@ -120,6 +123,7 @@ def train_loop_per_worker(config: dict) -> None:
 def launch(cfg: TrainConfig, log=_log) -> dict:
     """Run the job to `cfg.run.steps` and return its result.json (checkpoint URI, steps, final loss...).
     Where it runs and how often a worker group may restart: `cfg.launch`."""
+    import ray
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -128,6 +132,7 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
         build_cache(cfg, ray_address, log)
     plan = plan_job(cfg, log)
     where = init_ray(ray_address)
+    memory = plan_for_job(plan.cfg, plan.run, log, ray.cluster_resources)
     workers = plan.cfg.run.workers
     res = {"CPU": cpus_per_worker(workers, plan.cfg.run.use_gpu)} if workers > 0 else None
     log(
@@ -141,6 +146,7 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
             "train": plan.cfg.to_dict(),
             "cache": plan.cache,
             "tracking": tracking_config(plan.cfg.run.store),
+            "memory_plan": memory,
         },
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res

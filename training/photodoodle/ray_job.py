@@ -22,6 +22,7 @@ from doodleflow.training.common.ray_utils import (
 )
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.tracking import make_tracker, tracking_config
+from doodleflow.training.memplan.record import plan_for_job
 from doodleflow.training.photodoodle.config import TrainConfig
 from doodleflow.training.photodoodle.job import JobPlan, plan_job, publish_run_lora
 
@@ -81,6 +82,8 @@ def train_loop_per_worker(config: dict) -> None:
     log = train_log if rank == 0 else (lambda msg: None)
     run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
     params = {**config["train"], "batch": cfg.batch_plan(world).params()}
+    if config.get("memory_plan"):
+        params["memory_plan"] = config["memory_plan"]
     tracker = make_tracker(config.get("tracking"), cfg.family, run.run_id, params) if rank == 0 else None
     train(trainer, run, batches, WorkerContext(rank, world, report, log, publish, tracker))
 
@@ -96,11 +99,13 @@ def _resources(cfg: TrainConfig) -> dict:
 def launch(cfg: TrainConfig, log=train_log) -> dict:
     """Run one LoRA job to `cfg.run.steps` and return its result.json (LoRA URI, steps, final loss...).
     Where it runs, with how many CPUs per worker and restarts: `cfg.launch`."""
+    import ray
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
     plan = plan_job(cfg, log)
     where = init_ray(plan.cfg.launch.ray_address)
+    memory = plan_for_job(plan.cfg, plan.run, log, ray.cluster_resources)
     workers = max(plan.cfg.run.workers, 1)
     res = _resources(plan.cfg)
     mode = f"cached ({plan.cache_dir})" if plan.cache_dir else "streamed"
@@ -122,6 +127,7 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
             "plan": plan_info,
             "threads": max(1, round(res["CPU"])),
             "tracking": tracking_config(plan.cfg.run.store),
+            "memory_plan": memory,
         },
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res
