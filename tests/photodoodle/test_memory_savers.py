@@ -215,3 +215,30 @@ def test_generate_doodle_on_an_int8_base(tiny_dir, tmp_path, monkeypatch):
     assert 0 < np.abs(a - b).mean() < 4.0  # int8 rounding moves pixels by a few levels, no more
     with pytest.raises(ConfigError, match="^--quantize-base fp8 needs a CUDA GPU"):
         generate_doodle(store, "lulu", DoodleRequest(PHOTO, "x", outs["none"], quantize_base="fp8"))
+
+
+def test_the_cli_flags_set_the_memory_section(tmp_path):
+    """`--memory` and the saver flags reach the config the train commands build; unset flags leave
+    the preset's choice (None), so an explicit flag wins over the preset."""
+    from doodleflow.flows.cli import _parser
+    from doodleflow.flows.commands.options import overrides
+    from doodleflow.flows.commands.pbe import TRAIN_OPTIONS as PBE_OPTIONS
+    from doodleflow.flows.commands.photodoodle import train_config
+    from doodleflow.training.pbe.config import TrainConfig as PbEConfig
+
+    store = ["--store", str(tmp_path)]
+    a = _parser().parse_args(
+        ["train", "artist", "--artist", "x", "--memory", "24GB", "--quantize-base", "fp8", *store]
+    )
+    cfg = train_config(a, "editlora")
+    assert cfg.memory.preset == "24GB" and cfg.memory.optimizer is None
+    s = cfg.savers()
+    assert (s.gradient_checkpointing, s.quantize_base, s.optimizer, s.encoders) == (
+        True,
+        "fp8",
+        "adamw8bit",
+        "auto",
+    )
+    a = _parser().parse_args(["train", "pbe", "--dataset", "d", "--memory", "24GB", *store])
+    pbe = PbEConfig.from_dict(overrides(a, PBE_OPTIONS))  # train_config also checks the dataset exists
+    assert pbe.savers(cuda=False).optimizer == "adamw8bit" and pbe.savers(cuda=False).gradient_checkpointing
