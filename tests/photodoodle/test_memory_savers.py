@@ -159,6 +159,11 @@ def test_a_saver_the_platform_lacks_is_refused_in_one_line(tiny_dir, tmp_path):
         cfg.replace(memory={"preset": "16GB"})
     with pytest.raises(ConfigError, match=r"^--quantize-base does not apply to Paint by Example"):
         PbEConfig().replace(memory={"quantize_base": "int8"})
+    # torchao's int8 linear saves a dequantized copy of its weight for backward: only checkpointing
+    # keeps the saving, so a quantized base turns it on, and refuses it turned off
+    assert cfg.replace(memory={"quantize_base": "int8"}).savers().gradient_checkpointing
+    with pytest.raises(ConfigError, match=r"^--quantize-base needs gradient checkpointing: autograd keeps"):
+        cfg.replace(memory={"quantize_base": "int8"}, model={"gradient_checkpointing": False})
     # an explicit saver wins over its preset; a run with a weight-changing saver gets its own id
     c = cfg.replace(memory={"preset": "24GB", "quantize_base": "none"})
     assert c.savers().quantize_base == "none" and c.savers().optimizer == "adamw8bit"

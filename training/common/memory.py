@@ -10,7 +10,9 @@ Each saver goes through the ecosystem's own mechanism (docs/training-photodoodle
   it builds the cache, before the denoiser arrives there, and never while training; a streamed run
   keeps them there (it encodes every step). "cpu": never on the device. "device": always there;
 - gradient checkpointing stays `model.gradient_checkpointing` (both families had it): a preset turns
-  it on where that field is left unset (None).
+  it on where that field is left unset (None), and so does a quantized base, which needs it: torchao's
+  weight-only linear dequantizes inside autograd, so backward keeps a full-precision copy of each
+  weight a block used; checkpointing keeps only the block being recomputed.
 
 A preset fills the savers left unset (None); an explicit setting wins over the preset. The family's
 `TrainConfig.savers(cuda)` resolves them (`Savers`): the trainer applies and the memory plan counts
@@ -64,8 +66,15 @@ class MemoryConfig:
             k: getattr(self, k) if getattr(self, k) is not None else chosen.get(k, SAVER_DEFAULTS[k])
             for k in SAVER_DEFAULTS
         }
+        quantized = values["quantize_base"] != "none"
+        require(
+            not (quantized and checkpointing is False),
+            "--quantize-base",
+            "needs gradient checkpointing: autograd keeps a full-precision copy of every dequantized "
+            "weight for backward, which undoes the saving without it",
+        )
         if checkpointing is None:
-            checkpointing = chosen.get("gradient_checkpointing", default_ckpt)
+            checkpointing = chosen.get("gradient_checkpointing", default_ckpt) or quantized
         return Savers(gradient_checkpointing=bool(checkpointing), **values)
 
 

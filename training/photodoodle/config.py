@@ -273,6 +273,7 @@ class TrainConfig(SectionedConfig):
         unset = {k: v for k, v in preset.items() if getattr(self.data, k) is None}
         if unset:
             object.__setattr__(self, "data", dataclasses.replace(self.data, **unset))
+        self.savers()  # a quantized base without checkpointing is refused here, before anything starts
 
     @classmethod
     def for_stage(cls, stage: Stage, preset: Preset = "tiny", **run) -> TrainConfig:
