@@ -20,7 +20,7 @@ import sys
 import pytest
 from doodleflow.training.memplan.cpu_check import MMAP_ENV
 
-pytestmark = pytest.mark.slow(seconds=100)
+pytestmark = pytest.mark.slow(seconds=120)
 
 
 def _check(case: str) -> dict:
