@@ -35,6 +35,7 @@ class Setup:
     optimizer_scale: float = 1.0
     optimizer_path: str = "foreach"
     resident: int = 0  # bytes of frozen parts not built (encoders kept on the device)
+    dequantized: int = 0  # bf16 copies of quantized weights autograd keeps (see `_dequantized_kept`)
 
 
 def _plain(cfg, **model):
@@ -79,7 +80,18 @@ def build_photodoodle(cfg, arch: dict, on_gpu: bool, cached: bool) -> Setup:
         optimizer_scale=ADAMW8BIT_SCALE if eight_bit else 1.0,
         optimizer_path="for-loop" if eight_bit else "foreach",
         resident=flux_encoder_params(cfg.model.source.is_tiny) * dtype.itemsize if on_device else 0,
+        dequantized=_dequantized_kept(tr, savers.gradient_checkpointing) if quant != "none" else 0,
     )
+
+
+def _dequantized_kept(tr, checkpointing: bool) -> int:
+    """torchao's weight-only linear dequantizes inside autograd, so backward keeps a bf16 copy of each
+    weight the forward used (training/photodoodle/quantize.py; measured by the savers on the CPU):
+    with checkpointing one recomputed block's worth at a time, without it every weight. The plan adds
+    it to the peak (at most one block's Linear weights: ~0.6 GiB for a FLUX double block)."""
+    blocks = list(tr.transformer_blocks) + list(tr.single_transformer_blocks)
+    per_block = [sum(2 * w.numel() for w in _base_weights(b)) for b in blocks]
+    return (max(per_block) if checkpointing else sum(per_block)) if per_block else 0
 
 
 def _micro(cfg) -> tuple[int]:

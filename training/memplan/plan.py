@@ -122,6 +122,7 @@ def plan_for(cfg, on_gpu: bool = True) -> MemoryPlan:
 def from_measured(family: str, settings: dict, m: Measured, ddp: bool = False) -> MemoryPlan:
     parts = dict(m.peak.parts)
     parts["frozen"] = parts.get("frozen", 0) + m.resident
+    parts["activations"] = parts.get("activations", 0) + m.dequantized
     if ddp:  # DDP's gradient buckets: one more copy of the gradients, held from backward to the step
         parts["ddp buckets"] = parts.get("trainable", 0)
     return MemoryPlan(

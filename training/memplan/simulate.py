@@ -31,6 +31,7 @@ class Measured:
     end: int  # bytes live after the step
     largest: tuple[int, str]
     resident: int  # frozen bytes not built (encoders on the device)
+    dequantized: int  # bf16 copies of quantized weights kept for backward (added to the peak)
     seconds: float
     storages: tuple[int, int]  # (allocations, frees) counted during the measured step
 
@@ -149,6 +150,7 @@ def run_step(build, on_gpu: bool, fake: bool = True, before_step=None) -> Measur
         end=tracker.current,
         largest=tracker.largest,
         resident=setup.resident,
+        dequantized=setup.dequantized,
         seconds=time.perf_counter() - t0,
         storages=(tracker.allocations - counts[0], tracker.frees - counts[1]),
     )
