@@ -19,6 +19,7 @@ CPU figures only: GPU step times and `max_memory_allocated` come from bench/gpu_
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -28,12 +29,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import doodleflow.training  # noqa: F401  (before diffusers: it quiets torchao's import)
+
 from bench.common import machine_line, pin_one_core  # first: it sets the thread variables
 
 VARIANTS = {  # name: (the run's memory section, model.gradient_checkpointing) (training/common/memory.py)
     "reference": ({}, None),
     "checkpointing": ({}, True),
-    "int8-base": ({"quantize_base": "int8"}, None),
+    "int8-base": ({"quantize_base": "int8"}, None),  # turns checkpointing on (training/common/memory.py)
+    "int8-base-no-ckpt": ({"quantize_base": "int8"}, "off"),  # bench only: what the config refuses
     "adamw8bit": ({"optimizer": "adamw8bit"}, None),
     "24GB-preset": ({"preset": "24GB"}, None),  # all three (its encoders: none in a cached step)
 }
@@ -52,9 +56,10 @@ def tensor_bytes(t) -> int:
     return t.numel() * t.element_size()
 
 
-def vm_hwm_mib() -> float:
+def status_mib(field: str) -> float:
+    """A /proc/self/status memory line (VmHWM: peak resident, VmRSS: resident now), MiB."""
     with open("/proc/self/status") as f:
-        return next(int(x.split()[1]) for x in f if x.startswith("VmHWM")) / 1024
+        return next(int(x.split()[1]) for x in f if x.startswith(field + ":")) / 1024
 
 
 def save_base(size: str, root: str) -> str:
@@ -82,7 +87,7 @@ def child(variant: str, base: str, size: str, steps: int) -> dict:
     quiet_hf()
     mem, ckpt = VARIANTS[variant]
     cfg = TrainConfig.for_stage("editlora", "tiny").replace(memory=mem, optim={"lr": 1e-3})
-    cfg = cfg.replace(model={"gradient_checkpointing": ckpt})
+    cfg = cfg.replace(model={"gradient_checkpointing": None if ckpt == "off" else ckpt})
     transformer = load_transformer(base, None, cfg.savers(False).quantize_base)
     parts = dict(vae=None, text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None)
     pipe = FluxPipeline(
@@ -91,11 +96,15 @@ def child(variant: str, base: str, size: str, steps: int) -> dict:
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
     trainer = PhotoDoodleTrainer(PhotoDoodleModel(pipe), cfg, "cpu")
+    if ckpt == "off":  # autograd then saves a dequantized copy of each weight for backward
+        transformer.disable_gradient_checkpointing()
     height, width, text = SHAPES[size]
     enc = _encoded(trainer, 1, height, width, text)
     frozen = sum(tensor_bytes(p) for n, p in transformer.named_parameters() if "lora_" not in n)
+    gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM: the peak from here is the training steps'
+    rss_start = status_mib("VmRSS")
     losses, times = [], []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -107,7 +116,7 @@ def child(variant: str, base: str, size: str, steps: int) -> dict:
     lora = {k: v.float() for k, v in trainable_state_dict(transformer).items()}
     torch.save(lora, os.path.join(os.path.dirname(base), f"lora-{variant}.pt"))
     return {"variant": variant, "savers": trainer.savers.__dict__, "step_s": sorted(times[1:])[len(times[1:]) // 2],
-            "peak_rss_mib": vm_hwm_mib(), "frozen_mib": frozen / 2**20, "optimizer_state_mib": state / 2**20,
+            "peak_rss_mib": status_mib("VmHWM"), "rss_start_mib": rss_start, "frozen_mib": frozen / 2**20, "optimizer_state_mib": state / 2**20,
             "losses": losses}  # fmt: skip
 
 
@@ -179,15 +188,14 @@ def main() -> None:
 def report(rows: list[dict], size: str, steps: int) -> None:
     ref = rows[0]
     print(f"EditLoRA step on the CPU, {size} FLUX, rank 128, {steps} steps per variant; ratios vs reference")
-    print(
-        "| variant | step s | x ref | peak RSS MiB | x ref | frozen MiB | optimizer MiB | first-loss rel. diff | LoRA drift |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| variant | step s | x ref | RSS before steps MiB | peak RSS MiB | peak growth MiB | frozen MiB | "
+          "optimizer MiB | first-loss rel. diff | LoRA drift |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         d = abs(r["losses"][0] - ref["losses"][0]) / abs(ref["losses"][0])
-        print(f"| {r['variant']} | {r['step_s']:.3f} | {r['step_s'] / ref['step_s']:.2f} | {r['peak_rss_mib']:.0f} | "
-              f"{r['peak_rss_mib'] / ref['peak_rss_mib']:.2f} | {r['frozen_mib']:.1f} | {r['optimizer_state_mib']:.1f} | "
-              f"{d:.2e} | {r['lora_drift']:.3f} |")  # fmt: skip
+        print(f"| {r['variant']} | {r['step_s']:.3f} | {r['step_s'] / ref['step_s']:.2f} | {r['rss_start_mib']:.0f} | "
+              f"{r['peak_rss_mib']:.0f} | {r['peak_rss_mib'] - r['rss_start_mib']:.0f} | {r['frozen_mib']:.1f} | "
+              f"{r['optimizer_state_mib']:.1f} | {d:.2e} | {r['lora_drift']:.3f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
