@@ -17,7 +17,7 @@ from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, Trai
 from doodleflow.training.photodoodle.job import plan_job, publish_run_lora
 from doodleflow.training.photodoodle.loop import WorkerContext, train
 from doodleflow.training.photodoodle.lora import trainable_state_dict
-from doodleflow.training.photodoodle.quantize import load_training_model
+from doodleflow.training.photodoodle.model import load_training_model
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
 from tests.photodoodle.helpers import make_pair_dataset

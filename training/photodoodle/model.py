@@ -160,3 +160,15 @@ def load_model(
     return PhotoDoodleModel(
         FluxPipeline.from_pretrained(resolve_source_dir(source), torch_dtype=dtype, **extra)
     )
+
+
+def load_training_model(cfg, device: torch.device | str):
+    """A run's FLUX parts as its savers ask: the transformer quantized (in the run's compute dtype:
+    bf16 on CUDA unless `model.bf16` says otherwise), after the platform check."""
+    from doodleflow.training.photodoodle.quantize import check_platform
+
+    device = torch.device(device)
+    kind = cfg.savers(device.type == "cuda").quantize_base
+    check_platform(kind, device)
+    bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else device.type == "cuda"
+    return load_model(cfg.model.source, torch.bfloat16 if bf16 and kind != "none" else None, kind)

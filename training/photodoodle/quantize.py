@@ -60,18 +60,6 @@ def quantization_config(kind: str, dtype: torch.dtype | None = None):
     raise ConfigError(f"--quantize-base must be one of none, int8, fp8, nf4; got {kind!r}")
 
 
-def load_training_model(cfg, device: torch.device | str):
-    """A run's FLUX parts as its savers ask: the transformer quantized (in the run's compute dtype:
-    bf16 on CUDA unless `model.bf16` says otherwise), after the platform check."""
-    from doodleflow.training.photodoodle.model import load_model
-
-    device = torch.device(device)
-    kind = cfg.savers(device.type == "cuda").quantize_base
-    check_platform(kind, device)
-    bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else device.type == "cuda"
-    return load_model(cfg.model.source, torch.bfloat16 if bf16 and kind != "none" else None, kind)
-
-
 def is_quantized(module: torch.nn.Module) -> bool:
     """Whether diffusers loaded `module` with a quantization config."""
     return bool(getattr(module, "is_quantized", False))

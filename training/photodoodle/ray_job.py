@@ -54,7 +54,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train.torch
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
     from doodleflow.training.photodoodle.loop import WorkerContext, train
-    from doodleflow.training.photodoodle.quantize import load_training_model
+    from doodleflow.training.photodoodle.model import load_training_model
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
     cfg, plan = TrainConfig.from_dict(config["train"]), config["plan"]
