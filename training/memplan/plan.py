@@ -26,6 +26,11 @@ PART_NAMES = {
 }
 
 
+def size(n: int) -> str:
+    """GiB with two decimals, MiB under 1 GiB (a tiny model's plan)."""
+    return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 2**20:.1f} MiB"
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
     family: str
@@ -43,15 +48,15 @@ class MemoryPlan:
 
     def line(self) -> str:
         """One line for a log: the peak and its parts."""
-        parts = ", ".join(f"{PART_NAMES[k]} {v / GIB:.1f}" for k, v in self.parts.items() if v)
-        return f"memory plan: peak {self.peak_gib:.1f} GiB in the {self.phase} ({parts} GiB)"
+        parts = ", ".join(f"{PART_NAMES[k]} {size(v)}" for k, v in self.parts.items() if v)
+        return f"memory plan: peak {size(self.peak)} in the {self.phase} ({parts})"
 
     def table(self) -> str:
-        rows = [f"  {PART_NAMES[k]:<26}{v / GIB:>8.2f} GiB" for k, v in self.parts.items()]
+        rows = [f"  {PART_NAMES[k]:<26}{size(v):>12}" for k, v in self.parts.items()]
         rows += [
-            f"  {'peak (max allocated)':<26}{self.peak_gib:>8.2f} GiB   in the {self.phase}",
-            f"  {'kept for backward':<26}{self.activations / GIB:>8.2f} GiB   per micro-batch",
-            f"  {'largest tensor':<26}{self.largest[0] / GIB:>8.2f} GiB   {self.largest[1]}",
+            f"  {'peak (max allocated)':<26}{size(self.peak):>12}   in the {self.phase}",
+            f"  {'kept for backward':<26}{size(self.activations):>12}   per micro-batch",
+            f"  {'largest tensor':<26}{size(self.largest[0]):>12}   {self.largest[1]}",
         ]
         what = ", ".join(f"{k} {v}" for k, v in self.settings.items())
         return f"{self.family}: {what}\n" + "\n".join(rows) + f"\n  (simulated in {self.seconds:.1f} s)"
