@@ -67,6 +67,8 @@ class MemoryPlan:
             "settings": self.settings,
             "peak_gib": round(self.peak_gib, 3),
             "parts_gib": {k: round(v / GIB, 3) for k, v in self.parts.items()},
+            "parts_bytes": dict(self.parts),
+            "peak_bytes": self.peak,
             "phase": self.phase,
             "activations_gib": round(self.activations / GIB, 3),
             "largest": {"gib": round(self.largest[0] / GIB, 3), "op": self.largest[1]},

@@ -12,6 +12,7 @@ CPU check share.
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from dataclasses import dataclass
 
@@ -111,9 +112,19 @@ def run_step(build, on_gpu: bool, fake: bool = True, before_step=None) -> Measur
     With `before_step` (the CPU check, which resets the peak RSS there) the step runs once untimed
     first: the CPU libraries' one-time state (oneDNN primitives and JIT code for the new shapes)
     is then no part of the measured growth."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
 
     t0 = time.perf_counter()
+    if fake:  # the step frees all it allocates without collection (the CPU check sees each free), and
+        gc.disable()  # the collector's passes over ~10^5 fake tensors and graph nodes would dominate
+    try:
+        return _run_step(build, on_gpu, fake, before_step, t0)
+    finally:
+        gc.enable()
+
+
+def _run_step(build, on_gpu: bool, fake: bool, before_step, t0: float) -> Measured:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else None
     tracker = StorageTracker(fake_mode)
     with fake_mode or contextlib.nullcontext(), tracker, like_gpu(on_gpu):
