@@ -155,6 +155,8 @@ def test_a_saver_the_platform_lacks_is_refused_in_one_line(tiny_dir, tmp_path):
         load_training_model(cfg, "cpu")
     with pytest.raises(ConfigError, match=r"^--quantize-base nf4 needs a CUDA GPU"):
         load_training_model(cfg.replace(memory={"quantize_base": "nf4"}), "cpu")
+    with pytest.raises(ConfigError, match=r"^--quantize-base fp8 needs CUDA GPUs \(--gpus\)"):
+        cfg.check()  # the preflight refuses it before any worker starts
     with pytest.raises(ConfigError, match=r"^--memory must be one of 80GB, 48GB, 24GB; got '16GB'"):
         cfg.replace(memory={"preset": "16GB"})
     with pytest.raises(ConfigError, match=r"^--quantize-base does not apply to Paint by Example"):

@@ -296,6 +296,9 @@ class TrainConfig(SectionedConfig):
         self.batch_plan()
         if self.run.stage == "editlora" and self.run.artist is None:
             raise ConfigError("an EditLoRA run needs an artist (--artist)")
+        kind = self.savers(self.run.use_gpu).quantize_base
+        if kind in ("fp8", "nf4") and not self.run.use_gpu:  # before any worker starts (quantize.py)
+            raise ConfigError(f"--quantize-base {kind} needs CUDA GPUs (--gpus); int8 runs everywhere")
         return self
 
     @classmethod
