@@ -163,12 +163,13 @@ def load_model(
 
 
 def load_training_model(cfg, device: torch.device | str):
-    """A run's FLUX parts as its savers ask: the transformer quantized (in the run's compute dtype:
-    bf16 on CUDA unless `model.bf16` says otherwise), after the platform check."""
+    """A run's FLUX parts in its compute dtype (bf16 on CUDA unless `model.bf16` says otherwise),
+    the transformer quantized as its savers ask, after the platform check. Loaded in that dtype, not
+    cast by the trainer later: a cached run encodes before the trainer exists (ray_job.py)."""
     from doodleflow.training.photodoodle.quantize import check_platform
 
     device = torch.device(device)
     kind = cfg.savers(device.type == "cuda").quantize_base
     check_platform(kind, device)
     bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else device.type == "cuda"
-    return load_model(cfg.model.source, torch.bfloat16 if bf16 and kind != "none" else None, kind)
+    return load_model(cfg.model.source, torch.bfloat16 if bf16 else None, kind)
