@@ -69,7 +69,7 @@ def test_refusal_is_one_line_with_plan_limit_and_fix(plans):
     msg = str(e.value)
     assert "\n" not in msg
     assert msg.startswith(
-        f"memory plan {plans['reference'].peak_gib:.1f} GiB exceeds the {limit:.0f} GiB GPU"
+        f"memory plan {plans['reference'].peak_gib:.1f} GiB exceeds the {limit:g} GiB GPU"
     )
     assert "no memory preset fits" in msg  # the presets are for 24 GB cards and up
     assert lines and lines[0].startswith("memory plan: peak")

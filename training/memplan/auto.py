@@ -49,7 +49,7 @@ def fitting_preset(cfg, limit_gib: float) -> tuple[str, MemoryPlan] | None:
 def refuse_if_over(cfg, limit_gib: float, log=lambda msg: None) -> MemoryPlan:
     """The run's plan, logged; ConfigError (one line: the plan, the limit, the preset that fits) when over."""
     plan = cached_plan(cfg)
-    log(f"{plan.line()}; GPU {limit_gib:.0f} GiB ({usable(limit_gib):.1f} usable)")
+    log(f"{plan.line()}; GPU {limit_gib:g} GiB ({usable(limit_gib):.1f} usable)")
     if fits(plan, limit_gib):
         return plan
     found = None if cfg.memory.preset == "24GB" else fitting_preset(cfg, limit_gib)
@@ -59,7 +59,7 @@ def refuse_if_over(cfg, limit_gib: float, log=lambda msg: None) -> MemoryPlan:
         else "no memory preset fits: lower --micro-batch, the resolution or --rank"
     )
     raise ConfigError(
-        f"memory plan {plan.peak_gib:.1f} GiB exceeds the {limit_gib:.0f} GiB GPU "
+        f"memory plan {plan.peak_gib:.1f} GiB exceeds the {limit_gib:g} GiB GPU "
         f"({usable(limit_gib):.1f} GiB usable): {fix} (doodleflow plan train ... shows the parts)"
     )
 
