@@ -60,13 +60,15 @@ PHOTODOODLE_TARGETS = (
     "ff_context.net.0.proj",
     "ff_context.net.2",
 )
-# The savers each `--memory` preset turns on (training/common/memory.py); planned for 512x768 target +
-# condition tokens, T5 512, rank 128, micro-batch 1, a cached run (docs/training-photodoodle.md,
-# "Memory savers" and "Which GPU"). Checkpointing is the cheapest (compute only), then 8-bit AdamW
-# state, then the int8 base (portable: fp8 needs sm89+, NF4 bitsandbytes).
+# The savers each `--memory` preset turns on (training/common/memory.py), the fewest whose memory plan
+# (training/memplan/, `doodleflow plan train artist --preset flux-dev --memory X`) fits its GPU at the
+# reference's 512x768 target + condition tokens, T5 512, rank 128, micro-batch 1, a cached run:
+# reference settings 50.4 GiB (<= 70 GB: the 80GB preset is the reference); checkpointing 28.9 GiB
+# (<= 44 GB); checkpointing + int8 base 18.4 GiB, + 8-bit AdamW state 15.9 GiB (<= 22 GB: the 8-bit
+# state keeps room for the allocator and for the dequantized weights of the block being recomputed).
 MEMORY_PRESETS = {
-    "80GB": {"gradient_checkpointing": True},
-    "48GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit"},
+    "80GB": {},
+    "48GB": {"gradient_checkpointing": True},
     "24GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit", "quantize_base": "int8"},
 }
 REFERENCE_RANK = 128  # train_sks*.sh: --rank 128; lora_alpha = rank
