@@ -68,9 +68,7 @@ def test_refusal_is_one_line_with_plan_limit_and_fix(plans):
         refuse_if_over(cfg, limit, lines.append)
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith(
-        f"memory plan {plans['reference'].peak_gib:.1f} GiB exceeds the {limit:g} GiB GPU"
-    )
+    assert msg.startswith(f"memory plan {plans['reference'].peak_gib:.1f} GiB exceeds the {limit:g} GiB GPU")
     assert "no memory preset fits" in msg  # the presets are for 24 GB cards and up
     assert lines and lines[0].startswith("memory plan: peak")
     assert refuse_if_over(cfg, 80.0) is plans["reference"]  # fits: the (cached) plan
@@ -97,3 +95,20 @@ def test_micro_batch_auto_keeps_the_global_batch():
     assert (bp.global_batch, bp.micro_batch, bp.accumulation) == (8, 2, 4)
     with pytest.raises(ConfigError, match="not even a micro-batch of 1 fits"):
         largest_micro_batch(cfg, peaks[1] / 2)
+
+
+def test_a_gpu_job_records_its_plan_and_a_cpu_job_says_why_not(tmp_path, plans):
+    from doodleflow.training.common.rundir import RunDir
+    from doodleflow.training.memplan.record import plan_for_job
+
+    run, lines = RunDir(str(tmp_path), "editlora", "r1"), []
+    base = PDConfig.for_stage("editlora", "tiny")
+    assert plan_for_job(base, run, lines.append, dict) is None and "not planned" in lines[-1]
+    assert run.read_json("memory_plan.json") is None
+    # a remote cluster: the limit is its accelerator type's memory
+    remote = base.replace(run={"use_gpu": True}, launch={"ray_address": "ray://head:10001"})
+    rec = plan_for_job(remote, run, lines.append, lambda: {"GPU": 4, "accelerator_type:L4": 1})
+    assert rec["gpu_memory_gib"] == 24 and rec["peak_gib"] == plans["reference"].to_dict()["peak_gib"]
+    assert run.read_json("memory_plan.json")["parts_bytes"] == rec["parts_bytes"]
+    assert rec["parts_bytes"]["frozen"] == plans["reference"].parts["frozen"]
+    assert lines[-1].startswith("memory plan: peak") and "GPU 24 GiB" in lines[-1]

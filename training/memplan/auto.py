@@ -24,6 +24,7 @@ def cached_plan(cfg) -> MemoryPlan:
     what the plan does not depend on, the run's name, steps or store, is left out of the key)."""
     d = cfg.to_dict()
     d.pop("publish", None)
+    d.pop("launch", None)
     d["run"] = {k: v for k, v in d["run"].items() if k in ("stage", "workers", "use_gpu")}
     key = json.dumps(d, sort_keys=True, default=str)
     if key not in _PLANS:
