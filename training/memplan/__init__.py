@@ -2,8 +2,10 @@
 (training/photodoodle/trainer.py, training/pbe/trainer.py) simulated on fake tensors at full size,
 with no GPU and no weights, and its peak reported by part.
 
-`tracker.py` counts live storages; `gpu.py` makes the CPU simulation spend memory as the GPU run does
-(CUDA autocast's fp32 ops, the flash-attention kernel and its workspace, the GPU's optimizer path);
-`families.py` builds each family's trainer on fake tensors; `plan.py` runs it and reports; `limits.py`
-reads a GPU's memory and says whether a plan fits; `auto.py` picks a micro-batch and a preset.
+`tracker.py` counts live storages at the dispatcher; `gpu.py` makes the CPU simulation spend memory as
+the GPU run does (CUDA autocast's fp32 norms, the flash-attention kernel and its workspace, the GPU's
+optimizer path); `architectures.py` reads the configs; `families.py` builds each family's trainer on
+fake tensors; `simulate.py` runs the step; `plan.py` reports it; `limits.py` reads a GPU's memory and
+says what fits; `auto.py` picks a preset or a micro-batch and refuses; `record.py` records a job's
+plan; `cpu_check.py` and `cases.py` hold the plan against real memory on the CPU.
 """
