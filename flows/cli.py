@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "doodleflow.flows.commands.serve",
     "doodleflow.flows.commands.pbe",
     "doodleflow.flows.commands.photodoodle",
+    "doodleflow.flows.commands.plan",
 ]
 
 

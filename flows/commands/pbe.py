@@ -7,7 +7,9 @@ import dataclasses
 
 from doodleflow.flows.commands.common import add_json, add_store
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
+from doodleflow.flows.commands.sizing import GPU_MEMORY, auto_micro_batch, micro_batch_arg, pop_auto
 from doodleflow.infra.errors import ConfigError
+from doodleflow.training.common.memory import MEMORY_PRESETS, OPTIMIZERS
 from doodleflow.training.pbe.config import ModelSource, TrainConfig, model_source
 from doodleflow.training.registry.refs import PBE_CHECKPOINT
 
@@ -40,8 +42,9 @@ TRAIN_OPTIONS = [
     Opt(
         "--micro-batch",
         "data.micro_batch",
-        "samples per worker per forward pass; gradient accumulation makes up the global batch",
-        int,
+        "samples per worker per forward pass, or auto: the largest whose memory plan fits the GPU; "
+        "gradient accumulation makes up the global batch",
+        micro_batch_arg,
         derived="the largest divisor of batch/workers up to 4",
     ),
     Opt("--lr", "optim.lr", "AdamW learning rate (not scaled by the batch)", float),
@@ -90,6 +93,21 @@ TRAIN_OPTIONS = [
         "publish.eval_gmm",
         "quality score: .npz GMM weights over the same features (default: not scored)",
     ),
+    Opt(
+        "--memory",
+        "memory.preset",
+        "memory savers for a GPU of this size (docs/training-pbe.md, Memory savers)",
+        choices=MEMORY_PRESETS,
+        derived="none: the reference settings",
+    ),
+    Opt(
+        "--optimizer",
+        "memory.optimizer",
+        "adamw8bit: AdamW with 8-bit block-wise state (torchao)",
+        choices=OPTIMIZERS,
+        derived="the --memory preset's, else adamw",
+    ),
+    GPU_MEMORY,
 ]
 
 
@@ -132,10 +150,13 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     else:
         source = model_source(a.preset, a.pretrained, a.clip)
     values = overrides(a, TRAIN_OPTIONS)
+    auto = pop_auto(values)
     values.setdefault("run", {}).update(store=resolve_store(a.store), dataset=a.dataset)
     values.setdefault("publish", {}).update(register=not a.no_register, evaluate=not a.no_eval)
     values["model"] = {"source": dataclasses.asdict(source)}
     cfg = TrainConfig.from_dict(values)
+    if auto:
+        cfg = auto_micro_batch(cfg)
     version = preflight(cfg, kind="pbe-triples")
     if a.model and not a.resume:
         return cfg  # its run id depends on the registered files, resolved by the flow (which checks it)

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 
 from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names, json_safe
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
+from doodleflow.flows.commands.sizing import GPU_MEMORY, auto_micro_batch, micro_batch_arg, pop_auto
 from doodleflow.infra.errors import ConfigError
+from doodleflow.training.common.memory import ENCODER_PLACES, MEMORY_PRESETS, OPTIMIZERS, QUANTIZE_BASE
 from doodleflow.training.photodoodle.config import PLAIN_BASE, TrainConfig, artist_names
 from doodleflow.training.registry.refs import EDITLORA, MERGED_BASE
 
@@ -97,6 +99,12 @@ def _doodle_parser(generate) -> None:
         "at the LoRA's pixel budget; only --width given: the photo's aspect)",
     )
     g.add_argument("--width", type=int, help="output width, rounded to a multiple of 16 (as --height)")
+    g.add_argument(
+        "--quantize-base",
+        choices=QUANTIZE_BASE,
+        default="none",
+        help="frozen FLUX weights weight-only quantized (int8 anywhere; fp8: CUDA sm89+; nf4: bitsandbytes)",
+    )
     add_store(g)
     add_json(g)
     g.set_defaults(func=cmd_generate_doodle)
@@ -124,8 +132,9 @@ TRAIN_OPTIONS = [
     Opt(
         "--micro-batch",
         "data.micro_batch",
-        "pairs per worker per forward pass; gradient accumulation makes up the global batch",
-        int,
+        "pairs per worker per forward pass, or auto: the largest whose memory plan fits the GPU; "
+        "gradient accumulation makes up the global batch",
+        micro_batch_arg,
         derived="1",
     ),
     Opt("--lr", "optim.lr", "AdamW learning rate", float),
@@ -179,6 +188,37 @@ TRAIN_OPTIONS = [
         "launch.ray_address",
         "join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)",
     ),
+]
+TRAIN_OPTIONS += [
+    Opt(
+        "--memory",
+        "memory.preset",
+        "memory savers for a GPU of this size (docs/training-photodoodle.md, Memory savers)",
+        choices=MEMORY_PRESETS,
+        derived="none: the reference settings",
+    ),
+    Opt(
+        "--quantize-base",
+        "memory.quantize_base",
+        "frozen FLUX weights weight-only quantized (fp8: CUDA sm89+, nf4: bitsandbytes on CUDA)",
+        choices=QUANTIZE_BASE,
+        derived="the --memory preset's, else none",
+    ),
+    Opt(
+        "--optimizer",
+        "memory.optimizer",
+        "adamw8bit: AdamW with 8-bit block-wise state (torchao)",
+        choices=OPTIMIZERS,
+        derived="the --memory preset's, else adamw",
+    ),
+    Opt(
+        "--encoders",
+        "memory.encoders",
+        "text encoders: auto (on the device only to build the cache or stream), cpu, device",
+        choices=ENCODER_PLACES,
+        derived="auto",
+    ),
+    GPU_MEMORY,
 ]
 OMNIEDITOR_OPTIONS = [
     Opt(
@@ -255,6 +295,7 @@ def train_config(a: argparse.Namespace, stage: str, extra: Sequence[Opt] = ()) -
     from doodleflow.infra.settings import resolve_store
 
     values = overrides(a, TRAIN_OPTIONS + list(extra))
+    auto = pop_auto(values)
     run = values.setdefault("run", {})
     run.update(stage=stage, store=resolve_store(a.store), dataset=a.dataset or "")
     values["model"].setdefault("source", {})["base_transformer"] = _base(a)
@@ -262,7 +303,8 @@ def train_config(a: argparse.Namespace, stage: str, extra: Sequence[Opt] = ()) -
     values.setdefault("publish", {}).update(register=not a.no_register, evaluate=not a.no_eval)
     if stage == "omnieditor":
         values["publish"]["merge"] = not a.no_merge
-    return TrainConfig.from_dict(values)
+    cfg = TrainConfig.from_dict(values)
+    return auto_micro_batch(cfg) if auto else cfg
 
 
 def preflight_run(cfg: TrainConfig, a: argparse.Namespace, opts: list[Opt] = ()) -> TrainConfig:
@@ -419,7 +461,9 @@ def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     if not artist:
         raise ConfigError("give --artist or --model")
     print(f"generating with {artist}'s LoRA ...", file=sys.stderr)
-    req = DoodleRequest(a.image, a.prompt, a.out, a.steps, a.guidance, a.seed, run, a.height, a.width)
+    req = DoodleRequest(
+        a.image, a.prompt, a.out, a.steps, a.guidance, a.seed, run, a.height, a.width, a.quantize_base
+    )
     r = generate_doodle(resolve_store(a.store), artist, req)
     return (
         r,

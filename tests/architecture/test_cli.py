@@ -151,6 +151,12 @@ def test_one_cache_flag_one_vocabulary():
         for a in p._actions
         if any("cache" in o for o in a.option_strings)
     }
-    assert set(caches) == {"doodleflow train pbe", "doodleflow train omnieditor"}, caches
+    # `doodleflow plan train` takes the train commands' own flags
+    assert set(caches) == {
+        "doodleflow train pbe",
+        "doodleflow train omnieditor",
+        "doodleflow plan train pbe",
+        "doodleflow plan train omnieditor",
+    }, caches
     assert all(tuple(c) == ("auto", "on", "off") for c in caches.values())
     assert DataConfig(latent_cache="build").latent_cache == "on"  # a checkpoint's saved config still reads

@@ -12,6 +12,7 @@ import hashlib
 
 import torch
 from doodleflow.infra.errors import ConfigError
+from doodleflow.training.common.savers import flatten_state, unflatten_state
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -43,15 +44,23 @@ def optimizer_to_tensors(
     scalars: dict[str, dict] = {}
     for idx, st in sd["state"].items():
         for key, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"{key}/{flat[idx]}"] = value
+            if torch.is_tensor(value):  # 8-bit state (a tensor subclass) as its plain tensors
+                parts, spec = flatten_state(key, value)
+                tensors.update({f"{k}/{flat[idx]}": v for k, v in parts.items()})
+                if spec:
+                    scalars.setdefault(flat[idx], {})[f"{key}#spec"] = spec
             else:
                 scalars.setdefault(flat[idx], {})[key] = value
-    groups = [
-        {**{k: v for k, v in g.items() if k != "params"}, "params": pn}
+    groups = [  # torchao's optimizers keep lr as a tensor
+        {**{k: float(v) if torch.is_tensor(v) else v for k, v in g.items() if k != "params"}, "params": pn}
         for g, pn in zip(sd["param_groups"], _param_names(optimizer, names), strict=True)
     ]
     return tensors, {"class": type(optimizer).__name__, "param_groups": groups, "scalars": scalars}
+
+
+def _tensor_lr(saved: dict, current: dict) -> dict:
+    """An optimizer that keeps lr as a tensor (torchao's) gets its saved lr back as one."""
+    return {"lr": torch.tensor(float(saved["lr"]))} if torch.is_tensor(current.get("lr")) else {}
 
 
 def optimizer_from_tensors(
@@ -69,9 +78,15 @@ def optimizer_from_tensors(
         key, _, name = key_name.partition("/")
         state.setdefault(index[name], {})[key] = value
     for name, extra in meta.get("scalars", {}).items():
-        state.setdefault(index[name], {}).update(extra)
+        st = state.setdefault(index[name], {})
+        st.update({k: v for k, v in extra.items() if not k.endswith("#spec")})
+        for spec_key, spec in ((k, v) for k, v in extra.items() if k.endswith("#spec")):
+            key = spec_key.removesuffix("#spec")
+            parts = {k.partition("#")[2]: st.pop(k) for k in [k for k in st if k.startswith(f"{key}#")]}
+            st[key] = unflatten_state(key, parts, spec)
     # load_state_dict pairs saved and current parameters by position: list them in *our* order.
     groups = [
-        {**g, "params": [index[n] for n in cur]} for g, cur in zip(meta["param_groups"], ours, strict=True)
+        {**g, "params": [index[n] for n in cur], **_tensor_lr(g, cg)}
+        for g, cur, cg in zip(meta["param_groups"], ours, optimizer.param_groups, strict=True)
     ]
     optimizer.load_state_dict({"state": state, "param_groups": groups})

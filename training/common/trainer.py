@@ -65,7 +65,7 @@ class Trainer:
         Returns the step's mean loss, the lr it used and the pre-clip gradient norm."""
         micro: Sequence = batch if isinstance(batch, list) else [batch]
         n = len(micro)
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = float(self.optimizer.param_groups[0]["lr"])  # a tensor in torchao's optimizers
         total = 0.0
         for k, b in enumerate(micro):
             sync = k == n - 1 or not hasattr(self.denoiser, "no_sync")

@@ -25,14 +25,24 @@ from doodleflow.training.common.config import (
     check_warmup,
     multiple_of,
     one_of,
+    positive,
     require,
     short_hash,
 )
+from doodleflow.training.common.memory import MemoryConfig, Savers, refuse_quantized_base
 
 ModelKind = Literal["tiny", "sd1", "pbe"]
 # auto: train from the cache when present; on: build it first (one vocabulary with PhotoDoodle's --cache)
 LatentCache = Literal["auto", "on", "off"]
 SampleBy = Literal["image", "box"]
+# The savers each `--memory` preset turns on (training/common/memory.py), planned at 512 px; the
+# micro-batch that fits is the planner's (`--micro-batch auto`). PbE trains its whole UNet, so there is
+# no large frozen base to quantize.
+MEMORY_PRESETS = {
+    "80GB": {"gradient_checkpointing": True},
+    "48GB": {"gradient_checkpointing": True},
+    "24GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit"},
+}
 MAX_MICRO_BATCH = 4  # the reference's batch per GPU (train.sh: batch_size 4 on each of 8 GPUs)
 
 
@@ -184,9 +194,13 @@ class LaunchConfig:
 
     ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
     max_failures: int = 2  # worker-group restarts (from the latest checkpoint) before the job fails
+    # GiB per GPU the memory plan must fit (training/memplan/limits.py); None: read from the GPUs
+    gpu_memory: float | None = None
 
     def __post_init__(self) -> None:
         at_least(self.max_failures, 0, "launch.max_failures")
+        if self.gpu_memory is not None:
+            positive(self.gpu_memory, "--gpu-memory")
 
 
 @dataclass(frozen=True)
@@ -199,6 +213,17 @@ class TrainConfig(SectionedConfig):
     publish: PublishConfig = field(default_factory=PublishConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+
+    def __post_init__(self) -> None:
+        refuse_quantized_base(
+            self.memory, "Paint by Example", "it trains its whole UNet (nothing large is frozen)"
+        )
+
+    def savers(self, cuda: bool = True) -> Savers:
+        """The memory savers this run applies (training/common/memory.py); checkpointing unset and no
+        preset: on for CUDA, off on CPU."""
+        return self.memory.resolve(MEMORY_PRESETS, self.model.gradient_checkpointing, cuda)
 
     def batch_plan(self, world: int | None = None) -> BatchPlan:
         """The global batch over `world` workers (default: the configured workers)."""
@@ -229,6 +254,7 @@ class TrainConfig(SectionedConfig):
             publish=PublishConfig(**d.get("publish", {})),
             launch=LaunchConfig(**d.get("launch", {})),
             sample=SampleConfig(**d.get("sample", {})),
+            memory=MemoryConfig(**d.get("memory", {})),
         )
 
     def config_hash(self) -> str:
@@ -245,6 +271,8 @@ class TrainConfig(SectionedConfig):
                 k: getattr(self.data, k) for k in ("batch_size", "resolution", "binarize_mask", "sample_by")
             },
         }
+        if self.savers().changes_weights():  # 8-bit AdamW state changes what is learned
+            ident["memory"] = self.savers().changes_weights()
         return short_hash(ident)
 
     def run_id(self) -> str:

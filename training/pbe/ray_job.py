@@ -23,6 +23,7 @@ from doodleflow.training.common.ray_utils import (
 )
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.tracking import make_tracker, tracking_config
+from doodleflow.training.memplan.record import plan_for_job
 from doodleflow.training.pbe.cache import find_cache
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.model import resolve_source_dir
@@ -114,6 +115,8 @@ def train_loop_per_worker(config: dict) -> None:
     run = RunDir(cfg.run.store, FAMILY, cfg.run_id())
     log = _log if rank == 0 else (lambda msg: None)
     params = {**config["train"], "batch": cfg.batch_plan(world).params()}
+    if config.get("memory_plan"):
+        params["memory_plan"] = config["memory_plan"]
     tracker = make_tracker(config.get("tracking"), FAMILY, run.run_id, params) if rank == 0 else None
     samples = pbe_previews(trainer, run, tracker) if rank == 0 else None
     train(
@@ -127,6 +130,7 @@ def train_loop_per_worker(config: dict) -> None:
 def launch(cfg: TrainConfig, log=_log) -> dict:
     """Run the job to `cfg.run.steps` and return its result.json (checkpoint URI, steps, final loss...).
     Where it runs and how often a worker group may restart: `cfg.launch`."""
+    import ray
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -136,6 +140,7 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
     plan = plan_job(cfg, log)
     stop.refuse_start(plan.run.run_id)  # a stop asked for before the job started: nothing to train
     where = init_ray(ray_address)
+    memory = plan_for_job(plan.cfg, plan.run, log, ray.cluster_resources)
     workers = plan.cfg.run.workers
     res = {"CPU": cpus_per_worker(workers, plan.cfg.run.use_gpu)} if workers > 0 else None
     log(
@@ -149,6 +154,7 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
             "train": plan.cfg.to_dict(),
             "cache": plan.cache,
             "tracking": tracking_config(plan.cfg.run.store),
+            "memory_plan": memory,
         },
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 from doodleflow.training.common.mfu import count_flops
+from doodleflow.training.common.savers import make_optimizer
 from doodleflow.training.common.schedule import linear_warmup
 from doodleflow.training.common.trainer import Trainer
 from doodleflow.training.pbe.config import TrainConfig
@@ -42,7 +43,8 @@ class PbETrainer(Trainer):
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
-        if cfg.model.gradient_checkpointing if cfg.model.gradient_checkpointing is not None else cuda:
+        self.savers = cfg.savers(cuda)
+        if self.savers.gradient_checkpointing:
             model.unet.enable_gradient_checkpointing()
         model.to(self.device)
         model.denoiser.train()
@@ -57,9 +59,7 @@ class PbETrainer(Trainer):
         self.names = {id(p): n for n, p in model.denoiser.named_parameters()}
         self.params = list(model.denoiser.parameters())
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(
-            self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, fused=cuda or None
-        )
+        self.optimizer = make_optimizer(self.params, o, self.savers, cuda, fused=cuda or None)
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_warmup(o.warmup_steps, o.warmup_start_factor)
         )

@@ -19,7 +19,9 @@ def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
     if cache is None:
         rows = DatasetStore(cfg.run.store, cfg.run.dataset).read_table(cfg.run.version, columns=PAIR_COLUMNS)
         arrays = decode_pairs(rows.to_pydict(), cfg.data.buckets(), plan["artist_filter"])
-        cache = build_cache(model, arrays, cfg.data.max_sequence_length, device)
+        on_cpu = cfg.savers(torch.device(device).type == "cuda").encoders == "cpu"
+        model.encoders_to("cpu" if on_cpu else device)
+        cache = build_cache(model, arrays, cfg.data.max_sequence_length, "cpu" if on_cpu else device)
         if rank == 0:
             save_cache(
                 cfg.run.store,
@@ -27,7 +29,8 @@ def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
                 cache,
                 {"dataset": cfg.run.dataset, "version": cfg.run.version},
             )
-    model.release_encoders()  # every caption is encoded: T5 and CLIP leave the GPU
+    if cfg.savers(torch.device(device).type == "cuda").encoders != "device":
+        model.release_encoders()  # every caption is encoded: T5 and CLIP stay off the GPU from here
     # The cache holds every pair of the version; the held-out ones are dropped here, on read (data/split.py).
     if plan.get("heldout"):
         held = Split(*plan["heldout"]).heldout_mask(cache.pair_ids)

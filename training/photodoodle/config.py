@@ -34,6 +34,7 @@ from doodleflow.training.common.config import (
     positive,
     short_hash,
 )
+from doodleflow.training.common.memory import MemoryConfig, Savers
 from doodleflow.training.photodoodle.buckets import Buckets
 
 Stage = Literal["omnieditor", "editlora"]
@@ -63,6 +64,17 @@ PHOTODOODLE_TARGETS = (
     "ff_context.net.0.proj",
     "ff_context.net.2",
 )
+# The savers each `--memory` preset turns on (training/common/memory.py), the fewest whose memory plan
+# (training/memplan/, `doodleflow plan train artist --preset flux-dev --memory X`) fits its GPU at the
+# reference's 512x768 target + condition tokens, T5 512, rank 128, micro-batch 1, a cached run:
+# reference settings 50.4 GiB (<= 70 GB: the 80GB preset is the reference); checkpointing 28.9 GiB
+# (<= 44 GB); checkpointing + int8 base 18.4 GiB, + 8-bit AdamW state 15.9 GiB (<= 22 GB: the 8-bit
+# state keeps room for the allocator and for the dequantized weights of the block being recomputed).
+MEMORY_PRESETS = {
+    "80GB": {},
+    "48GB": {"gradient_checkpointing": True},
+    "24GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit", "quantize_base": "int8"},
+}
 REFERENCE_RANK = 128  # train_sks*.sh: --rank 128; lora_alpha = rank
 # The tiny preset trains at the reference's 3:2 (h:w) aspect, 8x smaller.
 PRESET_DATA = {
@@ -159,7 +171,8 @@ class ModelConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     condition: ConditionConfig = field(default_factory=ConditionConfig)
     bf16: bool | None = None  # None: bf16 base on CUDA, fp32 on CPU
-    gradient_checkpointing: bool = False  # the reference trains without it
+    # None: the memory preset's, else off (the reference trains without it)
+    gradient_checkpointing: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -267,11 +280,15 @@ class LaunchConfig:
 
     ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
     max_failures: int = 1  # worker-group restarts (from the latest checkpoint) before the job fails
+    # GiB per GPU the memory plan must fit (training/memplan/limits.py); None: read from the GPUs
+    gpu_memory: float | None = None
     cpus_per_worker: float | None = None  # None: sized to the cluster
     max_parallel: int | None = None  # artists at once (train artists); None: what Ray can place
 
     def __post_init__(self) -> None:
         at_least(self.max_failures, 0, "launch.max_failures")
+        if self.gpu_memory is not None:
+            positive(self.gpu_memory, "--gpu-memory")
         if self.cpus_per_worker is not None:
             positive(self.cpus_per_worker, "--cpus-per-worker")
         if self.max_parallel is not None:
@@ -287,6 +304,7 @@ class TrainConfig(SectionedConfig):
     publish: PublishConfig = field(default_factory=PublishConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
     def __post_init__(self) -> None:
         """Settings left to the preset (resolution, text length) take the preset's values."""
@@ -294,12 +312,18 @@ class TrainConfig(SectionedConfig):
         unset: dict[str, Any] = {k: v for k, v in preset.items() if getattr(self.data, k) is None}
         if unset:
             object.__setattr__(self, "data", dataclasses.replace(self.data, **unset))
+        self.savers()  # a quantized base without checkpointing is refused here, before anything starts
 
     @classmethod
     def for_stage(cls, stage: Stage, preset: Preset = "tiny", **run) -> TrainConfig:
         """The defaults of a stage at a preset's resolution; `run` sets RunConfig fields."""
         source = ModelSource(preset=preset, pretrained=run.pop("pretrained", None))
         return cls(model=ModelConfig(source=source), run=RunConfig(stage=stage, **run))
+
+    def savers(self, cuda: bool = True) -> Savers:
+        """The memory savers this run applies (training/common/memory.py); checkpointing is off
+        unless set or the memory preset turns it on (the reference trains without it)."""
+        return self.memory.resolve(MEMORY_PRESETS, self.model.gradient_checkpointing, False)
 
     def batch_plan(self, world: int | None = None) -> BatchPlan:
         """The global batch over `world` workers (default: the configured workers)."""
@@ -312,6 +336,9 @@ class TrainConfig(SectionedConfig):
         check_warmup(self.optim.warmup_steps, self.run.steps, self.optim.lr)
         if self.run.stage == "editlora" and self.run.artist is None:
             raise ConfigError("an EditLoRA run needs an artist (--artist)")
+        kind = self.savers(self.run.use_gpu).quantize_base
+        if kind in ("fp8", "nf4") and not self.run.use_gpu:  # before any worker starts (quantize.py)
+            raise ConfigError(f"--quantize-base {kind} needs CUDA GPUs (--gpus); int8 runs everywhere")
         return self
 
     @classmethod
@@ -330,6 +357,7 @@ class TrainConfig(SectionedConfig):
             publish=PublishConfig(**d.get("publish", {})),
             launch=LaunchConfig(**d.get("launch", {})),
             sample=SampleConfig(**d.get("sample", {})),
+            memory=MemoryConfig(**d.get("memory", {})),
         )
 
     def config_hash(self) -> str:
@@ -349,6 +377,8 @@ class TrainConfig(SectionedConfig):
             "optim": asdict(self.optim),
             "data": data,
         }
+        if self.savers().changes_weights():  # a quantized base or 8-bit state change what is learned
+            ident["memory"] = self.savers().changes_weights()
         return short_hash(ident)
 
     @property

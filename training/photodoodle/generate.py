@@ -136,6 +136,8 @@ class DoodleRequest:
     run: str | None = None  # a specific training run of the artist (default: the newest)
     height: int | None = None  # default: the image's aspect at the LoRA's pixel budget
     width: int | None = None  # (any size; rounded to multiples of 16)
+    # the frozen base weight-only quantized (training/photodoodle/quantize.py); the LoRA stays unfused
+    quantize_base: str = "none"
 
 
 def generate_doodle(store: str, artist: str, req: DoodleRequest) -> dict:
@@ -145,11 +147,14 @@ def generate_doodle(store: str, artist: str, req: DoodleRequest) -> dict:
 
     fmt = output_format(req.out)  # an unknown suffix is refused before the model loads
     from doodleflow.training.photodoodle.model import load_model
+    from doodleflow.training.photodoodle.quantize import check_platform
 
     photo = read_photo(req.image)  # a bad --image is one line, before any model loads
     card = find_lora(store, artist, req.run)
     cuda = torch.cuda.is_available()
-    model = load_model(source_of(card), torch.bfloat16 if cuda else None).to("cuda" if cuda else "cpu")
+    check_platform(req.quantize_base, "cuda" if cuda else "cpu")
+    model = load_model(source_of(card), torch.bfloat16 if cuda else None, req.quantize_base)
+    model.to("cuda" if cuda else "cpu")
     sc = FluxSamplerConfig(
         steps=req.steps,
         guidance=req.guidance,

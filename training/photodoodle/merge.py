@@ -5,6 +5,7 @@ result as the EditLoRA base (PhotoDoodle's merge_pretrain.py: load_lora_weights,
 from __future__ import annotations
 
 import torch
+from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common.localize import local_file
 from doodleflow.training.photodoodle.artifacts import publish_merged_base
 from doodleflow.training.photodoodle.config import ModelSource
@@ -17,8 +18,17 @@ def base_identity(source: ModelSource) -> dict:
 
 
 def fuse_lora_file(transformer, lora_uri: str):
-    """Fuse a diffusers-format LoRA file into `transformer` in place, through diffusers' loader."""
+    """Fuse a diffusers-format LoRA file into `transformer` in place, through diffusers' loader.
+    A quantized transformer is refused: PEFT would fuse into dequantized weights and quantize the sum
+    again (peft/tuners/lora/torchao.py `merge`), rounding the LoRA's delta away where it is smaller
+    than the int8 step; the merged base is always made from the full-precision weights."""
     from diffusers import FluxPipeline
+    from doodleflow.training.photodoodle.quantize import is_quantized
+
+    if is_quantized(transformer):
+        raise ConfigError(
+            "a LoRA is merged into the full-precision base, not a quantized one (load it without --quantize-base)"
+        )
 
     parts = dict(
         scheduler=None, vae=None, text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None
@@ -33,7 +43,10 @@ def fuse_lora_file(transformer, lora_uri: str):
 def merge_omnieditor(
     store: str, run_id: str, source: ModelSource, lora_uri: str, dtype: torch.dtype | None = None
 ) -> dict:
-    """Base transformer + OmniEditor LoRA -> models/photodoodle/merged-base/<run_id>/ (diffusers layout)."""
+    """Base transformer + OmniEditor LoRA -> models/photodoodle/merged-base/<run_id>/ (diffusers layout).
+    The base is loaded here in full precision whatever the run trained on (an OmniEditor trained with
+    `--quantize-base` learned its LoRA against the quantized weights; the LoRA itself is full precision
+    and is fused into the original weights, so the EditLoRA base keeps every bit of FLUX)."""
     from diffusers import FluxTransformer2DModel
 
     quiet_hf()

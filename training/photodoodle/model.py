@@ -21,6 +21,7 @@ class PhotoDoodleModel:
         self.pipe = pipe
         self.transformer = pipe.transformer
         self.vae = pipe.vae
+        self.encoders_released = False  # True: the text encoders stay on the CPU (a cached run)
         for m in self._parts():
             m.requires_grad_(False)
         for m in self._parts()[1:]:
@@ -43,18 +44,35 @@ class PhotoDoodleModel:
     def guidance_embeds(self) -> bool:
         return bool(self.transformer.config.guidance_embeds)
 
+    def _encoders(self) -> list[torch.nn.Module]:
+        return [m for m in (self.pipe.text_encoder, self.pipe.text_encoder_2) if m is not None]
+
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PhotoDoodleModel:
-        """Move every part; `dtype` casts the frozen weights (bf16 base on GPU). LoRA weights added
+        """Move every part (released text encoders stay on the CPU); `dtype` casts the frozen weights
+        (bf16 base on GPU), a quantized transformer keeps the dtype it was loaded in. LoRA weights added
         afterwards keep their own dtype."""
+        held = {id(m) for m in self._encoders()} if self.encoders_released else set()
         for m in self._parts():
-            m.to(device=device, dtype=dtype)
+            if id(m) in held:
+                continue
+            if getattr(m, "is_quantized", False):  # diffusers refuses any dtype argument for these
+                m.to(device)
+            else:
+                m.to(device=device, dtype=dtype)
         return self
 
+    def encoders_to(self, device: torch.device | str) -> None:
+        """The text encoders and the VAE to `device` (to build a cache there)."""
+        for m in [*self._encoders(), self.vae]:
+            m.to(device)
+        self.encoders_released = False
+
     def release_encoders(self) -> None:
-        """Send the text encoders to the CPU once every caption is cached (T5-XXL is ~9.5 GB)."""
-        for m in (self.pipe.text_encoder, self.pipe.text_encoder_2):
-            if m is not None:
-                m.to("cpu")
+        """Send the text encoders to the CPU and keep them there (T5-XXL is ~9.5 GB): once every
+        caption is cached, or for a run whose savers keep them off the device."""
+        for m in self._encoders():
+            m.to("cpu")
+        self.encoders_released = True
 
     # -- frozen encoders --------------------------------------------------------------------------
     @torch.no_grad()
@@ -112,21 +130,46 @@ def prepare_parallel_use(source: ModelSource) -> None:
         resolve_source_dir(source)
 
 
-def load_transformer(uri: str, dtype: torch.dtype | None = None):
+def load_transformer(uri: str, dtype: torch.dtype | None = None, quantize: str = "none", subfolder=None):
+    """A FLUX transformer from a local dir or store URI, weight-only quantized when asked
+    (training/photodoodle/quantize.py: diffusers' TorchAoConfig / BitsAndBytesConfig)."""
     from diffusers import FluxTransformer2DModel
     from doodleflow.training.common.localize import local_dir
+    from doodleflow.training.photodoodle.quantize import quantization_config
 
-    return FluxTransformer2DModel.from_pretrained(local_dir(uri), torch_dtype=dtype)
+    q = quantization_config(quantize, dtype)
+    return FluxTransformer2DModel.from_pretrained(
+        local_dir(uri), subfolder=subfolder, torch_dtype=dtype, **({"quantization_config": q} if q else {})
+    )
 
 
-def load_model(source: ModelSource, dtype: torch.dtype | None = None) -> PhotoDoodleModel:
-    """FLUX parts from the source's directory; the transformer from `base_transformer` when given."""
+def load_model(
+    source: ModelSource, dtype: torch.dtype | None = None, quantize: str = "none"
+) -> PhotoDoodleModel:
+    """FLUX parts from the source's directory; the transformer from `base_transformer` when given,
+    weight-only quantized when `quantize` is not "none" (the encoders and VAE never are)."""
     from diffusers import FluxPipeline
 
     quiet_hf()
-    extra = (
-        {"transformer": load_transformer(source.base_transformer, dtype)} if source.base_transformer else {}
-    )
+    if source.base_transformer:
+        extra = {"transformer": load_transformer(source.base_transformer, dtype, quantize)}
+    elif quantize != "none":
+        extra = {"transformer": load_transformer(resolve_source_dir(source), dtype, quantize, "transformer")}
+    else:
+        extra = {}
     return PhotoDoodleModel(
         FluxPipeline.from_pretrained(resolve_source_dir(source), torch_dtype=dtype, **extra)
     )
+
+
+def load_training_model(cfg, device: torch.device | str):
+    """A run's FLUX parts in its compute dtype (bf16 on CUDA unless `model.bf16` says otherwise),
+    the transformer quantized as its savers ask, after the platform check. Loaded in that dtype, not
+    cast by the trainer later: a cached run encodes before the trainer exists (ray_job.py)."""
+    from doodleflow.training.photodoodle.quantize import check_platform
+
+    device = torch.device(device)
+    kind = cfg.savers(device.type == "cuda").quantize_base
+    check_platform(kind, device)
+    bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else device.type == "cuda"
+    return load_model(cfg.model.source, torch.bfloat16 if bf16 else None, kind)

@@ -50,7 +50,8 @@ def doodle_previews(trainer, run, plan: dict, tracker=None) -> Callable[[int], P
         return None
     prompts = [with_trigger(p, plan.get("trigger")) for _, p in cases]
     texts = [TextCondition(*model.encode_text([p], d.max_sequence_length)) for p in prompts]
-    conds = [_pixels(src, d.height, d.width) for src, _ in cases]
+    buckets = d.buckets()  # each source at its training bucket (one size with --aspect stretch)
+    conds = [_pixels(src, *buckets.assign(*src.size)) for src, _ in cases]
     inputs = PreviewInputs(
         ["source", "prompt"], [[src, p] for (src, _), p in zip(cases, prompts, strict=True)]
     )

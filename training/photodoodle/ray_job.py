@@ -22,6 +22,7 @@ from doodleflow.training.common.ray_utils import (
 )
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.tracking import make_tracker, tracking_config
+from doodleflow.training.memplan.record import plan_for_job
 from doodleflow.training.photodoodle.config import TrainConfig
 from doodleflow.training.photodoodle.job import JobPlan, plan_job, publish_run_lora
 
@@ -52,7 +53,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train.torch
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
     from doodleflow.training.photodoodle.loop import WorkerContext, train
-    from doodleflow.training.photodoodle.model import load_model
+    from doodleflow.training.photodoodle.model import load_training_model
     from doodleflow.training.photodoodle.previews import doodle_previews
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
@@ -62,14 +63,20 @@ def train_loop_per_worker(config: dict) -> None:
     device = ray.train.torch.get_device()
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     wrap = (lambda m: ray.train.torch.prepare_model(m, move_to_device=False)) if world > 1 else None
-    model = load_model(cfg.model.source)
+    model = load_training_model(cfg, device)
+    # The cache is loaded (or built, encoders on the device) before the transformer goes there: the
+    # text encoders are back on the CPU by then, never beside the denoiser (training/common/memory.py).
+    cache = cached_pairs(cfg, plan, model, device, rank) if plan["cache_dir"] else None
     trainer = PhotoDoodleTrainer(model, cfg, device, rank, wrap)
     run = RunDir(cfg.run.store, cfg.family, cfg.run_id())
     params = {**config["train"], "batch": cfg.batch_plan(world).params()}
+    if config.get("memory_plan"):
+        params["memory_plan"] = config["memory_plan"]
     tracker = make_tracker(config.get("tracking"), cfg.family, run.run_id, params) if rank == 0 else None
-    samples = doodle_previews(trainer, run, plan, tracker) if rank == 0 else None  # before the cache
-    if plan["cache_dir"]:
-        batches = cached_epochs(cached_pairs(cfg, plan, model, device, rank), trainer, rank, world)
+    # The samples' prompts are encoded once here (on the CPU when the cache released the encoders).
+    samples = doodle_previews(trainer, run, plan, tracker) if rank == 0 else None
+    if cache is not None:
+        batches = cached_epochs(cache, trainer, rank, world)
     else:
         batches = streamed_epochs(trainer, rank, world)
 
@@ -94,12 +101,14 @@ def _resources(cfg: TrainConfig) -> dict:
 def launch(cfg: TrainConfig, log=train_log) -> dict:
     """Run one LoRA job to `cfg.run.steps` and return its result.json (LoRA URI, steps, final loss...).
     Where it runs, with how many CPUs per worker and restarts: `cfg.launch`."""
+    import ray
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
     plan = plan_job(cfg, log)
     stop.refuse_start(plan.run.run_id)  # a stop asked for before the job started: nothing to train
     where = init_ray(plan.cfg.launch.ray_address)
+    memory = plan_for_job(plan.cfg, plan.run, log, ray.cluster_resources)
     workers = max(plan.cfg.run.workers, 1)
     res = _resources(plan.cfg)
     mode = f"cached ({plan.cache_dir})" if plan.cache_dir else "streamed"
@@ -121,6 +130,7 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
             "plan": plan_info,
             "threads": max(1, round(res["CPU"])),
             "tracking": tracking_config(plan.cfg.run.store),
+            "memory_plan": memory,
         },
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=plan.cfg.run.use_gpu, resources_per_worker=res

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 from doodleflow.training.common.mfu import count_flops
+from doodleflow.training.common.savers import make_optimizer
 from doodleflow.training.common.schedule import linear_warmup
 from doodleflow.training.common.trainer import Trainer
 from doodleflow.training.photodoodle.config import TrainConfig
@@ -36,9 +37,12 @@ class PhotoDoodleTrainer(Trainer):
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
+        self.savers = cfg.savers(cuda)
+        if self.savers.encoders == "cpu":
+            model.release_encoders()
         model.to(self.device, torch.bfloat16 if self.bf16 else None)
         self.params = add_lora(model.transformer, cfg.model.lora, seed=cfg.run.seed)
-        if cfg.model.gradient_checkpointing:
+        if self.savers.gradient_checkpointing:
             model.transformer.enable_gradient_checkpointing()
         model.transformer.train()
         self.denoiser = wrap(model.transformer) if wrap else model.transformer
@@ -46,11 +50,10 @@ class PhotoDoodleTrainer(Trainer):
         self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(model.pipe.scheduler.config)
         self.guidance = cfg.data.guidance if model.guidance_embeds else None
         self.names = {id(p): n for n, p in model.transformer.named_parameters() if p.requires_grad}
-        o = cfg.optim
-        self.optimizer = torch.optim.AdamW(
-            self.params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, foreach=cuda
+        self.optimizer = make_optimizer(self.params, cfg.optim, self.savers, cuda, foreach=cuda)
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, linear_warmup(cfg.optim.warmup_steps)
         )
-        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(o.warmup_steps))
         self.step = 0
 
     def encode(self, batch: PixelPairs | EncodedBatch, g: torch.Generator) -> EncodedBatch:
@@ -62,7 +65,8 @@ class PhotoDoodleTrainer(Trainer):
             target = self.model.sample_latents(self.model.vae_moments(batch.target), g)
             cond = self.model.sample_latents(self.model.vae_moments(batch.source), g)
             embeds, pooled = self.model.encode_text(captions, self.cfg.data.max_sequence_length)
-        return EncodedBatch(target, cond, TextCondition(embeds, pooled))
+        # encoders kept on the CPU (--encoders cpu) hand their output over to the device
+        return EncodedBatch(target, cond, TextCondition(embeds.to(self.device), pooled.to(self.device)))
 
     def loss(self, enc: EncodedBatch, g: torch.Generator) -> torch.Tensor:
         with self.autocast():
