@@ -46,3 +46,12 @@ def test_deployments_reference_real_flows_and_valid_schedules():
 def test_nightly_refresh_is_scheduled_daily():
     nightly = next(d for d in _deployments() if d["name"] == "nightly-refresh")
     assert nightly["schedules"][0]["cron"] == "0 3 * * *" and nightly["concurrency_limit"] == 1
+
+
+def test_nightly_refresh_passes_the_curation_config_whole():
+    """Its `config` is a partial CurationConfig dict by section, built as the CLI builds it."""
+    from doodleflow.data.config import CurationConfig
+
+    nightly = next(d for d in _deployments() if d["name"] == "nightly-refresh")
+    assert set(nightly["parameters"]) <= {"source", "dataset", "store", "images", "config", "update_fiftyone"}
+    assert CurationConfig.from_dict(nightly["parameters"]["config"]) == CurationConfig()

@@ -149,6 +149,20 @@ def test_killed_driver_resumes_to_the_requested_step_count(prefect_api, ray_clus
     ]
     assert result["batch"] == {"global": 2, "micro": 2, "accumulation": 1, "workers": 1}
 
+    # `doodleflow eval` hands one EvalSpec to the evaluate flow: the dataset and store are the ones the
+    # model was trained on, the steps PbE's default unless given; the quality score is asked for here.
+    main(["eval", "--model", "pbe-kr:1", "--samples", "1", "--steps", "2", "--gmm", gmm, "--json"])
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (ev["model"], ev["kind"], ev["dataset"], ev["version"], ev["n"]) == (
+        "pbe-kr:1",
+        "pbe-checkpoint",
+        "kr",
+        1,
+        1,
+    )
+    assert {"region_clip_score", "fid", "quality_score"} <= set(ev["metrics"])
+    assert ev["eval_dir"] == f"{store}/eval/registered/pbe-kr/v1/kr"
+
     _fine_tune_from_registered(store, result, capsys)
 
 
