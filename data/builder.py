@@ -176,10 +176,11 @@ def build_image(job: ImageJob, buf: bytes, cfg: CurationConfig) -> ImageResult:
                 decoded[k] = rotate_ccw(img, job.rotation)
             except ValueError as e:
                 decoded[k] = e
-        img = decoded[k]
-        if isinstance(img, ValueError):
-            res.quarantined.append((by_id[p.job.sample_id], "unreadable_image", str(img)[:300]))
+        got = decoded[k]
+        if isinstance(got, ValueError):
+            res.quarantined.append((by_id[p.job.sample_id], "unreadable_image", str(got)[:300]))
             continue
+        img = got
         row = render(p, img, (width, height), cfg)
         row.update(
             image_id=job.image_id, split=job.split, box=list(by_id[p.job.sample_id].box)

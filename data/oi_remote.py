@@ -18,6 +18,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import BinaryIO
 
 from doodleflow.data.errors import ConfigError, InputError
 from doodleflow.data.fsutil import s3_endpoint
@@ -108,7 +109,7 @@ def annotation_uri(base: str | None, name: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def open_stream(uri: str, anonymous: bool) -> Iterator[tuple[object, int | None, str | None]]:
+def open_stream(uri: str, anonymous: bool) -> Iterator[tuple[BinaryIO, int | None, str | None]]:
     """(readable with .read(n), size or None, S3 ETag or None); raises Missing when it is not there."""
     if uri.startswith("s3://"):
         bucket, key = split_s3(uri)

@@ -7,7 +7,9 @@ share one set of defaults. The flags become one nested dict of settings, from wh
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
@@ -25,7 +27,7 @@ class Opt:
     flag: str  # "--lr"
     field: str  # "optim.lr": section.field of the family's config
     help: str
-    type: type | None = None
+    type: Callable[[str], Any] | None = None  # a type or a parse function, as argparse takes
     choices: tuple | None = None
     flag_only: bool = False  # a store_true flag
     derived: str | None = None  # the default follows other settings (said here); the flag's default is None
@@ -37,7 +39,7 @@ def get_field(cfg, path: str):
     return cfg
 
 
-class _Given:
+class _Given(argparse.Action):
     """Notes the flag in `namespace.given` when it is on the command line: `--resume` tells a flag the
     user passed (checked against the run's record) from a default (the record's value is used)."""
 

@@ -307,7 +307,7 @@ def train_config(a: argparse.Namespace, stage: str, extra: Sequence[Opt] = ()) -
     return auto_micro_batch(cfg) if auto else cfg
 
 
-def preflight_run(cfg: TrainConfig, a: argparse.Namespace, opts: list[Opt] = ()) -> TrainConfig:
+def preflight_run(cfg: TrainConfig, a: argparse.Namespace, opts: Sequence[Opt] = ()) -> TrainConfig:
     """One run's config, checked before start-up: its dataset holds pairs, the base it trains on
     exists, and its run id is new, or (--resume) the config is the recorded run's
     (flows/commands/runs.py)."""

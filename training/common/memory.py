@@ -21,8 +21,9 @@ that one object.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from doodleflow.training.common.config import one_of, require
 
@@ -56,7 +57,9 @@ class MemoryConfig:
             if getattr(self, name) is not None:
                 one_of(getattr(self, name), choices, flag)
 
-    def resolve(self, presets: dict[str, dict], checkpointing: bool | None, default_ckpt: bool) -> Savers:
+    def resolve(
+        self, presets: Mapping[str, Mapping[str, Any]], checkpointing: bool | None, default_ckpt: bool
+    ) -> Savers:
         """The concrete savers: an explicit setting, else the family's preset table, else the default.
         `checkpointing` is the run's `model.gradient_checkpointing` (None: the preset's, else
         `default_ckpt`). The config itself keeps what was set, so a copy with another preset

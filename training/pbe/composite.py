@@ -38,7 +38,7 @@ def composite_edit(
     marks the region: outside it every pixel equals the photo's."""
     rgb = photo.convert("RGB")
     if edit.size != rgb.size:
-        edit = edit.resize(rgb.size, Image.BICUBIC)
+        edit = edit.resize(rgb.size, Image.Resampling.BICUBIC)
     a = alpha(repaint, feather_px(rgb.size, model_size))[..., None]
     p = np.asarray(rgb, dtype=np.float32)
     out = p * (1.0 - a) + np.asarray(edit.convert("RGB"), dtype=np.float32) * a

@@ -12,7 +12,7 @@ the flag), so a bad value is refused before any server, pool or cluster starts.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from doodleflow.infra.errors import ConfigError
 from doodleflow.training.common.batching import BatchPlan, batch_plan
@@ -38,7 +38,7 @@ SampleBy = Literal["image", "box"]
 # The savers each `--memory` preset turns on (training/common/memory.py), planned at 512 px; the
 # micro-batch that fits is the planner's (`--micro-batch auto`). PbE trains its whole UNet, so there is
 # no large frozen base to quantize.
-MEMORY_PRESETS = {
+MEMORY_PRESETS: dict[str, dict[str, Any]] = {
     "80GB": {"gradient_checkpointing": True},
     "48GB": {"gradient_checkpointing": True},
     "24GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit"},

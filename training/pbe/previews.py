@@ -25,7 +25,7 @@ def _triple(r: dict) -> tuple:
 def masked_source(image: Image.Image, mask: Image.Image) -> Image.Image:
     """The image with its repaint region greyed out: what the model is asked to fill."""
     img = np.asarray(image.convert("RGB")).copy()
-    hole = np.asarray(mask.convert("L").resize(image.size, Image.NEAREST)) >= 128
+    hole = np.asarray(mask.convert("L").resize(image.size, Image.Resampling.NEAREST)) >= 128
     img[hole] = 127
     return Image.fromarray(img)
 

@@ -70,7 +70,7 @@ PHOTODOODLE_TARGETS = (
 # reference settings 50.4 GiB (<= 70 GB: the 80GB preset is the reference); checkpointing 28.9 GiB
 # (<= 44 GB); checkpointing + int8 base 18.4 GiB, + 8-bit AdamW state 15.9 GiB (<= 22 GB: the 8-bit
 # state keeps room for the allocator and for the dequantized weights of the block being recomputed).
-MEMORY_PRESETS = {
+MEMORY_PRESETS: dict[str, dict[str, Any]] = {
     "80GB": {},
     "48GB": {"gradient_checkpointing": True},
     "24GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit", "quantize_base": "int8"},

@@ -35,7 +35,10 @@ def pair_counts(ds, version: int, artist: str | None, split: Split, buckets: Buc
                 ids.append(t["pair_id"][i])
                 sizes.append((t["width"][i], t["height"][i]))
     held = split.heldout_mask(ids)
-    out = {"train_samples": len(ids) - int(held.sum()), "heldout_samples": int(held.sum())}
+    out: dict[str, int | dict[str, int]] = {
+        "train_samples": len(ids) - int(held.sum()),
+        "heldout_samples": int(held.sum()),
+    }
     if buckets is not None:
         hist: dict[str, int] = {}
         for (w, h), off in zip(sizes, held, strict=True):

@@ -51,9 +51,9 @@ def read_photo(path: str) -> Image.Image:
     fs, p = filesystem(path)
     try:
         with fs.open(p, "rb") as f:
-            img = Image.open(io.BytesIO(f.read()))
-            img.load()
-            img = ImageOps.exif_transpose(img)
+            raw = Image.open(io.BytesIO(f.read()))
+            raw.load()
+            img = ImageOps.exif_transpose(raw)
     except FileNotFoundError as e:
         raise InputError(f"--image {path}: no such file") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -64,7 +64,7 @@ def read_photo(path: str) -> Image.Image:
 def to_condition(img: Image.Image, height: int, width: int) -> torch.Tensor:
     """An RGB image resized to (height, width) and scaled to [-1, 1], (1, 3, H, W). (The reference
     resizes to (width=768, height=512) first, transposing the aspect; this resizes once, correctly.)"""
-    img = img.resize((width, height), Image.BILINEAR) if img.size != (width, height) else img
+    img = img.resize((width, height), Image.Resampling.BILINEAR) if img.size != (width, height) else img
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 def _pixels(img: Image.Image, height: int, width: int) -> torch.Tensor:
     """As generate.load_condition: RGB resized once to (height, width), in [-1, 1], (1, 3, H, W)."""
-    arr = np.asarray(img.convert("RGB").resize((width, height), Image.BILINEAR)).copy()
+    arr = np.asarray(img.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)).copy()
     return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 
