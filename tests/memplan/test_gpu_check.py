@@ -37,7 +37,9 @@ def test_gpu_check_runs_each_case_and_writes_json_and_markdown(tmp_path):
         assert plan["settings"]["memory"] == ("reference" if r["preset"] == "reference" else r["preset"])
     # the 24GB preset quantizes the FLUX base: its plan charges the frozen weights at about half
     pd = {
-        r["preset"]: r["plan"]["parts_gib"]["frozen"] for r in result["rows"] if r["family"] == "photodoodle"
+        r["preset"]: r["plan"]["parts_bytes"]["frozen"]
+        for r in result["rows"]
+        if r["family"] == "photodoodle"
     }
     assert pd["24GB"] < 0.7 * pd["reference"]
     rows = [line for line in md.read_text().splitlines() if line.startswith("| CPU")]

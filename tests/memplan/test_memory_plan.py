@@ -13,6 +13,7 @@ from doodleflow.training.pbe.config import TrainConfig as PbEConfig
 from doodleflow.training.photodoodle.config import TrainConfig as PDConfig
 
 GIB = 2**30
+pytestmark = pytest.mark.slow(seconds=60)  # ~8 tiny plans (seconds of CPU each)
 
 
 def _tiny_flux_bytes(rank: int) -> tuple[int, int, int]:
