@@ -56,12 +56,13 @@ def plan_config(a: argparse.Namespace):
             src["pretrained"] = CONFIG_ONLY
         values["run"]["stage"] = a.stage
         return TrainConfig.from_dict(values), auto
-    from doodleflow.training.pbe.config import TrainConfig, model_source
+    from doodleflow.training.pbe.config import TrainConfig as PbEConfig
+    from doodleflow.training.pbe.config import model_source
 
     pretrained = a.pretrained or (CONFIG_ONLY if a.preset == "sd1" else None)
     source = model_source(None, pretrained, a.clip) if a.clip else model_source(None, pretrained)
     values["model"] = {**values.get("model", {}), "source": dataclasses.asdict(source)}
-    return TrainConfig.from_dict(values), auto
+    return PbEConfig.from_dict(values), auto
 
 
 def _options(family: str, stage: str | None):

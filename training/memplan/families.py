@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from doodleflow.training.common.hf import quiet_hf
@@ -27,7 +28,7 @@ ADAMW8BIT_SCALE = (1 + 4 / 256) / 4
 
 @dataclass
 class Setup:
-    trainer: object
+    trainer: Any  # a family Trainer (training/common/trainer.py)
     warm: object  # a tiny micro-batch: the warm-up step that creates the optimizer state
     batches: list  # the measured step's micro-batches
     quantized: list = field(default_factory=list)  # frozen weights stored quantized
