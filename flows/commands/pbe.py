@@ -7,9 +7,15 @@ import dataclasses
 
 from doodleflow.flows.commands.common import add_json, add_store
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
-from doodleflow.flows.commands.sizing import GPU_MEMORY, auto_micro_batch, micro_batch_arg, pop_auto
+from doodleflow.flows.commands.sizing import (
+    GPU_MEMORY,
+    OPTIMIZER,
+    auto_micro_batch,
+    micro_batch_arg,
+    pop_auto,
+)
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.memory import MEMORY_PRESETS, OPTIMIZERS
+from doodleflow.training.common.memory import MEMORY_PRESETS
 from doodleflow.training.pbe.config import ModelSource, TrainConfig, model_source
 from doodleflow.training.registry.refs import PBE_CHECKPOINT
 
@@ -100,13 +106,7 @@ TRAIN_OPTIONS = [
         choices=MEMORY_PRESETS,
         derived="none: the reference settings",
     ),
-    Opt(
-        "--optimizer",
-        "memory.optimizer",
-        "adamw8bit: AdamW with 8-bit block-wise state (torchao)",
-        choices=OPTIMIZERS,
-        derived="the --memory preset's, else adamw",
-    ),
+    OPTIMIZER,
     GPU_MEMORY,
 ]
 

@@ -9,9 +9,15 @@ from collections.abc import Sequence
 
 from doodleflow.flows.commands.common import add_json, add_store, at_least, check_source_and_names, json_safe
 from doodleflow.flows.commands.options import DefaultsHelp, Opt, add_options, overrides
-from doodleflow.flows.commands.sizing import GPU_MEMORY, auto_micro_batch, micro_batch_arg, pop_auto
+from doodleflow.flows.commands.sizing import (
+    GPU_MEMORY,
+    OPTIMIZER,
+    auto_micro_batch,
+    micro_batch_arg,
+    pop_auto,
+)
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.memory import ENCODER_PLACES, MEMORY_PRESETS, OPTIMIZERS, QUANTIZE_BASE
+from doodleflow.training.common.memory import ENCODER_PLACES, MEMORY_PRESETS, QUANTIZE_BASE
 from doodleflow.training.photodoodle.config import PLAIN_BASE, TrainConfig, artist_names
 from doodleflow.training.registry.refs import EDITLORA, MERGED_BASE
 
@@ -204,13 +210,7 @@ TRAIN_OPTIONS += [
         choices=QUANTIZE_BASE,
         derived="the --memory preset's, else none",
     ),
-    Opt(
-        "--optimizer",
-        "memory.optimizer",
-        "adamw8bit: AdamW with 8-bit block-wise state (torchao)",
-        choices=OPTIMIZERS,
-        derived="the --memory preset's, else adamw",
-    ),
+    OPTIMIZER,
     Opt(
         "--encoders",
         "memory.encoders",

@@ -7,6 +7,7 @@ import argparse
 
 from doodleflow.flows.commands.options import Opt
 from doodleflow.infra.errors import ConfigError
+from doodleflow.training.common.memory import OPTIMIZERS
 
 
 def gpu_memory_arg(text: str) -> float:
@@ -34,6 +35,14 @@ GPU_MEMORY = Opt(
     "before Ray starts",
     gpu_memory_arg,
     derived="read from the GPUs",
+)
+# 8-bit optimizer state, a saver both families have (training/common/memory.py).
+OPTIMIZER = Opt(
+    "--optimizer",
+    "memory.optimizer",
+    "adamw8bit: AdamW with 8-bit block-wise state (torchao)",
+    choices=OPTIMIZERS,
+    derived="the --memory preset's, else adamw",
 )
 
 

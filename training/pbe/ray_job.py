@@ -12,8 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from doodleflow.training.common import previews, progress, stop
-from doodleflow.training.common.lease import hold as hold_lease
+from doodleflow.training.common import stop
 from doodleflow.training.common.logs import log as _log
 from doodleflow.training.common.plan import dataset_manifest, open_run, pin
 from doodleflow.training.common.ray_utils import (
@@ -23,6 +22,7 @@ from doodleflow.training.common.ray_utils import (
 )
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.tracking import make_tracker, tracking_config
+from doodleflow.training.common.watched_fit import fit_watched
 from doodleflow.training.memplan.record import plan_for_job
 from doodleflow.training.pbe.cache import find_cache
 from doodleflow.training.pbe.config import TrainConfig
@@ -162,19 +162,5 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
         datasets={"train": train_dataset(plan)},
     )
-    # One writer per run (a live launch of the same run is refused); rank 0's progress and samples shown
-    # here; a stop request (Ctrl-C, SIGTERM, a cancel in Prefect) relayed to the workers (stop.py).
-    stop.refuse_start(plan.run.run_id)
-    with (
-        hold_lease(plan.run, log),
-        progress.follow(plan.run, progress.emitter(log)),
-        previews.follow(plan.run, log),
-        stop.relay(plan.run, log),
-    ):
-        trainer.fit()
-    result = plan.run.read_json("result.json")
-    if stop.requested() and (stopped := stop.stopped_result(result)) is not None:
-        raise stopped
-    if result is None or result["steps"] != plan.cfg.run.steps:
-        raise RuntimeError(f"run {plan.run.run_id} ended without reaching step {plan.cfg.run.steps}")
+    result = fit_watched(trainer, plan.run, plan.cfg.run.steps, log)
     return {**result, **plan.counts}

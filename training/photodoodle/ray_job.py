@@ -10,8 +10,7 @@ which is also how `FailureConfig` restarts continue after a worker dies.
 from __future__ import annotations
 
 import torch
-from doodleflow.training.common import previews, progress, stop
-from doodleflow.training.common.lease import hold as hold_lease
+from doodleflow.training.common import stop
 from doodleflow.training.common.logs import log as train_log
 from doodleflow.training.common.ray_utils import (
     arrow_filesystem,
@@ -22,6 +21,7 @@ from doodleflow.training.common.ray_utils import (
 )
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.tracking import make_tracker, tracking_config
+from doodleflow.training.common.watched_fit import fit_watched
 from doodleflow.training.memplan.record import plan_for_job
 from doodleflow.training.photodoodle.config import TrainConfig
 from doodleflow.training.photodoodle.job import JobPlan, plan_job, publish_run_lora
@@ -138,19 +138,5 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, plan.cfg.launch.max_failures),
         datasets=None if plan.cache_dir else {"train": pair_stream(plan)},
     )
-    # One writer per run (a live launch of the same run is refused); rank 0's progress and samples shown
-    # here; a stop request (Ctrl-C, SIGTERM, a cancel in Prefect) relayed to the workers (stop.py).
-    stop.refuse_start(plan.run.run_id)
-    with (
-        hold_lease(plan.run, log),
-        progress.follow(plan.run, progress.emitter(log)),
-        previews.follow(plan.run, log),
-        stop.relay(plan.run, log),
-    ):
-        trainer.fit()
-    result = plan.run.read_json("result.json")
-    if stop.requested() and (stopped := stop.stopped_result(result)) is not None:
-        raise stopped
-    if result is None or result["steps"] != plan.cfg.run.steps:
-        raise RuntimeError(f"run {plan.run.run_id} ended without reaching step {plan.cfg.run.steps}")
+    result = fit_watched(trainer, plan.run, plan.cfg.run.steps, log)
     return {**result, **plan.counts}
