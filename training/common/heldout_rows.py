@@ -5,6 +5,7 @@ of every part first, then only the parts that hold the chosen rows. Samples whil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def heldout_rows(store: str, dataset: str, version: int, pick: RowPick) -> tuple
         ids = t[pick.split_on]
         keep = [i for i in range(len(ids)) if not pick.where or t[pick.where[0]][i] == pick.where[1]]
         found += [(str(ids[i]), k, i) for i in keep]
-    held = split.heldout_mask([f[0] for f in found]) if found else []
+    held: Any = split.heldout_mask([f[0] for f in found]) if found else []
     chosen = _first_per_id([f for f, h in zip(found, held, strict=True) if h], pick.n)
     heldout = bool(chosen)
     if not chosen:

@@ -39,7 +39,7 @@ class WorkerContext:
     # Rank 0: where each logged step also goes live (an MLflow run, training/common/tracking.py).
     tracker: Any = None  # an object with log(...) and finish(result), or None
     # Rank 0: samples while training (training/common/previews.py), built with `resume_step`.
-    previews: Callable[[int], object | None] | None = None
+    previews: Callable[[int], Any] | None = None  # resume step -> a Previews (or None: off)
 
 
 class InjectedFailure(RuntimeError):
