@@ -29,7 +29,7 @@ def register(sub, groups) -> None:
         p = train.add_parser(stage, help=f"PhotoDoodle {stage} run", formatter_class=DefaultsHelp)
         extra = photodoodle.OMNIEDITOR_OPTIONS if stage == "omnieditor" else []
         add_options(p, [*photodoodle.TRAIN_OPTIONS, *extra], PDConfig.for_stage("editlora"))
-        add_json(p)
+        _store_and_json(p)
         p.set_defaults(func=cmd_plan, family="photodoodle", stage="editlora" if stage == "artist" else stage)
     p = train.add_parser("pbe", help="Paint-by-Example run", formatter_class=DefaultsHelp)
     p.add_argument(
@@ -40,8 +40,15 @@ def register(sub, groups) -> None:
     )
     p.add_argument("--clip", help="a local CLIP ViT-L/14 dir: its config is read")
     add_options(p, pbe.TRAIN_OPTIONS, PbEConfig())
-    add_json(p)
+    _store_and_json(p)
     p.set_defaults(func=cmd_plan, family="pbe", stage=None)
+
+
+def _store_and_json(p: argparse.ArgumentParser) -> None:
+    # --store as on every command (README), so a train command line becomes a plan by its first word;
+    # a plan reads nothing from the store.
+    p.add_argument("--store", help="accepted as on the train command; a plan reads nothing from it")
+    add_json(p)
 
 
 def plan_config(a: argparse.Namespace):

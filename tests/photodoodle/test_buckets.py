@@ -23,7 +23,7 @@ from doodleflow.training.photodoodle.tokens import image_ids, pack, sequence_ids
 from PIL import Image
 
 from tests.photodoodle.helpers import make_mixed_pair_dataset, photo_of
-from tests.photodoodle.test_train import _train_in_process
+from tests.photodoodle.test_train import _train_in_process, _unfinish
 
 SQUARE, LANDSCAPE, PORTRAIT = (240, 240), (300, 200), (200, 300)  # source sizes, w x h
 # Their tiny-preset buckets (h x w) at 96 x 64 = 6,144 px.
@@ -218,6 +218,7 @@ def test_bucketed_micro_batches_resume_exactly_mid_epoch(tiny_dir, tmp_path):
 
     straight, w_straight = _train_in_process(cfg(run_name="straight"))
     _train_in_process(cfg(run_name="split", steps=2))
+    _unfinish(store, "split")  # as a run stopped after its step-2 checkpoint: a finished one is not retrained
     resumed, w_resumed = _train_in_process(cfg(run_name="split", resume=True))
     assert resumed["resumed_from"] == 2 and resumed["batch"]["micro"] == 2
     assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)

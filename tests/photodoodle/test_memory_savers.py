@@ -21,6 +21,7 @@ from doodleflow.training.photodoodle.model import load_training_model
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 
 from tests.photodoodle.helpers import make_pair_dataset
+from tests.photodoodle.test_train import _unfinish
 
 
 def _cfg(store: str, tiny_dir: str, memory: dict, **run) -> TrainConfig:
@@ -137,6 +138,7 @@ def test_8bit_state_checkpoint_resumes_exactly(runs, tiny_dir, tmp_path):
     store = straight["run_dir"].split("/runs/")[0]
     cfg = _cfg(store, tiny_dir, {"preset": "24GB"}, steps=3, checkpoint_every=3, run_name="split")
     _train(cfg)
+    _unfinish(store, "split")  # as a run stopped after its step-3 checkpoint: a finished one is not retrained
     resumed, trainer = _train(cfg.replace(run={"steps": 6, "resume": True}))
     assert resumed["resumed_from"] == 3
     assert resumed["final_loss"] == pytest.approx(straight["final_loss"], abs=0)

@@ -80,8 +80,10 @@ def test_an_existing_bucket_passes(bucket, capsys):
 
 
 def test_prefect_api_url_at_a_dead_port(monkeypatch, capsys, tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
+    src = tmp_path / "src"  # an OpenImages tree the refresh's own checks accept: the API is what fails
+    (src / "images").mkdir(parents=True)
+    (src / "class-descriptions-boxable.csv").write_text("/m/01,Thing\n")
+    (src / "train-annotations-bbox.csv").write_text("ImageID,LabelName,XMin,XMax,YMin,YMax\n")
     url = f"http://127.0.0.1:{dead_port()}/api"
     monkeypatch.setenv("PREFECT_API_URL", url)
     code, err, secs = run(
