@@ -10,7 +10,7 @@ from doodleflow.training.registry.refs import KINDS
 
 
 def register(sub, groups) -> None:
-    r = sub.add_parser("registry", help="registered models: list, show, promote")
+    r = sub.add_parser("registry", help="registered models: list, show, promote, register a picked step")
     rs = r.add_subparsers(dest="action", required=True)
     ls = rs.add_parser("list", help="registered models with their latest version and aliases")
     ls.add_argument("--kind", choices=KINDS, help="only models of this kind")
