@@ -9,24 +9,18 @@ import pytest
 import torch
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.pbe.config import TrainConfig
-from doodleflow.training.pbe.data import decode_rows, pixel_batch
+from doodleflow.training.pbe.data import pixel_batch
 from doodleflow.training.pbe.model import load_pbe_dir
 from doodleflow.training.pbe.trainer import PbETrainer
 
-from .datasets import make_version
+from .datasets import four_rows
 
 FAST = {"optim": {"lr": 1e-3, "warmup_steps": 0}, "data": {"resolution": 128}}
 
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    from doodleflow.data.store import DatasetStore
-
-    root = tmp_path_factory.mktemp("pbe-savers")
-    store = str(root / "store")
-    v = make_version(str(root), store, "four", n_images=4)
-    t = DatasetStore(store, "four").read_table(v, columns=["target_jpeg", "mask_png", "reference_jpeg"])
-    return pixel_batch(decode_rows(t.to_pydict(), resolution=128, ref_size=224))
+    return pixel_batch(four_rows(str(tmp_path_factory.mktemp("pbe-savers"))))
 
 
 def _two(enc):

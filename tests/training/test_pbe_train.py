@@ -6,29 +6,22 @@ import json
 
 import pytest
 import torch
-from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import TamperedArtifact
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.schedule import linear_warmup
 from doodleflow.training.pbe.config import TrainConfig
-from doodleflow.training.pbe.data import decode_rows, pixel_batch
+from doodleflow.training.pbe.data import pixel_batch
 from doodleflow.training.pbe.model import load_pbe_dir
 from doodleflow.training.pbe.trainer import PbETrainer
 
-from .datasets import make_version
+from .datasets import four_rows
 
 FAST = {"optim": {"lr": 1e-3, "warmup_steps": 0}, "data": {"resolution": 128}}
 
 
 @pytest.fixture(scope="module")
 def four_samples(tmp_path_factory):
-    """Four real rows of a dataset version made by the curation library, decoded at 128 px."""
-    root = tmp_path_factory.mktemp("four")
-    store = str(root / "store")
-    v = make_version(str(root), store, "four", n_images=4)
-    t = DatasetStore(store, "four").read_table(v, columns=["target_jpeg", "mask_png", "reference_jpeg"])
-    assert t.num_rows == 4
-    return decode_rows(t.to_pydict(), resolution=128, ref_size=224)
+    return four_rows(str(tmp_path_factory.mktemp("four")))
 
 
 def test_decoded_rows_have_model_shapes_and_the_hole_is_mid_grey(four_samples):
