@@ -38,14 +38,15 @@ def commit_pairs(store_uri: str, dataset: str, plan: PairPlan, stats: list[dict]
 
 
 def _launch(cfg: TrainConfig) -> dict:
-    from doodleflow.training.photodoodle.ray_job import launch
+    from doodleflow.training.common.launch import launch
+    from doodleflow.training.family import family
 
     with (
         watch_cancel(),
         training_progress(f"train {cfg.run.stage}", cfg.run.steps, "train", cfg.run.stage, cfg.run.dataset),
     ):
         try:
-            return launch(cfg, log=get_run_logger().info)
+            return launch(family("photodoodle"), cfg, log=get_run_logger().info)
         except Stopped as e:  # stopped on request, checkpointed: Cancelled, not Failed
             return cancelled_state(e)
 

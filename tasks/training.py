@@ -32,13 +32,14 @@ def build_pbe_cache(cfg: TrainConfig) -> dict:
 )
 def run_pbe_job(cfg: TrainConfig) -> dict:
     """The Ray Train job; a retry of this task continues the same run from its latest checkpoint."""
-    from doodleflow.training.pbe.ray_job import launch
+    from doodleflow.training.common.launch import launch
+    from doodleflow.training.family import family
 
     if task_run.run_count > 1:
         cfg = cfg.replace(run={"resume": True})
     with watch_cancel(), training_progress("train pbe", cfg.run.steps, "train-pbe", cfg.run.dataset):
         try:
-            return launch(cfg)
+            return launch(family("pbe"), cfg)
         except Stopped as e:  # stopped on request, checkpointed: Cancelled, not Failed
             return cancelled_state(e)
 

@@ -13,6 +13,7 @@ cache, run storage, tracking) is shared code in `training/common`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,15 +21,66 @@ from doodleflow.infra.errors import ConfigError
 from doodleflow.training.registry.refs import EDITLORA, MERGED_BASE, OMNIEDITOR_LORA, PBE_CHECKPOINT
 
 
+@dataclass
+class WorkerEnv:
+    """What the shared launcher's worker (training/common/launch.py) hands a family's `worker` hook."""
+
+    rank: int
+    world: int
+    device: Any  # torch.device of this worker
+    wrap: Callable | None  # DDP wrap of the trainable module (None on one worker)
+    config: dict  # the train_loop_config: "train" (the config's dict) and the family's `worker_config`
+    shard: Callable[[], Any]  # this worker's shard of the Ray Data stream (only when `dataset` gave one)
+
+
+@dataclass
+class WorkerParts:
+    """What a family's worker trains with; the launcher makes the run folder and the tracker between
+    building the trainer and asking for the previews and the epochs (the order the encoders need)."""
+
+    trainer: Any  # a training/common/trainer.py Trainer (model loaded, DDP wrapped)
+    epochs: Callable[[], Callable[[int], Iterable]]  # -> epoch -> that epoch's batches for this worker
+    previews: Callable[[Any, Any], Any]  # (run, tracker) -> rank 0's samples while training
+    publish: Callable[[Any, dict], dict] | None = None  # rank 0 after the last step -> the artifact card
+
+
 class FamilyHooks(Protocol):
-    """What `training/<family>/family.py` defines (module-level names). Each hook is documented
-    where it is implemented; this lists them in one place."""
+    """What `training/<family>/family.py` defines (module-level functions). The shared launcher
+    (training/common/launch.py) and the registry (training/registry/bases.py) call only these; each is
+    implemented by delegating to the family's own modules, named at the hook."""
 
-    def config_class(self) -> type:  # its frozen TrainConfig (training/common/config.py sections + its own)
-        ...
+    # The config: its frozen TrainConfig (training/common/config.py sections + its own).
+    def config_class(self) -> type: ...
 
-    def base_dirs(self, kind: str, card: dict) -> list[str]:  # frozen weights an artifact loads with
-        ...
+    # The run folder's family (runs/<it>/<run id>) and the MLflow experiment's.
+    def run_family(self, cfg) -> str: ...
+
+    # Driver, before Ray: pin the config, check the dataset and the run, the latent cache (built
+    # first where the family builds it on Ray), the epochs: a training/common/plan.py JobPlan, which
+    # `describe`, `worker_config` and `dataset` take.
+    def plan(self, cfg, log: Callable[[str], None]) -> Any: ...
+
+    # Driver: (workers, Ray resources per worker or None) for ScalingConfig and the launch line.
+    def scaling(self, cfg) -> tuple[int, dict | None]: ...
+
+    # Driver: the launch line's words on the data ("N Parquet part(s) of D vV, ...").
+    def describe(self, plan) -> str: ...
+
+    # Driver: what the workers get besides the config (into the train_loop_config).
+    def worker_config(self, plan, resources: dict | None) -> dict: ...
+
+    # Driver: the Ray Data stream the workers shard, or None (every worker reads its own cache).
+    def dataset(self, plan) -> Any: ...
+
+    # Worker: model load, cache encoding, the trainer (its loss), the epochs, the previews, publish.
+    def worker(self, cfg, env: WorkerEnv) -> WorkerParts: ...
+
+    # Worker: the step loop to the last step (resume, checkpoints, result.json; training/common/loop.py),
+    # run: its RunDir, ctx: a training/common/loop.py WorkerContext.
+    def train(self, trainer, run, epochs: Callable[[int], Iterable], ctx) -> dict: ...
+
+    # Registry: the frozen weights a stored artifact of `kind` at `uri` loads with besides its files.
+    def base_dirs(self, kind: str, uri: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +90,7 @@ class Family:
     kinds: tuple[str, ...]  # the registry kinds it produces (training/registry/refs.py)
     hooks_module: str  # the module implementing FamilyHooks
 
-    def hooks(self) -> Any:
+    def hooks(self) -> FamilyHooks:
         """The family's hooks module, imported on first use (it imports torch and the model code)."""
         return importlib.import_module(self.hooks_module)
 

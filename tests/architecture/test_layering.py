@@ -25,10 +25,10 @@ TOP = "bench"  # the benchmarks: above every layer
 RAY_MODULES = {
     "doodleflow.training.common.ray_utils",  # Ray Train run settings, shard epochs, cluster sizing
     "doodleflow.training.common.logs",  # quiets Ray Data's progress output
-    "doodleflow.training.pbe.ray_job",
+    "doodleflow.training.common.launch",  # the one Ray Train launch (TorchTrainer, per-worker function)
     "doodleflow.training.pbe.ray_cache",
     "doodleflow.training.pbe.stream",  # the Ray Data epoch source
-    "doodleflow.training.photodoodle.ray_job",
+    "doodleflow.training.photodoodle.stream",  # the Ray Data pair stream (uncached runs)
     "doodleflow.tasks.curation",  # build-shard on a Ray cluster
     "doodleflow.tasks.photodoodle",  # artists in parallel, one Ray job each
     "doodleflow.tasks.shards",  # spreads shards over a Ray cluster's nodes
@@ -169,6 +169,32 @@ def test_no_import_cycles():
     mods, edges, _ = _graph()
     cycles = _cycles(_without_packages(edges, mods))
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+FAMILIES = ("doodleflow.training.pbe", "doodleflow.training.photodoodle")  # training/family.py:FAMILIES
+# Shared code that reaches a family only through training/family.py (`family(name).hooks()`, imported by
+# name at run time): the launcher, the trainer core, run storage and tracking, the registry.
+# training/eval/ and training/memplan/ are per-family by nature (eval/<family>.py, memplan/families.py).
+SHARED = ("doodleflow.training.common", "doodleflow.training.registry", "doodleflow.training.family")
+
+
+def _in(module: str, packages: tuple[str, ...]) -> str | None:
+    return next((p for p in packages if module == p or module.startswith(p + ".")), None)
+
+
+def test_shared_code_reaches_families_only_through_the_interface():
+    """No module of training/common, training/registry or training/family.py imports a family package
+    (function level included), and no family package imports another: the registry and the launcher
+    ask `training/family.py`, so `train pbe` loads no PhotoDoodle module through them."""
+    mods, edges, _ = _graph()
+    bad = []
+    for m, deps in edges.items():
+        for dep, line in deps.items():
+            mine, theirs = _in(m, FAMILIES), _in(dep, FAMILIES)
+            if theirs and (_in(m, SHARED) or (mine and mine != theirs)):
+                bad.append(f"{os.path.relpath(mods[m], REPO)}:{line} imports {dep}")
+    assert not bad, "a family reached around training/family.py:\n" + "\n".join(bad)
+    assert all(f in mods for f in FAMILIES) and "doodleflow.training.family" in mods
 
 
 def test_the_checker_sees_function_level_and_relative_imports(tmp_path):

@@ -32,7 +32,7 @@ def _cfg(store: str, tiny_dir: str, memory: dict, **run) -> TrainConfig:
 
 
 def _train(cfg: TrainConfig) -> tuple[dict, PhotoDoodleTrainer]:
-    """The Ray job's worker path (ray_job.train_loop_per_worker) in process, on the CPU."""
+    """The Ray job's worker path (training/photodoodle/family.py:worker) in process, on the CPU."""
     plan = plan_job(cfg, log=lambda m: None)
     info = {"cache_dir": plan.cache_dir, "artist_filter": plan.artist_filter, "trigger": plan.trigger}
     model = load_training_model(plan.cfg, "cpu")

@@ -66,7 +66,7 @@ def test_a_checkpoint_loaded_by_path_checks_its_runs_base(tmp_path):
     """`generate pbe --checkpoint` (no registry): the run recorded its base's digests when it started."""
     from doodleflow.training.common.rundir import RunDir
     from doodleflow.training.pbe.config import ModelSource, TrainConfig
-    from doodleflow.training.pbe.model import load_pbe_dir
+    from doodleflow.training.pbe.model import frozen_base_dirs, load_pbe_dir
     from doodleflow.training.pbe.presets import save_tiny_pbe
     from doodleflow.training.pbe.sample import load_for_inference
     from doodleflow.training.pbe.trainer import PbETrainer
@@ -76,7 +76,7 @@ def test_a_checkpoint_loaded_by_path_checks_its_runs_base(tmp_path):
     cfg = TrainConfig().replace(model={"source": ModelSource(kind="tiny", tiny_root=root)})
     tiny = save_tiny_pbe(root)
     run = RunDir(str(tmp_path / "store"), "pbe", "by-path")
-    record_run_bases(run, cfg.to_dict())
+    record_run_bases(run, frozen_base_dirs(cfg.to_dict()))
     model, opt, state = PbETrainer(load_pbe_dir(tiny), cfg).state_tensors()
     ck = run.write_checkpoint(1, model, opt, {**state, "config": cfg.to_dict()})
     [base] = run.read_json(BASES)

@@ -18,7 +18,7 @@ from doodleflow.flows.cli import main
 from doodleflow.training.common.metrics import MetricsLog
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.pbe.config import build_config
-from doodleflow.training.pbe.ray_job import plan_job
+from doodleflow.training.pbe.job import plan_job
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 

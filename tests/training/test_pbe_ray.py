@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 from doodleflow.training.common.distributed import weights_digest
+from doodleflow.training.common.launch import launch
 from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.family import family
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
 from doodleflow.training.pbe.model import load_pbe_dir
-from doodleflow.training.pbe.ray_job import launch
 from safetensors.torch import load_file
 
 from .datasets import make_version
@@ -38,7 +39,7 @@ def test_two_gloo_workers_agree_on_weights_and_recover_from_a_worker_failure(
             "fail_at_step": [4, 7],
         },
     )
-    result = launch(cfg.replace(launch={"max_failures": 2}))
+    result = launch(family("pbe"), cfg.replace(launch={"max_failures": 2}))
 
     run = RunDir(store, "pbe", cfg.replace(run={"version": version}).run_id())
     assert result["run_id"] == run.run_id and result["steps"] == 8 and result["world_size"] == 2

@@ -9,8 +9,8 @@ from doodleflow.training.common.ray_utils import arrow_filesystem
 from doodleflow.training.common.rundir import RunDir, read_checkpoint_uri
 from doodleflow.training.pbe.cache import build_latent_cache, find_cache
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
+from doodleflow.training.pbe.job import plan_job
 from doodleflow.training.pbe.model import load_pbe_dir
-from doodleflow.training.pbe.ray_job import plan_job
 from doodleflow.training.pbe.trainer import PbETrainer
 
 from .datasets import make_version

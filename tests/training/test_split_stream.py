@@ -120,7 +120,7 @@ def test_the_job_plan_counts_the_split_and_an_old_manifest_gets_the_default(vers
     import json
     import shutil
 
-    from doodleflow.training.pbe.ray_job import plan_job
+    from doodleflow.training.pbe.job import plan_job
 
     ds, v, _, table, held = version
     cfg = TrainConfig().replace(

@@ -6,12 +6,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import ConfigError, InputError
 from doodleflow.training.common.batching import BatchPlan
 from doodleflow.training.common.hf import tiny_root
 from doodleflow.training.common.rundir import RunDir
+
+
+@dataclass
+class JobPlan:
+    """What the driver settles before any worker starts, the same for every family; a family's plan
+    subclasses it with its own part (training/pbe/job.py:PbEPlan, training/photodoodle/job.py:DoodlePlan)."""
+
+    cfg: Any  # the family's TrainConfig, pinned: dataset version and model locations resolved
+    run: RunDir
+    parts: list[str]  # the version's Parquet parts (URIs)
+    counts: dict  # train / held-out samples (reported by `train --json`, joined to result.json)
 
 
 def pin(cfg):

@@ -1,6 +1,6 @@
 """Joining or starting a Ray cluster, and sizing training workers so Ray Data keeps CPU.
 
-Imported only by the Ray entry modules (e.g. training/pbe/ray_job.py).
+Imported only by the Ray entry modules (e.g. training/common/launch.py).
 """
 
 from __future__ import annotations

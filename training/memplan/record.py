@@ -13,7 +13,7 @@ from doodleflow.training.memplan.limits import from_resources
 def plan_for_job(cfg, run, log, cluster_resources) -> dict | None:
     """The plan as recorded (None for a CPU run: the plan is the GPU's, and costs seconds of CPU a run);
     ConfigError when it exceeds the cluster's GPUs. `cluster_resources`: Ray's, called only when
-    neither --gpu-memory nor local GPUs say the limit (Ray is the family's ray_job.py's to import)."""
+    neither --gpu-memory nor local GPUs say the limit (Ray is training/common/launch.py's to import)."""
     if not (cfg.run.use_gpu or cfg.launch.gpu_memory is not None):
         log("memory plan: not planned for a CPU run (doodleflow plan train ... plans the GPU run)")
         return None

@@ -7,6 +7,7 @@ components (`unet.*`, `image_encoder.*`), so a checkpoint applies to a `PaintByE
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
@@ -182,6 +183,17 @@ def resolve_source_dir(source: ModelSource) -> str | None:
     if source.kind == "tiny":
         return save_tiny_pbe(source.tiny_root or default_tiny_root(), source.seed)
     return source.pretrained if source.kind == "pbe" else None
+
+
+def frozen_base_dirs(config: dict) -> list[str]:
+    """The directories of the frozen weights a checkpoint of the run `config` (a TrainConfig's dict)
+    loads with besides its own trained weights (training/registry/bases.py digests them)."""
+    from doodleflow.training.pbe.config import TrainConfig
+
+    src = dataclasses.replace(TrainConfig.from_dict(config).model.source, init_from=None)
+    if src.kind == "sd1":
+        return [src.pretrained, src.clip]
+    return [resolve_source_dir(src)]
 
 
 def load_model(source: ModelSource) -> PbEModel:

@@ -1,4 +1,5 @@
 """PhotoDoodle on FLUX: condition tokens, flow-matching loss, LoRA stages, sampler (pure torch).
 
-Only `training.photodoodle.ray_job` imports Ray; nothing in this package imports Prefect.
+Only `training.photodoodle.stream` imports Ray (the shared launcher, training/common/launch.py, runs
+the job through `training.photodoodle.family`); nothing in this package imports Prefect.
 """

@@ -16,8 +16,7 @@ from doodleflow.data.split import split_of
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import ConfigError, InputError, NotFoundError
 from doodleflow.training.common.logs import log as train_log
-from doodleflow.training.common.plan import dataset_manifest, open_run, pin
-from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.common.plan import JobPlan, dataset_manifest, open_run, pin
 from doodleflow.training.photodoodle.artifacts import (
     artist_lora_rel,
     base_choice,
@@ -34,17 +33,13 @@ PAIRS_KIND = "photodoodle-pairs"
 
 
 @dataclass
-class JobPlan:
-    cfg: TrainConfig  # version, artist, model locations resolved
-    run: RunDir
-    parts: list[str]
+class DoodlePlan(JobPlan):
     artist_filter: str | None  # keep only this artist's rows (a dataset holding several)
     trigger: str | None
     pairs: int
     cache_dir: str | None  # store path of the encoded-pairs cache when caching
     base: str  # what the LoRA trains on: "merged-omnieditor", "flux" or "given"
     heldout: tuple[float, int]  # the version's split (fraction, seed): those pairs are never trained on
-    counts: dict  # train / held-out pairs (reported by `train --json`)
 
 
 def artist_rows(manifest: dict, artist: str | None, dataset: str) -> tuple[str | None, int]:
@@ -91,7 +86,7 @@ def resolve_base(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[TrainCon
     return cfg.replace(model={"source": dataclasses.replace(src, base_transformer=transformer)}), base
 
 
-def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPlan:
+def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> DoodlePlan:
     """Pin the config, resolve the artist's rows and the base, run the shared checks
     (training/common/plan.py), and decide whether the pairs are cached."""
     cfg = pin(cfg.check())
@@ -115,9 +110,10 @@ def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> JobPla
     check_streamed_buckets(cfg, cached)
     trigger = m.get("inputs", {}).get("triggers", {}).get(cfg.run.artist) if cfg.run.artist else None
     parts = [ds.uri(p) for p in ds.part_paths(cfg.run.version)]
-    return JobPlan(
-        cfg, run, parts, row_filter, trigger, pairs, cache_dir, base, (split.fraction, split.seed), counts
-    )
+    return DoodlePlan(
+        cfg=cfg, run=run, parts=parts, counts=counts, artist_filter=row_filter, trigger=trigger,
+        pairs=pairs, cache_dir=cache_dir, base=base, heldout=(split.fraction, split.seed),
+    )  # fmt: skip
 
 
 def describe_buckets(d: DataConfig, hist: dict[str, int]) -> str:

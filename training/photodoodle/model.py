@@ -165,7 +165,7 @@ def load_model(
 def load_training_model(cfg, device: torch.device | str):
     """A run's FLUX parts in its compute dtype (bf16 on CUDA unless `model.bf16` says otherwise),
     the transformer quantized as its savers ask, after the platform check. Loaded in that dtype, not
-    cast by the trainer later: a cached run encodes before the trainer exists (ray_job.py)."""
+    cast by the trainer later: a cached run encodes before the trainer exists (training/photodoodle/family.py:worker)."""
     from doodleflow.training.photodoodle.quantize import check_platform
 
     device = torch.device(device)

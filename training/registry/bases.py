@@ -8,7 +8,6 @@ rewritten in place gets a new mtime and is hashed again.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -16,54 +15,24 @@ import os
 from doodleflow.data.fsutil import atomic_write, filesystem, is_local, join
 from doodleflow.infra import settings
 from doodleflow.infra.errors import TamperedArtifact
-from doodleflow.training.registry.refs import PBE_CHECKPOINT
 
 
 def base_dirs(kind: str, uri: str) -> list[str]:
-    """Local or s3:// directories of the frozen weights that loading `uri` (of `kind`) reads."""
-    fs, path = filesystem(uri)
-    if kind == PBE_CHECKPOINT:
-        state = join(path, "state.json")  # training/common/rundir.py; a diffusers dir has none and
-        # is self-contained: all of it is the artifact
-        return _pbe_bases(json.loads(fs.cat_file(state))["config"]) if fs.exists(state) else []
-    for card in ("lora.json", "merged.json"):  # training/photodoodle/artifacts.py
-        if fs.exists(join(path, card)):
-            return _flux_bases(json.loads(fs.cat_file(join(path, card))))
-    return []
+    """Local or s3:// directories of the frozen weights that loading `uri` (of `kind`) reads: the
+    family that makes `kind` knows where its artifacts name them (its `base_dirs` hook)."""
+    from doodleflow.training.family import family_of_kind
 
-
-def _pbe_bases(config: dict) -> list[str]:
-    from doodleflow.training.pbe.config import TrainConfig
-    from doodleflow.training.pbe.model import resolve_source_dir
-
-    src = dataclasses.replace(TrainConfig.from_dict(config).model.source, init_from=None)
-    if src.kind == "sd1":
-        return [src.pretrained, src.clip]
-    return [resolve_source_dir(src)]
-
-
-def _flux_bases(card: dict) -> list[str]:
-    if "base" not in card:
-        return []
-    from doodleflow.training.photodoodle.config import PLAIN_BASE
-    from doodleflow.training.photodoodle.generate import source_of
-    from doodleflow.training.photodoodle.model import resolve_source_dir
-
-    src = source_of(card)
-    out = [resolve_source_dir(dataclasses.replace(src, base_transformer=None))]
-    if src.base_transformer and src.base_transformer != PLAIN_BASE:
-        out.append(src.base_transformer)
-    return out
+    return family_of_kind(kind).hooks().base_dirs(kind, uri)
 
 
 BASES = "bases.json"  # in a run directory: the base files every checkpoint of the run loads with
 
 
-def record_run_bases(run, config: dict) -> None:
-    """Write the digests of a PbE run's base files beside its run.json, once per run, so a checkpoint
-    loaded by path (`generate pbe --checkpoint`, unregistered) is verified like a registered one."""
+def record_run_bases(run, dirs: list[str]) -> None:
+    """Write the digests of a run's base files (`dirs`) beside its run.json, once per run, so a
+    checkpoint loaded by path (`generate pbe --checkpoint`, unregistered) is verified like a registered one."""
     if run.read_json(BASES) is None:
-        run.write_json(BASES, base_digests(_pbe_bases(config)))
+        run.write_json(BASES, base_digests(dirs))
 
 
 def verify_run_bases(checkpoint_uri: str) -> bool:
