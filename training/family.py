@@ -8,6 +8,12 @@ model code, and no module of `training/common` or `training/registry` imports a 
 (tests/architecture/test_layering.py: no cycle). The families differ only where the papers differ;
 everything else (the Ray launch, the trainer set-up, the epoch source and its resume rule, the latent
 cache, run storage, tracking) is shared code in `training/common`.
+
+The hooks are what shared code calls: the launcher (training/common/launch.py) and the registry
+(training/registry/bases.py). Model load, the loss and the cache encoder are reached through the
+`worker` hook (the family's model.py, trainer.py, cache.py). Inference and evaluation are the family's
+own entry points (training/eval/<family>.py and the sampler it calls), which the evaluation task
+picks by registry kind; no shared code calls them, so they are not hooks.
 """
 
 from __future__ import annotations
