@@ -12,7 +12,7 @@ cache, run storage, tracking) is shared code in `training/common`.
 The hooks are what shared code calls: the launcher (training/common/launch.py) and the registry
 (training/registry/bases.py). Model load, the loss and the cache encoder are reached through the
 `worker` hook (the family's model.py, trainer.py, cache.py). Inference and evaluation are the family's
-own entry points (training/eval/<family>.py and the sampler it calls), which the evaluation task
+own entry points (training/eval/<family>.py and the sampler it calls), which flows/evaluate.py
 picks by registry kind; no shared code calls them, so they are not hooks.
 """
 
