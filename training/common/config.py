@@ -167,8 +167,9 @@ def check_warmup(warmup_steps: int, steps: int, lr: float, start_factor: float =
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """AdamW and its schedule, both families' optimizer. The defaults are torch's AdamW; a family
-    overrides those its recipe changes (its config.py says where they come from)."""
+    """AdamW and its schedule, both families' optimizer. lr, betas, eps and weight decay default to
+    torch's AdamW, clipping to 1.0 and no warm-up (both families' defaults); a family overrides what its
+    recipe changes (its config.py says where the values come from)."""
 
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
