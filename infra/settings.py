@@ -34,6 +34,24 @@ def resolve_store(store: str | None) -> str:
     return os.path.abspath(uri.removeprefix("file://"))
 
 
+# Training runs live in the store, so a run follows its store (--store, $DOODLEFLOW_STORE) with its
+# datasets and models: every Ray worker and every later command (--resume, `registry register --run`,
+# `generate --checkpoint`) finds it from the store URI its config carries. A separate runs location
+# read from the environment would have to reach every worker of a cluster and every later command
+# alike, or a run would be split or lost.
+RUNS = "runs"
+
+
+def runs_root(store: str) -> str:
+    """Where `store`'s training runs live (URI or path, as `store` is given): `<store>/runs`."""
+    return f"{store.rstrip('/')}/{RUNS}"
+
+
+def run_rel(family: str, run_id: str) -> str:
+    """A run's folder relative to the store's root: `runs/<family>/<run id>`."""
+    return f"{RUNS}/{family}/{run_id}"
+
+
 def ray_address(explicit: str | None = None) -> str | None:
     """A Ray cluster to join: the explicit address, else $RAY_ADDRESS; None starts a local one."""
     return explicit or os.environ.get("RAY_ADDRESS") or None

@@ -17,6 +17,7 @@ import re
 
 from doodleflow.data.fsutil import filesystem, join
 from doodleflow.infra.errors import ConfigError
+from doodleflow.infra.settings import runs_root
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 # Settings a resumed run may change: how long and where it trains, not what it learns.
@@ -29,8 +30,8 @@ class RunRecord:
     """`<store>/runs/<family>/<run id>/` as far as the checks before start-up need it."""
 
     def __init__(self, store: str, family: str, run_id: str) -> None:
-        self.fs, root = filesystem(store)
-        self.root = join(root, "runs", family, run_id)
+        self.fs, runs = filesystem(runs_root(store))
+        self.root = join(runs, family, run_id)
         self.run_id, self.family = run_id, family
 
     def json(self, name: str) -> dict | None:

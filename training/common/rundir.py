@@ -1,6 +1,6 @@
 """A training run's directory in the store (local path or s3://), shared by every trainer.
 
-    runs/<family>/<run-id>/
+    runs/<family>/<run-id>/                   under the store's runs root (infra/settings.py: runs_root)
         run.json                              the run's config, dataset and model source (first write)
         checkpoints/step-000100/
             model.safetensors                 trainable weights, named as the diffusers components
@@ -25,18 +25,26 @@ from collections.abc import Callable
 import torch
 from doodleflow.data.fsutil import atomic_write, filesystem, join
 from doodleflow.infra.errors import NotFoundError, TamperedArtifact
+from doodleflow.infra.settings import runs_root
 from doodleflow.training.common.checkpoint import sha256, tensors_from_bytes, tensors_to_bytes
 from doodleflow.training.common.seal import read_seal, refuse_sealed
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 STATE = "state.json"
+CHECKPOINTS = "checkpoints"  # <run>/checkpoints/step-NNNNNN/
+
+
+def run_of_checkpoint(checkpoint: str) -> str:
+    """The run folder of a checkpoint directory `<run>/checkpoints/step-NNNNNN` (path or URI, the
+    same form back), where the run's own files (run.json, bases.json) are."""
+    return checkpoint.rstrip("/").rsplit("/", 2)[0]
 
 
 class RunDir:
     def __init__(self, store_uri: str, family: str, run_id: str) -> None:
         self.store_uri = store_uri.rstrip("/")
-        self.fs, root = filesystem(self.store_uri)
-        self.root = join(root, "runs", family, run_id)
+        self.fs, runs = filesystem(runs_root(self.store_uri))
+        self.root = join(runs, family, run_id)
         self.family, self.run_id = family, run_id
         self._s3 = self.store_uri.startswith("s3://")
 
@@ -65,11 +73,11 @@ class RunDir:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def checkpoint_path(self, step: int) -> str:
-        return self.path("checkpoints", f"step-{step:06d}")
+        return self.path(CHECKPOINTS, f"step-{step:06d}")
 
     def steps(self) -> list[int]:
         """Complete checkpoints (those with a state.json), oldest first."""
-        root = self.path("checkpoints")
+        root = self.path(CHECKPOINTS)
         if not self.fs.exists(root):
             return []
         out = []
@@ -87,7 +95,7 @@ class RunDir:
         self, step: int, model: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor], state: dict
     ) -> str:
         d = self.checkpoint_path(step)
-        refuse_sealed(self.fs, d, "writing checkpoint", stop=self.path("checkpoints"))
+        refuse_sealed(self.fs, d, "writing checkpoint", stop=self.path(CHECKPOINTS))
         files = {}
         for name, tensors in (("model.safetensors", model), ("optimizer.safetensors", optimizer)):
             data = tensors_to_bytes(tensors, {"format": "pt", "step": str(step)})

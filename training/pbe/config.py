@@ -15,17 +15,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.batching import BatchPlan, batch_plan
 from doodleflow.training.common.config import (
+    LaunchSettings,
+    OptimSettings,
+    PublishSettings,
     RunSettings,
     SampleSettings,
-    SectionedConfig,
+    TrainSettings,
     at_least,
-    check_optim,
-    check_warmup,
     multiple_of,
     one_of,
-    positive,
     require,
     short_hash,
 )
@@ -43,7 +42,6 @@ MEMORY_PRESETS: dict[str, dict[str, Any]] = {
     "48GB": {"gradient_checkpointing": True},
     "24GB": {"gradient_checkpointing": True, "optimizer": "adamw8bit"},
 }
-MAX_MICRO_BATCH = 4  # the reference's batch per GPU (train.sh: batch_size 4 on each of 8 GPUs)
 
 
 @dataclass(frozen=True)
@@ -109,21 +107,23 @@ class DiffusionConfig:
 
 
 @dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(OptimSettings):
+    """AdamW, weight decay 0.01 (torch's default, as the reference). The reference warms up over 10,000
+    steps (LambdaLinearScheduler) of a 40-epoch run; a default run here is 100 steps, so the default
+    trains at --lr from step 1 (`--warmup-steps 10000` restores the reference for a run at least that
+    long; a longer warm-up than the run is refused). grad_clip 1.0: the reference ran unclipped
+    (Lightning default)."""
+
     lr: float = 1e-5
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.01  # torch AdamW default, as the reference
-    # The reference warms up over 10,000 steps (LambdaLinearScheduler) of a 40-epoch run; a default
-    # run here is 100 steps, so the default trains at --lr from step 1 (`--warmup-steps 10000`
-    # restores the reference for a run at least that long; a longer warm-up than the run is refused).
-    warmup_steps: int = 0
     warmup_start_factor: float = 1e-6
-    grad_clip: float = 1.0  # 0 disables; the reference ran unclipped (Lightning default)
 
     def __post_init__(self) -> None:
-        check_optim(self)
+        super().__post_init__()
         require(0 <= self.warmup_start_factor <= 1, "optim.warmup_start_factor", "must lie in [0, 1]")
+
+    @property
+    def warmup_start(self) -> float:
+        return self.warmup_start_factor
 
 
 @dataclass(frozen=True)
@@ -172,39 +172,21 @@ class SampleConfig(SampleSettings):
 
 
 @dataclass(frozen=True)
-class PublishConfig:
-    """After training: evaluate on the held-out split, then register with lineage."""
+class PublishConfig(PublishSettings):
+    """Evaluated at the inference settings (PLMS 50 steps) on 4 held-out samples; eval_clip scores
+    the painted region."""
 
-    register: bool = True
-    evaluate: bool = True
-    eval_samples: int = 4  # held-out samples to evaluate
-    eval_steps: int = 50  # sampler steps per evaluated sample
-    eval_clip: str | None = None  # CLIP ViT-B/32 dir for the region CLIP score (None: tiny random)
     eval_inception: str | None = None  # FID Inception dir (None: tiny random)
     eval_gmm: str | None = None  # quality score: .npz GMM weights (None: not scored)
 
-    def __post_init__(self) -> None:
-        at_least(self.eval_samples, 1, "--eval-samples")
-        at_least(self.eval_steps, 1, "--eval-steps")
+
+@dataclass(frozen=True)
+class LaunchConfig(LaunchSettings):
+    pass
 
 
 @dataclass(frozen=True)
-class LaunchConfig:
-    """Where the job runs; not part of what is learned."""
-
-    ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
-    max_failures: int = 2  # worker-group restarts (from the latest checkpoint) before the job fails
-    # GiB per GPU the memory plan must fit (training/memplan/limits.py); None: read from the GPUs
-    gpu_memory: float | None = None
-
-    def __post_init__(self) -> None:
-        at_least(self.max_failures, 0, "launch.max_failures")
-        if self.gpu_memory is not None:
-            positive(self.gpu_memory, "--gpu-memory")
-
-
-@dataclass(frozen=True)
-class TrainConfig(SectionedConfig):
+class TrainConfig(TrainSettings):
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -214,6 +196,7 @@ class TrainConfig(SectionedConfig):
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    MAX_MICRO_BATCH = 4  # the reference's batch per GPU (train.sh: batch_size 4 on each of 8 GPUs)
 
     def __post_init__(self) -> None:
         refuse_quantized_base(
@@ -224,38 +207,6 @@ class TrainConfig(SectionedConfig):
         """The memory savers this run applies (training/common/memory.py); checkpointing unset and no
         preset: on for CUDA, off on CPU."""
         return self.memory.resolve(MEMORY_PRESETS, self.model.gradient_checkpointing, cuda)
-
-    def batch_plan(self, world: int | None = None) -> BatchPlan:
-        """The global batch over `world` workers (default: the configured workers)."""
-        workers = self.run.workers if world is None else world
-        return batch_plan(self.data.batch_size, workers, self.data.micro_batch, MAX_MICRO_BATCH)
-
-    def check(self) -> TrainConfig:
-        """What no single section can check: the global batch splits over the workers, the warm-up
-        fits in the run."""
-        self.batch_plan()
-        o = self.optim
-        check_warmup(o.warmup_steps, self.run.steps, o.lr, o.warmup_start_factor)
-        return self
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        m = dict(d.get("model", {}))
-        m["source"] = ModelSource(**m.get("source", {}))
-        o = dict(d.get("optim", {}))
-        if "betas" in o:
-            o["betas"] = tuple(o["betas"])
-        return cls(
-            model=ModelConfig(**m),
-            diffusion=DiffusionConfig(**d.get("diffusion", {})),
-            optim=OptimConfig(**o),
-            data=DataConfig(**d.get("data", {})),
-            run=RunConfig(**d.get("run", {})),
-            publish=PublishConfig(**d.get("publish", {})),
-            launch=LaunchConfig(**d.get("launch", {})),
-            sample=SampleConfig(**d.get("sample", {})),
-            memory=MemoryConfig(**d.get("memory", {})),
-        )
 
     def config_hash(self) -> str:
         """Hash of what changes the learned weights; steps, workers and logging are left out so a
@@ -296,15 +247,4 @@ def model_source(
     return ModelSource(kind="tiny", tiny_root=tiny_root)
 
 
-def build_config(overrides: dict | None = None, **run) -> TrainConfig:
-    """Defaults + `overrides` by section ({"optim": {"lr": 1e-4}, ...}) + run fields as keywords."""
-    base = TrainConfig().to_dict()
-    for section, values in (overrides or {}).items():
-        if section not in base:
-            raise ConfigError(f"unknown config section {section!r} (one of {sorted(base)})")
-        unknown = set(values) - set(base[section])
-        if unknown:
-            raise ConfigError(f"unknown {section} setting(s): {sorted(unknown)}")
-        base[section].update(values)
-    base["run"].update({k: v for k, v in run.items() if v is not None})
-    return TrainConfig.from_dict(base)
+build_config = TrainConfig.build  # defaults + overrides by section + run fields as keywords

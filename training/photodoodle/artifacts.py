@@ -16,6 +16,7 @@ import tempfile
 
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import NotFoundError
+from doodleflow.infra.settings import run_rel
 from doodleflow.training.common.store_dirs import list_published, publish_local_dir
 from doodleflow.training.photodoodle.config import WEIGHT_NAME, LoraSettings
 
@@ -32,8 +33,11 @@ def artist_lora_rel(artist: str, run_id: str) -> str:
     return f"loras/{validate_name(artist, 'artist name')}/{validate_name(run_id, 'run id')}"
 
 
-def omnieditor_lora_rel(run_id: str) -> str:
-    return f"runs/omnieditor/{validate_name(run_id, 'run id')}/lora"
+def omnieditor_lora_rel(run_id: str, step: int | None = None) -> str:
+    """The OmniEditor LoRA in its run's folder: `lora/`, or `lora-step<N>/` published from the
+    checkpoint a person picked (training/photodoodle/picked.py)."""
+    name = "lora" if step is None else f"lora-step{step}"
+    return f"{run_rel('omnieditor', validate_name(run_id, 'run id'))}/{name}"
 
 
 def publish_lora(store: str, rel: str, transformer, settings: LoraSettings, card: dict) -> dict:

@@ -21,14 +21,14 @@ from typing import Any, Literal
 
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.batching import BatchPlan, batch_plan
 from doodleflow.training.common.config import (
+    LaunchSettings,
+    OptimSettings,
+    PublishSettings,
     RunSettings,
     SampleSettings,
-    SectionedConfig,
+    TrainSettings,
     at_least,
-    check_optim,
-    check_warmup,
     multiple_of,
     one_of,
     positive,
@@ -45,7 +45,6 @@ PRESETS = ("tiny", "flux-dev")
 POSITION_MODES = ("clone", "kontext", "offset")
 ASPECTS = ("bucket", "stretch")  # training/photodoodle/buckets.py
 PLAIN_BASE = "flux"  # base_transformer: EditLoRA on the plain FLUX base, asked for explicitly
-MAX_MICRO_BATCH = 1  # the reference's train_batch_size
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for a LoRA file
 
 # showlab/PhotoDoodle train_lora_flux_pe.py: every double block's attention and both FFNs, and
@@ -176,17 +175,11 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class OptimConfig:
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0  # 0 disables
-    warmup_steps: int = 0  # the reference's "constant" schedule ignores its 500 warm-up steps
+class OptimConfig(OptimSettings):
+    """No warm-up: the reference's "constant" schedule ignores its 500 warm-up steps."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(self.betas))
-        check_optim(self)
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
 
 
 @dataclass(frozen=True)
@@ -258,37 +251,23 @@ class SampleConfig(SampleSettings):
 
 
 @dataclass(frozen=True)
-class PublishConfig:
-    """After training: the OmniEditor merge, evaluation and registration."""
+class PublishConfig(PublishSettings):
+    """After training also the OmniEditor merge. The EditLoRA is evaluated on its artist's held-out
+    pairs at the reference's inference steps (the OmniEditor stage is not evaluated)."""
 
-    register: bool = True
-    evaluate: bool = True
-    merge: bool = True  # omnieditor: fuse the LoRA into the base EditLoRA runs train on
-    # The EditLoRA's evaluation on its artist's held-out pairs (the OmniEditor stage is not evaluated).
     eval_samples: int = 2
     eval_steps: int = 20
-    eval_clip: str | None = None  # CLIP ViT-B/32 dir (None: tiny random)
-
-    def __post_init__(self) -> None:
-        at_least(self.eval_samples, 1, "--eval-samples")
-        at_least(self.eval_steps, 1, "--eval-steps")
+    merge: bool = True  # omnieditor: fuse the LoRA into the base EditLoRA runs train on
 
 
 @dataclass(frozen=True)
-class LaunchConfig:
-    """Where the job runs; not part of what is learned."""
-
-    ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray
-    max_failures: int = 1  # worker-group restarts (from the latest checkpoint) before the job fails
-    # GiB per GPU the memory plan must fit (training/memplan/limits.py); None: read from the GPUs
-    gpu_memory: float | None = None
+class LaunchConfig(LaunchSettings):
+    max_failures: int = 1
     cpus_per_worker: float | None = None  # None: sized to the cluster
     max_parallel: int | None = None  # artists at once (train artists); None: what Ray can place
 
     def __post_init__(self) -> None:
-        at_least(self.max_failures, 0, "launch.max_failures")
-        if self.gpu_memory is not None:
-            positive(self.gpu_memory, "--gpu-memory")
+        super().__post_init__()
         if self.cpus_per_worker is not None:
             positive(self.cpus_per_worker, "--cpus-per-worker")
         if self.max_parallel is not None:
@@ -296,7 +275,7 @@ class LaunchConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig(SectionedConfig):
+class TrainConfig(TrainSettings):
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -305,6 +284,7 @@ class TrainConfig(SectionedConfig):
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    MAX_MICRO_BATCH = 1  # the reference's train_batch_size
 
     def __post_init__(self) -> None:
         """Settings left to the preset (resolution, text length) take the preset's values."""
@@ -325,40 +305,14 @@ class TrainConfig(SectionedConfig):
         unless set or the memory preset turns it on (the reference trains without it)."""
         return self.memory.resolve(MEMORY_PRESETS, self.model.gradient_checkpointing, False)
 
-    def batch_plan(self, world: int | None = None) -> BatchPlan:
-        """The global batch over `world` workers (default: the configured workers)."""
-        workers = self.run.workers if world is None else world
-        return batch_plan(self.data.batch_size, workers, self.data.micro_batch, MAX_MICRO_BATCH)
-
-    def check(self) -> TrainConfig:
-        """What no single section can check: the global batch splits over the workers."""
-        self.batch_plan()
-        check_warmup(self.optim.warmup_steps, self.run.steps, self.optim.lr)
+    def check_family(self) -> None:
+        """An EditLoRA names its artist; fp8/nf4 bases need CUDA (quantize.py), refused before any
+        worker starts."""
         if self.run.stage == "editlora" and self.run.artist is None:
             raise ConfigError("an EditLoRA run needs an artist (--artist)")
         kind = self.savers(self.run.use_gpu).quantize_base
-        if kind in ("fp8", "nf4") and not self.run.use_gpu:  # before any worker starts (quantize.py)
+        if kind in ("fp8", "nf4") and not self.run.use_gpu:
             raise ConfigError(f"--quantize-base {kind} needs CUDA GPUs (--gpus); int8 runs everywhere")
-        return self
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        m = dict(d.get("model", {}))
-        m.update(
-            source=ModelSource(**m.get("source", {})),
-            lora=LoraSettings(**m.get("lora", {})),
-            condition=ConditionConfig(**m.get("condition", {})),
-        )
-        return cls(
-            model=ModelConfig(**m),
-            optim=OptimConfig(**d.get("optim", {})),
-            data=DataConfig(**d.get("data", {})),
-            run=RunConfig(**d.get("run", {})),
-            publish=PublishConfig(**d.get("publish", {})),
-            launch=LaunchConfig(**d.get("launch", {})),
-            sample=SampleConfig(**d.get("sample", {})),
-            memory=MemoryConfig(**d.get("memory", {})),
-        )
 
     def config_hash(self) -> str:
         """Hash of what changes the learned weights (not steps, workers, the micro-batch or logging),

@@ -34,7 +34,12 @@ def trigger_of(cfg: TrainConfig) -> str | None:
 def publish_picked_lora(picked: Picked) -> tuple[TrainConfig, dict]:
     """(the run's config, the card of the LoRA published from `picked`'s checkpoint)."""
     from doodleflow.training.common.rundir import read_checkpoint_uri
-    from doodleflow.training.photodoodle.artifacts import artist_lora_rel, find_lora, publish_lora
+    from doodleflow.training.photodoodle.artifacts import (
+        artist_lora_rel,
+        find_lora,
+        omnieditor_lora_rel,
+        publish_lora,
+    )
     from doodleflow.training.photodoodle.job import lora_card
     from doodleflow.training.photodoodle.lora import add_lora, load_trainable_state_dict
     from doodleflow.training.photodoodle.model import load_model
@@ -48,7 +53,7 @@ def publish_picked_lora(picked: Picked) -> tuple[TrainConfig, dict]:
         except Exception:  # a cancelled run never published its own LoRA
             run_card = None
     else:
-        rel, run_card = f"runs/omnieditor/{cfg.run_id()}/lora-step{picked.step}", None
+        rel, run_card = omnieditor_lora_rel(cfg.run_id(), picked.step), None
     model = load_model(cfg.model.source)
     add_lora(model.transformer, cfg.model.lora, seed=cfg.run.seed)
     weights, _, _ = read_checkpoint_uri(picked.checkpoint)

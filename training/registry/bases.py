@@ -38,9 +38,10 @@ def record_run_bases(run, dirs: list[str]) -> None:
 def verify_run_bases(checkpoint_uri: str) -> bool:
     """Verify the base files recorded for the run `checkpoint_uri` belongs to; False if none were
     recorded (a run written before base digests existed)."""
+    from doodleflow.training.common.rundir import run_of_checkpoint  # torch: kept out of `registry list`
+
     fs, path = filesystem(checkpoint_uri)
-    run_dir = path.rstrip("/").rsplit("/", 2)[0]  # <run>/checkpoints/step-NNNNNN
-    record = join(run_dir, BASES)
+    record = join(run_of_checkpoint(path), BASES)
     if not fs.exists(record):
         return False
     verify_bases(json.loads(fs.cat_file(record)))
