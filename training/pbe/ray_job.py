@@ -18,6 +18,7 @@ from doodleflow.training.common.plan import dataset_manifest, open_run, pin
 from doodleflow.training.common.ray_utils import (
     cpus_per_worker,
     init_ray,
+    ordered_ingest,
     ray_run_config,
 )
 from doodleflow.training.common.rundir import RunDir
@@ -28,7 +29,7 @@ from doodleflow.training.pbe.cache import find_cache
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.model import resolve_source_dir
 from doodleflow.training.pbe.ray_cache import build_cache
-from doodleflow.training.pbe.stream import StreamPlan, plan_stream, resume_point
+from doodleflow.training.pbe.stream import StreamPlan, plan_stream
 from doodleflow.training.registry.bases import record_run_bases
 
 FAMILY = "pbe"
@@ -68,8 +69,7 @@ def plan_job(cfg: TrainConfig, log=_log) -> JobPlan:
     if cfg.data.latent_cache != "off":
         cache = find_cache(cfg)
         log(f"latent cache: {cache['rows']} samples" if cache else "latent cache: none for this version")
-    start_epoch, steps_left = resume_point(run, cfg.run.steps)
-    stream, counts = plan_stream(cfg, ds, manifest, cache, start_epoch, steps_left, clip_image_size(cfg), log)
+    stream, counts = plan_stream(cfg, ds, manifest, cache, clip_image_size(cfg), log)
     return JobPlan(cfg, run, [ds.uri(p) for p in ds.part_paths(cfg.run.version)], cache, stream, counts)
 
 
@@ -85,6 +85,7 @@ def train_loop_per_worker(config: dict) -> None:
     """What each Ray Train worker runs: build the model, wrap it in DDP, stream its shard, train."""
     import ray.train
     import ray.train.torch
+    from doodleflow.training.common.epochs import consumed
     from doodleflow.training.pbe.cache import encoded_batch
     from doodleflow.training.pbe.data import pixel_batch
     from doodleflow.training.pbe.loop import WorkerContext, train
@@ -106,8 +107,9 @@ def train_loop_per_worker(config: dict) -> None:
 
     micro = cfg.batch_plan(world).micro_batch
     epoch_batches = stream_epochs(
-        shard, micro, cfg.data.shuffle_buffer, cfg.run.seed, rank, lambda b: to_batch(b, device)
-    )
+        shard, micro, cfg.data.shuffle_buffer, cfg.run.seed, rank, lambda b: to_batch(b, device),
+        consumed(trainer, world),
+    )  # fmt: skip
 
     def report(metrics: dict) -> None:
         ray.train.report({k: v for k, v in metrics.items() if v is not None})
@@ -161,6 +163,7 @@ def launch(cfg: TrainConfig, log=_log) -> dict:
         ),
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, max_failures),
         datasets={"train": train_dataset(plan)},
+        dataset_config=ordered_ingest(),
     )
     result = fit_watched(trainer, plan.run, plan.cfg.run.steps, log)
     return {**result, **plan.counts}

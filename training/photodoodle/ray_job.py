@@ -16,6 +16,7 @@ from doodleflow.training.common.ray_utils import (
     arrow_filesystem,
     cpus_per_worker,
     init_ray,
+    ordered_ingest,
     ray_run_config,
     shard_epochs,
 )
@@ -40,11 +41,13 @@ def pair_stream(plan: JobPlan):
 
 def streamed_epochs(trainer, rank: int, world: int):
     import ray.train
+    from doodleflow.training.common.epochs import consumed
     from doodleflow.training.photodoodle.data import pixel_pairs
 
     shard = ray.train.get_dataset_shard("train")
     micro = trainer.cfg.batch_plan(world).micro_batch
-    return shard_epochs(shard, trainer.cfg, rank, lambda b: pixel_pairs(b, trainer.device), micro)
+    convert = lambda b: pixel_pairs(b, trainer.device)  # noqa: E731
+    return shard_epochs(shard, trainer.cfg, rank, convert, micro, consumed(trainer, world))
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -137,6 +140,7 @@ def launch(cfg: TrainConfig, log=train_log) -> dict:
         ),
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, plan.cfg.launch.max_failures),
         datasets=None if plan.cache_dir else {"train": pair_stream(plan)},
+        dataset_config=ordered_ingest(),
     )
     result = fit_watched(trainer, plan.run, plan.cfg.run.steps, log)
     return {**result, **plan.counts}
