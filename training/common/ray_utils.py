@@ -100,11 +100,15 @@ def ordered_ingest():
     the same on every execution, which the exact resume replays (training/common/epochs.py). Without it,
     blocks reach a worker as their tasks finish; with it, Ray's splitter also drops its locality hints
     "to ensure determinism" and deals each block to the worker with the fewest rows (Ray 2.60
-    `ray/data/_internal/execution/operators/output_splitter.py`, `OutputSplitter.start`). Built on the
-    driver from Train's default ingest options, so everything else stays as Train sets it."""
+    `ray/data/_internal/execution/operators/output_splitter.py`, `OutputSplitter.start`). A copy of the
+    driver's options, as Train's default ingest options are (`DataConfig.default_ingest_options`, which
+    would warn here about a deprecated field it passes on), with the order kept."""
+    import copy
+
+    from ray.data import DataContext
     from ray.train import DataConfig
 
-    options = DataConfig.default_ingest_options()
+    options = copy.deepcopy(DataContext.get_current().execution_options)
     options.preserve_order = True
     return DataConfig(execution_options=options)
 
