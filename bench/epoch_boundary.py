@@ -128,11 +128,11 @@ def main() -> None:
         for name, make in (("per-epoch iter_batches (before)", lambda: per_epoch_restart(ds, v)),
                            ("one continuous stream, task order", lambda: continuous(ds, v, a.epochs, False)),
                            ("one continuous stream, order kept (now)", lambda: continuous(ds, v, a.epochs))):  # fmt: skip
-            b, i = summary(waits(make(), a.epochs, a.step))
+            rec = waits(make(), a.epochs, a.step)
+            b, i = summary(rec)
             print(f"| {name} | {b:.2f} s | {i:.3f} s |")
-        per_epoch = rows // BATCH
         start = resume_wait(ds, v, a.epochs, 0)
-        for k in (per_epoch // 2, per_epoch * (a.epochs - 1) + per_epoch // 2):
+        for k in (len(rec) // 4, 3 * len(rec) // 4):  # of the micro-batches the run draws
             w = resume_wait(ds, v, a.epochs, k)
             print(
                 f"resumed after {k} micro-batches: first batch in {w:.2f} s (from the start: {start:.2f} s, {w / start:.1f}x)"

@@ -21,10 +21,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from doodleflow.data.fsutil import atomic_write, filesystem, join
 from doodleflow.training.common.checkpoint import sha256
+
+T = TypeVar("T")
 
 
 def cache_key(ident: dict, digits: int) -> str:
@@ -93,14 +95,16 @@ def read_verified(cache: CacheDir, data_name: str, manifest_name: str) -> tuple[
 
 
 def build(
-    find: Callable[[], dict | None],
+    find: Callable[[], T | None],
     missing: Callable[[], list],
     encode: Callable[[Iterable[Any]], None],
-    finish: Callable[[], dict],
-) -> tuple[dict, int | None]:
-    """(manifest, entries encoded; None when the cache was complete already): else the entries without
-    a file are encoded (`encode`, in this process or over a Ray pool: training/pbe/ray_cache.py) and the
-    manifest written (`finish`). Entries of an earlier build (or shared with another version) are kept."""
+    finish: Callable[[], T],
+) -> tuple[T, int | None]:
+    """(the cache, entries encoded; None when it was complete already): `find` gives the complete cache
+    (its manifest, or what the family loads); else the entries without a file are encoded (`encode`: in
+    this process, over a Ray pool (training/pbe/ray_cache.py), or in a training worker
+    (training/photodoodle/batches.py)) and the manifest written (`finish`). Entries of an earlier build
+    (or shared with another version) are kept."""
     found = find()
     if found is not None:
         return found, None

@@ -10,25 +10,31 @@ from doodleflow.training.photodoodle.config import TrainConfig
 
 
 def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
-    """The encoded pairs from the store's cache; built here (rank 0 stores it) when absent."""
+    """The encoded pairs from the store's cache; built here (rank 0 stores it) when absent, through the
+    shared build (training/common/latent_cache.py): one entry, the version's pairs."""
     from doodleflow.data.store import DatasetStore
+    from doodleflow.training.common import latent_cache
     from doodleflow.training.photodoodle.cache import build_cache, load_cache, save_cache
     from doodleflow.training.photodoodle.data import PAIR_COLUMNS, decode_pairs
 
-    cache = load_cache(cfg.run.store, plan["cache_dir"])
-    if cache is None:
+    built: list = []
+
+    def encode(_entries: list) -> None:
         rows = DatasetStore(cfg.run.store, cfg.run.dataset).read_table(cfg.run.version, columns=PAIR_COLUMNS)
         arrays = decode_pairs(rows.to_pydict(), cfg.data.buckets(), plan["artist_filter"])
         on_cpu = cfg.savers(torch.device(device).type == "cuda").encoders == "cpu"
         model.encoders_to("cpu" if on_cpu else device)
-        cache = build_cache(model, arrays, cfg.data.max_sequence_length, "cpu" if on_cpu else device)
+        built.append(build_cache(model, arrays, cfg.data.max_sequence_length, "cpu" if on_cpu else device))
         if rank == 0:
-            save_cache(
-                cfg.run.store,
-                plan["cache_dir"],
-                cache,
-                {"dataset": cfg.run.dataset, "version": cfg.run.version},
-            )
+            meta = {"dataset": cfg.run.dataset, "version": cfg.run.version}
+            save_cache(cfg.run.store, plan["cache_dir"], built[0], meta)
+
+    cache, _ = latent_cache.build(
+        lambda: load_cache(cfg.run.store, plan["cache_dir"]),
+        lambda: [plan["cache_dir"]],
+        encode,
+        lambda: built[0],
+    )
     if cfg.savers(torch.device(device).type == "cuda").encoders != "device":
         model.release_encoders()  # every caption is encoded: T5 and CLIP stay off the GPU from here
     # The cache holds every pair of the version; the held-out ones are dropped here, on read (data/split.py).
