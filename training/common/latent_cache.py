@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from doodleflow.data.fsutil import atomic_write, filesystem, join
 from doodleflow.training.common.checkpoint import sha256
@@ -97,7 +97,7 @@ def read_verified(cache: CacheDir, data_name: str, manifest_name: str) -> tuple[
 def build(
     find: Callable[[], T | None],
     missing: Callable[[], list],
-    encode: Callable[[Iterable[Any]], None],
+    encode: Callable[[list], None],
     finish: Callable[[], T],
 ) -> tuple[T, int | None]:
     """(the cache, entries encoded; None when it was complete already): `find` gives the complete cache
