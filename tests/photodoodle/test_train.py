@@ -113,3 +113,41 @@ def test_a_damaged_part_fails_before_any_worker_starts(tiny_dir, tmp_path):
         f.write(b"PAR1 garbage")
     with pytest.raises(ValueError, match="not readable Parquet"):
         plan_job(_cfg(store, tiny_dir, steps=2), log=lambda m: None)
+
+
+def _train_streamed(cfg: TrainConfig) -> tuple[dict, dict]:
+    """Train in this process on one worker's shard of the real Ray Data pair stream (no Ray Train), as
+    training/photodoodle/ray_job.py does; resumes when the run has a checkpoint."""
+    from doodleflow.training.common.epochs import consumed
+    from doodleflow.training.common.ray_utils import shard_epochs
+    from doodleflow.training.photodoodle.data import pixel_pairs
+    from doodleflow.training.photodoodle.ray_job import pair_stream
+
+    plan = plan_job(cfg, log=lambda m: None)
+    assert plan.cache_dir is None
+    model = load_model(plan.cfg.model.source)
+    trainer = PhotoDoodleTrainer(model, plan.cfg, "cpu")
+    shard = pair_stream(plan).streaming_split(1, equal=True)[0]
+    micro = plan.cfg.batch_plan(1).micro_batch
+    source = shard_epochs(shard, plan.cfg, 0, lambda b: pixel_pairs(b, "cpu"), micro, consumed(trainer, 1))
+    result = train(trainer, plan.run, source, WorkerContext(log=lambda m: None))
+    return result, trainable_state_dict(model.transformer)
+
+
+def test_streamed_pairs_resume_exactly_mid_epoch(ray_local, tiny_dir, tmp_path):
+    """The shared epoch source on the streamed path (training/common/epochs.py): 5 pairs, 2 per step, a
+    run stopped at step 3 (mid-epoch) resumes to the uninterrupted run's weights bit for bit."""
+    store = str(tmp_path / "store")
+    make_pair_dataset(str(tmp_path), store, "magic", 5)
+
+    def cfg(**run):
+        c = _cfg(store, tiny_dir, **{"steps": 5, "checkpoint_every": 3, **run})
+        return c.replace(data={"cache": "off", "batch_size": 2, "micro_batch": 2, "aspect": "stretch"})
+
+    straight, w_straight = _train_streamed(cfg(run_name="straight"))
+    _train_streamed(cfg(run_name="split", steps=3))
+    _unfinish(store, "split")
+    resumed, w_resumed = _train_streamed(cfg(run_name="split", resume=True))
+    assert resumed["resumed_from"] == 3 and resumed["steps"] == 5
+    assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)
+    assert resumed["final_loss"] == pytest.approx(straight["final_loss"], abs=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
+from dataclasses import replace
 
 import pytest
 from doodleflow.data.config import CurationConfig
@@ -147,3 +148,86 @@ def test_the_job_plan_counts_the_split_and_an_old_manifest_gets_the_default(vers
     plan = plan_job(cfg.replace(run={"store": str(old), "run_name": "plan-2"}), log=logs.append)
     assert plan.counts["split"] == {"fraction": 0.1, "seed": 0, "defaulted": True}
     assert any("records no split: default parameters" in m for m in logs), logs
+
+
+def _draws(ds, v, cache, workers: int, position: int, epochs: int = 6) -> list[list[tuple]]:
+    """Per rank, the (epoch, sample ids) of every micro-batch of 2 the worker's epoch source hands the
+    step loop, resumed after `position` micro-batches."""
+    plan = replace(_plan(ds, v, cache), epochs=epochs)
+    shards = epoch_stream(plan).streaming_split(workers, equal=True)
+    out: list[list[tuple]] = [[] for _ in range(workers)]
+
+    def consume(rank: int) -> None:
+        source = stream_epochs(shards[rank], 2, 4, 0, rank, lambda b: b, lambda: position)
+        for e in range(100):
+            for b in source(e):
+                out[rank].append((source.epoch, tuple(b["sample_id"].tolist())))
+            if source.epoch is None or source.epoch < e:
+                return  # the stream ended
+
+    threads = [threading.Thread(target=consume, args=(r,)) for r in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+@pytest.mark.parametrize(("workers", "cached"), [(1, False), (2, False), (1, True)])
+def test_a_resumed_stream_draws_what_the_uninterrupted_one_would(version, ray_cluster, workers, cached):
+    """training/common/epochs.py's rule on Ray Data shards: the stream is the same on every execution,
+    and a worker resumed after k micro-batches draws exactly the rest of it, epochs included."""
+    ds, v, cache, _, _ = version
+    c = cache if cached else None
+    straight = _draws(ds, v, c, workers, 0)
+    assert straight == _draws(ds, v, c, workers, 0)  # reproducible (Ray Data's order kept)
+    k = len(straight[0]) // 2 + 1  # past the first micro-batches, short of the last epoch
+    assert 0 < straight[0][k - 1][0] < straight[0][-1][0]
+    assert _draws(ds, v, c, workers, k) == [s[k:] for s in straight]
+
+
+def _train_pbe(version, tiny_dir, models_root, cached: bool, name: str, steps: int) -> dict:
+    """Train the tiny PbE in this process (no Ray Train) on one worker's shard of the real stream, as
+    training/pbe/ray_job.py does; resumes when the run has a checkpoint."""
+    from doodleflow.training.common.epochs import consumed
+    from doodleflow.training.common.rundir import RunDir, read_checkpoint_state
+    from doodleflow.training.pbe.cache import encoded_batch
+    from doodleflow.training.pbe.data import pixel_batch
+    from doodleflow.training.pbe.loop import WorkerContext, train
+    from doodleflow.training.pbe.trainer import PbETrainer
+
+    ds, v, cache, _, _ = version
+    cfg = TrainConfig().replace(
+        model={"source": ModelSource(kind="tiny", tiny_root=models_root)},
+        optim={"lr": 1e-3, "warmup_steps": 0},
+        data={"resolution": 64, "batch_size": 2},
+        run={"store": ds.store_uri, "dataset": "split", "version": v, "steps": steps, "checkpoint_every": 3},
+    )
+    trainer = PbETrainer(load_pbe_dir(tiny_dir), cfg)
+    plan = replace(_plan(ds, v, cache if cached else None), epochs=6, ref_size=trainer.model.clip_size)
+    shard = epoch_stream(plan).streaming_split(1)[0]
+    convert = encoded_batch if cached else pixel_batch
+    source = stream_epochs(shard, 2, 4, 0, 0, convert, consumed(trainer, 1))
+    run = RunDir(ds.store_uri, "pbe", name)
+    result = train(trainer, run, source, WorkerContext(log=lambda m: None))
+    state = read_checkpoint_state(run.uri(run.checkpoint_path(steps)))
+    return {"result": result, "weights": trainer.model.trainable_state_dict(), "state": state}
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_pbe_run_stopped_mid_epoch_resumes_to_the_same_weights(
+    version, ray_cluster, tiny_dir, models_root, cached
+):
+    """Stop at step 3 (about 5 training images an epoch, 2 a step: mid-epoch) and resume to 5: the
+    weights equal the uninterrupted run's bit for bit, and the checkpoint records the same epoch."""
+    import torch
+
+    tag = "cached" if cached else "raw"
+    straight = _train_pbe(version, tiny_dir, models_root, cached, f"straight-{tag}", 5)
+    _train_pbe(version, tiny_dir, models_root, cached, f"split-{tag}", 3)
+    resumed = _train_pbe(version, tiny_dir, models_root, cached, f"split-{tag}", 5)
+    assert resumed["result"]["resumed_from"] == 3 and resumed["result"]["steps"] == 5
+    w, r = straight["weights"], resumed["weights"]
+    assert all(torch.equal(w[k], r[k]) for k in w)
+    assert resumed["result"]["final_loss"] == straight["result"]["final_loss"]
+    assert resumed["state"]["epoch"] == straight["state"]["epoch"]  # the epoch recorded, as never stopped

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from doodleflow.training.common import stop
 from doodleflow.training.common.logs import log as _log
-from doodleflow.training.common.ray_utils import init_ray, ray_run_config
+from doodleflow.training.common.ray_utils import init_ray, ordered_ingest, ray_run_config
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.common.tracking import make_tracker, tracking_config
 from doodleflow.training.common.watched_fit import fit_watched
@@ -89,6 +89,7 @@ def launch(fam: Family, cfg, log=_log) -> dict:
         ),
         run_config=ray_run_config(plan.cfg.run.store, plan.run.run_id, plan.cfg.launch.max_failures),
         datasets=_train_set(hooks.dataset(plan)),
+        dataset_config=ordered_ingest(),
     )
     result = fit_watched(trainer, plan.run, plan.cfg.run.steps, log)
     return {**result, **plan.counts}

@@ -47,13 +47,14 @@ class InjectedFailure(RuntimeError):
 
 
 def epochs(epoch_batches: Callable[[int], Iterable], start_epoch: int) -> Iterator[tuple[int, object]]:
-    """(epoch, batch) forever, asking `epoch_batches(e)` for each epoch's stream."""
+    """(epoch, batch) forever, asking `epoch_batches(e)` for each epoch's stream; an epoch source
+    (training/common/epochs.py) says the epoch itself, so a resumed run records the one it continues."""
     epoch = start_epoch
     while True:
         n = 0
         for batch in epoch_batches(epoch):
             n += 1
-            yield epoch, batch
+            yield getattr(epoch_batches, "epoch", epoch), batch
         if n == 0:
             raise ConfigError("an epoch produced no batch: the dataset is smaller than workers x micro-batch")
         epoch += 1

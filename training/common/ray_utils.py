@@ -95,19 +95,44 @@ def ray_run_config(store_uri: str, run_id: str, max_failures: int):
     return RunConfig(name=name, storage_path=uris[0], storage_filesystem=fs, failure_config=failures)
 
 
-def shard_epochs(shard, cfg, rank: int, convert, micro_batch: int):
-    """`epoch -> micro-batches` over a worker's Ray Data shard: full micro-batches only (every worker
-    takes the same number of steps), locally shuffled with a seed of (run seed, epoch, rank)."""
+def ordered_ingest():
+    """Ray Train's dataset config with Ray Data's order kept (`preserve_order`): a shard's stream is then
+    the same on every execution, which the exact resume replays (training/common/epochs.py). Without it,
+    blocks reach a worker as their tasks finish; with it, Ray's splitter also drops its locality hints
+    "to ensure determinism" and deals each block to the worker with the fewest rows (Ray 2.60
+    `ray/data/_internal/execution/operators/output_splitter.py`, `OutputSplitter.start`). A copy of the
+    driver's options, as Train's default ingest options are (`DataConfig.default_ingest_options`, which
+    would warn here about a deprecated field it passes on), with the order kept."""
+    import copy
 
-    def epoch_batches(epoch: int):
-        bs = micro_batch
-        for b in shard.iter_batches(
-            batch_size=bs,
-            batch_format="numpy",
-            drop_last=True,
-            local_shuffle_buffer_size=max(cfg.data.shuffle_buffer, bs),
-            local_shuffle_seed=cfg.run.seed * 100_003 + epoch * 1_009 + rank,
-        ):
-            yield convert(b)
+    from ray.data import DataContext
+    from ray.train import DataConfig
 
-    return epoch_batches
+    options = copy.deepcopy(DataContext.get_current().execution_options)
+    options.preserve_order = True
+    return DataConfig(execution_options=options)
+
+
+def shard_batches(shard, micro_batch: int, shuffle_buffer: int, shuffle_seed: int):
+    """One pass over a worker's Ray Data shard: full micro-batches only (every worker takes the same
+    number of steps), locally shuffled with `shuffle_seed`."""
+    return shard.iter_batches(
+        batch_size=micro_batch,
+        batch_format="numpy",
+        drop_last=True,
+        local_shuffle_buffer_size=max(shuffle_buffer, micro_batch),
+        local_shuffle_seed=shuffle_seed,
+    )
+
+
+def shard_epochs(shard, cfg, rank: int, convert, micro_batch: int, position=lambda: 0):
+    """The epoch source (training/common/epochs.py) of a shard read once per epoch, each pass shuffled
+    with a seed of (run seed, epoch, rank); a resumed run skips the `position()` micro-batches drawn."""
+    from doodleflow.training.common.epochs import Epochs, passes
+
+    def epoch_pass(epoch: int):
+        return shard_batches(
+            shard, micro_batch, cfg.data.shuffle_buffer, cfg.run.seed * 100_003 + epoch * 1_009 + rank
+        )
+
+    return Epochs(passes(epoch_pass), position, convert)

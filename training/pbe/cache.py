@@ -20,12 +20,13 @@ entry is reused and a nightly version encodes only its new parts.
 
 `<key>` hashes the encoders' identity and the preprocessing (resolution, mask binarization), so
 a different VAE/CLIP or resolution never reads a stale cache. Each entry is written atomically,
-so a killed build resumes with the entries it had finished.
+so a killed build resumes with the entries it had finished. Key, folder, atomic entries, manifest
+last, find and the build's skeleton are the shared mechanism (training/common/latent_cache.py); this
+module is what is Paint-by-Example's: the encoder, the entry layout and the manifest's fields.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -35,8 +36,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from doodleflow.data.fsutil import atomic_write, filesystem, join
+from doodleflow.data.fsutil import join
 from doodleflow.data.store import DatasetStore
+from doodleflow.training.common import latent_cache
+from doodleflow.training.common.latent_cache import CacheDir
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import SAMPLE_COLUMNS, decode_rows, pixel_batch
 from doodleflow.training.pbe.loss import EncodedBatch, encode_batch
@@ -60,25 +63,27 @@ def cache_key(cfg: TrainConfig) -> str:
         "resolution": cfg.data.resolution,
         "binarize_mask": cfg.data.binarize_mask,
     }
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+    return latent_cache.cache_key(ident, 12)
 
 
-def _root(cfg: TrainConfig) -> tuple:
-    fs, root = filesystem(cfg.run.store)
-    return fs, join(root, "caches", "pbe-latents", cfg.run.dataset, cache_key(cfg))
+def latents(cfg: TrainConfig) -> CacheDir:
+    """The cache folder of cfg's dataset and encoders (every version's entries and manifests)."""
+    return CacheDir.at(cfg.run.store, "caches", "pbe-latents", cfg.run.dataset, cache_key(cfg))
+
+
+def _manifest_name(cfg: TrainConfig) -> str:
+    return f"v{cfg.run.version:06d}/{MANIFEST}"
 
 
 def cache_dir(cfg: TrainConfig) -> tuple:
     """(filesystem, path) of the directory holding cfg's version manifest."""
-    fs, d = _root(cfg)
-    return fs, join(d, f"v{cfg.run.version:06d}")
+    c = latents(cfg)
+    return c.fs, c.file(f"v{cfg.run.version:06d}")
 
 
 def find_cache(cfg: TrainConfig) -> dict | None:
     """The complete cache's manifest (with part URIs), or None."""
-    fs, d = cache_dir(cfg)
-    p = join(d, MANIFEST)
-    return json.loads(fs.cat_file(p)) if fs.exists(p) else None
+    return latents(cfg).manifest(_manifest_name(cfg))
 
 
 @dataclass(frozen=True)
@@ -94,17 +99,18 @@ def entries(cfg: TrainConfig) -> list[Entry]:
     """The cache entries of cfg's version, in the version's part order."""
     ds = DatasetStore(cfg.run.store, cfg.run.dataset)
     files = ds.manifest(cfg.run.version)["files"]
-    _, d = _root(cfg)
+    c = latents(cfg)
     vp = ds.version_path(cfg.run.version)
-    return [
-        Entry(join(vp, f["path"]), join(d, "parts", f"{f['sha256'][:32]}.parquet"), f["sha256"])
-        for f in files
-    ]
+    return [Entry(join(vp, f["path"]), c.file(_entry_name(f["sha256"])), f["sha256"]) for f in files]
+
+
+def _entry_name(sha: str) -> str:
+    return f"parts/{sha[:32]}.parquet"
 
 
 def missing_entries(cfg: TrainConfig) -> list[Entry]:
-    fs, _ = _root(cfg)
-    return [e for e in entries(cfg) if not fs.exists(e.dst)]
+    c = latents(cfg)
+    return [e for e in entries(cfg) if not c.has(_entry_name(e.sha256))]
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -134,14 +140,14 @@ def encode_table(
 
 def encode_entry(model: PbEModel, cfg: TrainConfig, entry: Entry, batch_size: int = 16) -> int:
     """Encode one dataset part into its cache entry (atomic); returns its rows."""
-    fs, _ = _root(cfg)
-    with fs.open(entry.src, "rb") as f:
+    c = latents(cfg)
+    with c.fs.open(entry.src, "rb") as f:
         table = pq.read_table(f, columns=["sample_id", "image_id", *SAMPLE_COLUMNS])
     out, shapes = encode_table(model, table, cfg, batch_size)
     out = out.replace_schema_metadata({SHAPES_KEY: json.dumps(shapes).encode()})
     sink = io.BytesIO()
     pq.write_table(out, sink, row_group_size=32, compression="none")
-    atomic_write(fs, entry.dst, sink.getvalue())
+    c.write(_entry_name(entry.sha256), sink.getvalue())
     return out.num_rows
 
 
@@ -151,26 +157,28 @@ def build_latent_cache(
     """Encode, in this process, every part of cfg's version that has no cache entry yet (entries of
     parts shared with earlier versions are reused; a killed build resumes). Returns the manifest.
     training/pbe/ray_cache.py does the same over a pool of Ray actors."""
-    found = find_cache(cfg)
-    if found:
-        return found
-    for e in missing_entries(cfg):
-        rows = encode_entry(model, cfg, e, batch_size)
-        log(f"latent cache: part {e.sha256[:12]} ({rows} samples) -> {e.dst}")
-    return write_manifest(cfg)
+
+    def encode(todo: list[Entry]) -> None:
+        for e in todo:
+            rows = encode_entry(model, cfg, e, batch_size)
+            log(f"latent cache: part {e.sha256[:12]} ({rows} samples) -> {e.dst}")
+
+    manifest, _ = latent_cache.build(
+        lambda: find_cache(cfg), lambda: missing_entries(cfg), encode, lambda: write_manifest(cfg)
+    )
+    return manifest
 
 
 def write_manifest(cfg: TrainConfig) -> dict:
     """The version's manifest over its (now complete) entries; written last."""
-    fs, d = cache_dir(cfg)
+    c = latents(cfg)
     ents = entries(cfg)
     rows, shapes = 0, {}
     for e in ents:
-        with fs.open(e.dst, "rb") as f:
+        with c.fs.open(e.dst, "rb") as f:
             meta = pq.read_metadata(f)
         rows += meta.num_rows
         shapes = json.loads(meta.metadata[SHAPES_KEY])
-    s3 = cfg.run.store.startswith("s3://")
     manifest = {
         "format": FORMAT,
         "key": cache_key(cfg),
@@ -182,11 +190,10 @@ def write_manifest(cfg: TrainConfig) -> dict:
         "dtypes": FIELDS,
         "shapes": shapes,
         "rows": rows,
-        "parts": [f"s3://{e.dst}" if s3 else e.dst for e in ents],
+        "parts": [c.uri(e.dst) for e in ents],
         "part_sha256": [e.sha256 for e in ents],
     }
-    atomic_write(fs, join(d, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True).encode())
-    return manifest
+    return c.write_manifest(_manifest_name(cfg), manifest, indent=2)
 
 
 def shapes_of(model: PbEModel, cfg: TrainConfig) -> dict:

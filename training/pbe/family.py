@@ -59,6 +59,7 @@ def dataset(plan: PbEPlan):
 def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
     """The PbE model and trainer; this worker's shard of the stream as batches (encoded by the
     trainer, or read encoded from the latent cache)."""
+    from doodleflow.training.common.epochs import consumed
     from doodleflow.training.pbe.cache import encoded_batch
     from doodleflow.training.pbe.data import pixel_batch
     from doodleflow.training.pbe.model import load_model
@@ -77,8 +78,9 @@ def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
 
     micro = cfg.batch_plan(env.world).micro_batch
     epoch_batches = stream_epochs(
-        shard, micro, cfg.data.shuffle_buffer, cfg.run.seed, env.rank, lambda b: to_batch(b, device)
-    )
+        shard, micro, cfg.data.shuffle_buffer, cfg.run.seed, env.rank, lambda b: to_batch(b, device),
+        consumed(trainer, env.world),
+    )  # fmt: skip
     return WorkerParts(
         trainer,
         epochs=lambda: epoch_batches,

@@ -13,7 +13,7 @@ from doodleflow.training.common.plan import JobPlan, dataset_manifest, open_run,
 from doodleflow.training.pbe.cache import find_cache
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.model import frozen_base_dirs, resolve_source_dir
-from doodleflow.training.pbe.stream import StreamPlan, plan_stream, resume_point
+from doodleflow.training.pbe.stream import StreamPlan, plan_stream
 from doodleflow.training.registry.bases import record_run_bases
 
 FAMILY = "pbe"
@@ -50,7 +50,6 @@ def plan_job(cfg: TrainConfig, log=_log) -> PbEPlan:
     if cfg.data.latent_cache != "off":
         cache = find_cache(cfg)
         log(f"latent cache: {cache['rows']} samples" if cache else "latent cache: none for this version")
-    start_epoch, steps_left = resume_point(run, cfg.run.steps)
-    stream, counts = plan_stream(cfg, ds, manifest, cache, start_epoch, steps_left, clip_image_size(cfg), log)
+    stream, counts = plan_stream(cfg, ds, manifest, cache, clip_image_size(cfg), log)
     parts = [ds.uri(p) for p in ds.part_paths(cfg.run.version)]
     return PbEPlan(cfg=cfg, run=run, parts=parts, counts=counts, cache=cache, stream=stream)

@@ -53,20 +53,26 @@ def build_cache(
 ) -> dict:
     """Encode the parts of cfg's version that have no cache entry (a no-op when the version's cache
     is complete); returns the manifest."""
+    from doodleflow.training.common import latent_cache
     from doodleflow.training.pbe.cache import find_cache, missing_entries, write_manifest
 
     resolved = pin(cfg)
-    found = find_cache(resolved)
-    if found:
-        log(f"latent cache: already built ({found['rows']} samples)")
-        return found
-    todo = missing_entries(resolved)
-    if todo:
+
+    def encode(todo: list) -> None:
         init_ray(ray_address)
         _encode(resolved, todo, workers or default_workers(resolved.run.use_gpu), log)
-    manifest = write_manifest(resolved)
+
+    manifest, encoded = latent_cache.build(
+        lambda: find_cache(resolved),
+        lambda: missing_entries(resolved),
+        encode,
+        lambda: write_manifest(resolved),
+    )
+    if encoded is None:
+        log(f"latent cache: already built ({manifest['rows']} samples)")
+        return manifest
     log(
-        f"latent cache: {resolved.run.dataset} v{resolved.run.version}: {len(todo)} of "
+        f"latent cache: {resolved.run.dataset} v{resolved.run.version}: {encoded} of "
         f"{len(manifest['parts'])} part(s) encoded, the rest reused ({manifest['rows']} samples)"
     )
     return manifest

@@ -4,7 +4,8 @@ The driver plans it (`plan_stream`: the held-out split, the epochs the run needs
 `train --json` reports); Ray Data runs it (`epoch_stream`): one task per (epoch, part) reads the
 part, keeps the rows that epoch trains on (training/pbe/epochs.py: never a held-out image; one
 stored (box, variant) per image with `sample_by="image"`), and decodes only those. Each row carries
-its epoch; a worker's iterator (`stream_epochs`) hands the shared step loop one epoch at a time.
+its epoch; a worker's iterator (`stream_epochs`, the shared epoch source of training/common/epochs.py)
+hands the step loop one epoch at a time, and a resumed run continues mid-epoch exactly.
 
 Why one stream instead of one `iter_batches` per epoch: every new `iter_batches` starts a fresh
 Ray Data execution whose first batch waits for reads and decodes, a 7-12 s stall at each epoch
@@ -35,7 +36,7 @@ class StreamPlan:
     split_seed: int
     seed: int
     sample_by: SampleBy
-    start_epoch: int
+    start_epoch: int  # the stream's first epoch: 0, the run's start (a resume replays from there)
     epochs: int
     resolution: int
     ref_size: int
@@ -53,30 +54,19 @@ def version_counts(ds, version: int, split: Split) -> dict:
     return epoch_sizes(ids, split)
 
 
-def resume_point(run, steps: int) -> tuple[int, int]:
-    """(first epoch, optimizer steps left) of a run: after its latest checkpoint's epoch, as the step
-    loop resumes (training/common/loop.py: a resumed run starts a fresh epoch)."""
-    from doodleflow.training.common.rundir import read_checkpoint_state
-
-    latest = run.latest()
-    if latest is None:
-        return 0, steps
-    state = read_checkpoint_state(run.uri(run.checkpoint_path(latest)))
-    return int(state.get("epoch", -1)) + 1, steps - latest
-
-
-def plan_stream(
-    cfg, ds, manifest: dict, cache: dict | None, start_epoch: int, steps_left: int, ref_size: int, log
-) -> tuple[StreamPlan, dict]:
-    """(the stream of the epochs `steps_left` optimizer steps need from `start_epoch`, the counts)."""
+def plan_stream(cfg, ds, manifest: dict, cache: dict | None, ref_size: int, log) -> tuple[StreamPlan, dict]:
+    """(the stream of the epochs the run's steps need, from its first: a resumed run replays it and skips
+    what it drew, training/common/epochs.py; the counts)."""
+    start_epoch, steps = 0, cfg.run.steps
     split = split_of(manifest)
     if split.defaulted:
         log(f"dataset {ds.name} v{cfg.run.version}: {split.describe()}")
     counts = version_counts(ds, cfg.run.version, split)
     per_epoch = counts["train_images"] if cfg.data.sample_by == "image" else counts["train_samples"]
-    # A worker group restarted after a failure starts a fresh epoch: one spare epoch per allowed restart.
+    # One spare epoch per allowed restart: margin only now (a restarted group replays the stream and skips
+    # what it drew), kept so the planned stream is the one it was. Unread epochs cost nothing (lazy).
     spare = int(getattr(getattr(cfg, "launch", None), "max_failures", 0) or 0)
-    epochs = epochs_to_cover(steps_left, cfg.batch_plan().global_batch, per_epoch) + spare
+    epochs = epochs_to_cover(steps, cfg.batch_plan().global_batch, per_epoch) + spare
     log(
         f"training data: {counts['train_samples']} samples of {counts['train_images']} images "
         f"({counts['heldout_samples']} samples of {counts['heldout_images']} held-out images left out); "
@@ -121,46 +111,25 @@ def epoch_stream(plan: StreamPlan):
     ray.data.DataContext.get_current().enable_progress_bars = False
     items = plan.epochs * len(plan.parts)
     # One item per block up to MAX_BLOCKS; beyond, consecutive items (the same epoch) share a block.
-    return ray.data.range(items, override_num_blocks=min(items, MAX_BLOCKS)).map_batches(
+    ds = ray.data.range(items, override_num_blocks=min(items, MAX_BLOCKS)).map_batches(
         emit, batch_size=1, batch_format="numpy", fn_kwargs={"plan": plan.to_dict()}
     )
+    # Blocks in item order, not as their tasks finish: the same stream on every execution, which a
+    # resume replays (Ray Train sets its own options: training/common/ray_utils.py `ordered_ingest`).
+    ds.context.execution_options.preserve_order = True
+    return ds
 
 
 def stream_epochs(
-    shard, micro_batch: int, shuffle_buffer: int, seed: int, rank: int, convert: Callable
-) -> Callable[[int], Iterator]:
-    """`epoch -> micro-batches` over one continuous iterator of a worker's shard. Epoch e's call
-    yields batches until the first of a later epoch (kept for the next call). Blocks arrive roughly,
-    not strictly, in epoch order, so a late batch of an earlier epoch is simply trained on; only
-    batches of epochs before the first one asked for are skipped (a worker group restarted after a
-    failure replays the stream from the epoch the launch planned, and resumes at a later one)."""
-    state: dict = {"it": None, "held": None, "first": None}
+    shard, micro_batch: int, shuffle_buffer: int, seed: int, rank: int, convert: Callable, position=lambda: 0
+):
+    """The epoch source (training/common/epochs.py) of a worker's shard: one continuous iterator, a
+    micro-batch belonging to the epoch its rows carry (blocks arrive roughly, not strictly, in epoch
+    order, so a late batch of an earlier epoch is simply trained on). The stream always starts at the
+    run's first epoch; a resumed run, or a worker group restarted after a failure, replays it and skips
+    the `position()` micro-batches it had drawn."""
+    from doodleflow.training.common.epochs import Epochs, tagged
+    from doodleflow.training.common.ray_utils import shard_batches
 
-    def epoch_batches(epoch: int):
-        if state["it"] is None:
-            state["first"] = epoch
-            state["it"] = iter(
-                shard.iter_batches(
-                    batch_size=micro_batch,
-                    batch_format="numpy",
-                    drop_last=True,
-                    local_shuffle_buffer_size=max(shuffle_buffer, micro_batch),
-                    local_shuffle_seed=seed * 100_003 + rank,
-                )
-            )
-        given = 0
-        while True:
-            b, state["held"] = state["held"], None
-            if b is None:
-                b = next(state["it"], None)
-                if b is None:
-                    return
-            if int(b["epoch"].max()) < state["first"]:
-                continue
-            if int(b["epoch"].min()) > epoch and given:
-                state["held"] = b
-                return
-            given += 1
-            yield convert(b)
-
-    return epoch_batches
+    stream = tagged(lambda: shard_batches(shard, micro_batch, shuffle_buffer, seed * 100_003 + rank))
+    return Epochs(stream, position, convert)

@@ -10,25 +10,31 @@ from doodleflow.training.photodoodle.config import TrainConfig
 
 
 def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
-    """The encoded pairs from the store's cache; built here (rank 0 stores it) when absent."""
+    """The encoded pairs from the store's cache; built here (rank 0 stores it) when absent, through the
+    shared build (training/common/latent_cache.py): one entry, the version's pairs."""
     from doodleflow.data.store import DatasetStore
+    from doodleflow.training.common import latent_cache
     from doodleflow.training.photodoodle.cache import build_cache, load_cache, save_cache
     from doodleflow.training.photodoodle.data import PAIR_COLUMNS, decode_pairs
 
-    cache = load_cache(cfg.run.store, plan["cache_dir"])
-    if cache is None:
+    built: list = []
+
+    def encode(_entries: list) -> None:
         rows = DatasetStore(cfg.run.store, cfg.run.dataset).read_table(cfg.run.version, columns=PAIR_COLUMNS)
         arrays = decode_pairs(rows.to_pydict(), cfg.data.buckets(), plan["artist_filter"])
         on_cpu = cfg.savers(torch.device(device).type == "cuda").encoders == "cpu"
         model.encoders_to("cpu" if on_cpu else device)
-        cache = build_cache(model, arrays, cfg.data.max_sequence_length, "cpu" if on_cpu else device)
+        built.append(build_cache(model, arrays, cfg.data.max_sequence_length, "cpu" if on_cpu else device))
         if rank == 0:
-            save_cache(
-                cfg.run.store,
-                plan["cache_dir"],
-                cache,
-                {"dataset": cfg.run.dataset, "version": cfg.run.version},
-            )
+            meta = {"dataset": cfg.run.dataset, "version": cfg.run.version}
+            save_cache(cfg.run.store, plan["cache_dir"], built[0], meta)
+
+    cache, _ = latent_cache.build(
+        lambda: load_cache(cfg.run.store, plan["cache_dir"]),
+        lambda: [plan["cache_dir"]],
+        encode,
+        lambda: built[0],
+    )
     if cfg.savers(torch.device(device).type == "cuda").encoders != "device":
         model.release_encoders()  # every caption is encoded: T5 and CLIP stay off the GPU from here
     # The cache holds every pair of the version; the held-out ones are dropped here, on read (data/split.py).
@@ -57,12 +63,14 @@ def epoch_order(cache, seed: int, epoch: int, micro_batch: int) -> list[list[int
 
 
 def cached_epochs(cache, trainer, rank: int, world: int):
-    """Per epoch the micro-batches of `epoch_order`, dealt round-robin to the workers (the same number
-    each). The position is derived from the trainer's step (x the micro-batches each step takes), so
-    a resumed run continues mid-epoch exactly where the checkpoint left off. Batches are functions of
-    the micro-batch's generator (latent samples and caption are drawn per micro-batch)."""
-    plan = trainer.cfg.batch_plan(world)
-    bs = plan.micro_batch
+    """The epoch source (training/common/epochs.py) of the cached pairs: per epoch the micro-batches of
+    `epoch_order`, dealt round-robin to the workers (the same number each); a resumed run skips the
+    micro-batches drawn before the trainer's step without reading them, so it continues mid-epoch
+    exactly. Batches are functions of the micro-batch's generator (latent samples and caption are drawn
+    per micro-batch)."""
+    from doodleflow.training.common.epochs import Epochs, consumed, indexed
+
+    bs = trainer.cfg.batch_plan(world).micro_batch
     sizes: dict[tuple[int, int], int] = {}
     for i in range(len(cache)):
         sizes[cache.bucket(i)] = sizes.get(cache.bucket(i), 0) + 1
@@ -76,14 +84,7 @@ def cached_epochs(cache, trainer, rank: int, world: int):
     def order(epoch: int) -> list[list[int]]:
         return epoch_order(cache, trainer.cfg.run.seed, epoch, bs)[: per_epoch * world][rank::world]
 
-    pos: list[int] = []  # the next micro-batch's index in the run (a step may span two epochs)
+    def batch(idx: list[int]):
+        return lambda gen: cache.batch(idx, trainer.model, gen, trainer.device)
 
-    def epoch_batches(_loop_epoch: int):
-        if not pos:  # evaluated lazily, at the first batch: after the loop has resumed the trainer
-            pos.append(trainer.step * plan.accumulation)
-        epoch, start = divmod(pos[0], per_epoch)
-        for idx in order(epoch)[start:]:
-            pos[0] += 1
-            yield lambda gen, idx=idx: cache.batch(idx, trainer.model, gen, trainer.device)
-
-    return epoch_batches
+    return Epochs(indexed(per_epoch, order), consumed(trainer, world), batch)

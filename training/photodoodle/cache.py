@@ -9,17 +9,21 @@ transformer, so every EditLoRA run of that version reuses it:
 
     cache/photodoodle/<dataset>/v<version>/<key>/encoded.safetensors   tensors
     cache/photodoodle/<dataset>/v<version>/<key>/cache.json            pair ids, caption index, sha; last
+
+Key, folder, atomic writes, the manifest written last and the sha256 check on load are the shared
+mechanism (training/common/latent_cache.py); this module is what is PhotoDoodle's: the encoder
+(`build_cache`) and the one-file tensor layout.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
 import torch
-from doodleflow.data.fsutil import atomic_write, filesystem, join
-from doodleflow.training.common.checkpoint import sha256, tensors_from_bytes, tensors_to_bytes
+from doodleflow.training.common import latent_cache
+from doodleflow.training.common.checkpoint import tensors_from_bytes, tensors_to_bytes
+from doodleflow.training.common.latent_cache import CacheDir
 from doodleflow.training.photodoodle.buckets import Buckets
 from doodleflow.training.photodoodle.data import stacked, to_pixels
 from doodleflow.training.photodoodle.forward import TextCondition
@@ -96,33 +100,31 @@ def build_cache(model, arrays: dict, max_sequence_length: int, device, chunk: in
 def cache_key(encoders: dict, buckets: Buckets, max_sequence_length: int, artist: str | None) -> str:
     ident = {"encoders": encoders, "budget": buckets.budget, "sizes": [list(s) for s in buckets.sizes],
              "t5_len": max_sequence_length, "artist": artist, "layout": 2}  # fmt: skip
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return latent_cache.cache_key(ident, 16)
 
 
 def cache_path(store: str, dataset: str, version: int, key: str) -> str:
-    return join(filesystem(store)[1], "cache", "photodoodle", dataset, f"v{version:06d}", key)
+    return CacheDir.at(store, "cache", "photodoodle", dataset, f"v{version:06d}", key).path
+
+
+DATA, CARD = "encoded.safetensors", "cache.json"
 
 
 def save_cache(store: str, path: str, cache: PairCache, meta: dict) -> None:
-    fs, _ = filesystem(store)
     tensors = {"embeds": cache.embeds, "pooled": cache.pooled}
     for i in range(len(cache)):  # one tensor per pair: pairs of different buckets differ in shape
         tensors[f"source/{i}"], tensors[f"target/{i}"] = cache.source[i], cache.target[i]
     data = tensors_to_bytes(tensors, {"format": "pt"})
-    atomic_write(fs, join(path, "encoded.safetensors"), data)
-    card = {**meta, "pair_ids": cache.pair_ids, "caption_index": cache.caption_index, "sha256": sha256(data)}
-    atomic_write(fs, join(path, "cache.json"), json.dumps(card, sort_keys=True).encode())
+    card = {**meta, "pair_ids": cache.pair_ids, "caption_index": cache.caption_index}
+    latent_cache.write_verified(CacheDir(store, path), DATA, data, CARD, card)
 
 
 def load_cache(store: str, path: str) -> PairCache | None:
     """The cache at `path`, or None if absent; a file that fails its hash is treated as absent."""
-    fs, _ = filesystem(store)
-    if not fs.exists(join(path, "cache.json")):
+    found = latent_cache.read_verified(CacheDir(store, path), DATA, CARD)
+    if found is None:
         return None
-    card = json.loads(fs.cat_file(join(path, "cache.json")))
-    data = fs.cat_file(join(path, "encoded.safetensors"))
-    if sha256(data) != card["sha256"]:
-        return None
+    card, data = found
     t = tensors_from_bytes(data)
     n = len(card["pair_ids"])
     return PairCache(card["pair_ids"], [t[f"source/{i}"] for i in range(n)], [t[f"target/{i}"] for i in range(n)],

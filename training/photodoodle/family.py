@@ -65,6 +65,7 @@ def dataset(plan: DoodlePlan):
 def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
     """FLUX with the LoRA added, the cached pairs (or this worker's shard of the stream), the trainer,
     and rank 0's publish of the LoRA after the last step."""
+    from doodleflow.training.common.epochs import consumed
     from doodleflow.training.common.ray_utils import shard_epochs
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
     from doodleflow.training.photodoodle.data import pixel_pairs
@@ -84,7 +85,7 @@ def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
             return cached_epochs(cache, trainer, rank, world)
         micro = trainer.cfg.batch_plan(world).micro_batch
         convert = lambda b: pixel_pairs(b, trainer.device)  # noqa: E731
-        return shard_epochs(env.shard(), trainer.cfg, rank, convert, micro)
+        return shard_epochs(env.shard(), trainer.cfg, rank, convert, micro, consumed(trainer, world))
 
     def publish(t, info: dict) -> dict:
         return publish_run_lora(cfg, plan["trigger"], t.model.transformer, info, plan["base"])

@@ -16,4 +16,6 @@ def pair_stream(plan: DoodlePlan):
     fs, paths = arrow_filesystem(plan.cfg.run.store, plan.parts)
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=PAIR_COLUMNS)
     kw = {"buckets": plan.cfg.data.buckets(), "artist": plan.artist_filter, "heldout": plan.heldout}
-    return ds.map_batches(decode_pairs, batch_format="numpy", batch_size=8, fn_kwargs=kw)
+    ds = ds.map_batches(decode_pairs, batch_format="numpy", batch_size=8, fn_kwargs=kw)
+    ds.context.execution_options.preserve_order = True  # the same stream on every pass (ordered_ingest)
+    return ds
