@@ -117,11 +117,11 @@ def test_a_damaged_part_fails_before_any_worker_starts(tiny_dir, tmp_path):
 
 def _train_streamed(cfg: TrainConfig) -> tuple[dict, dict]:
     """Train in this process on one worker's shard of the real Ray Data pair stream (no Ray Train), as
-    training/photodoodle/ray_job.py does; resumes when the run has a checkpoint."""
+    training/photodoodle/family.py:worker does; resumes when the run has a checkpoint."""
     from doodleflow.training.common.epochs import consumed
     from doodleflow.training.common.ray_utils import shard_epochs
     from doodleflow.training.photodoodle.data import pixel_pairs
-    from doodleflow.training.photodoodle.ray_job import pair_stream
+    from doodleflow.training.photodoodle.stream import pair_stream
 
     plan = plan_job(cfg, log=lambda m: None)
     assert plan.cache_dir is None

@@ -188,7 +188,7 @@ def test_a_resumed_stream_draws_what_the_uninterrupted_one_would(version, ray_cl
 
 def _train_pbe(version, tiny_dir, models_root, cached: bool, name: str, steps: int) -> dict:
     """Train the tiny PbE in this process (no Ray Train) on one worker's shard of the real stream, as
-    training/pbe/ray_job.py does; resumes when the run has a checkpoint."""
+    training/pbe/family.py:worker does; resumes when the run has a checkpoint."""
     from doodleflow.training.common.epochs import consumed
     from doodleflow.training.common.rundir import RunDir, read_checkpoint_state
     from doodleflow.training.pbe.cache import encoded_batch
