@@ -55,7 +55,7 @@ if _dir:
             _seen.add(args[0])
             with open(_path, "a") as f:
                 if len(_seen) == 1:
-                    f.write("#argv " + " ".join(sys.argv[:3]) + "\\n")
+                    f.write("#argv " + " ".join(sys.orig_argv[1:4]) + "\\n")
                 f.write(args[0] + "\\n")
 
     sys.addaudithook(_hook)
@@ -80,20 +80,23 @@ def _run(args: list[str], trace: str, env: dict, log: str) -> float:
     return time.perf_counter() - t0
 
 
-def _is_cli(argv: str) -> bool:
-    """The command's own processes: `python -m doodleflow.flows.cli` shows `-m` until runpy sets argv[0]
-    (when the package is imported), then flows/cli.py (the command re-runs itself in a child process)."""
-    return argv.startswith("-m ") or argv.split(" ")[0].endswith(os.path.join("flows", "cli.py"))
+def _role(argv: str) -> str:
+    """What a process is, from its interpreter's own command line (`sys.orig_argv`)."""
+    if "default_worker.py" in argv:
+        return "ray worker"
+    if "doodleflow.flows.cli" in argv:
+        return "cli"
+    return "pool worker" if "multiprocessing" in argv else "other"
 
 
 def _processes(trace: str) -> dict[str, list[set[str]]]:
-    """role (cli, ray worker, other) -> the module sets of its processes, told apart by their argv."""
+    """role (cli, pool worker, ray worker, other) -> the module sets of its processes."""
     roles: dict[str, list[set[str]]] = collections.defaultdict(list)
     for name in sorted(os.listdir(trace)):
         with open(os.path.join(trace, name)) as f:
             lines = f.read().splitlines()
         argv = lines[0].removeprefix("#argv ") if lines and lines[0].startswith("#argv") else ""
-        role = "ray worker" if "default_worker.py" in argv else "cli" if _is_cli(argv) else "other"
+        role = _role(argv)
         roles[role].append({m for m in lines[1:] if m})
     return roles
 
@@ -112,7 +115,7 @@ def _files(modules: set[str]) -> set[str]:
 
 def markdown(title: str, roles: dict[str, list[set[str]]]) -> str:
     driver = set().union(*roles.get("cli", [set()]))
-    workers = set().union(*roles.get("ray worker", [set()]), *roles.get("other", [set()]))
+    workers = set().union(*(m for r, ps in roles.items() if r != "cli" for m in ps))
     files = _files(driver | workers)
     only_workers = _files(workers) - _files(driver)
     by_folder: dict[str, list[str]] = collections.defaultdict(list)
@@ -120,8 +123,8 @@ def markdown(title: str, roles: dict[str, list[set[str]]]) -> str:
         by_folder[os.path.dirname(f) or "."].append(os.path.basename(f))
     procs = ", ".join(f"{len(ps)} {r}" for r, ps in sorted(roles.items()))
     lines = [
-        f"**{title}**: {len(files)} files in {procs} process(es); {len(_files(driver))} in the command's "
-        f"own processes, {len(_files(workers))} in the others, {len(only_workers)} only there (marked *)",
+        f"**{title}**: {len(files)} files in {procs} process(es); {len(_files(driver))} in the CLI's "
+        f"process(es), {len(_files(workers))} in the others, {len(only_workers)} only there (marked *)",
         "",
         "| folder | files | modules |",
         "|---|---:|---|",
