@@ -85,9 +85,9 @@ def train_loop_per_worker(config: dict) -> None:
     """What each Ray Train worker runs: build the model, wrap it in DDP, stream its shard, train."""
     import ray.train
     import ray.train.torch
+    from doodleflow.training.common.loop import WorkerContext, train
     from doodleflow.training.pbe.cache import encoded_batch
     from doodleflow.training.pbe.data import pixel_batch
-    from doodleflow.training.pbe.loop import WorkerContext, train
     from doodleflow.training.pbe.model import load_model
     from doodleflow.training.pbe.previews import pbe_previews
     from doodleflow.training.pbe.stream import stream_epochs

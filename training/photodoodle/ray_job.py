@@ -51,8 +51,8 @@ def train_loop_per_worker(config: dict) -> None:
     """What each Ray Train worker runs: load FLUX, add the LoRA, wrap in DDP, train, publish."""
     import ray.train
     import ray.train.torch
+    from doodleflow.training.common.loop import WorkerContext, train
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
-    from doodleflow.training.photodoodle.loop import WorkerContext, train
     from doodleflow.training.photodoodle.model import load_training_model
     from doodleflow.training.photodoodle.previews import doodle_previews
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
