@@ -73,6 +73,7 @@ class Trainer:
         self.params = [p for _, p in trainable]
         o = cfg.optim
         self.optimizer = make_optimizer(self.params, o, self.savers, cuda, **self.optimizer_options(cuda))
+        # an optim section without a start factor (PhotoDoodle's) warms up from linear_warmup's default
         start = {"start_factor": o.warmup_start_factor} if hasattr(o, "warmup_start_factor") else {}
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_warmup(o.warmup_steps, **start)
