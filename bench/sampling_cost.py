@@ -41,10 +41,10 @@ def _points(run) -> list[dict]:
 
 def _editlora(root: str):
     """A function (every, name) -> seconds of one default tiny EditLoRA run."""
+    from doodleflow.training.common.loop import WorkerContext, train
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
     from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
     from doodleflow.training.photodoodle.job import plan_job
-    from doodleflow.training.photodoodle.loop import WorkerContext, train
     from doodleflow.training.photodoodle.model import load_model
     from doodleflow.training.photodoodle.previews import doodle_previews
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
@@ -78,10 +78,10 @@ def _pbe(root: str, batch: int, resolution: int):
     from doodleflow.data.refresh import refresh_in_process
     from doodleflow.data.store import DatasetStore
     from doodleflow.data.synthetic import make_source
+    from doodleflow.training.common.loop import WorkerContext, train
     from doodleflow.training.common.rundir import RunDir
     from doodleflow.training.pbe.config import TrainConfig
     from doodleflow.training.pbe.data import decode_rows, pixel_batch
-    from doodleflow.training.pbe.loop import WorkerContext, train
     from doodleflow.training.pbe.model import load_pbe_dir
     from doodleflow.training.pbe.presets import save_tiny_pbe
     from doodleflow.training.pbe.previews import pbe_previews

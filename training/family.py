@@ -81,10 +81,6 @@ class FamilyHooks(Protocol):
     # Worker: model load, cache encoding, the trainer (its loss), the epochs, the previews, publish.
     def worker(self, cfg, env: WorkerEnv) -> WorkerParts: ...
 
-    # Worker: the step loop to the last step (resume, checkpoints, result.json; training/common/loop.py),
-    # run: its RunDir, ctx: a training/common/loop.py WorkerContext.
-    def train(self, trainer, run, epochs: Callable[[int], Iterable], ctx) -> dict: ...
-
     # Registry: the frozen weights a stored artifact of `kind` at `uri` loads with besides its files.
     def base_dirs(self, kind: str, uri: str) -> list[str]: ...
 

@@ -17,7 +17,7 @@ HOOKS = sorted(n for n, v in vars(FamilyHooks).items() if callable(v) and not n.
 def test_the_interface_names_what_the_launcher_and_registry_call():
     launcher = ["config_class", "run_family", "plan", "scaling", "describe", "worker_config", "dataset"]
     registry = ["base_dirs"]
-    assert sorted([*launcher, "worker", "train", *registry]) == HOOKS
+    assert sorted([*launcher, "worker", *registry]) == HOOKS
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

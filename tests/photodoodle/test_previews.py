@@ -8,13 +8,13 @@ import io
 import os
 
 import torch
+from doodleflow.training.common.loop import WorkerContext, train
 from doodleflow.training.common.previews import FILE, GRID, layout
 from doodleflow.training.common.tracking import Tracker
 from doodleflow.training.eval.grid import image_tile
 from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
 from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
 from doodleflow.training.photodoodle.job import plan_job
-from doodleflow.training.photodoodle.loop import WorkerContext, train
 from doodleflow.training.photodoodle.lora import trainable_state_dict
 from doodleflow.training.photodoodle.model import load_model
 from doodleflow.training.photodoodle.previews import doodle_previews

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from doodleflow.training.common.loop import WorkerContext, train
 from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
 from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
 from doodleflow.training.photodoodle.job import plan_job, publish_run_lora
-from doodleflow.training.photodoodle.loop import WorkerContext, train
 from doodleflow.training.photodoodle.model import load_model
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 from safetensors.torch import load_file

@@ -8,11 +8,11 @@ import os
 import pytest
 import torch
 from doodleflow.data.store import DatasetStore
+from doodleflow.training.common.loop import WorkerContext, train
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
 from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
 from doodleflow.training.photodoodle.job import plan_job, publish_run_lora
-from doodleflow.training.photodoodle.loop import WorkerContext, train
 from doodleflow.training.photodoodle.lora import trainable_state_dict
 from doodleflow.training.photodoodle.model import load_model
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer

@@ -10,12 +10,12 @@ import pytest
 import torch
 from doodleflow.data.split import split_of
 from doodleflow.data.store import DatasetStore
+from doodleflow.training.common.loop import WorkerContext, train
 from doodleflow.training.common.previews import FILE, GRID, layout
 from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.eval.grid import image_tile
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import decode_rows, pixel_batch
-from doodleflow.training.pbe.loop import WorkerContext, train
 from doodleflow.training.pbe.model import load_pbe_dir
 from doodleflow.training.pbe.previews import pbe_previews
 from doodleflow.training.pbe.trainer import PbETrainer

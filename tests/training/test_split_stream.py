@@ -193,7 +193,7 @@ def _train_pbe(version, tiny_dir, models_root, cached: bool, name: str, steps: i
     from doodleflow.training.common.rundir import RunDir, read_checkpoint_state
     from doodleflow.training.pbe.cache import encoded_batch
     from doodleflow.training.pbe.data import pixel_batch
-    from doodleflow.training.pbe.loop import WorkerContext, train
+    from doodleflow.training.common.loop import WorkerContext, train
     from doodleflow.training.pbe.trainer import PbETrainer
 
     ds, v, cache, _, _ = version

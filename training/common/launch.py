@@ -25,7 +25,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
     import torch
-    from doodleflow.training.common.loop import WorkerContext
+    from doodleflow.training.common.loop import WorkerContext, train
 
     hooks = family(config["family"]).hooks()
     cfg = hooks.config_class().from_dict(config["train"])
@@ -51,7 +51,7 @@ def train_loop_per_worker(config: dict) -> None:
 
     log = _log if rank == 0 else (lambda msg: None)
     wctx = WorkerContext(rank, world, report, log, parts.publish, tracker, samples)
-    hooks.train(parts.trainer, run, epochs, wctx)
+    train(parts.trainer, run, epochs, wctx)
 
 
 def _train_set(dataset) -> dict | None:

@@ -5,7 +5,8 @@ Every worker runs it; rank 0 alone writes to the store and the tracker. Collecti
 the replica check) happen at steps every worker knows, so no worker waits on one that skipped them.
 A trainer (training/common/trainer.py) provides: `cfg` (`.run`: steps, log_every, checkpoint_every,
 keep_checkpoints, fail_at_step; `.batch_plan(world)`; `.to_dict()`), `step`, `device`,
-`train_step(micro_batches)`, `state_tensors()`, `load_state(...)` and `flops_per_sample(batch)`.
+`train_step(micro_batches)`, `state_tensors()`, `load_state(...)`, `trainable_weights()` (what the
+replicas compare), `flops_per_sample(micro_batch)` and `result_extra(final_loss, publish)`.
 Each step takes the batch plan's `accumulation` micro-batches from the stream, so the optimizer
 sees the configured global batch whatever the number of workers.
 """
@@ -87,7 +88,7 @@ def stop_asked(run: RunDir, rank: int, device: torch.device, every_s: float = 1.
 
 
 class StepLoop:
-    """Subclasses say what the replicas compare (`trainable_state`) and may add to the result."""
+    """One run's steps on one worker; what differs by family is the trainer's (its hooks)."""
 
     stop_reason: str | None = None  # set when the run stopped on request before its last step
 
@@ -103,16 +104,6 @@ class StepLoop:
         self.peak = peak_flops(trainer.device)
         resume_step = self.resumed["step"] if self.resumed else 0
         self.previews = ctx.previews(resume_step) if ctx.previews and ctx.rank == 0 else None
-
-    # -- what subclasses change ----------------------------------------------------------------
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def measure_flops(self, batch) -> int:
-        return self.t.flops_per_sample(batch)
-
-    def result_extra(self, final_loss: float | None) -> dict:
-        return {}
 
     # -- the loop ---------------------------------------------------------------------------------
     def _resume(self) -> dict | None:
@@ -153,7 +144,7 @@ class StepLoop:
                 micro.append(batch)
             t1 = time.perf_counter()
             if self.flops is None and self.peak:  # MFU is only meaningful on a GPU with a known peak
-                self.flops = self.measure_flops(micro[0])
+                self.flops = self.t.flops_per_sample(micro[0])
             out = self.t.train_step(micro)
             if self.t.device.type == "cuda":  # honest step times: wait for the kernels
                 torch.cuda.synchronize(self.t.device)
@@ -211,7 +202,7 @@ class StepLoop:
 
     def finish(self, last: dict | None) -> dict | None:
         """Replica check, final checkpoint (unless resumed at the end already), result.json."""
-        digests = distributed.gather_strings(distributed.weights_digest(self.trainable_state()))
+        digests = distributed.gather_strings(distributed.weights_digest(self.t.trainable_weights()))
         agree = len(set(digests)) == 1
         if not agree:
             self.ctx.log(f"ERROR: worker replicas diverged: {digests}")
@@ -246,7 +237,7 @@ class StepLoop:
             # A stopped run publishes nothing (its LoRA is not the finished one); --resume continues it.
             "status": "cancelled" if stopped else "completed",
             "stop_reason": self.stop_reason,
-            **({} if stopped else self.result_extra(final_loss)),
+            **({} if stopped else self.t.result_extra(final_loss, self.ctx.publish)),
         }
         if self.ctx.tracker is not None:
             self.ctx.tracker.finish(result)
@@ -254,7 +245,9 @@ class StepLoop:
         return result
 
 
-def train(loop: StepLoop, epoch_batches: Callable[[int], Iterable]) -> dict | None:
-    """Train to `cfg.run.steps` (resumed if the run has a checkpoint) and return the result (rank 0)."""
+def train(trainer, run: RunDir, epoch_batches: Callable[[int], Iterable], ctx: WorkerContext) -> dict | None:
+    """Resume if the run has a checkpoint, train to `cfg.run.steps`, and return the result (rank 0;
+    after the trainer's `result_extra`, which publishes what the family publishes)."""
+    loop = StepLoop(trainer, run, ctx)
     last = loop.run_steps(epoch_batches)
     return loop.finish(last)

@@ -1,20 +1,23 @@
-"""What every trainer shares: the step's random stream, the optimizer step with gradient accumulation,
-and the checkpoint state (trainable weights, optimizer, schedule). Pure torch.
+"""What every trainer shares: the set-up (device, precision, memory savers, DDP wrap, AdamW, warm-up
+schedule), the step's random stream, the optimizer step with gradient accumulation, and the checkpoint
+state (trainable weights, optimizer, schedule). Pure torch.
 
-A family's trainer subclasses `Trainer` and says only what differs: the model, how a micro-batch
-becomes a loss (`micro_loss`), and which weights train (`trainable_weights` / `load_trainable`).
-It sets `model`, `cfg`, `device`, `rank`, `denoiser` (the module DDP wraps), `params`, `names`,
-`optimizer`, `lr_schedule` and `bf16` in its constructor.
+A family's trainer subclasses `Trainer` and says only what differs: how its model goes on the device
+and which module trains (`prepare`), how a micro-batch becomes a loss (`micro_loss`), which weights a
+checkpoint keeps (`trainable_weights` / `load_trainable`), and, where it must, the hooks below
+(`tf32`, `optimizer_options`, `flops_per_sample`, `result_extra`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from doodleflow.training.common.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from doodleflow.training.common.savers import make_optimizer
+from doodleflow.training.common.schedule import linear_warmup
 
 
 def step_generator(device: torch.device, seed: int, index: int, step: int) -> torch.Generator:
@@ -38,8 +41,52 @@ def restore_schedule(schedule, step: int) -> None:
 
 class Trainer:
     step: int = 0
+    # TF32 for what still runs in fp32 on CUDA (a process-wide switch): on where the family's reference
+    # trained with it.
+    tf32: bool = False
+
+    def __init__(
+        self,
+        model,
+        cfg,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    ) -> None:
+        """bf16 autocast by default on CUDA only; the savers (training/common/memory.py) as the config
+        resolves them for this device; `wrap` (DDP in the Ray jobs) around the module that trains, after
+        `prepare` put it on the device; AdamW over its trainable parameters in module order, and the
+        linear warm-up."""
+        self.model, self.cfg, self.rank = model, cfg, rank
+        self.device = torch.device(device)
+        cuda = self.device.type == "cuda"
+        if cuda and self.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
+        self.savers = cfg.savers(cuda)
+        module = self.prepare(model)
+        module.train()
+        self.denoiser = wrap(module) if wrap else module
+        trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        self.names = {id(p): n for n, p in trainable}
+        self.params = [p for _, p in trainable]
+        o = cfg.optim
+        self.optimizer = make_optimizer(self.params, o, self.savers, cuda, **self.optimizer_options(cuda))
+        # an optim section without a start factor (PhotoDoodle's) warms up from linear_warmup's default
+        start = {"start_factor": o.warmup_start_factor} if hasattr(o, "warmup_start_factor") else {}
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, linear_warmup(o.warmup_steps, **start)
+        )
+        self.step = 0
 
     # -- what a family provides -----------------------------------------------------------------
+    def prepare(self, model) -> torch.nn.Module:
+        """Put the model on `self.device` as the run trains it (dtype, adapters, gradient checkpointing
+        per `self.savers`) and return the module that trains (the one DDP wraps). Runs after `device`,
+        `bf16` and `savers` are set, before anything else."""
+        raise NotImplementedError
+
     def micro_loss(self, batch, g: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
@@ -48,6 +95,20 @@ class Trainer:
 
     def load_trainable(self, weights: dict[str, torch.Tensor]) -> None:
         raise NotImplementedError
+
+    def flops_per_sample(self, batch) -> int:
+        """Model FLOPs of one training sample of a micro-batch as the step gets it (for MFU)."""
+        raise NotImplementedError
+
+    # -- what a family may change ---------------------------------------------------------------
+    def optimizer_options(self, cuda: bool) -> dict:
+        """torch AdamW's implementation: the fused kernel on CUDA."""
+        return {"fused": cuda or None}
+
+    def result_extra(self, final_loss: float | None, publish: Callable[[object, dict], dict] | None) -> dict:
+        """Rank 0, after the last step of a run that was not stopped: what the family adds to
+        result.json (`publish`: the job's callback that publishes the trained artifact, or None)."""
+        return {}
 
     # -- shared ------------------------------------------------------------------------------------
     def autocast(self):

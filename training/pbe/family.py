@@ -88,12 +88,6 @@ def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
     )
 
 
-def train(trainer, run, epochs, ctx) -> dict:
-    from doodleflow.training.pbe.loop import train as train_loop
-
-    return train_loop(trainer, run, epochs, ctx)
-
-
 def base_dirs(kind: str, uri: str) -> list[str]:
     """A checkpoint's run config names its base (its state.json, training/common/rundir.py); a
     diffusers directory has none and is self-contained: all of it is the artifact."""

@@ -7,12 +7,9 @@ Pure torch: the Ray job wraps `model.denoiser` in DDP through `wrap`, nothing el
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import torch
 from doodleflow.training.common.mfu import count_flops
-from doodleflow.training.common.savers import make_optimizer
-from doodleflow.training.common.schedule import linear_warmup
 from doodleflow.training.common.trainer import Trainer
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import PixelBatch
@@ -26,44 +23,28 @@ def first(batch: PixelBatch | EncodedBatch, n: int) -> PixelBatch | EncodedBatch
 
 
 class PbETrainer(Trainer):
-    def __init__(
-        self,
-        model: PbEModel,
-        cfg: TrainConfig,
-        device: torch.device | str = "cpu",
-        rank: int = 0,
-        wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
-    ) -> None:
+    model: PbEModel
+    cfg: TrainConfig
+    # Its reference trained on torch 1.11 (Paint-by-Example environment.yaml:9), whose CUDA matmuls
+    # defaulted to TF32: what still runs in fp32 under bf16 autocast (norms, the optimizer) may use it.
+    tf32 = True
+
+    def prepare(self, model: PbEModel) -> torch.nn.Module:
+        """The whole denoiser (UNet + PbE head) trains, in fp32 weights; the DDPM noise schedule of
+        the diffusion section."""
         from diffusers import DDPMScheduler
 
-        self.model, self.cfg, self.rank = model, cfg, rank
-        self.device = torch.device(device)
-        cuda = self.device.type == "cuda"
-        if cuda:  # whatever still runs in fp32 under bf16 autocast (norms, the optimizer) may use TF32
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
-        self.savers = cfg.savers(cuda)
         if self.savers.gradient_checkpointing:
             model.unet.enable_gradient_checkpointing()
         model.to(self.device)
-        model.denoiser.train()
-        self.denoiser = wrap(model.denoiser) if wrap else model.denoiser
-        d = cfg.diffusion
+        d = self.cfg.diffusion
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=d.num_train_timesteps,
             beta_start=d.beta_start,
             beta_end=d.beta_end,
             beta_schedule=d.beta_schedule,
         )
-        self.names = {id(p): n for n, p in model.denoiser.named_parameters()}
-        self.params = list(model.denoiser.parameters())
-        o = cfg.optim
-        self.optimizer = make_optimizer(self.params, o, self.savers, cuda, fused=cuda or None)
-        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, linear_warmup(o.warmup_steps, o.warmup_start_factor)
-        )
-        self.step = 0
+        return model.denoiser
 
     def encode(self, batch: PixelBatch | EncodedBatch) -> EncodedBatch:
         if isinstance(batch, EncodedBatch):

@@ -96,12 +96,6 @@ def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
     return WorkerParts(trainer, epochs, previews, publish)
 
 
-def train(trainer, run, epochs, ctx) -> dict:
-    from doodleflow.training.photodoodle.loop import train as train_loop
-
-    return train_loop(trainer, run, epochs, ctx)
-
-
 def base_dirs(kind: str, uri: str) -> list[str]:
     """A LoRA's or merged base's card names the FLUX base it loads with (training/photodoodle/artifacts.py):
     its folder, and the merged OmniEditor transformer an EditLoRA trained on."""

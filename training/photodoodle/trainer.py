@@ -11,8 +11,6 @@ from collections.abc import Callable
 
 import torch
 from doodleflow.training.common.mfu import count_flops
-from doodleflow.training.common.savers import make_optimizer
-from doodleflow.training.common.schedule import linear_warmup
 from doodleflow.training.common.trainer import Trainer
 from doodleflow.training.photodoodle.config import TrainConfig
 from doodleflow.training.photodoodle.data import PixelPairs, pick_captions
@@ -21,40 +19,34 @@ from doodleflow.training.photodoodle.lora import add_lora, load_trainable_state_
 from doodleflow.training.photodoodle.loss import EncodedBatch, flow_matching_loss
 from doodleflow.training.photodoodle.model import PhotoDoodleModel
 
+# A micro-batch as the step gets it: streamed pixels, an encoded batch, or (cached) a function of the
+# step's generator.
+MicroBatch = PixelPairs | EncodedBatch | Callable[[torch.Generator], EncodedBatch]
+
 
 class PhotoDoodleTrainer(Trainer):
-    def __init__(
-        self,
-        model: PhotoDoodleModel,
-        cfg: TrainConfig,
-        device: torch.device | str = "cpu",
-        rank: int = 0,
-        wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
-    ) -> None:
+    model: PhotoDoodleModel
+    cfg: TrainConfig
+
+    def prepare(self, model: PhotoDoodleModel) -> torch.nn.Module:
+        """The frozen base cast to bf16 on the device, then the LoRA (fp32, its init drawn from the
+        run's seed) and checkpointing on the transformer."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
-        self.model, self.cfg, self.rank = model, cfg, rank
-        self.device = torch.device(device)
-        cuda = self.device.type == "cuda"
-        self.bf16 = cfg.model.bf16 if cfg.model.bf16 is not None else cuda
-        self.savers = cfg.savers(cuda)
         if self.savers.encoders == "cpu":
             model.release_encoders()
         model.to(self.device, torch.bfloat16 if self.bf16 else None)
-        self.params = add_lora(model.transformer, cfg.model.lora, seed=cfg.run.seed)
+        add_lora(model.transformer, self.cfg.model.lora, seed=self.cfg.run.seed)
         if self.savers.gradient_checkpointing:
             model.transformer.enable_gradient_checkpointing()
-        model.transformer.train()
-        self.denoiser = wrap(model.transformer) if wrap else model.transformer
         # A private copy: the sampler's set_timesteps must never change the training sigmas.
         self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(model.pipe.scheduler.config)
-        self.guidance = cfg.data.guidance if model.guidance_embeds else None
-        self.names = {id(p): n for n, p in model.transformer.named_parameters() if p.requires_grad}
-        self.optimizer = make_optimizer(self.params, cfg.optim, self.savers, cuda, foreach=cuda)
-        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, linear_warmup(cfg.optim.warmup_steps)
-        )
-        self.step = 0
+        self.guidance = self.cfg.data.guidance if model.guidance_embeds else None
+        return model.transformer
+
+    def optimizer_options(self, cuda: bool) -> dict:
+        """foreach AdamW on CUDA: the path training/memplan/gpu.py plans for this family."""
+        return {"foreach": cuda}
 
     def encode(self, batch: PixelPairs | EncodedBatch, g: torch.Generator) -> EncodedBatch:
         """Streamed pixels -> latents and text embeddings (a cached batch arrives encoded)."""
@@ -74,16 +66,17 @@ class PhotoDoodleTrainer(Trainer):
                 self.denoiser, enc, self.scheduler, g, self.cfg.model.condition, self.guidance
             )
 
-    def micro_loss(
-        self, batch: PixelPairs | EncodedBatch | Callable[[torch.Generator], EncodedBatch], g: torch.Generator
-    ) -> torch.Tensor:
+    def encoded(self, batch: MicroBatch, g: torch.Generator) -> EncodedBatch:
         """`batch` may be a function of the generator (cached batches draw latents and captions with it)."""
-        enc = batch(g) if callable(batch) else self.encode(batch, g)
-        return self.loss(enc, g)
+        return batch(g) if callable(batch) else self.encode(batch, g)
 
-    def flops_per_sample(self, enc: EncodedBatch) -> int:
+    def micro_loss(self, batch: MicroBatch, g: torch.Generator) -> torch.Tensor:
+        return self.loss(self.encoded(batch, g), g)
+
+    def flops_per_sample(self, batch: MicroBatch) -> int:
         """Model FLOPs of one training sample (transformer forward + backward; LoRA on a frozen base
         is ~2x forward). The encoders are left out: cached runs do not run them."""
+        enc = self.encoded(batch, self.generator(0))
 
         def fwd_bwd():
             self.loss(enc, self.generator(0)).backward()
@@ -98,3 +91,9 @@ class PhotoDoodleTrainer(Trainer):
 
     def load_trainable(self, weights: dict[str, torch.Tensor]) -> None:
         load_trainable_state_dict(self.model.transformer, weights)
+
+    def result_extra(self, final_loss: float | None, publish: Callable[[object, dict], dict] | None) -> dict:
+        """Publish the LoRA (rank 0, after the last step) and name it in result.json."""
+        card = publish(self, {"steps": self.step, "final_loss": final_loss}) if publish else {}
+        run = self.cfg.run
+        return {"stage": run.stage, "artist": run.artist, "lora": card.get("uri"), "lora_card": card}
