@@ -190,10 +190,10 @@ def _train_pbe(version, tiny_dir, models_root, cached: bool, name: str, steps: i
     """Train the tiny PbE in this process (no Ray Train) on one worker's shard of the real stream, as
     training/pbe/family.py:worker does; resumes when the run has a checkpoint."""
     from doodleflow.training.common.epochs import consumed
+    from doodleflow.training.common.loop import WorkerContext, train
     from doodleflow.training.common.rundir import RunDir, read_checkpoint_state
     from doodleflow.training.pbe.cache import encoded_batch
     from doodleflow.training.pbe.data import pixel_batch
-    from doodleflow.training.common.loop import WorkerContext, train
     from doodleflow.training.pbe.trainer import PbETrainer
 
     ds, v, cache, _, _ = version
