@@ -65,7 +65,7 @@ def per_epoch_restart(ds: DatasetStore, v: int):
 
 def continuous(ds: DatasetStore, v: int, epochs: int, ordered: bool = True, position: int = 0):
     """The stream as a worker reads it; `ordered=False`: blocks as their tasks finish (before the exact
-    resume), `position`: a resumed worker's micro-batches to skip (training/common/epochs.py)."""
+    resume), `position`: a resumed worker's micro-batches to skip (training/core/epochs.py)."""
     s = split_of(ds.manifest(v))
     parts = [ds.uri(p) for p in ds.part_paths(v)]
     plan = StreamPlan(ds.store_uri, parts, None, s.fraction, s.seed, 0, "box", 0, epochs, RES, 224)

@@ -7,7 +7,7 @@ the memory plan. One command, no download (random full-size weights), no Ray or 
 Per family and preset (PhotoDoodle EditLoRA at 512x768 + condition tokens, T5 512, rank 128, batch
 1, cached; PbE at 512 px from the latent cache, micro-batch 16): seconds per step and samples/s over
 `--steps` steps after 2 warm-up steps, MFU = the trainer's own FlopCounterMode count per sample x
-samples/s / the GPU's dense bf16 peak (training/common/mfu.py; at full size these are the counts in
+samples/s / the GPU's dense bf16 peak (training/core/mfu.py; at full size these are the counts in
 docs/benchmarks.md: ~111 TFLOP a PhotoDoodle step, 2.391 TFLOP a cached PbE sample),
 `torch.cuda.max_memory_allocated` of the timed steps, and the plan (training/memplan) of the same
 config, computed in worker processes on the CPU while the GPU runs.
@@ -153,7 +153,7 @@ def measure(trainer, batch, samples: int, steps: int, device: torch.device) -> d
 
 
 def run_case(family: str, preset: str, a, device: torch.device, flux_dir: str | None) -> dict:
-    from doodleflow.training.common.mfu import mfu, peak_flops
+    from doodleflow.training.core.mfu import mfu, peak_flops
 
     cfg = configs(family, preset, a.tiny, flux_dir)
     if family == "photodoodle":
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu" and not a.tiny:
         ap.error("full size needs a GPU: pass --tiny on a CPU")
-    from doodleflow.training.common.hf import quiet_hf
+    from doodleflow.training.core.hf import quiet_hf
 
     quiet_hf()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{os.cpu_count()}"

@@ -33,10 +33,10 @@ import doodleflow.training  # noqa: F401  (before diffusers: it quiets torchao's
 
 from bench.common import machine_line, pin_one_core  # first: it sets the thread variables
 
-VARIANTS = {  # name: (the run's memory section, model.gradient_checkpointing) (training/common/memory.py)
+VARIANTS = {  # name: (the run's memory section, model.gradient_checkpointing) (training/core/memory.py)
     "reference": ({}, None),
     "checkpointing": ({}, True),
-    "int8-base": ({"quantize_base": "int8"}, None),  # turns checkpointing on (training/common/memory.py)
+    "int8-base": ({"quantize_base": "int8"}, None),  # turns checkpointing on (training/core/memory.py)
     "int8-base-no-ckpt": ({"quantize_base": "int8"}, "off"),  # bench only: what the config refuses
     "adamw8bit": ({"optimizer": "adamw8bit"}, None),
     "24GB-preset": ({"preset": "24GB"}, None),  # all three (its encoders: none in a cached step)

@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from doodleflow.training.common.mfu import count_flops, mfu, peak_flops, peak_memory_gib
+from doodleflow.training.core.mfu import count_flops, mfu, peak_flops, peak_memory_gib
 
 
 def _transformer(size: str, device: torch.device):

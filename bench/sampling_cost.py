@@ -1,4 +1,4 @@
-"""What samples while training (training/common/previews.py) add to a tiny run's wall time.
+"""What samples while training (training/runtime/previews.py) add to a tiny run's wall time.
 
 Each round trains the same run twice in this process, with sampling off (`--sample-every 0`) and at the
 family's default (`sample.every`, inputs, sampler steps), in alternating order. Two figures, medians
@@ -34,20 +34,20 @@ from bench.common import machine_line, table
 
 
 def _points(run) -> list[dict]:
-    from doodleflow.training.common.previews import FILE
+    from doodleflow.training.runtime.previews import FILE
 
     return (run.read_json(FILE) or {}).get("points", [])
 
 
 def _editlora(root: str):
     """A function (every, name) -> seconds of one default tiny EditLoRA run."""
-    from doodleflow.training.common.loop import WorkerContext, train
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
     from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
     from doodleflow.training.photodoodle.job import plan_job
     from doodleflow.training.photodoodle.model import load_model
     from doodleflow.training.photodoodle.previews import doodle_previews
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
+    from doodleflow.training.runtime.loop import WorkerContext, train
 
     from tests.photodoodle.helpers import make_pair_dataset
 
@@ -78,14 +78,14 @@ def _pbe(root: str, batch: int, resolution: int):
     from doodleflow.data.refresh import refresh_in_process
     from doodleflow.data.store import DatasetStore
     from doodleflow.data.synthetic import make_source
-    from doodleflow.training.common.loop import WorkerContext, train
-    from doodleflow.training.common.rundir import RunDir
     from doodleflow.training.pbe.config import TrainConfig
     from doodleflow.training.pbe.data import decode_rows, pixel_batch
     from doodleflow.training.pbe.model import load_pbe_dir
     from doodleflow.training.pbe.presets import save_tiny_pbe
     from doodleflow.training.pbe.previews import pbe_previews
     from doodleflow.training.pbe.trainer import PbETrainer
+    from doodleflow.training.runs.rundir import RunDir
+    from doodleflow.training.runtime.loop import WorkerContext, train
 
     store, src = os.path.join(root, "store"), os.path.join(root, "src")
     make_source(src, 48, seed=0, size=(640, 480), boxes_per_image=(1, 1))

@@ -1,4 +1,4 @@
-"""What live MLflow tracking costs a training step (training/common/tracking.py).
+"""What live MLflow tracking costs a training step (training/runtime/tracking.py).
 
 Baseline, in the same run: the usual way, one synchronous MLflow call per logged step on the
 training thread (what `mlflow.log_metrics` in a loop does). Ours: `Tracker.log` queues the record and
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--json")
     a = ap.parse_args()
     import mlflow
-    from doodleflow.training.common.tracking import Tracker
+    from doodleflow.training.runtime.tracking import Tracker
     from mlflow import MlflowClient
 
     tmp = tempfile.mkdtemp(prefix="doodleflow-bench-tracking-")

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from doodleflow.training.common.mfu import mfu, peak_flops, peak_memory_gib
+from doodleflow.training.core.mfu import mfu, peak_flops, peak_memory_gib
 
 from bench.step_case import Case
 
@@ -87,7 +87,7 @@ def pbe_flops(size: str, resolution: int) -> dict:
     """Model FLOPs per training sample counted on the meta device (no memory, no GPU needed)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
-    from doodleflow.training.common.mfu import count_flops
+    from doodleflow.training.core.mfu import count_flops
     from doodleflow.training.pbe.model import Denoiser
     from doodleflow.training.pbe.presets import CLIP_L14, SD1_UNET, SD1_VAE, TINY_CLIP, TINY_UNET, TINY_VAE
     from transformers import CLIPVisionConfig

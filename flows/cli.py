@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             return rc
         interrupt.install_stop_handler()
         processes.install()
-        from doodleflow.training.common.logs import quiet_libraries
+        from doodleflow.training.runtime.logs import quiet_libraries
 
         quiet_libraries()  # library noise to $DOODLEFLOW_HOME/logs/, no colour codes when redirected
     a = _parser().parse_args(argv)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.command == "train":  # a stop signal asks the run to stop at a step boundary (flows/interrupt.py)
         from doodleflow.flows.stopping import quiet_cancelled_tasks
-        from doodleflow.training.common import stop
+        from doodleflow.training.runtime import stop
 
         stop.enable()
         quiet_cancelled_tasks()

@@ -56,7 +56,7 @@ def dataset_refresh(
     summary = commit(store, dataset, cfg, ref, stats, run_id, source)
     speed = throughput(stats, time.perf_counter() - t0, os.cpu_count() or 1)
     summary["throughput"] = speed
-    _publish(summary, speed, store, dataset)
+    _report(summary, speed, store, dataset)
     if update_fiftyone:  # last step: users look at the data before they spend GPU hours on it
         from doodleflow.tasks.inspection import update_fiftyone as update_fo
 
@@ -68,7 +68,7 @@ def dataset_refresh(
     return summary
 
 
-def _publish(summary: dict, speed: dict, store: str, dataset: str) -> None:
+def _report(summary: dict, speed: dict, store: str, dataset: str) -> None:
     labels = (
         label_counts(DatasetStore(store, dataset), summary["version"]) if summary["samples_total"] else {}
     )

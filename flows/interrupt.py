@@ -9,7 +9,7 @@ supervisor (`supervise`): it runs the real command as its child in a session of 
 terminal signal reaches, and relays the signals it gets:
 
 - the first SIGINT, SIGTERM or SIGHUP becomes SIGUSR1 to the command, which asks its training jobs to
-  stop at the next step boundary (training/common/stop.py; a command that trains nothing is
+  stop at the next step boundary (training/runtime/stop.py; a command that trains nothing is
   interrupted as Ctrl-C would have: KeyboardInterrupt). SIGUSR1 because Prefect's flow engine takes
   SIGTERM over for itself while a flow runs;
 - a second one becomes SIGINT (stop now, without the checkpoint), a third SIGKILL.
@@ -65,11 +65,11 @@ def install_stop_handler() -> None:
 
 
 def _on_stop(sig: int, frame) -> None:
-    from doodleflow.training.common import stop
+    from doodleflow.training.runtime import stop
 
     if not stop.enabled():
         raise KeyboardInterrupt
-    if stop.request("Ctrl-C or SIGTERM"):  # the job says it stops (training/common/stop.py:relay)
+    if stop.request("Ctrl-C or SIGTERM"):  # the job says it stops (training/runtime/stop.py:relay)
         print("doodleflow: Ctrl-C again stops at once, without a checkpoint", file=sys.stderr, flush=True)
 
 

@@ -21,8 +21,8 @@ from doodleflow.tasks.photodoodle import (
     train_artist_task,
     train_omnieditor_task,
 )
-from doodleflow.training.common import stop
 from doodleflow.training.photodoodle.config import TrainConfig, artist_names
+from doodleflow.training.runtime import stop
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
@@ -107,8 +107,8 @@ def _stored(config: TrainConfig) -> TrainConfig:
 @flow(name="photodoodle-train-artists")
 def train_artists(artists: list[str] | str, config: TrainConfig):
     """One EditLoRA per artist, in parallel, each its own Ray Train job with `config`'s settings."""
-    from doodleflow.training.common.ray_utils import init_ray
     from doodleflow.training.photodoodle.model import prepare_parallel_use
+    from doodleflow.training.runtime.ray_utils import init_ray
 
     logger = get_run_logger()
     names = artist_list(artists)

@@ -20,7 +20,7 @@ SIGKILLed, and `PR_SET_PDEATHSIG` only covers a process's direct children. So:
 FiftyOne's database service is spared: it is shared by every process using the same database and
 ends itself once the last of them is gone. A Ray cluster the command only joins (an address) is not
 ours: Ray ends the job's workers and actors when their driver goes (job ownership), and
-training/common/lease.py keeps a killed run's orphaned writer off a resumed run's directory.
+training/runs/lease.py keeps a killed run's orphaned writer off a resumed run's directory.
 """
 
 from __future__ import annotations

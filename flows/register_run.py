@@ -4,8 +4,8 @@ registration that ends each training flow (flows/registration.py)."""
 
 from __future__ import annotations
 
-from doodleflow.tasks.registry import publish_picked_lora
-from doodleflow.training.common.picked import pick
+from doodleflow.tasks.registry import save_picked_lora
+from doodleflow.training.runs.picked import pick
 from prefect import flow, get_run_logger
 
 
@@ -25,7 +25,7 @@ def register_run_step(store: str, run: str, step: int) -> dict:
         from doodleflow.training.pbe.config import TrainConfig
 
         return evaluate_and_register_pbe(TrainConfig.from_dict(picked.state["config"]), result)
-    cfg, card = publish_picked_lora(picked)
+    cfg, card = save_picked_lora(picked)
     result.update(lora_card=card, lora=card["uri"])
     if picked.family == "editlora":
         from doodleflow.flows.photodoodle import _register_artist

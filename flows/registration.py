@@ -35,14 +35,14 @@ def dataset_lineage(store: str, name: str, version: int | None) -> dict:
 
 
 def _curve(store: str, family: str, run_id: str) -> list[dict]:
-    from doodleflow.training.common.metrics import MetricsLog
-    from doodleflow.training.common.rundir import RunDir
+    from doodleflow.training.runs.metrics import MetricsLog
+    from doodleflow.training.runs.rundir import RunDir
 
     return MetricsLog.load(RunDir(store, family, run_id))
 
 
 def _loss_png(store: str, family: str, run_id: str, out_dir: str) -> list[str]:
-    from doodleflow.training.common.rundir import RunDir
+    from doodleflow.training.runs.rundir import RunDir
 
     data = RunDir(store, family, run_id).read_bytes("loss.png")
     if not data:
@@ -58,12 +58,12 @@ def eval_outputs(store: str, rel: str):
     """A scratch directory for an evaluation's files (sample grid, eval.json, loss curve), published
     to `<store>/<rel>/` once everything in the block succeeded (the same on a local path and on S3:
     nothing stays on local disk), then removed. Yields {"dir": scratch}; "uri" is set after."""
-    from doodleflow.training.common.store_dirs import publish_local_dir
+    from doodleflow.training.runs.store_dirs import upload_dir
 
     out = {"dir": tempfile.mkdtemp(prefix="doodleflow-eval-")}
     try:
         yield out
-        out["uri"] = publish_local_dir(out["dir"], store, rel, "_published.json", {"created_at": time.time()})
+        out["uri"] = upload_dir(out["dir"], store, rel, "_published.json", {"created_at": time.time()})
     finally:
         shutil.rmtree(out["dir"], ignore_errors=True)
 
@@ -72,7 +72,7 @@ def evaluate_and_register_pbe(cfg: PbEConfig, result: dict) -> dict:
     """Evaluate a finished PbE run on its dataset version's held-out split (unless
     `cfg.publish.evaluate` is off), then register its checkpoint; the parent is the registered model
     it fine-tuned from, if any."""
-    from doodleflow.training.common.rundir import RunDir
+    from doodleflow.training.runs.rundir import RunDir
 
     store, p = cfg.run.store, cfg.publish
     ran = (RunDir(store, "pbe", result["run_id"]).read_json("run.json") or {}).get("dataset", {})

@@ -1,5 +1,5 @@
 """A training run stopped on request ends its flow run Cancelled (not Failed), and the CLI says how
-to continue it. The stop itself: training/common/stop.py; the signals: flows/interrupt.py."""
+to continue it. The stop itself: training/runtime/stop.py; the signals: flows/interrupt.py."""
 
 from __future__ import annotations
 

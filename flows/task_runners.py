@@ -12,7 +12,7 @@ def make_task_runner(workers: int | None = None, ray: str | None = None):
     """`ray` is a cluster address ('auto', 'host:port', 'ray://...') or 'local' to start one here."""
     address = ray_address(ray)
     if address:
-        from doodleflow.training.common.logs import quiet_ray
+        from doodleflow.training.runtime.logs import quiet_ray
         from prefect_ray import RayTaskRunner
 
         quiet_ray()  # Ray's driver messages to the log file; workers' output stays in Ray's session logs

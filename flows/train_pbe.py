@@ -11,7 +11,7 @@ from __future__ import annotations
 from doodleflow.flows.stopping import cancelled, unless_stopped
 from doodleflow.infra.errors import ConfigError, Stopped
 from doodleflow.infra.settings import home, resolve_store
-from doodleflow.tasks.training import build_pbe_cache, publish_pbe_run, run_pbe_job
+from doodleflow.tasks.pbe import build_pbe_cache, report_pbe_run, run_pbe_job
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
 from doodleflow.training.registry.refs import PBE_CHECKPOINT
 from prefect import flow, get_run_logger
@@ -34,7 +34,7 @@ def train_pbe(config: TrainConfig) -> dict:
         result = unless_stopped(run_pbe_job(cfg))
     except Stopped as e:  # Ctrl-C, SIGTERM or a cancel in Prefect: checkpointed, --resume continues
         return cancelled(e)
-    publish_pbe_run(cfg.run.store, result)
+    report_pbe_run(cfg.run.store, result)
     if cfg.publish.register:  # evaluate on the held-out split, then register (flows/registration.py)
         from doodleflow.flows.registration import evaluate_and_register_pbe
 

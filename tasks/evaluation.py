@@ -21,7 +21,7 @@ def _record(res: dict, out_dir: str, title: str, key: str) -> dict:
         log.info(f"eval {what}: {note}")
     log.info(f"eval on {res['n']} samples: {res['metrics']}")
     write_eval_json(res, out_dir)
-    _publish(res, title, key)
+    _report(res, title, key)
     return res
 
 
@@ -41,7 +41,7 @@ def write_eval_json(res: dict, out_dir: str) -> str:
     return path
 
 
-def _publish(res: dict, title: str, key: str) -> None:
+def _report(res: dict, title: str, key: str) -> None:
     """The scores and the sample grid on the Prefect run (the grid inlined: artifacts hold no files)."""
     import base64
 
@@ -69,7 +69,7 @@ def evaluate_pbe(checkpoint: str, spec: EvalSpec, out_dir: str) -> dict:
     from doodleflow.training.eval.models import load_eval_models
     from doodleflow.training.eval.pbe import evaluate_pbe as run_eval
     from doodleflow.training.eval.pbe import heldout_rows
-    from doodleflow.training.pbe.sample import load_for_inference
+    from doodleflow.training.inference.pbe import load_for_inference
 
     model = load_for_inference(checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
@@ -87,7 +87,7 @@ def evaluate_doodle(card: dict, spec: EvalSpec, out_dir: str) -> dict:
     from doodleflow.training.eval.models import load_eval_models
     from doodleflow.training.eval.photodoodle import evaluate_doodle as run_eval
     from doodleflow.training.eval.photodoodle import heldout_pairs
-    from doodleflow.training.photodoodle.generate import source_of
+    from doodleflow.training.inference.photodoodle import source_of
     from doodleflow.training.photodoodle.model import load_model
 
     cuda = torch.cuda.is_available()

@@ -38,8 +38,8 @@ def commit_pairs(store_uri: str, dataset: str, plan: PairPlan, stats: list[dict]
 
 
 def _launch(cfg: TrainConfig) -> dict:
-    from doodleflow.training.common.launch import launch
     from doodleflow.training.family import family
+    from doodleflow.training.runtime.launch import launch
 
     with (
         watch_cancel(),
@@ -76,7 +76,7 @@ def merge_omnieditor_task(store: str, run_id: str, cfg: TrainConfig, lora_uri: s
 def cluster_slots(per_job: dict[str, float], ray_address: str | None = None) -> int:
     """How many jobs needing `per_job` resources the Ray cluster can hold at once (at least 1)."""
     import ray
-    from doodleflow.training.common.ray_utils import init_ray
+    from doodleflow.training.runtime.ray_utils import init_ray
 
     init_ray(ray_address)
     total = ray.cluster_resources()

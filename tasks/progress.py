@@ -108,9 +108,9 @@ def artifact_key(*parts: str | None) -> str:
 @contextlib.contextmanager
 def training_progress(stage: str, total_steps: int, *key: str | None) -> Iterator[StageProgress]:
     """The progress of the training jobs launched in the block (rank 0's progress.json, followed by
-    the driver: training/common/progress.py) as this run's progress artifact, log lines and one
+    the driver: training/runtime/progress.py) as this run's progress artifact, log lines and one
     terminal line."""
-    from doodleflow.training.common import previews, progress
+    from doodleflow.training.runtime import previews, progress
 
     sp = StageProgress(stage, total_steps, artifact_key("progress", *key))
     samples = samples_artifact(stage, artifact_key("samples", *key))
@@ -122,7 +122,7 @@ def training_progress(stage: str, total_steps: int, *key: str | None) -> Iterato
 
 
 def samples_artifact(stage: str, key: str):
-    """A sink for samples while training (training/common/previews.py): each new grid becomes the
+    """A sink for samples while training (training/runtime/previews.py): each new grid becomes the
     latest version of a markdown artifact on this run's page. The driver's follower calls it from its
     own thread, so the Prefect run context is captured here and entered for each call."""
     import base64

@@ -18,8 +18,8 @@ from prefect.runtime import flow_run
 
 def _log_curve(reg, run_id: str, records: list[dict]) -> None:
     """Replay a run's per-step metrics (from its metrics.jsonl) into an MLflow run: only for runs
-    trained without live tracking (training/common/tracking.py)."""
-    from doodleflow.training.common.tracking import record_metrics
+    trained without live tracking (training/runtime/tracking.py)."""
+    from doodleflow.training.runtime.tracking import record_metrics
     from mlflow.entities import Metric
 
     batch = [Metric(*m) for r in records for m in record_metrics(r)]
@@ -36,8 +36,8 @@ def _log_curve(reg, run_id: str, records: list[dict]) -> None:
 )
 def register_artifact(record: ArtifactRecord, store: str | None = None) -> dict:
     """Register `record` (training/registry/record.py) and show the version on the Prefect run."""
-    from doodleflow.training.common.tracking import find_run
     from doodleflow.training.registry import Registry
+    from doodleflow.training.runtime.tracking import find_run
 
     reg = Registry(home=settings.home(), store=store)
     for k, v in record.metrics.items():  # on the run page too; the registry records it as null
@@ -94,9 +94,9 @@ def registration_markdown(r: dict, images: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@task(name="publish-picked-lora", cache_policy=NO_CACHE)
-def publish_picked_lora(picked) -> tuple:
-    """A LoRA run's checkpoint at the step a person picked, published as a LoRA with its card."""
-    from doodleflow.training.photodoodle.picked import publish_picked_lora as publish
+@task(name="save-picked-lora", cache_policy=NO_CACHE)
+def save_picked_lora(picked) -> tuple:
+    """A LoRA run's checkpoint at the step a person picked, saved as a LoRA with its card."""
+    from doodleflow.training.photodoodle.picked import save_picked_lora as save
 
-    return publish(picked)
+    return save(picked)

@@ -3,7 +3,7 @@
 A flow run that the command runs itself (not a worker's deployment run) gets no signal when it is
 cancelled in Prefect: only its state becomes CANCELLING. While a training task runs, `watch_cancel`
 reads the flow run's state every `POLL_S` seconds and turns CANCELLING into a stop request
-(training/common/stop.py): the job checkpoints at its next step boundary, and the flow ends Cancelled
+(training/runtime/stop.py): the job checkpoints at its next step boundary, and the flow ends Cancelled
 (flows/stopping.py).
 """
 
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 
 from doodleflow.infra.errors import Stopped
-from doodleflow.training.common import stop
+from doodleflow.training.runtime import stop
 
 POLL_S = 2.0
 

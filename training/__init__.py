@@ -2,7 +2,7 @@
 
 import logging
 
-# torchao (the memory savers, training/common/savers.py) is imported by diffusers too, and its import
+# torchao (the memory savers, training/core/savers.py) is imported by diffusers too, and its import
 # logs a warning per GPU kernel library a CPU build cannot load, per missing Triton, per deprecated
 # pytree registration, and diffusers one about torch.load of torchao checkpoints (never used here).
 for _name in (

@@ -4,12 +4,12 @@ the commands reach a family through.
 A family is a `Family` entry in `FAMILIES` naming the module that implements `FamilyHooks`
 (`training/<family>/family.py`). The table holds import paths, not modules: light code (the CLI
 parser, the registry) reads a family's names and kinds without importing torch or the family's
-model code, and no module of `training/common` or `training/registry` imports a family package
+model code, and no module of the shared code (`training/core`, `runs`, `runtime`, `registry`) imports a family package
 (tests/architecture/test_layering.py: no cycle). The families differ only where the papers differ;
 everything else (the Ray launch, the trainer set-up, the epoch source and its resume rule, the latent
-cache, run storage, tracking) is shared code in `training/common`.
+cache, run storage, tracking) is shared code in `training/core`, `training/runs` and `training/runtime`.
 
-The hooks are what shared code calls: the launcher (training/common/launch.py) and the registry
+The hooks are what shared code calls: the launcher (training/runtime/launch.py) and the registry
 (training/registry/bases.py). Model load, the loss and the cache encoder are reached through the
 `worker` hook (the family's model.py, trainer.py, cache.py). Inference and evaluation are the family's
 own entry points (training/eval/<family>.py and the sampler it calls), which flows/evaluate.py
@@ -29,7 +29,7 @@ from doodleflow.training.registry.refs import EDITLORA, MERGED_BASE, OMNIEDITOR_
 
 @dataclass
 class WorkerEnv:
-    """What the shared launcher's worker (training/common/launch.py) hands a family's `worker` hook."""
+    """What the shared launcher's worker (training/runtime/launch.py) hands a family's `worker` hook."""
 
     rank: int
     world: int
@@ -44,25 +44,25 @@ class WorkerParts:
     """What a family's worker trains with; the launcher makes the run folder and the tracker between
     building the trainer and asking for the previews and the epochs (the order the encoders need)."""
 
-    trainer: Any  # a training/common/trainer.py Trainer (model loaded, DDP wrapped)
+    trainer: Any  # a training/core/trainer.py Trainer (model loaded, DDP wrapped)
     epochs: Callable[[], Callable[[int], Iterable]]  # -> epoch -> that epoch's batches for this worker
     previews: Callable[[Any, Any], Any]  # (run, tracker) -> rank 0's samples while training
-    publish: Callable[[Any, dict], dict] | None = None  # rank 0 after the last step -> the artifact card
+    save_final: Callable[[Any, dict], dict] | None = None  # rank 0 after the last step -> the artifact card
 
 
 class FamilyHooks(Protocol):
     """What `training/<family>/family.py` defines (module-level functions). The shared launcher
-    (training/common/launch.py) and the registry (training/registry/bases.py) call only these; each is
+    (training/runtime/launch.py) and the registry (training/registry/bases.py) call only these; each is
     implemented by delegating to the family's own modules, named at the hook."""
 
-    # The config: its frozen TrainConfig (training/common/config.py sections + its own).
+    # The config: its frozen TrainConfig (training/core/config.py sections + its own).
     def config_class(self) -> Any: ...
 
     # The run folder's family (runs/<it>/<run id>) and the MLflow experiment's.
     def run_family(self, cfg) -> str: ...
 
     # Driver, before Ray: pin the config, check the dataset and the run, the latent cache (built
-    # first where the family builds it on Ray), the epochs: a training/common/plan.py JobPlan, which
+    # first where the family builds it on Ray), the epochs: a training/runs/plan.py JobPlan, which
     # `describe`, `worker_config` and `dataset` take.
     def plan(self, cfg, log: Callable[[str], None]) -> Any: ...
 
@@ -78,7 +78,7 @@ class FamilyHooks(Protocol):
     # Driver: the Ray Data stream the workers shard, or None (every worker reads its own cache).
     def dataset(self, plan) -> Any: ...
 
-    # Worker: model load, cache encoding, the trainer (its loss), the epochs, the previews, publish.
+    # Worker: model load, cache encoding, the trainer (its loss), the epochs, the previews, the artifact saved after the last step.
     def worker(self, cfg, env: WorkerEnv) -> WorkerParts: ...
 
     # Registry: the frozen weights a stored artifact of `kind` at `uri` loads with besides its files.

@@ -15,7 +15,7 @@ from doodleflow.flows.commands.sizing import (
     pop_auto,
 )
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.memory import MEMORY_PRESETS
+from doodleflow.training.core.memory import MEMORY_PRESETS
 from doodleflow.training.pbe.config import ModelSource, TrainConfig, model_source
 from doodleflow.training.registry.refs import PBE_CHECKPOINT
 
@@ -141,7 +141,7 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     """The run's config from the flags, checked against the store: refuses a bad value, name or
     reference before any server, pool or cluster starts (nothing is written)."""
     from doodleflow.infra.settings import resolve_store
-    from doodleflow.training.common.preflight import preflight
+    from doodleflow.training.runtime.preflight import preflight
 
     if a.model:
         if a.preset or a.pretrained or a.clip:
@@ -235,7 +235,7 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_generate(a: argparse.Namespace) -> tuple[dict, str]:
-    from doodleflow.training.pbe.sample import generate
+    from doodleflow.training.inference.pbe import generate
 
     checkpoint = a.checkpoint
     if a.model:  # resolve through the registry; a modified file is refused before loading

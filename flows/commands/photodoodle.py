@@ -17,7 +17,7 @@ from doodleflow.flows.commands.sizing import (
     pop_auto,
 )
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.memory import ENCODER_PLACES, MEMORY_PRESETS, QUANTIZE_BASE
+from doodleflow.training.core.memory import ENCODER_PLACES, MEMORY_PRESETS, QUANTIZE_BASE
 from doodleflow.training.photodoodle.config import PLAIN_BASE, TrainConfig, artist_names
 from doodleflow.training.registry.refs import EDITLORA, MERGED_BASE
 
@@ -314,8 +314,8 @@ def preflight_run(cfg: TrainConfig, a: argparse.Namespace, opts: Sequence[Opt] =
     import dataclasses
 
     from doodleflow.flows.commands.runs import settle_run
-    from doodleflow.training.common.preflight import preflight
     from doodleflow.training.photodoodle.artifacts import base_choice
+    from doodleflow.training.runtime.preflight import preflight
 
     version = preflight(cfg, kind="photodoodle-pairs")
     src = cfg.model.source
@@ -442,12 +442,12 @@ def cmd_train_artists(a: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_generate_doodle(a: argparse.Namespace) -> tuple[dict, str]:
     from doodleflow.infra.settings import resolve_store
-    from doodleflow.training.common.image_files import output_format, read_image
+    from doodleflow.training.inference.image_files import output_format, read_image
 
     if "://" not in a.image:  # a missing or non-image file: one line, before any model loads
         read_image(a.image, "--image")
     output_format(a.out)
-    from doodleflow.training.photodoodle.generate import DoodleRequest, generate_doodle
+    from doodleflow.training.inference.photodoodle import DoodleRequest, generate_doodle
 
     artist, run = a.artist, a.run
     if a.model:  # a registered EditLoRA: its files are verified, then its run is the one loaded

@@ -74,7 +74,7 @@ def cmd_promote(a: argparse.Namespace):
 def cmd_register(a: argparse.Namespace):
     """Checked before Prefect starts (an unknown run or a step without a checkpoint: one line)."""
     from doodleflow.infra.settings import resolve_store
-    from doodleflow.training.common.picked import pick
+    from doodleflow.training.runs.picked import pick
 
     store = resolve_store(a.store)
     picked = pick(store, a.run, a.step)

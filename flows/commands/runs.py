@@ -1,6 +1,6 @@
 """The run a training command is about to start, settled before any server starts: a new run id that
 is already taken is refused (say how to resume or rename), and `--resume` continues the run as its
-record says (training/common/run_record.py: the record's settings, conflicting flags refused)."""
+record says (training/runs/run_record.py: the record's settings, conflicting flags refused)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import dataclasses
 
 from doodleflow.flows.commands.options import Opt, flag_names, given_overrides
-from doodleflow.training.common.run_record import RunRecord, check_new_run, check_resumable, resumed
+from doodleflow.training.runs.run_record import RunRecord, check_new_run, check_resumable, resumed
 
 
 def _merge(into: dict, more: dict) -> dict:

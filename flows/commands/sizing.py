@@ -7,7 +7,7 @@ import argparse
 
 from doodleflow.flows.commands.options import Opt
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.memory import OPTIMIZERS
+from doodleflow.training.core.memory import OPTIMIZERS
 
 
 def gpu_memory_arg(text: str) -> float:
@@ -36,7 +36,7 @@ GPU_MEMORY = Opt(
     gpu_memory_arg,
     derived="read from the GPUs",
 )
-# 8-bit optimizer state, a saver both families have (training/common/memory.py).
+# 8-bit optimizer state, a saver both families have (training/core/memory.py).
 OPTIMIZER = Opt(
     "--optimizer",
     "memory.optimizer",
@@ -57,10 +57,10 @@ def pop_auto(values: dict) -> bool:
 
 def auto_micro_batch(cfg, log=None):
     """The config with the largest micro-batch whose plan fits the GPU; the global batch is kept."""
-    from doodleflow.training.common.logs import log as train_log
-    from doodleflow.training.common.preflight import gpu_limit
     from doodleflow.training.memplan.auto import largest_micro_batch
     from doodleflow.training.memplan.limits import usable
+    from doodleflow.training.runtime.logs import log as train_log
+    from doodleflow.training.runtime.preflight import gpu_limit
 
     limit = gpu_limit(cfg)
     if limit is None:

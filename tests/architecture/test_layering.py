@@ -23,9 +23,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LAYERS = ["infra", "data", "training", "tasks", "flows"]
 TOP = "bench"  # the benchmarks: above every layer
 RAY_MODULES = {
-    "doodleflow.training.common.ray_utils",  # Ray Train run settings, shard epochs, cluster sizing
-    "doodleflow.training.common.logs",  # quiets Ray Data's progress output
-    "doodleflow.training.common.launch",  # the one Ray Train launch (TorchTrainer, per-worker function)
+    "doodleflow.training.runtime.ray_utils",  # Ray Train run settings, shard epochs, cluster sizing
+    "doodleflow.training.runtime.logs",  # quiets Ray Data's progress output
+    "doodleflow.training.runtime.launch",  # the one Ray Train launch (TorchTrainer, per-worker function)
     "doodleflow.training.pbe.ray_cache",
     "doodleflow.training.pbe.stream",  # the Ray Data epoch source
     "doodleflow.training.photodoodle.stream",  # the Ray Data pair stream (uncached runs)
@@ -175,7 +175,13 @@ FAMILIES = ("doodleflow.training.pbe", "doodleflow.training.photodoodle")  # tra
 # Shared code that reaches a family only through training/family.py (`family(name).hooks()`, imported by
 # name at run time): the launcher, the trainer core, run storage and tracking, the registry.
 # training/eval/ and training/memplan/ are per-family by nature (eval/<family>.py, memplan/families.py).
-SHARED = ("doodleflow.training.common", "doodleflow.training.registry", "doodleflow.training.family")
+SHARED = (
+    "doodleflow.training.core",
+    "doodleflow.training.runs",
+    "doodleflow.training.runtime",
+    "doodleflow.training.registry",
+    "doodleflow.training.family",
+)
 
 
 def _in(module: str, packages: tuple[str, ...]) -> str | None:
@@ -183,7 +189,7 @@ def _in(module: str, packages: tuple[str, ...]) -> str | None:
 
 
 def test_shared_code_reaches_families_only_through_the_interface():
-    """No module of training/common, training/registry or training/family.py imports a family package
+    """No module of training/core, runs, runtime, registry or training/family.py imports a family package
     (function level included), and no family package imports another: the registry and the launcher
     ask `training/family.py`, so `train pbe` loads no PhotoDoodle module through them."""
     mods, edges, _ = _graph()
@@ -195,6 +201,29 @@ def test_shared_code_reaches_families_only_through_the_interface():
                 bad.append(f"{os.path.relpath(mods[m], REPO)}:{line} imports {dep}")
     assert not bad, "a family reached around training/family.py:\n" + "\n".join(bad)
     assert all(f in mods for f in FAMILIES) and "doodleflow.training.family" in mods
+
+
+# The rooms of the shared training code, each importing only those before it (docs/architecture.md):
+# core (the step, pure torch) <- runs (a run in the store) <- runtime (Ray, the loop, tracking).
+ROOMS = ("doodleflow.training.core", "doodleflow.training.runs", "doodleflow.training.runtime")
+
+
+def test_core_runs_runtime_import_only_the_rooms_before_them():
+    """core imports no other room of training/ (only infra and data besides itself), runs imports core
+    only, and nothing imports runtime except runtime, the families, tasks, flows and bench."""
+    mods, edges, _ = _graph()
+    bad = []
+    for m, deps in edges.items():
+        room = _in(m, ROOMS)
+        if room is None:
+            continue
+        allowed = ROOMS[: ROOMS.index(room) + 1]
+        for dep, line in deps.items():
+            if dep.startswith("doodleflow.training") and not _in(dep, allowed):
+                if room != ROOMS[-1]:  # runtime may reach the registry, eval, memplan and the family table
+                    bad.append(f"{os.path.relpath(mods[m], REPO)}:{line} imports {dep}")
+    assert not bad, "a room imports a later one:\n" + "\n".join(bad)
+    assert all(r in mods for r in ROOMS)
 
 
 def test_the_checker_sees_function_level_and_relative_imports(tmp_path):

@@ -99,8 +99,8 @@ def test_micro_batch_auto_keeps_the_global_batch():
 
 
 def test_a_gpu_job_records_its_plan_and_a_cpu_job_says_why_not(tmp_path, plans):
-    from doodleflow.training.common.rundir import RunDir
     from doodleflow.training.memplan.record import plan_for_job
+    from doodleflow.training.runs.rundir import RunDir
 
     run, lines = RunDir(str(tmp_path), "editlora", "r1"), []
     base = PDConfig.for_stage("editlora", "tiny")

@@ -1,5 +1,5 @@
 """A GPU run whose memory plan exceeds its GPUs is refused by the train command before anything starts:
-one line naming the plan, the limit and the fix, exit 2, no run written (training/common/preflight.py)."""
+one line naming the plan, the limit and the fix, exit 2, no run written (training/runtime/preflight.py)."""
 
 from __future__ import annotations
 

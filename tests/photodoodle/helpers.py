@@ -60,8 +60,8 @@ def make_mixed_pair_dataset(
 
 
 def publish_artist_lora(tiny_dir: str, store: str, artist: str = "lulu") -> dict:
-    """A LoRA with non-zero weights, published as a training run would (card included)."""
-    from doodleflow.training.photodoodle.artifacts import artist_lora_rel, publish_lora
+    """A LoRA with non-zero weights, saved as a training run would (card included)."""
+    from doodleflow.training.photodoodle.artifacts import artist_lora_rel, save_lora
     from doodleflow.training.photodoodle.config import LoraSettings, ModelSource
     from doodleflow.training.photodoodle.lora import add_lora
     from doodleflow.training.photodoodle.merge import base_identity
@@ -78,4 +78,4 @@ def publish_artist_lora(tiny_dir: str, store: str, artist: str = "lulu") -> dict
     card = {"stage": "editlora", "artist": artist, "trigger": "sksmonstercalledlulu", "base": base_identity(source),
             "base_transformer": None, "position_mode": "clone", "offset": None, "height": 96, "width": 64,
             "max_sequence_length": 32, "run_id": "r1"}  # fmt: skip
-    return publish_lora(store, artist_lora_rel(artist, "r1"), model.transformer, settings, card)
+    return save_lora(store, artist_lora_rel(artist, "r1"), model.transformer, settings, card)

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 from doodleflow.infra.errors import ConfigError, InputError
-from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
-from doodleflow.training.photodoodle.generate import (
+from doodleflow.training.inference.flux_sampler import FluxSamplerConfig, sample
+from doodleflow.training.inference.photodoodle import (
     DoodleRequest,
     doodle,
     generate_doodle,
     load_condition,
     with_trigger,
 )
+from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
 from doodleflow.training.photodoodle.model import load_model
-from doodleflow.training.photodoodle.sampler import FluxSamplerConfig, sample
 from PIL import Image
 
 from tests.photodoodle.helpers import PHOTO, publish_artist_lora
@@ -125,7 +125,7 @@ def test_generate_doodle_writes_the_format_its_suffix_names(tiny_dir, tmp_path, 
     ],
 )
 def test_doodle_size_keeps_the_aspect_or_rounds_what_is_asked(photo, asked, size, said):
-    from doodleflow.training.photodoodle.doodle_size import doodle_size
+    from doodleflow.training.inference.doodle_size import doodle_size
 
     got, note = doodle_size(photo, {"height": 768, "width": 512}, *asked)
     assert got == size and said in note, note

@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from doodleflow.training.photodoodle.artifacts import find_lora, find_merged_base, publish_lora
+from doodleflow.training.photodoodle.artifacts import find_lora, find_merged_base, save_lora
 from doodleflow.training.photodoodle.config import LoraSettings, ModelSource
 from doodleflow.training.photodoodle.lora import add_lora, load_trainable_state_dict, trainable_state_dict
 from doodleflow.training.photodoodle.merge import base_identity, merge_omnieditor
@@ -51,7 +51,7 @@ def test_lora_round_trip_through_diffusers_loader(tiny_dir, tmp_path):
     _trained_lora(model, settings)
     trained = _out(model.transformer)
     assert not torch.allclose(trained, base)
-    card = publish_lora(store, "loras/a/run1", model.transformer, settings, {"artist": "a"})
+    card = save_lora(store, "loras/a/run1", model.transformer, settings, {"artist": "a"})
     assert card["uri"].endswith("pytorch_lora_weights.safetensors") and os.path.exists(card["uri"])
 
     pipe = FluxPipeline.from_pretrained(tiny_dir)  # a fresh pipeline, as a user outside this project
@@ -85,8 +85,8 @@ def test_artist_lora_paths_are_validated_and_newest_is_found(tiny_dir, tmp_path)
     _trained_lora(model, settings)
     with pytest.raises(ValueError, match="artist name"):
         artist_lora_rel("../../etc", "run")
-    publish_lora(store, artist_lora_rel("lulu", "r1"), model.transformer, settings, {"steps": 1})
-    publish_lora(store, artist_lora_rel("lulu", "r2"), model.transformer, settings, {"steps": 2})
+    save_lora(store, artist_lora_rel("lulu", "r1"), model.transformer, settings, {"steps": 1})
+    save_lora(store, artist_lora_rel("lulu", "r2"), model.transformer, settings, {"steps": 2})
     assert find_lora(store, "lulu")["steps"] == 2 and find_lora(store, "lulu", "r1")["steps"] == 1
     with pytest.raises(LookupError):
         find_lora(store, "nobody")
@@ -101,7 +101,7 @@ def test_merge_fuses_omnieditor_into_a_stored_base(tiny_dir, tmp_path):
     settings = LoraSettings(rank=8, alpha=8.0)
     _trained_lora(model, settings)
     with_lora = _out(model.transformer)
-    card = publish_lora(store, "runs/omnieditor/run1/lora", model.transformer, settings, {})
+    card = save_lora(store, "runs/omnieditor/run1/lora", model.transformer, settings, {})
     merged = merge_omnieditor(store, "run1", src, card["uri"])
     assert merged["transformer"].endswith("models/photodoodle/merged-base/run1/transformer")
     fused = FluxTransformer2DModel.from_pretrained(merged["transformer"])

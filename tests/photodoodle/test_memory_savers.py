@@ -1,4 +1,4 @@
-"""The memory savers of #19 item 4 on the tiny FLUX (training/common/memory.py): each `--memory` preset
+"""The memory savers of #19 item 4 on the tiny FLUX (training/core/memory.py): each `--memory` preset
 trains in process (an int8-quantized base included), its LoRA loads into a stock, unquantized diffusers
 pipeline, 8-bit AdamW state survives a checkpoint, an OmniEditor LoRA trained on a quantized base merges
 into full-precision weights, and a saver the platform lacks is refused in one line."""
@@ -11,14 +11,14 @@ import os
 import pytest
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.loop import WorkerContext, train
-from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
 from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
-from doodleflow.training.photodoodle.job import plan_job, publish_run_lora
+from doodleflow.training.photodoodle.job import plan_job, save_run_lora
 from doodleflow.training.photodoodle.lora import trainable_state_dict
 from doodleflow.training.photodoodle.model import load_training_model
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime.loop import WorkerContext, train
 
 from tests.photodoodle.helpers import make_pair_dataset
 from tests.photodoodle.test_train import _unfinish
@@ -40,7 +40,7 @@ def _train(cfg: TrainConfig) -> tuple[dict, PhotoDoodleTrainer]:
     trainer = PhotoDoodleTrainer(model, plan.cfg, "cpu")
 
     def publish(t, extra):
-        return publish_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
+        return save_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
 
     ctx = WorkerContext(log=lambda m: None, publish=publish)
     result = train(trainer, plan.run, cached_epochs(cache, trainer, 0, 1), ctx)
@@ -111,7 +111,7 @@ def test_losses_are_finite_and_close_to_the_reference_step(runs):
 
 def test_preset_loras_load_into_a_stock_unquantized_pipeline(runs, tiny_dir):
     from diffusers import FluxPipeline
-    from doodleflow.training.common.localize import local_file
+    from doodleflow.training.runs.localize import local_file
     from safetensors.torch import load_file
 
     for name in ("24GB", "48GB"):
@@ -133,7 +133,7 @@ def test_preset_loras_load_into_a_stock_unquantized_pipeline(runs, tiny_dir):
 
 def test_8bit_state_checkpoint_resumes_exactly(runs, tiny_dir, tmp_path):
     """The 24GB run split at step 3 and resumed continues bit-identically (8-bit codes, scales,
-    the tensor lr: training/common/checkpoint.py)."""
+    the tensor lr: training/core/checkpoint.py)."""
     straight = runs["24GB"][0]
     store = straight["run_dir"].split("/runs/")[0]
     cfg = _cfg(store, tiny_dir, {"preset": "24GB"}, steps=3, checkpoint_every=3, run_name="split")
@@ -184,9 +184,9 @@ def test_a_lora_trained_on_a_quantized_base_merges_into_full_precision(runs, tin
     the fp32 base plus the LoRA's delta, exactly as stock diffusers fuses it; a quantized transformer is
     refused (fusing would round the delta to the int8 grid)."""
     from diffusers import FluxPipeline, FluxTransformer2DModel
-    from doodleflow.training.common.localize import local_dir, local_file
     from doodleflow.training.photodoodle.merge import fuse_lora_file, merge_omnieditor
     from doodleflow.training.photodoodle.model import load_transformer
+    from doodleflow.training.runs.localize import local_dir, local_file
 
     lora = runs["24GB"][0]["lora"]
     source = ModelSource(preset="tiny", tiny_root=os.path.dirname(tiny_dir))
@@ -210,7 +210,7 @@ def test_generate_doodle_on_an_int8_base(tiny_dir, tmp_path, monkeypatch):
     """`generate doodle --quantize-base int8`: the artist's LoRA on a quantized base edits the photo
     close to the full-precision result."""
     import numpy as np
-    from doodleflow.training.photodoodle.generate import DoodleRequest, generate_doodle
+    from doodleflow.training.inference.photodoodle import DoodleRequest, generate_doodle
     from PIL import Image
 
     from tests.photodoodle.helpers import PHOTO, publish_artist_lora

@@ -85,8 +85,8 @@ def test_a_phone_photo_and_its_upright_export_are_one_frame(tmp_path):
 def test_generate_reads_a_phone_photo_upright(tmp_path):
     """Both generate commands read the photo as the phone shows it, so the edit keeps that frame and a
     mask drawn on the upright view fits it."""
-    from doodleflow.training.pbe.inputs import read_image
-    from doodleflow.training.photodoodle.generate import read_photo
+    from doodleflow.training.inference.pbe_inputs import read_image
+    from doodleflow.training.inference.photodoodle import read_photo
 
     up = _upright()
     path = tmp_path / "phone.jpg"

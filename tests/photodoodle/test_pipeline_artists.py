@@ -1,6 +1,6 @@
 """The nightly pipeline keys each artist on its own pairs: new pairs for one artist retrain that artist
 only (the pipeline on a real Prefect server and a local Ray; the merged OmniEditor base the EditLoRAs
-build on is made by the real merge, from a published LoRA, without training one)."""
+build on is made by the real merge, from a saved LoRA, without training one)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from doodleflow.data.pairs_synthetic import write_photodoodle_style
 from doodleflow.flows.pipeline import PipelineConfig, pipeline
-from doodleflow.training.photodoodle.artifacts import omnieditor_lora_rel, publish_lora
+from doodleflow.training.photodoodle.artifacts import omnieditor_lora_rel, save_lora
 from doodleflow.training.photodoodle.config import LoraSettings, ModelSource
 from doodleflow.training.photodoodle.lora import add_lora
 from doodleflow.training.photodoodle.merge import merge_omnieditor
@@ -28,7 +28,7 @@ def _merged_base(store: str) -> None:
     with torch.no_grad():
         for p in add_lora(model.transformer, settings):
             p.mul_(0.0)
-    card = publish_lora(
+    card = save_lora(
         store, omnieditor_lora_rel("omni-test"), model.transformer, settings, {"stage": "omnieditor"}
     )
     merge_omnieditor(store, "omni-test", source, card["uri"])

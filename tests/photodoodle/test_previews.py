@@ -8,9 +8,6 @@ import io
 import os
 
 import torch
-from doodleflow.training.common.loop import WorkerContext, train
-from doodleflow.training.common.previews import FILE, GRID, layout
-from doodleflow.training.common.tracking import Tracker
 from doodleflow.training.eval.grid import image_tile
 from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
 from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
@@ -19,6 +16,9 @@ from doodleflow.training.photodoodle.lora import trainable_state_dict
 from doodleflow.training.photodoodle.model import load_model
 from doodleflow.training.photodoodle.previews import doodle_previews
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
+from doodleflow.training.runtime.loop import WorkerContext, train
+from doodleflow.training.runtime.previews import FILE, GRID, layout
+from doodleflow.training.runtime.tracking import Tracker
 from mlflow import MlflowClient
 from PIL import Image
 

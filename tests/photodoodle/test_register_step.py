@@ -1,5 +1,5 @@
 """`registry register --run RUN --step N` for an EditLoRA (issue 22 item 6): the checkpoint at the
-picked step is published as a LoRA (diffusers' format, with its card), evaluated on the held-out pairs
+picked step is saved as a LoRA (diffusers' format, with its card), evaluated on the held-out pairs
 and registered with its lineage naming the run and the step, as the run's own registration is."""
 
 from __future__ import annotations
@@ -7,18 +7,18 @@ from __future__ import annotations
 import os
 
 import pytest
-from doodleflow.training.common.loop import WorkerContext, train
 from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
 from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
-from doodleflow.training.photodoodle.job import plan_job, publish_run_lora
+from doodleflow.training.photodoodle.job import plan_job, save_run_lora
 from doodleflow.training.photodoodle.model import load_model
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
+from doodleflow.training.runtime.loop import WorkerContext, train
 from safetensors.torch import load_file
 
 from tests.photodoodle.helpers import make_pair_dataset
 
 
-def test_a_picked_editlora_step_is_published_evaluated_and_registered(tiny_dir, tmp_path, prefect_api):
+def test_a_picked_editlora_step_is_saved_evaluated_and_registered(tiny_dir, tmp_path, prefect_api):
     from doodleflow.flows.register_run import register_run_step
     from doodleflow.training.registry import Registry
 
@@ -38,7 +38,7 @@ def test_a_picked_editlora_step_is_published_evaluated_and_registered(tiny_dir, 
         batches = cached_epochs(cached_pairs(plan.cfg, info, model, "cpu", 0), trainer, 0, 1)
 
         def publish(t, extra):
-            return publish_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
+            return save_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
 
         result = train(trainer, plan.run, batches, WorkerContext(log=lambda m: None, publish=publish))
 

@@ -1,5 +1,5 @@
 """A PhotoDoodle run stopped on request (stop.json in its run directory, as the driver writes it on a
-Ctrl-C, SIGTERM or a cancel in Prefect: training/common/stop.py) stops at a step boundary with a
+Ctrl-C, SIGTERM or a cancel in Prefect: training/runtime/stop.py) stops at a step boundary with a
 checkpoint, publishes no LoRA, and `--resume` continues it exactly; a finished run is never trained
 again in place. In process, without Ray (the signal paths end to end: tests/runtime/test_stop.py)."""
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common import stop
-from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime import stop
 
 from tests.photodoodle.helpers import make_pair_dataset
 from tests.photodoodle.test_train import _cfg, _train_in_process
@@ -31,7 +31,7 @@ def test_a_stopped_run_checkpoints_publishes_nothing_and_resumes_exactly(tiny_di
         1,
         "Ctrl-C or SIGTERM",
     )
-    assert run.steps() == [1] and "lora" not in stopped  # checkpointed, nothing published
+    assert run.steps() == [1] and "lora" not in stopped  # checkpointed, no LoRA saved
     assert not run.fs.exists(f"{store}/loras/magic/b")
 
     run.fs.rm(run.path(stop.FILE))  # what the next launch does (stop.relay)

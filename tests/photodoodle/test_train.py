@@ -8,14 +8,14 @@ import os
 import pytest
 import torch
 from doodleflow.data.store import DatasetStore
-from doodleflow.training.common.loop import WorkerContext, train
-from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
 from doodleflow.training.photodoodle.config import PLAIN_BASE, ModelSource, TrainConfig
-from doodleflow.training.photodoodle.job import plan_job, publish_run_lora
+from doodleflow.training.photodoodle.job import plan_job, save_run_lora
 from doodleflow.training.photodoodle.lora import trainable_state_dict
 from doodleflow.training.photodoodle.model import load_model
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime.loop import WorkerContext, train
 
 from tests.photodoodle.helpers import make_pair_dataset
 
@@ -39,7 +39,7 @@ def _train_in_process(cfg: TrainConfig, on_model=None) -> tuple[dict, dict]:
     batches = cached_epochs(cached_pairs(plan.cfg, info, model, "cpu", 0), trainer, 0, 1)
 
     def publish(t, extra):
-        return publish_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
+        return save_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
 
     result = train(trainer, plan.run, batches, WorkerContext(log=lambda m: None, publish=publish))
     return result, trainable_state_dict(model.transformer)
@@ -47,7 +47,7 @@ def _train_in_process(cfg: TrainConfig, on_model=None) -> tuple[dict, dict]:
 
 def _unfinish(store: str, run_id: str) -> None:
     """The run as a driver killed after its last checkpoint leaves it (no result.json): a finished run
-    is never trained again in place (training/common/plan.py), a checkpointed one continues."""
+    is never trained again in place (training/runs/plan.py), a checkpointed one continues."""
     run = RunDir(store, "editlora", run_id)
     run.fs.rm(run.path("result.json"))
 
@@ -118,10 +118,10 @@ def test_a_damaged_part_fails_before_any_worker_starts(tiny_dir, tmp_path):
 def _train_streamed(cfg: TrainConfig) -> tuple[dict, dict]:
     """Train in this process on one worker's shard of the real Ray Data pair stream (no Ray Train), as
     training/photodoodle/family.py:worker does; resumes when the run has a checkpoint."""
-    from doodleflow.training.common.epochs import consumed
-    from doodleflow.training.common.ray_utils import shard_epochs
+    from doodleflow.training.core.epochs import consumed
     from doodleflow.training.photodoodle.data import pixel_pairs
     from doodleflow.training.photodoodle.stream import pair_stream
+    from doodleflow.training.runtime.ray_utils import shard_epochs
 
     plan = plan_job(cfg, log=lambda m: None)
     assert plan.cache_dir is None
@@ -135,7 +135,7 @@ def _train_streamed(cfg: TrainConfig) -> tuple[dict, dict]:
 
 
 def test_streamed_pairs_resume_exactly_mid_epoch(ray_local, tiny_dir, tmp_path):
-    """The shared epoch source on the streamed path (training/common/epochs.py): 5 pairs, 2 per step, a
+    """The shared epoch source on the streamed path (training/core/epochs.py): 5 pairs, 2 per step, a
     run stopped at step 3 (mid-epoch) resumes to the uninterrupted run's weights bit for bit."""
     store = str(tmp_path / "store")
     make_pair_dataset(str(tmp_path), store, "magic", 5)

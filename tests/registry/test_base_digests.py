@@ -16,11 +16,11 @@ from safetensors.torch import load_file, save_file
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from doodleflow.training.common.rundir import RunDir
     from doodleflow.training.pbe.config import ModelSource, TrainConfig
     from doodleflow.training.pbe.model import load_pbe_dir
     from doodleflow.training.pbe.presets import save_tiny_pbe
     from doodleflow.training.pbe.trainer import PbETrainer
+    from doodleflow.training.runs.rundir import RunDir
 
     root = str(tmp_path_factory.mktemp("models"))
     cfg = TrainConfig().replace(model={"source": ModelSource(kind="tiny", tiny_root=root)})
@@ -64,13 +64,13 @@ def test_base_digests_are_cached_by_size_and_mtime(tmp_path):
 
 def test_a_checkpoint_loaded_by_path_checks_its_runs_base(tmp_path):
     """`generate pbe --checkpoint` (no registry): the run recorded its base's digests when it started."""
-    from doodleflow.training.common.rundir import RunDir
+    from doodleflow.training.inference.pbe import load_for_inference
     from doodleflow.training.pbe.config import ModelSource, TrainConfig
     from doodleflow.training.pbe.model import frozen_base_dirs, load_pbe_dir
     from doodleflow.training.pbe.presets import save_tiny_pbe
-    from doodleflow.training.pbe.sample import load_for_inference
     from doodleflow.training.pbe.trainer import PbETrainer
     from doodleflow.training.registry.bases import BASES, record_run_bases
+    from doodleflow.training.runs.rundir import RunDir
 
     root = str(tmp_path / "models")
     cfg = TrainConfig().replace(model={"source": ModelSource(kind="tiny", tiny_root=root)})

@@ -9,10 +9,10 @@ import os
 import pytest
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.rundir import RunDir
-from doodleflow.training.common.seal import is_sealed
-from doodleflow.training.common.store_dirs import publish_local_dir
 from doodleflow.training.registry import Registry
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runs.seal import is_sealed
+from doodleflow.training.runs.store_dirs import upload_dir
 from safetensors.torch import save_file
 
 
@@ -35,9 +35,7 @@ def _tree(root: str) -> dict[str, bytes]:
 
 def test_a_registered_folder_refuses_every_write_and_keeps_its_bytes(tmp_path):
     store, reg = str(tmp_path / "store"), Registry(home=str(tmp_path / "home"))
-    lora = publish_local_dir(
-        _files(tmp_path / "a", 1), store, "runs/omnieditor/r1/lora", "lora.json", {"n": 1}
-    )
+    lora = upload_dir(_files(tmp_path / "a", 1), store, "runs/omnieditor/r1/lora", "lora.json", {"n": 1})
     v1 = reg.register("photodoodle-omnieditor", "omnieditor-lora", lora, config={})
     before = _tree(lora)
     assert is_sealed(lora) and before
@@ -45,15 +43,15 @@ def test_a_registered_folder_refuses_every_write_and_keeps_its_bytes(tmp_path):
     # Publishing the run's LoRA again (what resuming a finished run did) is refused, in one line.
     with pytest.raises(ConfigError, match=r"refused, .*/runs/omnieditor/r1/lora holds the files of registered "
                        r"version\(s\) photodoodle-omnieditor:1, which are never rewritten"):  # fmt: skip
-        publish_local_dir(_files(tmp_path / "b", 2), store, "runs/omnieditor/r1/lora", "lora.json", {"n": 2})
+        upload_dir(_files(tmp_path / "b", 2), store, "runs/omnieditor/r1/lora", "lora.json", {"n": 2})
     # ... and so is a folder inside it.
     with pytest.raises(ConfigError, match="photodoodle-omnieditor:1"):
-        publish_local_dir(_files(tmp_path / "c", 3), store, "runs/omnieditor/r1/lora/sub", "m.json", {})
+        upload_dir(_files(tmp_path / "c", 3), store, "runs/omnieditor/r1/lora/sub", "m.json", {})
     assert _tree(lora) == before
     reg.resolve(f"photodoodle-omnieditor:{v1.version}")  # re-hashed: unchanged
 
     # A sibling run is not sealed.
-    publish_local_dir(_files(tmp_path / "d", 4), store, "runs/omnieditor/r2/lora", "lora.json", {})
+    upload_dir(_files(tmp_path / "d", 4), store, "runs/omnieditor/r2/lora", "lora.json", {})
 
 
 def test_a_registered_checkpoint_is_never_rewritten_or_pruned(tmp_path):

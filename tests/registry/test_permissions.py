@@ -6,7 +6,7 @@ import os
 import stat
 import tempfile
 
-from doodleflow.training.common.store_dirs import publish_local_dir
+from doodleflow.training.runs.store_dirs import upload_dir
 
 
 def test_published_dir_is_readable_like_the_rest_of_the_store(tmp_path):
@@ -17,7 +17,7 @@ def test_published_dir_is_readable_like_the_rest_of_the_store(tmp_path):
         os.write(fd, b"weights")
         os.close(fd)
         os.makedirs(os.path.join(src, "sub"), mode=0o700)
-        uri = publish_local_dir(src, str(tmp_path / "store"), "loras/alice/run-1", "_card.json", {"a": 1})
+        uri = upload_dir(src, str(tmp_path / "store"), "loras/alice/run-1", "_card.json", {"a": 1})
     finally:
         os.umask(umask)
     mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731

@@ -11,9 +11,9 @@ import time
 
 import pytest
 from doodleflow.infra.errors import LostRace
-from doodleflow.training.common import lease
-from doodleflow.training.common.lease import LEASE, RunLease, hold
-from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.runs import lease
+from doodleflow.training.runs.lease import LEASE, RunLease, hold
+from doodleflow.training.runs.rundir import RunDir
 
 
 def _within(seconds: float, done) -> bool:
@@ -83,7 +83,7 @@ def test_the_heartbeat_keeps_the_lease_fresh_and_notices_a_take_over(run):
 
 
 def test_a_worker_of_another_launch_stops_before_it_writes(run):
-    from doodleflow.training.common.lease import check_writer
+    from doodleflow.training.runs.lease import check_writer
 
     run.write_json(LEASE, RunLease(run).record() | {"ray_job": "02000000"})
     check_writer(run, job="02000000")  # its own driver's lease: writes

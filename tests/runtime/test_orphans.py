@@ -1,6 +1,6 @@
 """kill -9 of a command leaves nothing running: its Prefect API, pool workers, resource tracker, Ray's
 GCS, raylet, agents and training workers all end within 10 s (flows/processes.py), and the killed
-run's lease does not block a resume (training/common/lease.py)."""
+run's lease does not block a resume (training/runs/lease.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 from doodleflow.data.config import CurationConfig
 from doodleflow.data.refresh import refresh_in_process
 from doodleflow.data.synthetic import make_source
-from doodleflow.training.common.lease import LEASE, RunLease
-from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.runs.lease import LEASE, RunLease
+from doodleflow.training.runs.rundir import RunDir
 
 pytestmark = pytest.mark.slow(seconds=70)
 MARK = "DOODLEFLOW_TEST_MARK"

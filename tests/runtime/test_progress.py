@@ -9,8 +9,8 @@ import time
 
 import pytest
 from doodleflow.tasks.progress import StageProgress, training_progress
-from doodleflow.training.common import progress
-from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime import progress
 
 
 def rec(step: int) -> dict:

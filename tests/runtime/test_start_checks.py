@@ -14,9 +14,9 @@ import time
 import pytest
 import torch
 from doodleflow.flows.cli import _parser
-from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.pbe.config import TrainConfig as PbEConfig
 from doodleflow.training.photodoodle.config import TrainConfig as DoodleConfig
+from doodleflow.training.runs.rundir import RunDir
 
 from tests.photodoodle.helpers import make_pair_dataset
 from tests.training.datasets import make_version

@@ -16,9 +16,9 @@ import uuid
 import psutil
 import pytest
 from doodleflow.flows.cli import _parser
-from doodleflow.training.common.rundir import RunDir
-from doodleflow.training.common.tracking import find_run
 from doodleflow.training.registry import Registry
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime.tracking import find_run
 
 from tests.runtime.test_orphans import MARK, alive, cmdline, marked
 from tests.training.datasets import make_version

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.batching import batch_plan
+from doodleflow.training.core.batching import batch_plan
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import PixelBatch
 from safetensors.torch import load_file, save_file

@@ -1,4 +1,4 @@
-"""The configs say the same after the shared sections moved to training/common/config.py (issue 20 item
+"""The configs say the same after the shared sections moved to training/core/config.py (issue 20 item
 2): for both families' defaults, every preset and some overrides, `to_dict()` (as JSON, keys sorted:
 how checkpoints and run.json store it), `config_hash()` and `run_id()` equal the values recorded from
 the code before the move (commit e9cb653), and the refusals say the same words.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.schedule import linear_warmup
+from doodleflow.training.core.schedule import linear_warmup
 from doodleflow.training.pbe.config import TrainConfig as PbEConfig
 from doodleflow.training.photodoodle.config import TrainConfig as DoodleConfig
 

@@ -1,4 +1,4 @@
-"""The one epoch source (training/common/epochs.py): for every shape of sequence, a source resumed
+"""The one epoch source (training/core/epochs.py): for every shape of sequence, a source resumed
 after k micro-batches hands the loop exactly the rest of the uninterrupted one, epochs included."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.epochs import Epochs, indexed, passes, tagged
-from doodleflow.training.common.loop import epochs
+from doodleflow.training.core.epochs import Epochs, indexed, passes, tagged
+from doodleflow.training.runtime.loop import epochs
 
 
 def _drain(source: Epochs, n: int) -> list[tuple[int, object]]:

@@ -1,4 +1,4 @@
-"""The one latent-cache mechanism (training/common/latent_cache.py) on a real local store: a manifest
+"""The one latent-cache mechanism (training/runs/latent_cache.py) on a real local store: a manifest
 written last marks a complete cache, a damaged file is never loaded, a build encodes only what lacks
 an entry. (Each family's cache on top of it: test_pbe_cache*.py, tests/photodoodle/test_train.py.)"""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from doodleflow.training.common import latent_cache
-from doodleflow.training.common.latent_cache import CacheDir
+from doodleflow.training.runs import latent_cache
+from doodleflow.training.runs.latent_cache import CacheDir
 
 
 def test_the_key_follows_every_field_of_the_identity_and_nothing_else():

@@ -15,10 +15,10 @@ import time
 import psutil
 import pytest
 from doodleflow.flows.cli import main
-from doodleflow.training.common.metrics import MetricsLog
-from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.pbe.config import build_config
 from doodleflow.training.pbe.job import plan_job
+from doodleflow.training.runs.metrics import MetricsLog
+from doodleflow.training.runs.rundir import RunDir
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -171,9 +171,9 @@ def _fine_tune_from_registered(store: str, trained: dict, capsys) -> None:
     run with it as parent; a modified registered file is refused before any work."""
     import torch
     from doodleflow.flows.train_pbe import registered_source
-    from doodleflow.training.common.rundir import read_checkpoint_uri
     from doodleflow.training.pbe.model import load_model
     from doodleflow.training.registry.registry import TamperedArtifact
+    from doodleflow.training.runs.rundir import read_checkpoint_uri
 
     src = registered_source("pbe-kr:1", None, None, None)
     assert (src.init_from, src.init_model, src.kind) == (trained["checkpoint"], "pbe-kr:1", "tiny")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from doodleflow.flows.cli import main
-from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.inference.pbe import default_scheduler, paint, prepare
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
 from doodleflow.training.pbe.model import load_pbe_dir
-from doodleflow.training.pbe.sample import default_scheduler, paint, prepare
+from doodleflow.training.runs.rundir import RunDir
 from PIL import Image
 
 from .conftest import FIXTURES, example_triple
@@ -165,7 +165,7 @@ def _files(tmp_path, mask: Image.Image | None = None, name: str = "m.png") -> li
 
 def test_mask_semantics_any_bright_channel_repaints():
     """A red mask repaints (it read as 'keep' through a grey conversion); dark and transparent keep."""
-    from doodleflow.training.pbe.inputs import repaint_mask
+    from doodleflow.training.inference.pbe_inputs import repaint_mask
 
     m = np.zeros((4, 4, 4), np.uint8)
     m[0, 0] = (255, 0, 0, 255)  # red: repaint
@@ -221,7 +221,7 @@ def test_model_of_another_kind_is_one_line(tmp_path, capsys):
 
 
 def test_composite_keeps_the_photo_outside_the_mask_and_blends_inside_its_edge():
-    from doodleflow.training.pbe.composite import alpha, composite_edit, feather_px
+    from doodleflow.training.inference.pbe_composite import alpha, composite_edit, feather_px
 
     repaint = np.zeros((40, 60), np.uint8)
     repaint[10:30, 20:50] = 255

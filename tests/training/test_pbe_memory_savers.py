@@ -1,4 +1,4 @@
-"""Paint by Example's memory savers (training/common/memory.py): the 24GB preset's gradient
+"""Paint by Example's memory savers (training/core/memory.py): the 24GB preset's gradient
 checkpointing and 8-bit AdamW state train the tiny model on the CPU, learn, and resume exactly."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 import torch
-from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import pixel_batch
 from doodleflow.training.pbe.model import load_pbe_dir
 from doodleflow.training.pbe.trainer import PbETrainer
+from doodleflow.training.runs.rundir import RunDir
 
 from .datasets import four_rows
 

@@ -10,15 +10,15 @@ import pytest
 import torch
 from doodleflow.data.split import split_of
 from doodleflow.data.store import DatasetStore
-from doodleflow.training.common.loop import WorkerContext, train
-from doodleflow.training.common.previews import FILE, GRID, layout
-from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.eval.grid import image_tile
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import decode_rows, pixel_batch
 from doodleflow.training.pbe.model import load_pbe_dir
 from doodleflow.training.pbe.previews import pbe_previews
 from doodleflow.training.pbe.trainer import PbETrainer
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime.loop import WorkerContext, train
+from doodleflow.training.runtime.previews import FILE, GRID, layout
 from PIL import Image
 
 from .datasets import make_version
@@ -81,7 +81,7 @@ def test_pbe_samples_while_training_leave_training_unchanged(tiny_dir, version):
 
 
 def test_pruning_keeps_the_weights_of_sampling_points(tmp_path):
-    from doodleflow.training.common.rundir import read_checkpoint_uri
+    from doodleflow.training.runs.rundir import read_checkpoint_uri
 
     run = RunDir(str(tmp_path / "store"), "pbe", "prune")
     for step in (1, 2, 3, 4):

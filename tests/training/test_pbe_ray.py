@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-from doodleflow.training.common.distributed import weights_digest
-from doodleflow.training.common.launch import launch
-from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.core.distributed import weights_digest
 from doodleflow.training.family import family
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
 from doodleflow.training.pbe.model import load_pbe_dir
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime.launch import launch
 from safetensors.torch import load_file
 
 from .datasets import make_version

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import torch
-from doodleflow.training.common.metrics import MetricsLog
-from doodleflow.training.common.ray_utils import arrow_filesystem
-from doodleflow.training.common.rundir import RunDir, read_checkpoint_uri
 from doodleflow.training.pbe.cache import build_latent_cache, find_cache
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
 from doodleflow.training.pbe.job import plan_job
 from doodleflow.training.pbe.model import load_pbe_dir
 from doodleflow.training.pbe.trainer import PbETrainer
+from doodleflow.training.runs.metrics import MetricsLog
+from doodleflow.training.runs.rundir import RunDir, read_checkpoint_uri
+from doodleflow.training.runtime.ray_utils import arrow_filesystem
 
 from .datasets import make_version
 

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 from doodleflow.infra.errors import TamperedArtifact
-from doodleflow.training.common.rundir import RunDir
-from doodleflow.training.common.schedule import linear_warmup
+from doodleflow.training.core.schedule import linear_warmup
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import pixel_batch
 from doodleflow.training.pbe.model import load_pbe_dir
 from doodleflow.training.pbe.trainer import PbETrainer
+from doodleflow.training.runs.rundir import RunDir
 
 from .datasets import four_rows
 
@@ -119,7 +119,7 @@ def test_checkpoint_files_layout_and_integrity(tiny_dir, tmp_path):
 
 
 def test_model_flops_count_three_times_the_denoiser_plus_the_encoders(tiny_dir, four_samples):
-    from doodleflow.training.common.mfu import count_flops
+    from doodleflow.training.core.mfu import count_flops
     from doodleflow.training.pbe.trainer import first
 
     t = PbETrainer(load_pbe_dir(tiny_dir), TrainConfig().replace(**FAST))

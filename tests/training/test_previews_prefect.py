@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 from doodleflow.tasks.progress import training_progress
-from doodleflow.training.common.config import SampleSettings
-from doodleflow.training.common.previews import PreviewInputs, Previews, follow
-from doodleflow.training.common.rundir import RunDir
+from doodleflow.training.core.config import SampleSettings
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime.previews import PreviewInputs, Previews, follow
 from PIL import Image
 from prefect import flow, task
 from prefect.client.orchestration import get_client

@@ -5,12 +5,12 @@ the step; an unknown run or a step without a checkpoint is one line, exit 2, nam
 from __future__ import annotations
 
 import pytest
-from doodleflow.training.common.loop import WorkerContext, train
-from doodleflow.training.common.rundir import RunDir
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import decode_rows, pixel_batch
 from doodleflow.training.pbe.model import load_pbe_dir
 from doodleflow.training.pbe.trainer import PbETrainer
+from doodleflow.training.runs.rundir import RunDir
+from doodleflow.training.runtime.loop import WorkerContext, train
 
 from .datasets import make_version
 

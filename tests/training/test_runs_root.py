@@ -11,10 +11,10 @@ import pytest
 import torch
 from doodleflow.infra import settings
 from doodleflow.infra.errors import TamperedArtifact
-from doodleflow.training.common.run_record import RunRecord
-from doodleflow.training.common.rundir import RunDir, run_of_checkpoint
 from doodleflow.training.photodoodle.artifacts import omnieditor_lora_rel
 from doodleflow.training.registry.bases import BASES, base_digests, verify_run_bases
+from doodleflow.training.runs.run_record import RunRecord
+from doodleflow.training.runs.rundir import RunDir, run_of_checkpoint
 
 
 def _checkpoint(run: RunDir, step: int) -> str:

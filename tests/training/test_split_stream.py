@@ -175,7 +175,7 @@ def _draws(ds, v, cache, workers: int, position: int, epochs: int = 6) -> list[l
 
 @pytest.mark.parametrize(("workers", "cached"), [(1, False), (2, False), (1, True)])
 def test_a_resumed_stream_draws_what_the_uninterrupted_one_would(version, ray_cluster, workers, cached):
-    """training/common/epochs.py's rule on Ray Data shards: the stream is the same on every execution,
+    """training/core/epochs.py's rule on Ray Data shards: the stream is the same on every execution,
     and a worker resumed after k micro-batches draws exactly the rest of it, epochs included."""
     ds, v, cache, _, _ = version
     c = cache if cached else None
@@ -189,12 +189,12 @@ def test_a_resumed_stream_draws_what_the_uninterrupted_one_would(version, ray_cl
 def _train_pbe(version, tiny_dir, models_root, cached: bool, name: str, steps: int) -> dict:
     """Train the tiny PbE in this process (no Ray Train) on one worker's shard of the real stream, as
     training/pbe/family.py:worker does; resumes when the run has a checkpoint."""
-    from doodleflow.training.common.epochs import consumed
-    from doodleflow.training.common.loop import WorkerContext, train
-    from doodleflow.training.common.rundir import RunDir, read_checkpoint_state
+    from doodleflow.training.core.epochs import consumed
     from doodleflow.training.pbe.cache import encoded_batch
     from doodleflow.training.pbe.data import pixel_batch
     from doodleflow.training.pbe.trainer import PbETrainer
+    from doodleflow.training.runs.rundir import RunDir, read_checkpoint_state
+    from doodleflow.training.runtime.loop import WorkerContext, train
 
     ds, v, cache, _, _ = version
     cfg = TrainConfig().replace(

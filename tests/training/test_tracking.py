@@ -1,4 +1,4 @@
-"""Live tracking (training/common/tracking.py) against a real MLflow SQLite store: records arrive in
+"""Live tracking (training/runtime/tracking.py) against a real MLflow SQLite store: records arrive in
 order, a restarted run continues the same MLflow run, and an unreachable server never blocks a step."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import logging
 import time
 
 import pytest
-from doodleflow.training.common.tracking import RUN_TAG, Tracker, find_run
+from doodleflow.training.runtime.tracking import RUN_TAG, Tracker, find_run
 from mlflow import MlflowClient
 
 
@@ -60,7 +60,7 @@ def test_an_unreachable_server_never_blocks_a_step(tmp_path, monkeypatch, caplog
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     t = Tracker("http://127.0.0.1:9", "pbe", "down", {})  # nothing listens on port 9
     t0 = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="doodleflow.training.common.tracking"):
+    with caplog.at_level(logging.WARNING, logger="doodleflow.training.runtime.tracking"):
         for rec in _records(range(1, 21)):
             t.log(rec)
         logged = time.perf_counter() - t0

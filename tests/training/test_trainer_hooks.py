@@ -1,10 +1,10 @@
 """One trainer set-up (issue 20 item 1): the family trainers say only what differs. Neither restates the
-shared constructor, step or checkpoint state of training/common/trainer.py; each overrides its hooks."""
+shared constructor, step or checkpoint state of training/core/trainer.py; each overrides its hooks."""
 
 from __future__ import annotations
 
 import pytest
-from doodleflow.training.common.trainer import Trainer
+from doodleflow.training.core.trainer import Trainer
 from doodleflow.training.pbe.trainer import PbETrainer
 from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
 

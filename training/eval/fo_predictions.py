@@ -26,7 +26,7 @@ def add_predictions(
 ) -> dict:
     import fiftyone as fo
     import numpy as np
-    from doodleflow.training.pbe.sample import load_for_inference
+    from doodleflow.training.inference.pbe import load_for_inference
     from doodleflow.training.registry import Registry
     from fiftyone import ViewField as F
 

@@ -40,7 +40,7 @@ def _img(buf: bytes, mode: str = "RGB") -> Image.Image:
 
 
 def repaint_all(model, rows: list[dict], steps: int, guidance: float, seed: int) -> list[Image.Image]:
-    from doodleflow.training.pbe.sample import paint, prepare
+    from doodleflow.training.inference.pbe import paint, prepare
 
     outs = []
     for i, r in enumerate(rows):

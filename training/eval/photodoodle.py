@@ -51,8 +51,8 @@ def evaluate_doodle(
     seed: int = 0,
 ) -> dict:
     """Edit each held-out source with the artist's LoRA (`card`), score, and save the grid."""
-    from doodleflow.training.photodoodle.generate import doodle
-    from doodleflow.training.photodoodle.sampler import FluxSamplerConfig
+    from doodleflow.training.inference.flux_sampler import FluxSamplerConfig
+    from doodleflow.training.inference.photodoodle import doodle
 
     outputs, prompts = [], []
     with tempfile.TemporaryDirectory() as tmp:

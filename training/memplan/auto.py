@@ -2,7 +2,7 @@
 
 Presets are tried from the fewest savers to the most (80GB, 48GB, 24GB), so the suggestion changes
 the least that makes the run fit. The micro-batch search keeps the global batch: a smaller micro-batch
-is made up by gradient accumulation (training/common/batching.py).
+is made up by gradient accumulation (training/core/batching.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from doodleflow.training.common.hf import quiet_hf
+from doodleflow.training.core.hf import quiet_hf
 
 # Bytes kept per bf16 weight byte by a weight-only quantized base: int8/fp8 with one bf16 scale per
 # output channel (torchao Int8WeightOnlyConfig, Float8WeightOnlyConfig); NF4 4 bits + double-quantized
@@ -28,7 +28,7 @@ ADAMW8BIT_SCALE = (1 + 4 / 256) / 4
 
 @dataclass
 class Setup:
-    trainer: Any  # a family Trainer (training/common/trainer.py)
+    trainer: Any  # a family Trainer (training/core/trainer.py)
     warm: object  # a tiny micro-batch: the warm-up step that creates the optimizer state
     batches: list  # the measured step's micro-batches
     quantized: list = field(default_factory=list)  # frozen weights stored quantized

@@ -21,7 +21,7 @@ entry is reused and a nightly version encodes only its new parts.
 `<key>` hashes the encoders' identity and the preprocessing (resolution, mask binarization), so
 a different VAE/CLIP or resolution never reads a stale cache. Each entry is written atomically,
 so a killed build resumes with the entries it had finished. Key, folder, atomic entries, manifest
-last, find and the build's skeleton are the shared mechanism (training/common/latent_cache.py); this
+last, find and the build's skeleton are the shared mechanism (training/runs/latent_cache.py); this
 module is what is Paint-by-Example's: the encoder, the entry layout and the manifest's fields.
 """
 
@@ -38,12 +38,12 @@ import pyarrow.parquet as pq
 import torch
 from doodleflow.data.fsutil import join
 from doodleflow.data.store import DatasetStore
-from doodleflow.training.common import latent_cache
-from doodleflow.training.common.latent_cache import CacheDir
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import SAMPLE_COLUMNS, decode_rows, pixel_batch
 from doodleflow.training.pbe.loss import EncodedBatch, encode_batch
 from doodleflow.training.pbe.model import PbEModel
+from doodleflow.training.runs import latent_cache
+from doodleflow.training.runs.latent_cache import CacheDir
 
 FIELDS = {  # column -> stored dtype
     "target_moments": "float16",

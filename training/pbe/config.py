@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.config import (
+from doodleflow.training.core.config import (
     LaunchSettings,
     OptimSettings,
     PublishSettings,
@@ -28,13 +28,13 @@ from doodleflow.training.common.config import (
     require,
     short_hash,
 )
-from doodleflow.training.common.memory import MemoryConfig, Savers, refuse_quantized_base
+from doodleflow.training.core.memory import MemoryConfig, Savers, refuse_quantized_base
 
 ModelKind = Literal["tiny", "sd1", "pbe"]
 # auto: train from the cache when present; on: build it first (one vocabulary with PhotoDoodle's --cache)
 LatentCache = Literal["auto", "on", "off"]
 SampleBy = Literal["image", "box"]
-# The savers each `--memory` preset turns on (training/common/memory.py), planned at 512 px; the
+# The savers each `--memory` preset turns on (training/core/memory.py), planned at 512 px; the
 # micro-batch that fits is the planner's (`--micro-batch auto`). PbE trains its whole UNet, so there is
 # no large frozen base to quantize.
 MEMORY_PRESETS: dict[str, dict[str, Any]] = {
@@ -204,7 +204,7 @@ class TrainConfig(TrainSettings):
         )
 
     def savers(self, cuda: bool = True) -> Savers:
-        """The memory savers this run applies (training/common/memory.py); checkpointing unset and no
+        """The memory savers this run applies (training/core/memory.py); checkpointing unset and no
         preset: on for CUDA, off on CPU."""
         return self.memory.resolve(MEMORY_PRESETS, self.model.gradient_checkpointing, cuda)
 

@@ -1,5 +1,5 @@
 """Paint-by-Example's hooks (training/family.py:FamilyHooks): what the shared launcher
-(training/common/launch.py) and the registry ask of this family, each delegating to the module that
+(training/runtime/launch.py) and the registry ask of this family, each delegating to the module that
 does it. The worker's imports (torch, diffusers, the model) stay inside the hooks that need them."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def plan(cfg: TrainConfig, log) -> PbEPlan:
 
 def scaling(cfg: TrainConfig) -> tuple[int, dict | None]:
     """`--workers 0`: Ray Train's local mode (no worker group), no resources asked."""
-    from doodleflow.training.common.ray_utils import cpus_per_worker
+    from doodleflow.training.runtime.ray_utils import cpus_per_worker
 
     workers = cfg.run.workers
     return workers, ({"CPU": cpus_per_worker(workers, cfg.run.use_gpu)} if workers > 0 else None)
@@ -59,7 +59,7 @@ def dataset(plan: PbEPlan):
 def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
     """The PbE model and trainer; this worker's shard of the stream as batches (encoded by the
     trainer, or read encoded from the latent cache)."""
-    from doodleflow.training.common.epochs import consumed
+    from doodleflow.training.core.epochs import consumed
     from doodleflow.training.pbe.cache import encoded_batch
     from doodleflow.training.pbe.data import pixel_batch
     from doodleflow.training.pbe.model import load_model
@@ -89,7 +89,7 @@ def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
 
 
 def base_dirs(kind: str, uri: str) -> list[str]:
-    """A checkpoint's run config names its base (its state.json, training/common/rundir.py); a
+    """A checkpoint's run config names its base (its state.json, training/runs/rundir.py); a
     diffusers directory has none and is self-contained: all of it is the artifact."""
     from doodleflow.training.pbe.model import frozen_base_dirs
 

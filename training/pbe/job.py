@@ -1,5 +1,5 @@
 """What a Paint-by-Example training job needs before the Ray workers start (no Ray here): the pinned
-config, the run directory and the shared checks (training/common/plan.py), the latent cache if any,
+config, the run directory and the shared checks (training/runs/plan.py), the latent cache if any,
 and the epochs this launch streams (training/pbe/stream.py)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import json
 import os
 from dataclasses import dataclass
 
-from doodleflow.training.common.logs import log as _log
-from doodleflow.training.common.plan import JobPlan, dataset_manifest, open_run, pin
 from doodleflow.training.pbe.cache import find_cache
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.model import frozen_base_dirs, resolve_source_dir
 from doodleflow.training.pbe.stream import StreamPlan, plan_stream
 from doodleflow.training.registry.bases import record_run_bases
+from doodleflow.training.runs.plan import JobPlan, dataset_manifest, open_run, pin
+from doodleflow.training.runtime.logs import log as _log
 
 FAMILY = "pbe"
 DATASET_KIND = "pbe-triples"
@@ -40,7 +40,7 @@ def clip_image_size(cfg: TrainConfig) -> int:
 
 
 def plan_job(cfg: TrainConfig, log=_log) -> PbEPlan:
-    """Pin the config, run the shared checks (training/common/plan.py), find the latent cache."""
+    """Pin the config, run the shared checks (training/runs/plan.py), find the latent cache."""
     cfg = pin(cfg.check())
     ds, manifest = dataset_manifest(cfg, DATASET_KIND)
     run = open_run(cfg, FAMILY, int(manifest["rows_total"]), log)

@@ -12,7 +12,7 @@ import os
 
 import torch
 from doodleflow.infra.errors import ConfigError, TamperedArtifact
-from doodleflow.training.common.hf import default_tiny_root, quiet_hf
+from doodleflow.training.core.hf import default_tiny_root, quiet_hf
 from doodleflow.training.pbe.config import ModelSource
 from doodleflow.training.pbe.presets import save_tiny_pbe
 from torch import nn
@@ -208,7 +208,7 @@ def load_model(source: ModelSource) -> PbEModel:
 
 def init_weights(source: ModelSource) -> dict[str, torch.Tensor]:
     """The trained weights a fine-tune starts from, refused unless they are the pinned bytes."""
-    from doodleflow.training.common.rundir import read_checkpoint_uri
+    from doodleflow.training.runs.rundir import read_checkpoint_uri
 
     weights, _, state = read_checkpoint_uri(source.init_from)  # each file checked against state.json
     have = state["files"]["model.safetensors"]["sha256"]
@@ -226,7 +226,7 @@ def init_source(checkpoint: str, ref: str | None = None, sha256: str | None = No
     checkpoint holds every trainable weight, so only the newest init matters."""
     import dataclasses
 
-    from doodleflow.training.common.rundir import read_checkpoint_state
+    from doodleflow.training.runs.rundir import read_checkpoint_state
 
     state = read_checkpoint_state(checkpoint)
     base = ModelSource(**state["config"]["model"]["source"])

@@ -15,7 +15,7 @@ import shutil
 import uuid
 
 import torch
-from doodleflow.training.common.hf import quiet_hf
+from doodleflow.training.core.hf import quiet_hf
 
 TINY_UNET = dict(
     sample_size=64,
@@ -134,7 +134,7 @@ def _fingerprint(*cfgs: dict) -> str:
     return hashlib.sha256(json.dumps(cfgs, sort_keys=True, default=list).encode()).hexdigest()[:8]
 
 
-def _publish_dir(build, final: str) -> str:
+def _build_atomically(build, final: str) -> str:
     """Build into a temp dir, then rename: a killed build never leaves a half-written preset."""
     if os.path.exists(os.path.join(final, "model_index.json")):
         return final
@@ -143,7 +143,7 @@ def _publish_dir(build, final: str) -> str:
     build(tmp)
     try:
         os.rename(tmp, final)
-    except OSError:  # another process published it first
+    except OSError:  # another process built it first
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
@@ -165,7 +165,7 @@ def save_tiny_pbe(root: str, seed: int = 0) -> str:
         pipe.save_pretrained(path)
 
     final = os.path.join(root, f"pbe-tiny-{_fingerprint(TINY_UNET, TINY_VAE, TINY_CLIP)}-s{seed}")
-    return _publish_dir(build, final)
+    return _build_atomically(build, final)
 
 
 def save_tiny_sd1(root: str, seed: int = 0) -> tuple[str, str]:
@@ -194,6 +194,6 @@ def save_tiny_sd1(root: str, seed: int = 0) -> tuple[str, str]:
 
     tag = f"{_fingerprint(TINY_UNET, TINY_VAE, TINY_CLIP)}-s{seed}"
     return (
-        _publish_dir(build_sd, os.path.join(root, f"sd1-tiny-{tag}")),
-        _publish_dir(build_clip, os.path.join(root, f"clip-tiny-{tag}")),
+        _build_atomically(build_sd, os.path.join(root, f"sd1-tiny-{tag}")),
+        _build_atomically(build_clip, os.path.join(root, f"clip-tiny-{tag}")),
     )

@@ -1,5 +1,5 @@
-"""Paint-by-Example samples while training (training/common/previews.py): each held-out sample's
-image, mask and reference, repainted by the run's own model with `training/pbe/sample.py:paint` (the
+"""Paint-by-Example samples while training (training/runtime/previews.py): each held-out sample's
+image, mask and reference, repainted by the run's own model with `training/inference/pbe.py:paint` (the
 `PaintByExamplePipeline` computation), the same seed per row at every sampling point."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from doodleflow.training.common.heldout_rows import RowPick, heldout_rows
-from doodleflow.training.common.previews import PreviewInputs, Previews, readable_image
+from doodleflow.training.runs.heldout_rows import RowPick, heldout_rows
+from doodleflow.training.runtime.previews import PreviewInputs, Previews, readable_image
 from PIL import Image
 
 COLUMNS = ("target_jpeg", "mask_png", "reference_jpeg")
@@ -33,7 +33,7 @@ def masked_source(image: Image.Image, mask: Image.Image) -> Image.Image:
 def pbe_previews(trainer, run, tracker=None) -> Callable[[int], Previews] | None:
     """Rank 0's sampler for a PbE run as a function of the step the run resumed at (inputs read and
     prepared here, once), or None when sampling is off (`--sample-every 0`)."""
-    from doodleflow.training.pbe.sample import paint, prepare, unit_image
+    from doodleflow.training.inference.pbe import paint, prepare, unit_image
 
     cfg, model = trainer.cfg, trainer.model
     s = cfg.sample

@@ -7,10 +7,10 @@ streams progress part by part and a killed build resumes with the entries alread
 
 from __future__ import annotations
 
-from doodleflow.training.common.logs import log as _log
-from doodleflow.training.common.plan import pin
-from doodleflow.training.common.ray_utils import init_ray
 from doodleflow.training.pbe.config import TrainConfig
+from doodleflow.training.runs.plan import pin
+from doodleflow.training.runtime.logs import log as _log
+from doodleflow.training.runtime.ray_utils import init_ray
 
 
 class PartEncoder:
@@ -53,8 +53,8 @@ def build_cache(
 ) -> dict:
     """Encode the parts of cfg's version that have no cache entry (a no-op when the version's cache
     is complete); returns the manifest."""
-    from doodleflow.training.common import latent_cache
     from doodleflow.training.pbe.cache import find_cache, missing_entries, write_manifest
+    from doodleflow.training.runs import latent_cache
 
     resolved = pin(cfg)
 

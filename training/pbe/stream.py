@@ -4,7 +4,7 @@ The driver plans it (`plan_stream`: the held-out split, the epochs the run needs
 `train --json` reports); Ray Data runs it (`epoch_stream`): one task per (epoch, part) reads the
 part, keeps the rows that epoch trains on (training/pbe/epochs.py: never a held-out image; one
 stored (box, variant) per image with `sample_by="image"`), and decodes only those. Each row carries
-its epoch; a worker's iterator (`stream_epochs`, the shared epoch source of training/common/epochs.py)
+its epoch; a worker's iterator (`stream_epochs`, the shared epoch source of training/core/epochs.py)
 hands the step loop one epoch at a time, and a resumed run continues mid-epoch exactly.
 
 Why one stream instead of one `iter_batches` per epoch: every new `iter_batches` starts a fresh
@@ -56,7 +56,7 @@ def version_counts(ds, version: int, split: Split) -> dict:
 
 def plan_stream(cfg, ds, manifest: dict, cache: dict | None, ref_size: int, log) -> tuple[StreamPlan, dict]:
     """(the stream of the epochs the run's steps need, from its first: a resumed run replays it and skips
-    what it drew, training/common/epochs.py; the counts)."""
+    what it drew, training/core/epochs.py; the counts)."""
     start_epoch, steps = 0, cfg.run.steps
     split = split_of(manifest)
     if split.defaulted:
@@ -115,7 +115,7 @@ def epoch_stream(plan: StreamPlan):
         emit, batch_size=1, batch_format="numpy", fn_kwargs={"plan": plan.to_dict()}
     )
     # Blocks in item order, not as their tasks finish: the same stream on every execution, which a
-    # resume replays (Ray Train sets its own options: training/common/ray_utils.py `ordered_ingest`).
+    # resume replays (Ray Train sets its own options: training/runtime/ray_utils.py `ordered_ingest`).
     ds.context.execution_options.preserve_order = True
     return ds
 
@@ -123,13 +123,13 @@ def epoch_stream(plan: StreamPlan):
 def stream_epochs(
     shard, micro_batch: int, shuffle_buffer: int, seed: int, rank: int, convert: Callable, position=lambda: 0
 ):
-    """The epoch source (training/common/epochs.py) of a worker's shard: one continuous iterator, a
+    """The epoch source (training/core/epochs.py) of a worker's shard: one continuous iterator, a
     micro-batch belonging to the epoch its rows carry (blocks arrive roughly, not strictly, in epoch
     order, so a late batch of an earlier epoch is simply trained on). The stream always starts at the
     run's first epoch; a resumed run, or a worker group restarted after a failure, replays it and skips
     the `position()` micro-batches it had drawn."""
-    from doodleflow.training.common.epochs import Epochs, tagged
-    from doodleflow.training.common.ray_utils import shard_batches
+    from doodleflow.training.core.epochs import Epochs, tagged
+    from doodleflow.training.runtime.ray_utils import shard_batches
 
     stream = tagged(lambda: shard_batches(shard, micro_batch, shuffle_buffer, seed * 100_003 + rank))
     return Epochs(stream, position, convert)

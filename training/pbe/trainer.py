@@ -1,4 +1,4 @@
-"""What a Paint-by-Example step adds to the shared trainer (training/common/trainer.py): the model,
+"""What a Paint-by-Example step adds to the shared trainer (training/core/trainer.py): the model,
 its frozen encoders, the diffusion loss, and which weights train (the UNet and the PbE head).
 
 Pure torch: the Ray job wraps `model.denoiser` in DDP through `wrap`, nothing else changes.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from doodleflow.training.common.mfu import count_flops
-from doodleflow.training.common.trainer import Trainer
+from doodleflow.training.core.mfu import count_flops
+from doodleflow.training.core.trainer import Trainer
 from doodleflow.training.pbe.config import TrainConfig
 from doodleflow.training.pbe.data import PixelBatch
 from doodleflow.training.pbe.loss import EncodedBatch, diffusion_loss, encode_batch

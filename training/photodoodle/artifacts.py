@@ -1,4 +1,4 @@
-"""Where PhotoDoodle's outputs live in the store, and how they are published and found again.
+"""Where PhotoDoodle's outputs live in the store, and how they are saved and found again.
 
     loras/<artist>/<run>/pytorch_lora_weights.safetensors   an EditLoRA (diffusers LoRA format)
     loras/<artist>/<run>/lora.json                           its card: base, rank, trigger, steps; written last
@@ -17,8 +17,8 @@ import tempfile
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import NotFoundError
 from doodleflow.infra.settings import run_rel
-from doodleflow.training.common.store_dirs import list_published, publish_local_dir
 from doodleflow.training.photodoodle.config import WEIGHT_NAME, LoraSettings
+from doodleflow.training.runs.store_dirs import list_uploaded, upload_dir
 
 LORA_CARD = "lora.json"
 MERGED_CARD = "merged.json"
@@ -34,13 +34,13 @@ def artist_lora_rel(artist: str, run_id: str) -> str:
 
 
 def omnieditor_lora_rel(run_id: str, step: int | None = None) -> str:
-    """The OmniEditor LoRA in its run's folder: `lora/`, or `lora-step<N>/` published from the
+    """The OmniEditor LoRA in its run's folder: `lora/`, or `lora-step<N>/` saved from the
     checkpoint a person picked (training/photodoodle/picked.py)."""
     name = "lora" if step is None else f"lora-step{step}"
     return f"{run_rel('omnieditor', validate_name(run_id, 'run id'))}/{name}"
 
 
-def publish_lora(store: str, rel: str, transformer, settings: LoraSettings, card: dict) -> dict:
+def save_lora(store: str, rel: str, transformer, settings: LoraSettings, card: dict) -> dict:
     """Write the adapter of `transformer` to `<store>/<rel>/` with its card; returns the card."""
     with tempfile.TemporaryDirectory() as d:
         from doodleflow.training.photodoodle.lora import save_lora_dir  # torch and peft: only when writing
@@ -54,13 +54,13 @@ def publish_lora(store: str, rel: str, transformer, settings: LoraSettings, card
             "targets": list(settings.targets),
             "weight_name": WEIGHT_NAME,
         }
-        uri = publish_local_dir(d, store, rel, LORA_CARD, card)
+        uri = upload_dir(d, store, rel, LORA_CARD, card)
     return {**card, "uri": f"{uri}/{WEIGHT_NAME}", "dir": uri}
 
 
 def find_lora(store: str, artist: str, run_id: str | None = None) -> dict:
     """The card (with `uri` of the weights file) of the artist's newest LoRA, or of `run_id`."""
-    cards = list_published(store, f"loras/{validate_name(artist, 'artist name')}", LORA_CARD)
+    cards = list_uploaded(store, f"loras/{validate_name(artist, 'artist name')}", LORA_CARD)
     if run_id is not None:
         cards = [c for c in cards if c["_name"] == run_id]
     if not cards:
@@ -69,20 +69,18 @@ def find_lora(store: str, artist: str, run_id: str | None = None) -> dict:
     return {**c, "dir": c["_uri"], "uri": f"{c['_uri']}/{c.get('weight_name', WEIGHT_NAME)}"}
 
 
-def publish_merged_base(store: str, run_id: str, transformer, card: dict) -> dict:
+def save_merged_base(store: str, run_id: str, transformer, card: dict) -> dict:
     """Save the (fused) transformer in diffusers' layout under models/photodoodle/merged-base/<run>/."""
     with tempfile.TemporaryDirectory() as d:
         transformer.save_pretrained(f"{d}/transformer")
         card = {**card, "created_at": now()}
-        uri = publish_local_dir(
-            d, store, f"{MERGED_ROOT}/{validate_name(run_id, 'run id')}", MERGED_CARD, card
-        )
+        uri = upload_dir(d, store, f"{MERGED_ROOT}/{validate_name(run_id, 'run id')}", MERGED_CARD, card)
     return {**card, "dir": uri, "transformer": f"{uri}/transformer"}
 
 
 def find_merged_base(store: str, base_identity: dict) -> dict | None:
     """The newest merged base made from the same base weights (preset, pretrained dir), or None."""
-    cards = [c for c in list_published(store, MERGED_ROOT, MERGED_CARD) if c.get("base") == base_identity]
+    cards = [c for c in list_uploaded(store, MERGED_ROOT, MERGED_CARD) if c.get("base") == base_identity]
     if not cards:
         return None
     c = cards[-1]
@@ -126,14 +124,14 @@ def transformer_dir(base: str) -> str:
 def base_choice(store: str, source) -> tuple[str | None, str]:
     """(the transformer an EditLoRA on `source` trains on, None for the plain base; what it is:
     "merged-omnieditor", "flux" or "given"). The default is the newest merged base of the same base
-    weights (refused when there is none); a given folder that is a published merged base counts as one."""
+    weights (refused when there is none); a given folder that is a saved merged base counts as one."""
     from doodleflow.training.photodoodle.config import PLAIN_BASE
 
     given = source.base_transformer
     if given == PLAIN_BASE:
         return None, "flux"
     if given:
-        merged = [c for c in list_published(store, MERGED_ROOT, MERGED_CARD)
+        merged = [c for c in list_uploaded(store, MERGED_ROOT, MERGED_CARD)
                   if f"{c['_uri']}/transformer" == given.rstrip("/")]  # fmt: skip
         return given, "merged-omnieditor" if merged else "given"
     return require_merged_base(store, source)["transformer"], "merged-omnieditor"

@@ -11,11 +11,11 @@ from doodleflow.training.photodoodle.config import TrainConfig
 
 def cached_pairs(cfg: TrainConfig, plan: dict, model, device, rank: int):
     """The encoded pairs from the store's cache; built here (rank 0 stores it) when absent, through the
-    shared build (training/common/latent_cache.py): one entry, the version's pairs."""
+    shared build (training/runs/latent_cache.py): one entry, the version's pairs."""
     from doodleflow.data.store import DatasetStore
-    from doodleflow.training.common import latent_cache
     from doodleflow.training.photodoodle.cache import build_cache, load_cache, save_cache
     from doodleflow.training.photodoodle.data import PAIR_COLUMNS, decode_pairs
+    from doodleflow.training.runs import latent_cache
 
     built: list = []
 
@@ -63,12 +63,12 @@ def epoch_order(cache, seed: int, epoch: int, micro_batch: int) -> list[list[int
 
 
 def cached_epochs(cache, trainer, rank: int, world: int):
-    """The epoch source (training/common/epochs.py) of the cached pairs: per epoch the micro-batches of
+    """The epoch source (training/core/epochs.py) of the cached pairs: per epoch the micro-batches of
     `epoch_order`, dealt round-robin to the workers (the same number each); a resumed run skips the
     micro-batches drawn before the trainer's step without reading them, so it continues mid-epoch
     exactly. Batches are functions of the micro-batch's generator (latent samples and caption are drawn
     per micro-batch)."""
-    from doodleflow.training.common.epochs import Epochs, consumed, indexed
+    from doodleflow.training.core.epochs import Epochs, consumed, indexed
 
     bs = trainer.cfg.batch_plan(world).micro_batch
     sizes: dict[tuple[int, int], int] = {}

@@ -11,7 +11,7 @@ transformer, so every EditLoRA run of that version reuses it:
     cache/photodoodle/<dataset>/v<version>/<key>/cache.json            pair ids, caption index, sha; last
 
 Key, folder, atomic writes, the manifest written last and the sha256 check on load are the shared
-mechanism (training/common/latent_cache.py); this module is what is PhotoDoodle's: the encoder
+mechanism (training/runs/latent_cache.py); this module is what is PhotoDoodle's: the encoder
 (`build_cache`) and the one-file tensor layout.
 """
 
@@ -21,13 +21,13 @@ import json
 from dataclasses import dataclass
 
 import torch
-from doodleflow.training.common import latent_cache
-from doodleflow.training.common.checkpoint import tensors_from_bytes, tensors_to_bytes
-from doodleflow.training.common.latent_cache import CacheDir
+from doodleflow.training.core.checkpoint import tensors_from_bytes, tensors_to_bytes
 from doodleflow.training.photodoodle.buckets import Buckets
 from doodleflow.training.photodoodle.data import stacked, to_pixels
 from doodleflow.training.photodoodle.forward import TextCondition
 from doodleflow.training.photodoodle.loss import EncodedBatch
+from doodleflow.training.runs import latent_cache
+from doodleflow.training.runs.latent_cache import CacheDir
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from doodleflow.data.names import validate_name
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.config import (
+from doodleflow.training.core.config import (
     LaunchSettings,
     OptimSettings,
     PublishSettings,
@@ -34,7 +34,7 @@ from doodleflow.training.common.config import (
     positive,
     short_hash,
 )
-from doodleflow.training.common.memory import MemoryConfig, Savers
+from doodleflow.training.core.memory import MemoryConfig, Savers
 from doodleflow.training.photodoodle.buckets import Buckets
 
 Stage = Literal["omnieditor", "editlora"]
@@ -63,7 +63,7 @@ PHOTODOODLE_TARGETS = (
     "ff_context.net.0.proj",
     "ff_context.net.2",
 )
-# The savers each `--memory` preset turns on (training/common/memory.py), the fewest whose memory plan
+# The savers each `--memory` preset turns on (training/core/memory.py), the fewest whose memory plan
 # (training/memplan/, `doodleflow plan train artist --preset flux-dev --memory X`) fits its GPU at the
 # reference's 512x768 target + condition tokens, T5 512, rank 128, micro-batch 1, a cached run:
 # reference settings 50.4 GiB (<= 70 GB: the 80GB preset is the reference); checkpointing 28.9 GiB
@@ -301,7 +301,7 @@ class TrainConfig(TrainSettings):
         return cls(model=ModelConfig(source=source), run=RunConfig(stage=stage, **run))
 
     def savers(self, cuda: bool = True) -> Savers:
-        """The memory savers this run applies (training/common/memory.py); checkpointing is off
+        """The memory savers this run applies (training/core/memory.py); checkpointing is off
         unless set or the memory preset turns it on (the reference trains without it)."""
         return self.memory.resolve(MEMORY_PRESETS, self.model.gradient_checkpointing, False)
 

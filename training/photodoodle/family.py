@@ -1,5 +1,5 @@
 """PhotoDoodle's hooks (training/family.py:FamilyHooks): what the shared launcher
-(training/common/launch.py) and the registry ask of this family, each delegating to the module that
+(training/runtime/launch.py) and the registry ask of this family, each delegating to the module that
 does it. One job trains one LoRA (the OmniEditor, or one artist's EditLoRA): small artist sets are
 encoded once into the store's cache and served from memory; larger sets (OmniEditor) stream through
 Ray Data and are encoded per step. The worker's imports stay inside the hooks that need them."""
@@ -12,7 +12,7 @@ import json
 from doodleflow.data.fsutil import filesystem, join
 from doodleflow.training.family import WorkerEnv, WorkerParts
 from doodleflow.training.photodoodle.config import TrainConfig
-from doodleflow.training.photodoodle.job import DoodlePlan, plan_job, publish_run_lora
+from doodleflow.training.photodoodle.job import DoodlePlan, plan_job, save_run_lora
 
 
 def config_class() -> type:
@@ -29,7 +29,7 @@ def plan(cfg: TrainConfig, log) -> DoodlePlan:
 
 def scaling(cfg: TrainConfig) -> tuple[int, dict | None]:
     """At least one worker; `--cpus-per-worker`, else a share of the cluster; one GPU each on GPUs."""
-    from doodleflow.training.common.ray_utils import cpus_per_worker
+    from doodleflow.training.runtime.ray_utils import cpus_per_worker
 
     cpus = cfg.launch.cpus_per_worker
     res = {"CPU": cpus if cpus is not None else cpus_per_worker(cfg.run.workers, cfg.run.use_gpu)}
@@ -64,19 +64,19 @@ def dataset(plan: DoodlePlan):
 
 def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
     """FLUX with the LoRA added, the cached pairs (or this worker's shard of the stream), the trainer,
-    and rank 0's publish of the LoRA after the last step."""
-    from doodleflow.training.common.epochs import consumed
-    from doodleflow.training.common.ray_utils import shard_epochs
+    and rank 0's save of the LoRA after the last step."""
+    from doodleflow.training.core.epochs import consumed
     from doodleflow.training.photodoodle.batches import cached_epochs, cached_pairs
     from doodleflow.training.photodoodle.data import pixel_pairs
     from doodleflow.training.photodoodle.model import load_training_model
     from doodleflow.training.photodoodle.previews import doodle_previews
     from doodleflow.training.photodoodle.trainer import PhotoDoodleTrainer
+    from doodleflow.training.runtime.ray_utils import shard_epochs
 
     plan, device, rank, world = env.config["plan"], env.device, env.rank, env.world
     model = load_training_model(cfg, device)
     # The cache is loaded (or built, encoders on the device) before the transformer goes there: the
-    # text encoders are back on the CPU by then, never beside the denoiser (training/common/memory.py).
+    # text encoders are back on the CPU by then, never beside the denoiser (training/core/memory.py).
     cache = cached_pairs(cfg, plan, model, device, rank) if plan["cache_dir"] else None
     trainer = PhotoDoodleTrainer(model, cfg, device, rank, env.wrap)
 
@@ -87,13 +87,13 @@ def worker(cfg: TrainConfig, env: WorkerEnv) -> WorkerParts:
         convert = lambda b: pixel_pairs(b, trainer.device)  # noqa: E731
         return shard_epochs(env.shard(), trainer.cfg, rank, convert, micro, consumed(trainer, world))
 
-    def publish(t, info: dict) -> dict:
-        return publish_run_lora(cfg, plan["trigger"], t.model.transformer, info, plan["base"])
+    def save_final(t, info: dict) -> dict:
+        return save_run_lora(cfg, plan["trigger"], t.model.transformer, info, plan["base"])
 
     # The samples' prompts are encoded once, in `previews` (on the CPU when the cache released the
     # encoders), before the epochs.
     previews = lambda run, tracker: doodle_previews(trainer, run, plan, tracker)  # noqa: E731
-    return WorkerParts(trainer, epochs, previews, publish)
+    return WorkerParts(trainer, epochs, previews, save_final)
 
 
 def base_dirs(kind: str, uri: str) -> list[str]:
@@ -109,8 +109,8 @@ def base_dirs(kind: str, uri: str) -> list[str]:
 def _flux_bases(card: dict) -> list[str]:
     if "base" not in card:
         return []
+    from doodleflow.training.inference.photodoodle import source_of
     from doodleflow.training.photodoodle.config import PLAIN_BASE
-    from doodleflow.training.photodoodle.generate import source_of
     from doodleflow.training.photodoodle.model import resolve_source_dir
 
     src = source_of(card)

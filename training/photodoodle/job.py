@@ -3,7 +3,7 @@
 The driver resolves the dataset version, the artist's rows, the base transformer (EditLoRA trains on
 the newest merged OmniEditor base of the same base weights; without one it fails unless `--base flux`
 asks for the plain base), whether the pairs are cached, and the run directory (the checks shared with
-every family: training/common/plan.py).
+every family: training/runs/plan.py).
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from doodleflow.data.split import split_of
 from doodleflow.data.store import DatasetStore
 from doodleflow.infra.errors import ConfigError, InputError, NotFoundError
-from doodleflow.training.common.logs import log as train_log
-from doodleflow.training.common.plan import JobPlan, dataset_manifest, open_run, pin
 from doodleflow.training.photodoodle.artifacts import (
     artist_lora_rel,
     base_choice,
     omnieditor_lora_rel,
-    publish_lora,
+    save_lora,
 )
 from doodleflow.training.photodoodle.cache import cache_key, cache_path
 from doodleflow.training.photodoodle.config import DataConfig, TrainConfig
 from doodleflow.training.photodoodle.data import pair_counts
 from doodleflow.training.photodoodle.merge import base_identity
 from doodleflow.training.photodoodle.model import resolve_source_dir
+from doodleflow.training.runs.plan import JobPlan, dataset_manifest, open_run, pin
+from doodleflow.training.runtime.logs import log as train_log
 
 PAIRS_KIND = "photodoodle-pairs"
 
@@ -88,7 +88,7 @@ def resolve_base(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[TrainCon
 
 def plan_job(cfg: TrainConfig, log: Callable[[str], None] = train_log) -> DoodlePlan:
     """Pin the config, resolve the artist's rows and the base, run the shared checks
-    (training/common/plan.py), and decide whether the pairs are cached."""
+    (training/runs/plan.py), and decide whether the pairs are cached."""
     cfg = pin(cfg.check())
     ds, m = dataset_manifest(cfg, PAIRS_KIND)
     row_filter, _ = artist_rows(m, cfg.run.artist, ds.name)
@@ -159,7 +159,7 @@ def lora_card(cfg: TrainConfig, trigger: str | None, info: dict, base: str | Non
     }
 
 
-def publish_run_lora(
+def save_run_lora(
     cfg: TrainConfig, trigger: str | None, transformer, info: dict, base: str | None = None
 ) -> dict:
     """EditLoRA -> loras/<artist>/<run>/; OmniEditor -> runs/omnieditor/<run>/lora/."""
@@ -168,4 +168,4 @@ def publish_run_lora(
         if cfg.run.stage == "editlora"
         else omnieditor_lora_rel(cfg.run_id())
     )
-    return publish_lora(cfg.run.store, rel, transformer, cfg.model.lora, lora_card(cfg, trigger, info, base))
+    return save_lora(cfg.run.store, rel, transformer, cfg.model.lora, lora_card(cfg, trigger, info, base))

@@ -1,6 +1,6 @@
 """PhotoDoodle's LoRA through peft, and LoRA files in diffusers' format.
 
-The file a run publishes is what `FluxPipeline.save_lora_weights` writes: `transformer.`-prefixed
+The file a run saves is what `FluxPipeline.save_lora_weights` writes: `transformer.`-prefixed
 peft keys plus the LoraConfig (rank, alpha, targets) in the safetensors metadata, so
 `FluxPipeline.load_lora_weights` restores it exactly, in this project or outside it.
 """

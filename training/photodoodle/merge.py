@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.localize import local_file
-from doodleflow.training.photodoodle.artifacts import publish_merged_base
+from doodleflow.training.photodoodle.artifacts import save_merged_base
 from doodleflow.training.photodoodle.config import ModelSource
 from doodleflow.training.photodoodle.model import load_transformer, quiet_hf, resolve_source_dir
+from doodleflow.training.runs.localize import local_file
 
 
 def base_identity(source: ModelSource) -> dict:
@@ -63,4 +63,4 @@ def merge_omnieditor(
         "lora": lora_uri,
         "omnieditor_run": run_id,
     }
-    return publish_merged_base(store, run_id, transformer, card)
+    return save_merged_base(store, run_id, transformer, card)

@@ -11,7 +11,7 @@ import os
 
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.hf import default_tiny_root, quiet_hf
+from doodleflow.training.core.hf import default_tiny_root, quiet_hf
 from doodleflow.training.photodoodle.config import ModelSource
 from doodleflow.training.photodoodle.presets import save_tiny_flux
 
@@ -134,8 +134,8 @@ def load_transformer(uri: str, dtype: torch.dtype | None = None, quantize: str =
     """A FLUX transformer from a local dir or store URI, weight-only quantized when asked
     (training/photodoodle/quantize.py: diffusers' TorchAoConfig / BitsAndBytesConfig)."""
     from diffusers import FluxTransformer2DModel
-    from doodleflow.training.common.localize import local_dir
     from doodleflow.training.photodoodle.quantize import quantization_config
+    from doodleflow.training.runs.localize import local_dir
 
     q = quantization_config(quantize, dtype)
     return FluxTransformer2DModel.from_pretrained(

@@ -1,13 +1,13 @@
-"""A LoRA checkpoint a person picked (training/common/picked.py) published as the run's own LoRA is
-at its end (training/photodoodle/job.py:publish_run_lora): the run's base loaded, the adapter added and
+"""A LoRA checkpoint a person picked (training/runs/picked.py) saved as the run's own LoRA is
+at its end (training/photodoodle/job.py:save_run_lora): the run's base loaded, the adapter added and
 filled from the checkpoint, written in diffusers' format with its card. An EditLoRA goes to
 `loras/<artist>/<run>-step<N>/` (so `generate doodle --model` and `--run` load it), an OmniEditor LoRA
 to `runs/omnieditor/<run>/lora-step<N>/`."""
 
 from __future__ import annotations
 
-from doodleflow.training.common.picked import Picked
 from doodleflow.training.photodoodle.config import TrainConfig
+from doodleflow.training.runs.picked import Picked
 
 
 def trained_on(cfg: TrainConfig, run_card: dict | None) -> str:
@@ -31,18 +31,18 @@ def trigger_of(cfg: TrainConfig) -> str | None:
     return m.get("inputs", {}).get("triggers", {}).get(cfg.run.artist)
 
 
-def publish_picked_lora(picked: Picked) -> tuple[TrainConfig, dict]:
-    """(the run's config, the card of the LoRA published from `picked`'s checkpoint)."""
-    from doodleflow.training.common.rundir import read_checkpoint_uri
+def save_picked_lora(picked: Picked) -> tuple[TrainConfig, dict]:
+    """(the run's config, the card of the LoRA saved from `picked`'s checkpoint)."""
     from doodleflow.training.photodoodle.artifacts import (
         artist_lora_rel,
         find_lora,
         omnieditor_lora_rel,
-        publish_lora,
+        save_lora,
     )
     from doodleflow.training.photodoodle.job import lora_card
     from doodleflow.training.photodoodle.lora import add_lora, load_trainable_state_dict
     from doodleflow.training.photodoodle.model import load_model
+    from doodleflow.training.runs.rundir import read_checkpoint_uri
 
     cfg = TrainConfig.from_dict(picked.state["config"])
     name = f"{cfg.run_id()}-step{picked.step}"
@@ -50,7 +50,7 @@ def publish_picked_lora(picked: Picked) -> tuple[TrainConfig, dict]:
         rel = artist_lora_rel(cfg.run.artist, name)
         try:
             run_card = find_lora(cfg.run.store, cfg.run.artist, cfg.run_id())
-        except Exception:  # a cancelled run never published its own LoRA
+        except Exception:  # a cancelled run never saved its own LoRA
             run_card = None
     else:
         rel, run_card = omnieditor_lora_rel(cfg.run_id(), picked.step), None
@@ -60,4 +60,4 @@ def publish_picked_lora(picked: Picked) -> tuple[TrainConfig, dict]:
     load_trainable_state_dict(model.transformer, weights)
     info = {"steps": picked.step, "final_loss": picked.final_loss, "picked_from": picked.checkpoint}
     card = lora_card(cfg, trigger_of(cfg), info, trained_on(cfg, run_card))
-    return cfg, publish_lora(cfg.run.store, rel, model.transformer, cfg.model.lora, card)
+    return cfg, save_lora(cfg.run.store, rel, model.transformer, cfg.model.lora, card)

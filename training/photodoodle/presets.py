@@ -16,8 +16,8 @@ import os
 import string
 
 import torch
-from doodleflow.training.common.hf import quiet_hf
-from doodleflow.training.common.publish import publish_dir
+from doodleflow.training.core.hf import quiet_hf
+from doodleflow.training.runs.atomic_dir import build_atomically
 
 TINY_TRANSFORMER = dict(
     patch_size=1,
@@ -138,4 +138,6 @@ def save_tiny_flux(root: str, seed: int = 0) -> str:
     def build(path: str) -> None:
         FluxPipeline(**tiny_components(seed)).save_pretrained(path)
 
-    return publish_dir(build, os.path.join(root, f"flux-tiny-{_fingerprint()}-s{seed}"), "model_index.json")
+    return build_atomically(
+        build, os.path.join(root, f"flux-tiny-{_fingerprint()}-s{seed}"), "model_index.json"
+    )

@@ -1,6 +1,6 @@
-"""PhotoDoodle samples while training (training/common/previews.py): held-out pairs' sources with
+"""PhotoDoodle samples while training (training/runtime/previews.py): held-out pairs' sources with
 their first caption, plus each `--sample-prompt` on the first source, edited by the run's own FLUX
-with its LoRA active (`training/photodoodle/sampler.py:sample`, showlab/PhotoDoodle's sampler), the
+with its LoRA active (`training/inference/flux_sampler.py:sample`, showlab/PhotoDoodle's sampler), the
 same seed per row at every sampling point. The prompts are encoded once, before the text encoders
 leave the GPU (cached runs)."""
 
@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from doodleflow.training.common.heldout_rows import RowPick, heldout_rows
-from doodleflow.training.common.previews import PreviewInputs, Previews, readable_image
 from doodleflow.training.photodoodle.forward import TextCondition
+from doodleflow.training.runs.heldout_rows import RowPick, heldout_rows
+from doodleflow.training.runtime.previews import PreviewInputs, Previews, readable_image
 from PIL import Image
 
 
@@ -31,8 +31,8 @@ def doodle_previews(trainer, run, plan: dict, tracker=None) -> Callable[[int], P
     """Rank 0's sampler for a LoRA run as a function of the step the run resumed at (inputs read and
     prompts encoded here, once: call it before a cached run releases the text encoders), or None
     when sampling is off (`--sample-every 0`)."""
-    from doodleflow.training.photodoodle.generate import with_trigger
-    from doodleflow.training.photodoodle.sampler import FluxSamplerConfig, sample
+    from doodleflow.training.inference.flux_sampler import FluxSamplerConfig, sample
+    from doodleflow.training.inference.photodoodle import with_trigger
 
     cfg, model = trainer.cfg, trainer.model
     s, d = cfg.sample, cfg.data

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.common.savers import import_torchao
+from doodleflow.training.core.savers import import_torchao
 
 
 def check_platform(kind: str, device: torch.device | str) -> None:

@@ -1,11 +1,11 @@
 """PhotoDoodle's streamed pairs (runs too large to cache, e.g. the OmniEditor): the version's Parquet
 parts as a Ray Data stream of decoded uint8 pairs, one Ray module beside the shared launcher
-(training/common/launch.py)."""
+(training/runtime/launch.py)."""
 
 from __future__ import annotations
 
-from doodleflow.training.common.ray_utils import arrow_filesystem
 from doodleflow.training.photodoodle.job import DoodlePlan
+from doodleflow.training.runtime.ray_utils import arrow_filesystem
 
 
 def pair_stream(plan: DoodlePlan):

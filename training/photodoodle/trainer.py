@@ -1,4 +1,4 @@
-"""What a PhotoDoodle LoRA step adds to the shared trainer (training/common/trainer.py): FLUX with a
+"""What a PhotoDoodle LoRA step adds to the shared trainer (training/core/trainer.py): FLUX with a
 LoRA, its encoders (for streamed pairs), the flow-matching loss, and which weights train (the LoRA).
 
 Pure torch: the Ray job wraps the transformer in DDP through `wrap`; the frozen base is bf16 on GPU
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from doodleflow.training.common.mfu import count_flops
-from doodleflow.training.common.trainer import Trainer
+from doodleflow.training.core.mfu import count_flops
+from doodleflow.training.core.trainer import Trainer
 from doodleflow.training.photodoodle.config import TrainConfig
 from doodleflow.training.photodoodle.data import PixelPairs, pick_captions
 from doodleflow.training.photodoodle.forward import TextCondition
@@ -92,8 +92,10 @@ class PhotoDoodleTrainer(Trainer):
     def load_trainable(self, weights: dict[str, torch.Tensor]) -> None:
         load_trainable_state_dict(self.model.transformer, weights)
 
-    def result_extra(self, final_loss: float | None, publish: Callable[[object, dict], dict] | None) -> dict:
+    def result_extra(
+        self, final_loss: float | None, save_final: Callable[[object, dict], dict] | None
+    ) -> dict:
         """Publish the LoRA (rank 0, after the last step) and name it in result.json."""
-        card = publish(self, {"steps": self.step, "final_loss": final_loss}) if publish else {}
+        card = save_final(self, {"steps": self.step, "final_loss": final_loss}) if save_final else {}
         run = self.cfg.run
         return {"stage": run.stage, "artist": run.artist, "lora": card.get("uri"), "lora_card": card}

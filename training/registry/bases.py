@@ -38,7 +38,7 @@ def record_run_bases(run, dirs: list[str]) -> None:
 def verify_run_bases(checkpoint_uri: str) -> bool:
     """Verify the base files recorded for the run `checkpoint_uri` belongs to; False if none were
     recorded (a run written before base digests existed)."""
-    from doodleflow.training.common.rundir import run_of_checkpoint  # torch: kept out of `registry list`
+    from doodleflow.training.runs.rundir import run_of_checkpoint  # torch: kept out of `registry list`
 
     fs, path = filesystem(checkpoint_uri)
     record = join(run_of_checkpoint(path), BASES)

@@ -21,11 +21,11 @@ from functools import cached_property
 
 from doodleflow.infra import settings
 from doodleflow.infra.errors import ConfigError, NotFoundError, TamperedArtifact, TransientError
-from doodleflow.training.common.seal import write_seal
 from doodleflow.training.registry.bases import base_digests, base_dirs, verify_bases
 from doodleflow.training.registry.lineage import code_version, file_digests, verify_files
 from doodleflow.training.registry.listing import list_sqlite, sqlite_path
 from doodleflow.training.registry.refs import KINDS, ModelRef, parse_ref
+from doodleflow.training.runs.seal import write_seal
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class Registry:
         if dataset:
             tags.update({f"dataset_{k}": str(v) for k, v in dataset.items()})
         mv = self.client.create_model_version(name, source=uri, run_id=run_id, tags=tags)
-        write_seal(uri, name, int(mv.version))  # its files are never rewritten (training/common/seal.py)
+        write_seal(uri, name, int(mv.version))  # its files are never rewritten (training/runs/seal.py)
         return Registered(name, int(mv.version), kind, uri, run_id, lineage)
 
     def promote(self, name: str, version: int, alias: str) -> Registered:
