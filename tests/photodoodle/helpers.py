@@ -59,7 +59,7 @@ def make_mixed_pair_dataset(
     return ingest_pairs_in_process(src, name, store)
 
 
-def publish_artist_lora(tiny_dir: str, store: str, artist: str = "lulu") -> dict:
+def save_artist_lora(tiny_dir: str, store: str, artist: str = "lulu") -> dict:
     """A LoRA with non-zero weights, saved as a training run would (card included)."""
     from doodleflow.training.photodoodle.artifacts import artist_lora_rel, save_lora
     from doodleflow.training.photodoodle.config import LoraSettings, ModelSource

@@ -11,7 +11,7 @@ from doodleflow.data.pairs_synthetic import write_photodoodle_style
 from doodleflow.flows.cli import main
 from PIL import Image
 
-from tests.photodoodle.helpers import PHOTO, publish_artist_lora
+from tests.photodoodle.helpers import PHOTO, save_artist_lora
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -48,7 +48,7 @@ def test_bad_input_exits_2_with_the_reason(tmp_path, capsys):
 def test_generate_doodle(tiny_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DOODLEFLOW_HOME", str(tmp_path / "home"))
     store = str(tmp_path / "store")
-    publish_artist_lora(tiny_dir, store, "lulu")
+    save_artist_lora(tiny_dir, store, "lulu")
     out = str(tmp_path / "doodle.png")
     args = ["generate", "doodle", "--artist", "lulu", "--image", PHOTO, "--prompt", "add a halo and wings for the cat",
             "--out", out, "--steps", "2", "--seed", "7", "--store", store, "--json"]  # fmt: skip

@@ -23,7 +23,7 @@ from doodleflow.training.photodoodle.config import ConditionConfig, ModelSource
 from doodleflow.training.photodoodle.model import load_model
 from PIL import Image
 
-from tests.photodoodle.helpers import PHOTO, publish_artist_lora
+from tests.photodoodle.helpers import PHOTO, save_artist_lora
 
 
 def _source(tiny_dir) -> ModelSource:
@@ -54,7 +54,7 @@ def test_condition_is_reinjected_after_every_step(tiny_model, mode):
 
 def test_lora_is_applied_then_unloaded(tiny_dir, tmp_path):
     store = str(tmp_path / "store")
-    card = publish_artist_lora(tiny_dir, store)
+    card = save_artist_lora(tiny_dir, store)
     model = load_model(_source(tiny_dir))
     before = {k: v.clone() for k, v in model.transformer.state_dict().items()}
     sc = FluxSamplerConfig(steps=2, max_sequence_length=32, seed=3)
@@ -77,7 +77,7 @@ def test_generate_doodle_on_the_real_photo(tiny_dir, tmp_path, monkeypatch):
         "DOODLEFLOW_HOME", str(tmp_path / "home")
     )  # the base is rebuilt from the card's identity
     store = str(tmp_path / "store")
-    publish_artist_lora(tiny_dir, store)
+    save_artist_lora(tiny_dir, store)
     out = str(tmp_path / "out" / "doodle.png")
     r = generate_doodle(
         store, "lulu", DoodleRequest(PHOTO, "add a halo and wings for the cat", out, steps=3, seed=1)
@@ -94,7 +94,7 @@ def test_generate_doodle_on_the_real_photo(tiny_dir, tmp_path, monkeypatch):
 def test_generate_doodle_writes_the_format_its_suffix_names(tiny_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("DOODLEFLOW_HOME", str(tmp_path / "home"))
     store = str(tmp_path / "store")
-    publish_artist_lora(tiny_dir, store)
+    save_artist_lora(tiny_dir, store)
     out = str(tmp_path / "doodle.jpg")
     generate_doodle(store, "lulu", DoodleRequest(PHOTO, "add a halo", out, steps=2, seed=1))
     with open(out, "rb") as f:
@@ -141,7 +141,7 @@ def test_generate_doodle_at_any_size_keeps_a_landscape_photo_landscape(tiny_dir,
     reshape traceback. Now it is 96x64, and 100 is rounded to 96 with the height following the photo."""
     monkeypatch.setenv("DOODLEFLOW_HOME", str(tmp_path / "home"))
     store = str(tmp_path / "store")
-    publish_artist_lora(tiny_dir, store)
+    save_artist_lora(tiny_dir, store)
     photo = str(tmp_path / "landscape.jpg")
     Image.open(PHOTO).convert("RGB").crop((0, 0, 500, 333)).resize((768, 512)).save(photo)
     out = str(tmp_path / "d.png")

@@ -39,10 +39,10 @@ def _train(cfg: TrainConfig) -> tuple[dict, PhotoDoodleTrainer]:
     cache = cached_pairs(plan.cfg, info, model, "cpu", 0)
     trainer = PhotoDoodleTrainer(model, plan.cfg, "cpu")
 
-    def publish(t, extra):
+    def save_final(t, extra):
         return save_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
 
-    ctx = WorkerContext(log=lambda m: None, publish=publish)
+    ctx = WorkerContext(log=lambda m: None, save_final=save_final)
     result = train(trainer, plan.run, cached_epochs(cache, trainer, 0, 1), ctx)
     lines = plan.run.read_bytes("metrics.jsonl").decode().splitlines()
     return {**result, "losses": [json.loads(r)["loss"] for r in lines if r]}, trainer
@@ -213,11 +213,11 @@ def test_generate_doodle_on_an_int8_base(tiny_dir, tmp_path, monkeypatch):
     from doodleflow.training.inference.photodoodle import DoodleRequest, generate_doodle
     from PIL import Image
 
-    from tests.photodoodle.helpers import PHOTO, publish_artist_lora
+    from tests.photodoodle.helpers import PHOTO, save_artist_lora
 
     monkeypatch.setenv("DOODLEFLOW_HOME", str(tmp_path / "home"))
     store = str(tmp_path / "store")
-    publish_artist_lora(tiny_dir, store)
+    save_artist_lora(tiny_dir, store)
     outs = {}
     for kind in ("none", "int8"):
         outs[kind] = str(tmp_path / f"{kind}.png")

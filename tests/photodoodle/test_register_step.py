@@ -37,10 +37,10 @@ def test_a_picked_editlora_step_is_saved_evaluated_and_registered(tiny_dir, tmp_
         trainer = PhotoDoodleTrainer(model, plan.cfg, "cpu")
         batches = cached_epochs(cached_pairs(plan.cfg, info, model, "cpu", 0), trainer, 0, 1)
 
-        def publish(t, extra):
+        def save_final(t, extra):
             return save_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
 
-        result = train(trainer, plan.run, batches, WorkerContext(log=lambda m: None, publish=publish))
+        result = train(trainer, plan.run, batches, WorkerContext(log=lambda m: None, save_final=save_final))
 
         reg = register_run_step(store, "editlora/pick", 2)
         lineage = Registry().show(reg["name"], reg["version"]).lineage
@@ -51,7 +51,7 @@ def test_a_picked_editlora_step_is_saved_evaluated_and_registered(tiny_dir, tmp_
     card = lineage["config"]["base"]
     assert card == {"trained_on": "flux", "transformer": None}
     assert lineage["metrics"]["steps"] == 2 and "clip_text_score" in lineage["metrics"]
-    # The last step picked: the same LoRA, tensor for tensor, as the run published at its end.
+    # The last step picked: the same LoRA, tensor for tensor, as the run saved at its end.
     mine = load_file(os.path.join(lineage["uri"], "pytorch_lora_weights.safetensors"))
     final = load_file(os.path.join(result["lora_card"]["dir"], "pytorch_lora_weights.safetensors"))
     assert mine.keys() == final.keys() and all((mine[k] == final[k]).all() for k in final)

@@ -17,7 +17,7 @@ from tests.photodoodle.test_train import _cfg, _train_in_process
 pytestmark = pytest.mark.slow(seconds=60)
 
 
-def test_a_stopped_run_checkpoints_publishes_nothing_and_resumes_exactly(tiny_dir, tmp_path):
+def test_a_stopped_run_checkpoints_saves_no_lora_and_resumes_exactly(tiny_dir, tmp_path):
     store = str(tmp_path / "store")
     make_pair_dataset(str(tmp_path), store, "magic", 4)
     straight, w_straight = _train_in_process(_cfg(store, tiny_dir, steps=4, checkpoint_every=4, run_name="a"))

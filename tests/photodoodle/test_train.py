@@ -38,10 +38,10 @@ def _train_in_process(cfg: TrainConfig, on_model=None) -> tuple[dict, dict]:
     trainer = PhotoDoodleTrainer(model, plan.cfg, "cpu")
     batches = cached_epochs(cached_pairs(plan.cfg, info, model, "cpu", 0), trainer, 0, 1)
 
-    def publish(t, extra):
+    def save_final(t, extra):
         return save_run_lora(plan.cfg, plan.trigger, t.model.transformer, extra, plan.base)
 
-    result = train(trainer, plan.run, batches, WorkerContext(log=lambda m: None, publish=publish))
+    result = train(trainer, plan.run, batches, WorkerContext(log=lambda m: None, save_final=save_final))
     return result, trainable_state_dict(model.transformer)
 
 
