@@ -29,7 +29,7 @@ from doodleflow.data.store import DatasetStore
 from doodleflow.data.synthetic import make_source
 from doodleflow.data.units import make_units, new_plan_folder
 from doodleflow.training.pbe.data import SAMPLE_COLUMNS, decode_rows
-from doodleflow.training.pbe.stream import StreamPlan, epoch_stream, stream_epochs
+from doodleflow.training.pbe.stream import StreamPlan, epoch_stream, stream_epochs, stream_parts
 
 BATCH, RES = 4, 512
 
@@ -67,8 +67,8 @@ def continuous(ds: DatasetStore, v: int, epochs: int, ordered: bool = True, posi
     """The stream as a worker reads it; `ordered=False`: blocks as their tasks finish (before the exact
     resume), `position`: a resumed worker's micro-batches to skip (training/core/epochs.py)."""
     s = split_of(ds.manifest(v))
-    parts = [ds.uri(p) for p in ds.part_paths(v)]
-    plan = StreamPlan(ds.store_uri, parts, None, s.fraction, s.seed, 0, "box", 0, epochs, RES, 224)
+    parts, shas = stream_parts(ds, v, None)
+    plan = StreamPlan(ds.store_uri, parts, shas, None, s.fraction, s.seed, 0, "box", 0, epochs, RES, 224)
     stream = epoch_stream(plan)
     stream.context.execution_options.preserve_order = ordered
     shard = stream.streaming_split(1)[0]

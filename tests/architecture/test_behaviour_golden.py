@@ -15,10 +15,13 @@ Normalised, because it varies between two runs of one commit: wall-clock values,
 folder, Prefect/MLflow ids and the git commit (`golden.NORMALISED` lists each with its reason; the
 fixture repeats it). Nothing else is: a loss that moves in its last bit fails.
 
-PbE's trained values are not reproducible at the recording commit (e9cb653): its Ray Data epoch stream
-orders the batches differently from run to run, so `VALUES_REPRODUCIBLE["pbe"]` is False and PbE is
-compared, and recorded, by structure (run id, config, file layout, tensor names, dtypes and shapes,
-record fields, image sizes, the base weights' digests). The EditLoRA is compared whole.
+Both families are compared whole. PbE's trained values were not reproducible at the recording commit
+(e9cb653, recorded then by structure only): its stream ordered each part's rows with a seed salted by
+the part's file name, which follows the source photos' mtimes, so two fresh processes trained on
+different batches; the order now follows the content (sample ids, parts' sha256: training/pbe/epochs.py
+`keyed_order`). `VALUES_REPRODUCIBLE` keeps the switch to compare a family by structure
+(golden.structure: run id, config, file layout, tensor names, dtypes and shapes, record fields, image
+sizes, the base weights' digests).
 
 Bit for bit where the fixture's torch version and `torch.backends.cpu.get_cpu_capability()` are this
 machine's; on another CPU or torch (CI), one notice line, then digests are skipped and floats (losses,
@@ -167,12 +170,9 @@ def _environment() -> dict:
 
 
 # Whether a family's trained values (weights, losses, samples, metrics) are the same in every run of a
-# commit. PbE's are not at e9cb653: its Ray Data epoch stream feeds the seeded shuffle buffer in an
-# order that varies from run to run (even with Ray Data's preserve_order), so two fresh processes train
-# on different batches (step-1 losses 1.1317 to 1.1477 seen). Until the one epoch source of issue 20
-# makes it exact, PbE is recorded and compared by structure (golden.structure); set True and re-record
-# once two fresh runs agree.
-VALUES_REPRODUCIBLE = {"pbe": False, "editlora": True}
+# commit; False records and compares it by structure only. PbE's were not until its stream's order
+# stopped depending on the part file names (see the docstring); two fresh processes now agree.
+VALUES_REPRODUCIBLE = {"pbe": True, "editlora": True}
 
 
 def _check(family: str, digests: dict) -> None:

@@ -12,7 +12,7 @@ import pytest
 from doodleflow.data.fsutil import filesystem
 from doodleflow.data.split import Split
 from doodleflow.infra.errors import ConfigError
-from doodleflow.training.pbe.epochs import epochs_to_cover, read_epoch_part, select_rows
+from doodleflow.training.pbe.epochs import epochs_to_cover, part_order, read_epoch_part, select_rows
 
 # image a: 3 boxes x 2 variants, b: 1 box x 2 variants, c: 1 box x 1 variant
 IMAGES = ["a"] * 6 + ["b"] * 2 + ["c"]
@@ -75,6 +75,28 @@ def test_a_part_read_returns_that_epochs_rows_from_the_row_groups_holding_them(t
         got = read_epoch_part(fs, p, ["sample_id", "payload"], split, e, 0, "image").to_pydict()
         want = {SAMPLES[i] for i in select_rows(IMAGES, SAMPLES, e, 0)}
         assert set(got["sample_id"]) == want and got["payload"] == [s.encode() for s in got["sample_id"]]
+
+
+def test_an_epochs_order_follows_the_content_never_a_parts_file_name(tmp_path):
+    """A part's name follows its inputs' fingerprints (size, mtime), so the same photos curated twice
+    give the same bytes under another name: the rows' order, and the parts' order, must not move
+    (it did: two fresh `train pbe` processes trained on different batches)."""
+    table = pa.table({"image_id": IMAGES, "sample_id": SAMPLES, "payload": [s.encode() for s in SAMPLES]})
+    reads = []
+    for name in ("part-0123.parquet", "part-fedc.parquet"):
+        pq.write_table(table, str(tmp_path / name), row_group_size=2)
+        fs, p = filesystem(str(tmp_path / name))
+        reads.append(
+            [read_epoch_part(fs, p, ["sample_id"], Split(0.0, 0), e, 0, "box").to_pydict() for e in range(3)]
+        )
+    assert reads[0] == reads[1]
+    assert reads[0][0] != reads[0][1]  # a fresh order every epoch
+    shas = ("a" * 64, "b" * 64, "c" * 64)
+    firsts = {shas[int(part_order(shas, 0, e)[0])] for e in range(8)}
+    assert len(firsts) > 1  # the parts' order varies by epoch, and follows the sha256 wherever it is listed
+    for e in range(3):
+        flipped = tuple(reversed(shas))
+        assert [shas[i] for i in part_order(shas, 0, e)] == [flipped[i] for i in part_order(flipped, 0, e)]
 
 
 def test_epochs_to_cover_the_remaining_steps():

@@ -19,7 +19,13 @@ from doodleflow.data.units import make_units, new_plan_folder
 from doodleflow.training.pbe.cache import build_latent_cache
 from doodleflow.training.pbe.config import ModelSource, TrainConfig
 from doodleflow.training.pbe.model import load_pbe_dir
-from doodleflow.training.pbe.stream import StreamPlan, epoch_stream, stream_epochs, version_counts
+from doodleflow.training.pbe.stream import (
+    StreamPlan,
+    epoch_stream,
+    stream_epochs,
+    stream_parts,
+    version_counts,
+)
 
 EPOCHS = 3
 
@@ -55,8 +61,8 @@ def version(tmp_path_factory, tiny_dir, models_root):
 
 def _plan(ds, v, cache, sample_by="image") -> StreamPlan:
     s = split_of(ds.manifest(v))
-    parts = cache["parts"] if cache else [ds.uri(p) for p in ds.part_paths(v)]
-    return StreamPlan(ds.store_uri, parts, cache, s.fraction, s.seed, 0, sample_by, 0, EPOCHS, 64, 32)
+    parts, shas = stream_parts(ds, v, cache)
+    return StreamPlan(ds.store_uri, parts, shas, cache, s.fraction, s.seed, 0, sample_by, 0, EPOCHS, 64, 32)
 
 
 def test_the_version_has_held_out_images_and_counts_them(version):

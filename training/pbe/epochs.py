@@ -77,16 +77,23 @@ def select_rows(
     return np.sort(rows[pick])
 
 
-def shuffled(n: int, seed: int, epoch: int, salt: str) -> np.ndarray:
-    """A seeded permutation of range(n) for (seed, epoch, salt): the in-part order of an epoch."""
-    s = int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}:{salt}".encode(), digest_size=8).digest(), "little")
-    return np.random.default_rng(s).permutation(n)
+def keyed_order(keys, seed: int, epoch: int, what: str) -> np.ndarray:
+    """A seeded order of `keys` (strings naming content) for (seed, epoch, what): positions sorted by a
+    digest of each key salted with the triple. It follows the keys, never their positions or any file
+    name: a part's name follows its inputs' fingerprints (size and mtime, data/units.py), so two
+    curations of the same photos name their parts differently, and an order salted by the name
+    trained a fresh process on other batches than the last one."""
+    salt = int.from_bytes(
+        hashlib.blake2b(f"{seed}:{epoch}:{what}".encode(), digest_size=8).digest(), "little"
+    )
+    return np.argsort(_mix(_u64(keys) ^ np.uint64(salt)), kind="stable")
 
 
 @functools.lru_cache(maxsize=4)
-def part_order(n_parts: int, seed: int, epoch: int) -> np.ndarray:
-    """Each epoch visits the parts in its own seeded order (cached: every item of an epoch asks)."""
-    return shuffled(n_parts, seed, epoch, "parts")
+def part_order(part_sha256: tuple[str, ...], seed: int, epoch: int) -> np.ndarray:
+    """Each epoch visits the parts in its own seeded order, keyed by their content addresses (the
+    manifest's sha256, which a part carried into a later version keeps; cached: every item asks)."""
+    return keyed_order(part_sha256, seed, epoch, "parts")
 
 
 def read_epoch_part(
@@ -109,7 +116,7 @@ def read_epoch_part(
     local = np.concatenate([[0], np.cumsum(bounds[groups] - first[groups])[:-1]])  # where each group landed
     g_of = np.searchsorted(bounds, chosen, side="right")
     idx = local[np.searchsorted(groups, g_of)] + (chosen - first[g_of])
-    idx = idx[shuffled(len(idx), seed, epoch, path.rsplit("/", 1)[-1])]
+    idx = idx[keyed_order([sample_ids[i] for i in chosen], seed, epoch, "rows")]  # by content, not by name
     return table.take(pa.array(idx))
 
 

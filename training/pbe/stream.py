@@ -31,6 +31,7 @@ MAX_BLOCKS = 10_000  # read tasks of the stream (a full OpenImages run has ~1M (
 class StreamPlan:
     store: str
     parts: list[str]  # what each epoch reads: the version's parts, or their latent-cache entries
+    part_sha256: list[str]  # each part's content address: what the epochs' part order is keyed by
     cache: dict | None  # the latent cache manifest (dtypes, shapes) when reading entries
     fraction: float
     split_seed: int
@@ -54,6 +55,15 @@ def version_counts(ds, version: int, split: Split) -> dict:
     return epoch_sizes(ids, split)
 
 
+def stream_parts(ds, version: int, cache: dict | None) -> tuple[list[str], list[str]]:
+    """(what the stream reads: the version's parts or their latent-cache entries, each one's sha256).
+    The stream orders them by sha256, never by name or listing (training/pbe/epochs.py `keyed_order`)."""
+    if cache:
+        return list(cache["parts"]), list(cache["part_sha256"])
+    files = ds.manifest(version)["files"]
+    return [ds.uri(p) for p in ds.part_paths(version)], [f["sha256"] for f in files]
+
+
 def plan_stream(cfg, ds, manifest: dict, cache: dict | None, ref_size: int, log) -> tuple[StreamPlan, dict]:
     """(the stream of the epochs the run's steps need, from its first: a resumed run replays it and skips
     what it drew, training/core/epochs.py; the counts)."""
@@ -73,8 +83,8 @@ def plan_stream(cfg, ds, manifest: dict, cache: dict | None, ref_size: int, log)
         f"sample by {cfg.data.sample_by}: {per_epoch} samples per epoch, epochs {start_epoch}.."
         f"{start_epoch + epochs - 1} in one stream"
     )
-    parts = cache["parts"] if cache else [ds.uri(p) for p in ds.part_paths(cfg.run.version)]
-    plan = StreamPlan(cfg.run.store, parts, cache, split.fraction, split.seed, cfg.run.seed, cfg.data.sample_by,
+    parts, shas = stream_parts(ds, cfg.run.version, cache)
+    plan = StreamPlan(cfg.run.store, parts, shas, cache, split.fraction, split.seed, cfg.run.seed, cfg.data.sample_by,
                       start_epoch, epochs, cfg.data.resolution, ref_size)  # fmt: skip
     return plan, {**counts, "samples_per_epoch": per_epoch, "sample_by": cfg.data.sample_by,
                   "split": {"fraction": split.fraction, "seed": split.seed, "defaulted": split.defaulted}}  # fmt: skip
@@ -92,7 +102,7 @@ def emit(batch: dict, plan: dict) -> Iterator[dict]:
     split = Split(p.fraction, p.split_seed)
     for item in np.asarray(batch["id"]).tolist():
         epoch = p.start_epoch + item // n
-        uri = p.parts[int(part_order(n, p.seed, epoch)[item % n])]
+        uri = p.parts[int(part_order(tuple(p.part_sha256), p.seed, epoch)[item % n])]
         fs, path = filesystem(uri)
         table = read_epoch_part(fs, path, columns, split, epoch, p.seed, p.sample_by)
         for start in range(0, table.num_rows, CHUNK):
